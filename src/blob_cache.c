@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The decoded-blob cache: a hash table of entries on an LRU list, one
+ * mutex, and a condition variable for threads waiting on a blob that
+ * another thread is decoding. Decoding happens outside the lock.
+ */
+#include "blob_cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+enum entry_state { ENTRY_LOADING, ENTRY_READY, ENTRY_FAILED };
+
+struct entry {
+	struct cached_blob blob;        /* first: the public view */
+	enum entry_state state;
+	int error;                      /* when ENTRY_FAILED */
+	int refs;
+	bool in_table;
+	struct entry *hash_next;
+	struct entry *lru_prev, *lru_next; /* only while READY and in table */
+};
+
+struct blob_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t loaded;
+	struct entry **buckets;
+	size_t bucket_count;            /* power of two */
+	size_t entry_count;
+	size_t bytes, limit;
+	struct entry lru;               /* sentinel: next is most recent */
+};
+
+static size_t bucket_of(const struct blob_cache *c, int64_t id)
+{
+	uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+
+	return (size_t)(h >> 32) & (c->bucket_count - 1);
+}
+
+struct blob_cache *blob_cache_new(size_t limit_bytes)
+{
+	struct blob_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->bucket_count = 1024;
+	c->buckets = calloc(c->bucket_count, sizeof(*c->buckets));
+	if (!c->buckets) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->loaded, NULL);
+	c->limit = limit_bytes;
+	c->lru.lru_next = c->lru.lru_prev = &c->lru;
+	return c;
+}
+
+static void entry_free(struct entry *e)
+{
+	free((void *)e->blob.data);
+	free(e);
+}
+
+void blob_cache_free(struct blob_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->bucket_count; i++) {
+		struct entry *e = c->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->hash_next;
+			entry_free(e);
+		}
+	}
+	free(c->buckets);
+	pthread_cond_destroy(&c->loaded);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static void lru_unlink(struct entry *e)
+{
+	if (!e->lru_next)
+		return;
+	e->lru_prev->lru_next = e->lru_next;
+	e->lru_next->lru_prev = e->lru_prev;
+	e->lru_next = e->lru_prev = NULL;
+}
+
+static void lru_push_front(struct blob_cache *c, struct entry *e)
+{
+	e->lru_next = c->lru.lru_next;
+	e->lru_prev = &c->lru;
+	c->lru.lru_next->lru_prev = e;
+	c->lru.lru_next = e;
+}
+
+static void table_remove(struct blob_cache *c, struct entry *e)
+{
+	struct entry **p = &c->buckets[bucket_of(c, e->blob.id)];
+
+	for (; *p; p = &(*p)->hash_next) {
+		if (*p == e) {
+			*p = e->hash_next;
+			break;
+		}
+	}
+	e->in_table = false;
+	c->entry_count--;
+	if (e->state == ENTRY_READY)
+		c->bytes -= e->blob.size;
+	lru_unlink(e);
+}
+
+static void table_grow(struct blob_cache *c)
+{
+	size_t old_count = c->bucket_count, n = old_count * 2;
+	struct entry **old = c->buckets, **fresh = calloc(n, sizeof(*fresh));
+
+	if (!fresh)
+		return; /* longer chains, still correct */
+	c->buckets = fresh;
+	c->bucket_count = n;
+	for (size_t i = 0; i < old_count; i++) {
+		struct entry *e = old[i], *next;
+
+		for (; e; e = next) {
+			size_t b = bucket_of(c, e->blob.id);
+
+			next = e->hash_next;
+			e->hash_next = fresh[b];
+			fresh[b] = e;
+		}
+	}
+	free(old);
+}
+
+/* Drop unreferenced entries from the cold end until within the limit. */
+static void evict(struct blob_cache *c)
+{
+	struct entry *e = c->lru.lru_prev, *prev;
+
+	while (c->bytes > c->limit && e != &c->lru) {
+		prev = e->lru_prev;
+		if (e->refs == 0) {
+			table_remove(c, e);
+			entry_free(e);
+		}
+		e = prev;
+	}
+}
+
+void blob_cache_set_limit(struct blob_cache *c, size_t limit_bytes)
+{
+	pthread_mutex_lock(&c->lock);
+	c->limit = limit_bytes;
+	evict(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+size_t blob_cache_bytes(struct blob_cache *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->bytes;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+int blob_cache_get(struct blob_cache *c, int64_t id, blob_load_fn load,
+		   void *ctx, const struct cached_blob **ret_blob)
+{
+	unsigned char *data = NULL;
+	size_t size = 0, b;
+	struct entry *e;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	b = bucket_of(c, id);
+	for (e = c->buckets[b]; e; e = e->hash_next)
+		if (e->blob.id == id)
+			break;
+	if (e) {
+		e->refs++;
+		while (e->state == ENTRY_LOADING)
+			pthread_cond_wait(&c->loaded, &c->lock);
+		if (e->state == ENTRY_FAILED) {
+			rc = e->error;
+			if (--e->refs == 0 && !e->in_table)
+				entry_free(e);
+			pthread_mutex_unlock(&c->lock);
+			return rc;
+		}
+		lru_unlink(e);
+		lru_push_front(c, e);
+		pthread_mutex_unlock(&c->lock);
+		*ret_blob = &e->blob;
+		return 0;
+	}
+
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOMEM;
+	}
+	e->blob.id = id;
+	e->state = ENTRY_LOADING;
+	e->refs = 1;
+	e->in_table = true;
+	e->hash_next = c->buckets[b];
+	c->buckets[b] = e;
+	if (++c->entry_count > c->bucket_count)
+		table_grow(c);
+	pthread_mutex_unlock(&c->lock);
+
+	rc = load(ctx, id, &data, &size);
+
+	pthread_mutex_lock(&c->lock);
+	if (rc < 0) {
+		e->state = ENTRY_FAILED;
+		e->error = rc;
+		table_remove(c, e);
+		e->refs--;
+		if (e->refs == 0)
+			entry_free(e);
+		pthread_cond_broadcast(&c->loaded);
+		pthread_mutex_unlock(&c->lock);
+		return rc;
+	}
+	e->blob.data = data;
+	e->blob.size = size;
+	e->state = ENTRY_READY;
+	c->bytes += size;
+	lru_push_front(c, e);
+	evict(c);
+	pthread_cond_broadcast(&c->loaded);
+	pthread_mutex_unlock(&c->lock);
+	*ret_blob = &e->blob;
+	return 0;
+}
+
+void blob_cache_put(struct blob_cache *c, const struct cached_blob *blob)
+{
+	struct entry *e = (struct entry *)blob;
+
+	if (!blob)
+		return;
+	pthread_mutex_lock(&c->lock);
+	e->refs--;
+	if (e->refs == 0) {
+		if (!e->in_table)
+			entry_free(e);
+		else
+			evict(c);
+	}
+	pthread_mutex_unlock(&c->lock);
+}

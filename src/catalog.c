@@ -1,0 +1,886 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The catalog: the only module of the core that speaks SQL. It opens
+ * connections with the right pragmas, creates and upgrades the schema
+ * (schema/snapfs.sql, compiled in), and wraps every statement snapfs runs
+ * behind a function. All values are bound parameters.
+ */
+#include "catalog.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "errors.h"
+
+extern const char snapfs_schema_sql[];
+
+/* Most pages one blob holds; recorded in store_info. */
+#define BLOB_PAGES_DEFAULT 16
+/* How long a writer waits for another writer before "store busy". */
+#define BUSY_TIMEOUT_MS 5000
+
+enum stmt_id {
+	ST_SNAP_BY_NAME,
+	ST_SNAP_BY_ID,
+	ST_SNAP_LIST,
+	ST_SNAP_INSERT,
+	ST_SNAP_FIGURES,
+	ST_SNAP_DELETE,
+	ST_SEG_INSERT,
+	ST_SEG_LIST,
+	ST_BLOB_INSERT,
+	ST_BLOB_GET,
+	ST_SNAP_BLOB_BYTES,
+	ST_INDEX_LOOKUP,
+	ST_INDEX_PUT,
+	ST_MAP_INSERT,
+	ST_MAP_LOAD,
+	ST_MAP_COUNT,
+	ST_DATA_VERSION,
+	ST_COUNT
+};
+
+#define SNAP_COLUMNS \
+	"s.id, s.name, s.created_at, coalesce(s.parent_id, 0), " \
+	"coalesce(p.name, ''), s.file_size, s.page_size, s.format, s.source, " \
+	"s.notes, s.segment_count, s.committed_bytes, s.data_bytes, s.stored_bytes " \
+	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_SNAP_BY_NAME] = "SELECT " SNAP_COLUMNS "WHERE s.name = ?1",
+	[ST_SNAP_BY_ID] = "SELECT " SNAP_COLUMNS "WHERE s.id = ?1",
+	[ST_SNAP_LIST] = "SELECT " SNAP_COLUMNS "ORDER BY s.name",
+	[ST_SNAP_INSERT] =
+		"INSERT INTO snapshots (name, created_at, parent_id, file_size, "
+		"page_size, format, source, notes) "
+		"VALUES (?1, ?2, nullif(?3, 0), ?4, ?5, ?6, ?7, ?8)",
+	[ST_SNAP_FIGURES] =
+		"UPDATE snapshots SET segment_count = ?2, committed_bytes = ?3, "
+		"data_bytes = ?4, stored_bytes = ?5 WHERE id = ?1",
+	[ST_SNAP_DELETE] = "DELETE FROM snapshots WHERE name = ?1",
+	[ST_SEG_INSERT] =
+		"INSERT INTO segments (snapshot_id, start, end, kind, memcg_id, "
+		"committed, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_SEG_LIST] =
+		"SELECT start, end, kind, memcg_id, committed, label FROM segments "
+		"WHERE snapshot_id = ?1 ORDER BY start",
+	[ST_BLOB_INSERT] =
+		"INSERT INTO blobs (codec, page_count, stored_size, checksum, data) "
+		"VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_BLOB_GET] =
+		"SELECT codec, page_count, stored_size, checksum, data FROM blobs "
+		"WHERE id = ?1",
+	[ST_SNAP_BLOB_BYTES] =
+		"SELECT coalesce(sum(stored_size), 0) FROM blobs WHERE id IN "
+		"(SELECT blob_id FROM page_map WHERE snapshot_id = ?1)",
+	[ST_INDEX_LOOKUP] = "SELECT blob_id, slot FROM page_index WHERE digest = ?1",
+	[ST_INDEX_PUT] =
+		"INSERT OR REPLACE INTO page_index (digest, blob_id, slot) "
+		"VALUES (?1, ?2, ?3)",
+	[ST_MAP_INSERT] =
+		"INSERT INTO page_map (snapshot_id, first_page, page_count, blob_id, "
+		"slot, run_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_MAP_LOAD] =
+		"SELECT first_page, page_count, blob_id, slot, run_hash FROM page_map "
+		"WHERE snapshot_id = ?1 ORDER BY first_page",
+	[ST_MAP_COUNT] = "SELECT count(*) FROM page_map WHERE snapshot_id = ?1",
+	[ST_DATA_VERSION] = "PRAGMA data_version",
+};
+
+struct catalog {
+	sqlite3 *db;
+	bool readonly;
+	sqlite3_stmt *stmt[ST_COUNT];
+};
+
+/* Upgrade steps: entry N-2 turns version N-1 into version N. None yet. */
+static const char *const upgrade_steps[] = { NULL };
+
+static int exec_sql(struct catalog *cat, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(cat->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, what);
+	return 0;
+}
+
+/* The prepared statement id, reset and with bindings cleared. */
+static int stmt_get(struct catalog *cat, enum stmt_id id, sqlite3_stmt **ret)
+{
+	int rc;
+
+	if (!cat->stmt[id]) {
+		rc = sqlite3_prepare_v3(cat->db, stmt_sql[id], -1,
+					SQLITE_PREPARE_PERSISTENT, &cat->stmt[id], NULL);
+		if (rc != SQLITE_OK)
+			return error_sqlite(cat->db, rc, "prepare statement");
+	}
+	*ret = cat->stmt[id];
+	return 0;
+}
+
+/* Reset a statement after use and turn its last result into 0 / -errno. */
+static int stmt_done(struct catalog *cat, sqlite3_stmt *st, int step_rc,
+		     const char *what)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (step_rc == SQLITE_DONE || step_rc == SQLITE_ROW || step_rc == SQLITE_OK)
+		return 0;
+	return error_sqlite(cat->db, step_rc, what);
+}
+
+int catalog_open(const char *path, bool readonly, struct catalog **ret_cat)
+{
+	struct catalog *cat;
+	int flags = readonly ? SQLITE_OPEN_READONLY
+			     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	int rc;
+
+	cat = calloc(1, sizeof(*cat));
+	if (!cat)
+		return -ENOMEM;
+	cat->readonly = readonly;
+	rc = sqlite3_open_v2(path, &cat->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = error_sqlite(cat->db, rc, path);
+		goto out_close;
+	}
+	sqlite3_extended_result_codes(cat->db, 1);
+	sqlite3_busy_timeout(cat->db, BUSY_TIMEOUT_MS);
+	rc = exec_sql(cat, "PRAGMA foreign_keys = ON", path);
+	if (rc < 0)
+		goto out_close;
+	if (!readonly) {
+		rc = exec_sql(cat, "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536",
+			      path);
+		if (rc < 0)
+			goto out_close;
+	}
+	*ret_cat = cat;
+	return 0;
+
+out_close:
+	catalog_close(cat);
+	return rc;
+}
+
+void catalog_close(struct catalog *cat)
+{
+	if (!cat)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(cat->stmt[i]);
+	sqlite3_close_v2(cat->db);
+	free(cat);
+}
+
+int catalog_create_schema(struct catalog *cat, const char *created_at)
+{
+	char sql[512];
+	int rc;
+
+	/* 16 KiB database pages: a blob of a few dozen KiB spans a few pages
+	 * instead of a dozen. Incremental auto-vacuum lets gc give space back
+	 * without rewriting the whole file. */
+	rc = exec_sql(cat, "PRAGMA page_size = 16384; PRAGMA auto_vacuum = INCREMENTAL; "
+		      "PRAGMA journal_mode = WAL", "set up database");
+	if (rc < 0)
+		return rc;
+	rc = catalog_begin_write(cat);
+	if (rc < 0)
+		return rc;
+	rc = exec_sql(cat, snapfs_schema_sql, "create schema");
+	if (rc < 0)
+		goto out_rollback;
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO store_info (key, value) VALUES "
+		 "('page_size', %u), ('blob_pages', %d), ('created_at', '%s'), "
+		 "('created_by', 'snapfs " SNAPFS_VERSION "'); "
+		 "PRAGMA user_version = %d",
+		 SNAPFS_PAGE_SIZE, BLOB_PAGES_DEFAULT, created_at,
+		 SNAPFS_SCHEMA_VERSION);
+	rc = exec_sql(cat, sql, "create schema");
+	if (rc < 0)
+		goto out_rollback;
+	return catalog_commit(cat);
+
+out_rollback:
+	catalog_rollback(cat);
+	return rc;
+}
+
+bool catalog_is_store(struct catalog *cat)
+{
+	sqlite3_stmt *st = NULL;
+	bool found = false;
+
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+			       "AND name = 'store_info'", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+static int query_int(struct catalog *cat, const char *sql, int64_t *ret,
+		     const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, what);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = error_set(-SNAPFS_ENOTSTORE, "%s: missing", what);
+	} else {
+		rc = error_sqlite(cat->db, rc, what);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_schema_version(struct catalog *cat, int *ret_version)
+{
+	int64_t v;
+	int rc = query_int(cat, "PRAGMA user_version", &v, "schema version");
+
+	if (rc < 0)
+		return rc;
+	*ret_version = (int)v;
+	return 0;
+}
+
+int catalog_upgrade(struct catalog *cat, int from_version)
+{
+	char sql[64];
+	int rc;
+
+	if (from_version < 1 || from_version > SNAPFS_SCHEMA_VERSION)
+		return error_set(-SNAPFS_ENOTSTORE, "unknown schema version %d",
+				 from_version);
+	if (from_version == SNAPFS_SCHEMA_VERSION)
+		return 0;
+	rc = catalog_begin_write(cat);
+	if (rc < 0)
+		return rc;
+	for (int v = from_version + 1; v <= SNAPFS_SCHEMA_VERSION; v++) {
+		rc = exec_sql(cat, upgrade_steps[v - 2], "upgrade schema");
+		if (rc < 0)
+			goto out_rollback;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
+	rc = exec_sql(cat, sql, "upgrade schema");
+	if (rc < 0)
+		goto out_rollback;
+	return catalog_commit(cat);
+
+out_rollback:
+	catalog_rollback(cat);
+	return rc;
+}
+
+int catalog_page_size(struct catalog *cat, uint32_t *ret_page_size)
+{
+	int64_t v;
+	int rc = query_int(cat, "SELECT value FROM store_info WHERE key = 'page_size'",
+			   &v, "store page size");
+
+	if (rc < 0)
+		return rc;
+	if (v != SNAPFS_PAGE_SIZE)
+		return error_set(-SNAPFS_ECORRUPT, "store page size %lld is not %u",
+				 (long long)v, SNAPFS_PAGE_SIZE);
+	*ret_page_size = (uint32_t)v;
+	return 0;
+}
+
+int catalog_data_version(struct catalog *cat, int64_t *ret_version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_DATA_VERSION, &st);
+
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret_version = sqlite3_column_int64(st, 0);
+	return stmt_done(cat, st, rc, "data version");
+}
+
+int catalog_begin_write(struct catalog *cat)
+{
+	int rc = sqlite3_exec(cat->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK)
+		return 0;
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return error_set(-EBUSY, "store is busy: another snapfs is writing to it");
+	return error_sqlite(cat->db, rc, "begin transaction");
+}
+
+int catalog_begin_read(struct catalog *cat)
+{
+	return exec_sql(cat, "BEGIN", "begin transaction");
+}
+
+int catalog_commit(struct catalog *cat)
+{
+	int rc = sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK)
+		return 0;
+	rc = error_sqlite(cat->db, rc, "commit");
+	catalog_rollback(cat);
+	return rc;
+}
+
+void catalog_rollback(struct catalog *cat)
+{
+	if (cat && !sqlite3_get_autocommit(cat->db))
+		sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void catalog_interrupt(struct catalog *cat)
+{
+	sqlite3_interrupt(cat->db);
+}
+
+int catalog_shrink(struct catalog *cat)
+{
+	int rc = exec_sql(cat, "PRAGMA incremental_vacuum", "give space back");
+
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_wal_checkpoint_v2(cat->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+				       NULL, NULL);
+	/* A reader still using the WAL makes the truncate wait for later; the
+	 * data is safe either way. */
+	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+		return error_sqlite(cat->db, rc, "checkpoint");
+	return 0;
+}
+
+/* --- snapshots --- */
+
+static char *dup_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static int snapshot_from_row(sqlite3_stmt *st, struct snapfs_snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = sqlite3_column_int64(st, 0);
+	copy_text(s->name, sizeof(s->name), st, 1);
+	copy_text(s->created_at, sizeof(s->created_at), st, 2);
+	s->parent_id = sqlite3_column_int64(st, 3);
+	copy_text(s->parent, sizeof(s->parent), st, 4);
+	s->file_size = (uint64_t)sqlite3_column_int64(st, 5);
+	s->page_size = (uint32_t)sqlite3_column_int64(st, 6);
+	copy_text(s->format, sizeof(s->format), st, 7);
+	s->source = dup_text(st, 8);
+	s->notes = dup_text(st, 9);
+	s->segment_count = (uint64_t)sqlite3_column_int64(st, 10);
+	s->committed_bytes = (uint64_t)sqlite3_column_int64(st, 11);
+	s->data_bytes = (uint64_t)sqlite3_column_int64(st, 12);
+	s->stored_bytes = (uint64_t)sqlite3_column_int64(st, 13);
+	if (!s->source) {
+		snapfs_snapshot_release(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void snapfs_snapshot_release(struct snapfs_snapshot *snap)
+{
+	if (!snap)
+		return;
+	free(snap->source);
+	free(snap->notes);
+	snap->source = NULL;
+	snap->notes = NULL;
+}
+
+void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count)
+{
+	if (!snaps)
+		return;
+	for (size_t i = 0; i < count; i++)
+		snapfs_snapshot_release(&snaps[i]);
+	free(snaps);
+}
+
+static int snapshot_get(struct catalog *cat, enum stmt_id id, sqlite3_stmt *st,
+			struct snapfs_snapshot *ret_snap)
+{
+	struct snapfs_snapshot snap;
+	int rc, step;
+
+	(void)id;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		rc = snapshot_from_row(st, &snap);
+		stmt_done(cat, st, SQLITE_DONE, "");
+		if (rc == 0)
+			*ret_snap = snap;
+		return rc;
+	}
+	rc = stmt_done(cat, st, step, "read snapshot");
+	return rc < 0 ? rc : -ENOENT;
+}
+
+int catalog_snapshot_get(struct catalog *cat, const char *name,
+			 struct snapfs_snapshot *ret_snap)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_BY_NAME, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = snapshot_get(cat, ST_SNAP_BY_NAME, st, ret_snap);
+	if (rc == -ENOENT)
+		return error_set(rc, "snapshot '%s': no such snapshot", name);
+	return rc;
+}
+
+int catalog_snapshot_get_id(struct catalog *cat, int64_t id,
+			    struct snapfs_snapshot *ret_snap)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_BY_ID, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	rc = snapshot_get(cat, ST_SNAP_BY_ID, st, ret_snap);
+	if (rc == -ENOENT)
+		return error_set(rc, "snapshot #%lld: no such snapshot", (long long)id);
+	return rc;
+}
+
+int catalog_snapshot_list(struct catalog *cat, struct snapfs_snapshot **ret_snaps,
+			  size_t *ret_count)
+{
+	struct snapfs_snapshot *snaps = NULL, *bigger;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+
+	rc = stmt_get(cat, ST_SNAP_LIST, &st);
+	if (rc < 0)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			bigger = realloc(snaps, cap * sizeof(*snaps));
+			if (!bigger) {
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			snaps = bigger;
+		}
+		rc = snapshot_from_row(st, &snaps[count]);
+		if (rc < 0)
+			goto out_free;
+		count++;
+	}
+	rc = stmt_done(cat, st, step, "list snapshots");
+	if (rc < 0) {
+		snapfs_snapshot_list_free(snaps, count);
+		return rc;
+	}
+	*ret_snaps = snaps;
+	*ret_count = count;
+	return 0;
+
+out_free:
+	stmt_done(cat, st, SQLITE_DONE, "");
+	snapfs_snapshot_list_free(snaps, count);
+	return rc;
+}
+
+int catalog_snapshot_insert(struct catalog *cat, const struct snapfs_snapshot *s,
+			    int64_t *ret_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_INSERT, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, s->created_at, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, s->parent_id);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)s->file_size);
+	sqlite3_bind_int64(st, 5, s->page_size);
+	sqlite3_bind_text(st, 6, s->format, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, s->source, -1, SQLITE_STATIC);
+	if (s->notes)
+		sqlite3_bind_text(st, 8, s->notes, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		stmt_done(cat, st, SQLITE_DONE, "");
+		return error_set(-EEXIST, "snapshot '%s': name already taken", s->name);
+	}
+	rc = stmt_done(cat, st, rc, "insert snapshot");
+	if (rc == 0)
+		*ret_id = sqlite3_last_insert_rowid(cat->db);
+	return rc;
+}
+
+int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapshot *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_FIGURES, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, s->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)s->segment_count);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)s->committed_bytes);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)s->data_bytes);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)s->stored_bytes);
+	return stmt_done(cat, st, sqlite3_step(st), "record snapshot figures");
+}
+
+int catalog_snapshot_delete(struct catalog *cat, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_DELETE, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = stmt_done(cat, st, sqlite3_step(st), "remove snapshot");
+	if (rc < 0)
+		return rc;
+	if (sqlite3_changes(cat->db) == 0)
+		return error_set(-ENOENT, "snapshot '%s': no such snapshot", name);
+	return 0;
+}
+
+/* --- segments --- */
+
+int catalog_segment_insert(struct catalog *cat, int64_t snapshot_id,
+			   const struct snapfs_segment *seg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SEG_INSERT, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seg->start);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)seg->end);
+	sqlite3_bind_text(st, 4, seg->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, seg->memcg_id);
+	sqlite3_bind_int(st, 6, seg->committed ? 1 : 0);
+	if (seg->label && seg->label[0])
+		sqlite3_bind_text(st, 7, seg->label, -1, SQLITE_STATIC);
+	return stmt_done(cat, st, sqlite3_step(st), "insert segment");
+}
+
+void snapfs_segments_free(struct snapfs_segment *segs, size_t count)
+{
+	if (!segs)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free(segs[i].label);
+	free(segs);
+}
+
+int catalog_segments_get(struct catalog *cat, int64_t snapshot_id,
+			 struct snapfs_segment **ret_segs, size_t *ret_count)
+{
+	struct snapfs_segment *segs = NULL, *bigger, *g;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+
+	rc = stmt_get(cat, ST_SEG_LIST, &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			bigger = realloc(segs, cap * sizeof(*segs));
+			if (!bigger) {
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			segs = bigger;
+		}
+		g = &segs[count];
+		memset(g, 0, sizeof(*g));
+		g->start = (uint64_t)sqlite3_column_int64(st, 0);
+		g->end = (uint64_t)sqlite3_column_int64(st, 1);
+		copy_text(g->kind, sizeof(g->kind), st, 2);
+		g->memcg_id = sqlite3_column_int64(st, 3);
+		g->committed = sqlite3_column_int(st, 4) != 0;
+		g->label = dup_text(st, 5);
+		count++;
+	}
+	rc = stmt_done(cat, st, step, "read segments");
+	if (rc < 0) {
+		snapfs_segments_free(segs, count);
+		return rc;
+	}
+	*ret_segs = segs;
+	*ret_count = count;
+	return 0;
+
+out_free:
+	stmt_done(cat, st, SQLITE_DONE, "");
+	snapfs_segments_free(segs, count);
+	return rc;
+}
+
+/* --- blobs --- */
+
+int catalog_blob_insert(struct catalog *cat, const struct blob_row *row,
+			int64_t *ret_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_BLOB_INSERT, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int(st, 1, row->codec);
+	sqlite3_bind_int64(st, 2, row->page_count);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)row->data_len);
+	sqlite3_bind_int64(st, 4, row->checksum);
+	sqlite3_bind_blob64(st, 5, row->data, row->data_len, SQLITE_STATIC);
+	rc = stmt_done(cat, st, sqlite3_step(st), "store blob");
+	if (rc == 0)
+		*ret_id = sqlite3_last_insert_rowid(cat->db);
+	return rc;
+}
+
+int catalog_blob_with(struct catalog *cat, int64_t id,
+		      int (*fn)(void *ctx, const struct blob_row *row), void *ctx)
+{
+	struct blob_row row = { .id = id };
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+
+	rc = stmt_get(cat, ST_BLOB_GET, &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	step = sqlite3_step(st);
+	if (step != SQLITE_ROW) {
+		rc = stmt_done(cat, st, step, "read blob");
+		return rc < 0 ? rc : -ENOENT;
+	}
+	row.codec = sqlite3_column_int(st, 0);
+	row.page_count = sqlite3_column_int64(st, 1);
+	row.stored_size = sqlite3_column_int64(st, 2);
+	row.checksum = sqlite3_column_int64(st, 3);
+	row.data = sqlite3_column_blob(st, 4);
+	row.data_len = (size_t)sqlite3_column_bytes(st, 4);
+	rc = fn(ctx, &row);
+	stmt_done(cat, st, SQLITE_DONE, "");
+	return rc;
+}
+
+int catalog_snapshot_blob_bytes(struct catalog *cat, int64_t snapshot_id,
+				uint64_t *ret_bytes)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_BLOB_BYTES, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret_bytes = (uint64_t)sqlite3_column_int64(st, 0);
+	return stmt_done(cat, st, rc, "sum blob sizes");
+}
+
+/* --- content index --- */
+
+int catalog_index_lookup(struct catalog *cat, int64_t digest,
+			 int64_t *ret_blob_id, int *ret_slot)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+
+	rc = stmt_get(cat, ST_INDEX_LOOKUP, &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, digest);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		*ret_blob_id = sqlite3_column_int64(st, 0);
+		*ret_slot = sqlite3_column_int(st, 1);
+		return stmt_done(cat, st, SQLITE_DONE, "");
+	}
+	rc = stmt_done(cat, st, step, "look up page digest");
+	return rc < 0 ? rc : -ENOENT;
+}
+
+int catalog_index_put(struct catalog *cat, int64_t digest, int64_t blob_id,
+		      int slot)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_INDEX_PUT, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, digest);
+	sqlite3_bind_int64(st, 2, blob_id);
+	sqlite3_bind_int(st, 3, slot);
+	return stmt_done(cat, st, sqlite3_step(st), "record page digest");
+}
+
+/* --- page map --- */
+
+int catalog_map_insert(struct catalog *cat, int64_t snapshot_id,
+		       const struct map_run *run)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_MAP_INSERT, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)run->first_page);
+	sqlite3_bind_int64(st, 3, run->page_count);
+	sqlite3_bind_int64(st, 4, run->blob_id);
+	sqlite3_bind_int64(st, 5, run->slot);
+	sqlite3_bind_int64(st, 6, run->hash);
+	return stmt_done(cat, st, sqlite3_step(st), "insert page map");
+}
+
+int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
+		     struct map_run **ret_runs, size_t *ret_count)
+{
+	struct map_run *runs = NULL, *r;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int64_t n = 0;
+	int rc, step;
+
+	/* Size the array first so that a huge map costs one allocation; the
+	 * count is a hint only, a crafted row count cannot make us allocate
+	 * more than the rows that really come back. */
+	rc = stmt_get(cat, ST_MAP_COUNT, &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	rc = stmt_done(cat, st, step, "count page map");
+	if (rc < 0)
+		return rc;
+	cap = n > 0 && n < (1 << 26) ? (size_t)n : 16;
+	runs = malloc(cap * sizeof(*runs));
+	if (!runs)
+		return -ENOMEM;
+
+	rc = stmt_get(cat, ST_MAP_LOAD, &st);
+	if (rc < 0)
+		goto out_free;
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t first = sqlite3_column_int64(st, 0);
+		int64_t pages = sqlite3_column_int64(st, 1);
+		int64_t slot = sqlite3_column_int64(st, 3);
+
+		if (count == cap) {
+			struct map_run *bigger;
+
+			cap *= 2;
+			bigger = realloc(runs, cap * sizeof(*runs));
+			if (!bigger) {
+				rc = -ENOMEM;
+				stmt_done(cat, st, SQLITE_DONE, "");
+				goto out_free;
+			}
+			runs = bigger;
+		}
+		if (first < 0 || pages <= 0 || pages > UINT32_MAX || slot < 0 ||
+		    slot > UINT32_MAX) {
+			stmt_done(cat, st, SQLITE_DONE, "");
+			rc = error_set(-SNAPFS_ECORRUPT,
+				       "snapshot #%lld: malformed page map row at page %lld",
+				       (long long)snapshot_id, (long long)first);
+			goto out_free;
+		}
+		r = &runs[count++];
+		r->first_page = (uint64_t)first;
+		r->page_count = (uint32_t)pages;
+		r->blob_id = sqlite3_column_int64(st, 2);
+		r->slot = (uint32_t)slot;
+		r->hash = sqlite3_column_int64(st, 4);
+	}
+	rc = stmt_done(cat, st, step, "read page map");
+	if (rc < 0)
+		goto out_free;
+	*ret_runs = runs;
+	*ret_count = count;
+	return 0;
+
+out_free:
+	free(runs);
+	return rc;
+}
+
+/* --- store-wide --- */
+
+int catalog_store_summary(struct catalog *cat, struct snapfs_store_summary *ret)
+{
+	static const char sql[] =
+		"SELECT (SELECT count(*) FROM snapshots), "
+		"(SELECT coalesce(sum(file_size), 0) FROM snapshots), "
+		"(SELECT coalesce(sum(data_bytes), 0) FROM snapshots), "
+		"(SELECT coalesce(sum(page_count), 0) FROM blobs), "
+		"(SELECT count(*) FROM blobs), "
+		"(SELECT coalesce(sum(stored_size), 0) FROM blobs)";
+	struct snapfs_store_summary s = { 0 };
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "store summary");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		s.snapshot_count = (uint64_t)sqlite3_column_int64(st, 0);
+		s.logical_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+		s.data_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		s.unique_pages = (uint64_t)sqlite3_column_int64(st, 3);
+		s.blob_count = (uint64_t)sqlite3_column_int64(st, 4);
+		s.blob_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return error_sqlite(cat->db, rc, "store summary");
+	*ret = s;
+	return 0;
+}

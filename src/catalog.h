@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The catalog: one SQLite connection to a store and every SQL statement
+ * snapfs runs. No other file of src/ holds SQL. Statements are prepared once
+ * per connection and reset after each use, on every path. A catalog is used
+ * by one thread at a time.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapfs.h"
+
+struct catalog;
+
+/* Open path. Read-only connections never write; read-write ones use WAL,
+ * synchronous=FULL and foreign keys. */
+int catalog_open(const char *path, bool readonly, struct catalog **ret_cat);
+void catalog_close(struct catalog *cat);
+
+/* Make a new, empty store database: page size, auto-vacuum, schema,
+ * store_info rows, user_version. */
+int catalog_create_schema(struct catalog *cat, const char *created_at);
+/* true if the database has the tables of a store. */
+bool catalog_is_store(struct catalog *cat);
+int catalog_schema_version(struct catalog *cat, int *ret_version);
+/* Bring an older schema up to SNAPFS_SCHEMA_VERSION, in one transaction. */
+int catalog_upgrade(struct catalog *cat, int from_version);
+int catalog_page_size(struct catalog *cat, uint32_t *ret_page_size);
+int catalog_data_version(struct catalog *cat, int64_t *ret_version);
+
+/* Transactions. begin_write takes the write lock at once (BEGIN
+ * IMMEDIATE), so that a busy store fails before any work. */
+int catalog_begin_write(struct catalog *cat);
+int catalog_begin_read(struct catalog *cat);
+int catalog_commit(struct catalog *cat);
+/* Roll back if a transaction is open; safe to call at any time. */
+void catalog_rollback(struct catalog *cat);
+/* Ask a running statement on this connection to stop (any thread). */
+void catalog_interrupt(struct catalog *cat);
+/* Give freed pages back to the file system (incremental vacuum) and
+ * checkpoint the WAL into the database file. */
+int catalog_shrink(struct catalog *cat);
+
+/* --- snapshots --- */
+int catalog_snapshot_get(struct catalog *cat, const char *name,
+			 struct snapfs_snapshot *ret_snap);
+int catalog_snapshot_get_id(struct catalog *cat, int64_t id,
+			    struct snapfs_snapshot *ret_snap);
+int catalog_snapshot_list(struct catalog *cat, struct snapfs_snapshot **ret_snaps,
+			  size_t *ret_count);
+/* Insert the row of a new snapshot (figures zero); -EEXIST if taken. */
+int catalog_snapshot_insert(struct catalog *cat, const struct snapfs_snapshot *snap,
+			    int64_t *ret_id);
+/* Record the figures of a finished save. */
+int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapshot *snap);
+/* Delete one snapshot by name (segments and page map go with it). */
+int catalog_snapshot_delete(struct catalog *cat, const char *name);
+
+/* --- segments --- */
+int catalog_segment_insert(struct catalog *cat, int64_t snapshot_id,
+			   const struct snapfs_segment *seg);
+int catalog_segments_get(struct catalog *cat, int64_t snapshot_id,
+			 struct snapfs_segment **ret_segs, size_t *ret_count);
+
+/* --- blobs --- */
+struct blob_row {
+	int64_t id;
+	int codec;
+	int64_t page_count;
+	int64_t stored_size;
+	int64_t checksum;
+	const void *data;      /* owned by SQLite, valid only inside the callback */
+	size_t data_len;
+};
+int catalog_blob_insert(struct catalog *cat, const struct blob_row *row,
+			int64_t *ret_id);
+/* Look up blob id and call fn with its row while it is valid. -ENOENT when
+ * no such blob; otherwise fn's return value. */
+int catalog_blob_with(struct catalog *cat, int64_t id,
+		      int (*fn)(void *ctx, const struct blob_row *row), void *ctx);
+/* Sum of stored_size of the blobs a snapshot's page map uses. */
+int catalog_snapshot_blob_bytes(struct catalog *cat, int64_t snapshot_id,
+				uint64_t *ret_bytes);
+
+/* --- content index --- */
+/* The slot recorded for a page digest, or -ENOENT. */
+int catalog_index_lookup(struct catalog *cat, int64_t digest,
+			 int64_t *ret_blob_id, int *ret_slot);
+/* Record (or replace) the slot of a page digest. */
+int catalog_index_put(struct catalog *cat, int64_t digest, int64_t blob_id,
+		      int slot);
+
+/* --- page map --- */
+struct map_run {
+	uint64_t first_page;
+	uint32_t page_count;
+	uint32_t slot;
+	int64_t blob_id;
+	int64_t hash;
+};
+int catalog_map_insert(struct catalog *cat, int64_t snapshot_id,
+		       const struct map_run *run);
+/* All runs of a snapshot, ordered by first_page; caller frees *ret_runs. */
+int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
+		     struct map_run **ret_runs, size_t *ret_count);
+
+/* --- store-wide --- */
+int catalog_store_summary(struct catalog *cat, struct snapfs_store_summary *ret);

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapfs restore STORE NAME OUTPUT [--force]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "progress.h"
+
+static const char usage[] = "restore STORE NAME OUTPUT [--force] [--quiet]   (OUTPUT - is stdout)";
+
+enum { OPT_FORCE = 0x100, OPT_QUIET, OPT_HELP };
+
+static const struct option options[] = {
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+int cmd_restore(int argc, char **argv)
+{
+	struct snapfs_restore_opts opts = { 0 };
+	struct progress_bar *bar;
+	struct snapfs_store *store;
+	bool quiet = false;
+	const char *name;
+	int opt, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "fqh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+		case OPT_FORCE:
+			opts.force = true;
+			break;
+		case 'q':
+		case OPT_QUIET:
+			quiet = true;
+			break;
+		case 'h':
+		case OPT_HELP:
+			printf("usage: snapfs %s\n", usage);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("restore: bad option '%s' (usage: snapfs %s)",
+					       argv[optind - 1], usage);
+		}
+	}
+	if (argc - optind != 3)
+		return cli_usage_error("restore: expected STORE NAME OUTPUT (usage: snapfs %s)",
+				       usage);
+	name = argv[optind + 1];
+	if (!snapfs_name_valid(name))
+		return cli_usage_error("restore: snapshot '%s': invalid name", name);
+	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
+	if (rc)
+		return rc;
+	bar = progress_bar_new("restore", quiet);
+	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
+						  .cancel = &cli_cancel };
+	cli_catch_signals();
+	rc = snapfs_restore(store, name, argv[optind + 2], &opts);
+	progress_bar_free(bar);
+	rc = rc < 0 ? cli_fail(rc, "restore") : EXIT_OK;
+	snapfs_store_close(store);
+	return rc;
+}

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapfs save STORE NAME SOURCE [options]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "json.h"
+#include "progress.h"
+
+static const char usage[] =
+	"save STORE NAME SOURCE [--format raw] [--parent NAME] [--kind KIND]\n"
+	"       [--usage FILE] [--codec zstd|lz4|none] [--level N] [--json] [--quiet]";
+
+enum { OPT_FORMAT = 0x100, OPT_PARENT, OPT_KIND, OPT_USAGE, OPT_CODEC, OPT_LEVEL,
+       OPT_JSON, OPT_QUIET, OPT_HELP };
+
+static const struct option options[] = {
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "parent", required_argument, NULL, OPT_PARENT },
+	{ "kind", required_argument, NULL, OPT_KIND },
+	{ "usage", required_argument, NULL, OPT_USAGE },
+	{ "codec", required_argument, NULL, OPT_CODEC },
+	{ "level", required_argument, NULL, OPT_LEVEL },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+static void print_result(const char *name, const struct snapfs_save_result *r, bool json)
+{
+	if (json) {
+		printf("{\"name\":");
+		json_string(stdout, name);
+		printf(",\"id\":%" PRId64 ",\"file_size\":%" PRIu64 ",\"scanned_bytes\":%" PRIu64
+		       ",\"zero_pages\":%" PRIu64 ",\"data_pages\":%" PRIu64
+		       ",\"new_pages\":%" PRIu64 ",\"dedup_pages\":%" PRIu64
+		       ",\"new_blob_bytes\":%" PRIu64 ",\"ignored_bytes\":%" PRIu64 "}\n",
+		       r->id, r->file_size, r->scanned_bytes, r->zero_pages, r->data_pages,
+		       r->new_pages, r->dedup_pages, r->new_blob_bytes, r->ignored_bytes);
+		return;
+	}
+	printf("saved '%s': %" PRIu64 " bytes, %" PRIu64 " data pages (%" PRIu64
+	       " new, %" PRIu64 " shared), %" PRIu64 " zero pages, %" PRIu64
+	       " bytes stored\n",
+	       name, r->file_size, r->data_pages, r->new_pages, r->dedup_pages,
+	       r->zero_pages, r->new_blob_bytes);
+}
+
+int cmd_save(int argc, char **argv)
+{
+	struct snapfs_save_opts opts = { .codec = SNAPFS_CODEC_ZSTD };
+	struct snapfs_save_result result;
+	struct cli_common c = { 0 };
+	struct progress_bar *bar;
+	struct snapfs_store *store;
+	const char *name;
+	char *end;
+	long level;
+	int opt, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_FORMAT:
+			opts.format = optarg;
+			break;
+		case OPT_PARENT:
+			opts.parent = optarg;
+			break;
+		case OPT_KIND:
+			opts.kind = optarg;
+			break;
+		case OPT_USAGE:
+			opts.usage_path = optarg;
+			break;
+		case OPT_CODEC:
+			if (snapfs_codec_parse(optarg, &opts.codec) < 0)
+				return cli_usage_error("save: codec '%s': unknown (zstd, lz4 or none)",
+						       optarg);
+			break;
+		case OPT_LEVEL:
+			errno = 0;
+			level = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || level < 1 || level > 99)
+				return cli_usage_error("save: level '%s': not a number from 1 to 99",
+						       optarg);
+			opts.level = (int)level;
+			break;
+		case OPT_JSON:
+			c.json = true;
+			break;
+		case 'q':
+		case OPT_QUIET:
+			c.quiet = true;
+			break;
+		case 'h':
+		case OPT_HELP:
+			printf("usage: snapfs %s\n", usage);
+			return EXIT_OK;
+		default:
+			if (optopt && optopt < 0x100 && optopt != '?')
+				return cli_usage_error("save: unknown option '-%c'", optopt);
+			return cli_usage_error("save: bad option '%s' (usage: snapfs %s)",
+					       argv[optind - 1], usage);
+		}
+	}
+	if (argc - optind != 3)
+		return cli_usage_error("save: expected STORE NAME SOURCE (usage: snapfs %s)", usage);
+	name = argv[optind + 1];
+	if (!snapfs_name_valid(name))
+		return cli_usage_error("save: snapshot '%s': invalid name: use 1-128 of "
+				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'", name);
+	if (opts.format && strcmp(opts.format, "raw") != 0)
+		return cli_usage_error("save: format '%s': not supported (supported: raw)",
+				       opts.format);
+	if (opts.level && !snapfs_codec_level_valid(opts.codec, opts.level))
+		return cli_usage_error("save: level %d: not valid for codec %s", opts.level,
+				       snapfs_codec_name(opts.codec));
+	rc = cli_open_store(argv[optind], 0, &store);
+	if (rc)
+		return rc;
+	bar = progress_bar_new("save", c.quiet);
+	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
+						  .cancel = &cli_cancel };
+	cli_catch_signals();
+	rc = snapfs_save(store, name, argv[optind + 2], &opts, &result);
+	progress_bar_free(bar);
+	if (rc < 0) {
+		rc = cli_fail(rc, "save");
+		goto out_close;
+	}
+	if (result.ignored_bytes && !c.quiet)
+		fprintf(stderr, "snapfs: save '%s': warning: %" PRIu64
+			" bytes of data outside committed usage ranges were not saved\n",
+			name, result.ignored_bytes);
+	if (!c.quiet || c.json)
+		print_result(name, &result, c.json);
+	rc = EXIT_OK;
+out_close:
+	snapfs_store_close(store);
+	return rc;
+}

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The commands about the store and its snapshots' metadata: init, list,
+ * info and rm.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "json.h"
+
+enum { OPT_JSON = 0x100, OPT_QUIET, OPT_HELP };
+
+static const struct option common_options[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+/* Parse the options every store command takes; positional arguments are
+ * left in argv[optind..]. Returns -1 to go on, else an exit code. */
+static int parse_common(int argc, char **argv, const char *usage, bool json_ok,
+			struct cli_common *c)
+{
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "qh", common_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_JSON:
+			if (!json_ok)
+				return cli_usage_error("%s: unknown option '--json'", argv[0]);
+			c->json = true;
+			break;
+		case 'q':
+		case OPT_QUIET:
+			c->quiet = true;
+			break;
+		case 'h':
+		case OPT_HELP:
+			printf("usage: snapfs %s\n", usage);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("%s: unknown option '%s' (usage: snapfs %s)",
+					       argv[0], argv[optind - 1], usage);
+		}
+	}
+	return -1;
+}
+
+int cmd_init(int argc, char **argv)
+{
+	static const char usage[] = "init STORE";
+	struct cli_common c = { 0 };
+	int rc = parse_common(argc, argv, usage, false, &c);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return cli_usage_error("init: expected STORE (usage: snapfs %s)", usage);
+	rc = snapfs_store_create(argv[optind]);
+	if (rc < 0)
+		return cli_fail(rc, argv[optind]);
+	if (!c.quiet)
+		printf("initialised store '%s'\n", argv[optind]);
+	return EXIT_OK;
+}
+
+int cmd_list(int argc, char **argv)
+{
+	static const char usage[] = "list STORE [--json]";
+	struct cli_common c = { 0 };
+	struct snapfs_snapshot *snaps = NULL;
+	struct snapfs_store *store;
+	size_t count = 0;
+	int rc = parse_common(argc, argv, usage, true, &c);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return cli_usage_error("list: expected STORE (usage: snapfs %s)", usage);
+	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
+	if (rc)
+		return rc;
+	rc = snapfs_snapshot_list(store, &snaps, &count);
+	if (rc < 0) {
+		rc = cli_fail(rc, "list");
+		goto out_close;
+	}
+	if (c.json)
+		fputc('[', stdout);
+	for (size_t i = 0; i < count; i++) {
+		const struct snapfs_snapshot *s = &snaps[i];
+
+		if (c.json) {
+			if (i)
+				fputc(',', stdout);
+			json_snapshot(stdout, s);
+			continue;
+		}
+		printf("%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\n", s->name,
+		       s->created_at, s->file_size, s->data_bytes, s->stored_bytes,
+		       s->parent[0] ? s->parent : "-");
+	}
+	if (c.json)
+		fputs("]\n", stdout);
+	rc = EXIT_OK;
+	snapfs_snapshot_list_free(snaps, count);
+out_close:
+	snapfs_store_close(store);
+	return rc;
+}
+
+static void print_store_summary(const struct snapfs_store_summary *s, bool json)
+{
+	double ratio = s->blob_bytes ? (double)s->data_bytes / (double)s->blob_bytes : 0;
+
+	if (json) {
+		printf("{\"snapshot_count\":%" PRIu64 ",\"logical_bytes\":%" PRIu64
+		       ",\"data_bytes\":%" PRIu64 ",\"unique_pages\":%" PRIu64
+		       ",\"blob_count\":%" PRIu64 ",\"blob_bytes\":%" PRIu64
+		       ",\"file_bytes\":%" PRIu64 ",\"reduction_ratio\":%.3f}\n",
+		       s->snapshot_count, s->logical_bytes, s->data_bytes, s->unique_pages,
+		       s->blob_count, s->blob_bytes, s->file_bytes, ratio);
+		return;
+	}
+	printf("snapshot_count: %" PRIu64 "\nlogical_bytes: %" PRIu64
+	       "\ndata_bytes: %" PRIu64 "\nunique_pages: %" PRIu64
+	       "\nblob_count: %" PRIu64 "\nblob_bytes: %" PRIu64
+	       "\nfile_bytes: %" PRIu64 "\nreduction_ratio: %.3f\n",
+	       s->snapshot_count, s->logical_bytes, s->data_bytes, s->unique_pages,
+	       s->blob_count, s->blob_bytes, s->file_bytes, ratio);
+}
+
+static void print_snapshot(const struct snapfs_snapshot *s)
+{
+	printf("name: %s\nid: %" PRId64 "\ncreated_at: %s\nparent: %s\n"
+	       "file_size: %" PRIu64 "\npage_size: %u\nformat: %s\nsource: %s\n"
+	       "segment_count: %" PRIu64 "\ncommitted_bytes: %" PRIu64
+	       "\ndata_bytes: %" PRIu64 "\nstored_bytes: %" PRIu64 "\n",
+	       s->name, s->id, s->created_at, s->parent[0] ? s->parent : "-",
+	       s->file_size, s->page_size, s->format, s->source, s->segment_count,
+	       s->committed_bytes, s->data_bytes, s->stored_bytes);
+	if (s->notes)
+		printf("notes: %s\n", s->notes);
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const char usage[] = "info STORE [NAME] [--json]";
+	struct snapfs_store_summary summary;
+	struct cli_common c = { 0 };
+	struct snapfs_snapshot snap;
+	struct snapfs_store *store;
+	const char *name;
+	int rc = parse_common(argc, argv, usage, true, &c);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind < 1 || argc - optind > 2)
+		return cli_usage_error("info: expected STORE [NAME] (usage: snapfs %s)", usage);
+	name = argc - optind == 2 ? argv[optind + 1] : NULL;
+	if (name && !snapfs_name_valid(name))
+		return cli_usage_error("info: snapshot '%s': invalid name", name);
+	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
+	if (rc)
+		return rc;
+	if (!name) {
+		rc = snapfs_store_summary(store, &summary);
+		if (rc < 0) {
+			rc = cli_fail(rc, "info");
+			goto out_close;
+		}
+		print_store_summary(&summary, c.json);
+		rc = EXIT_OK;
+		goto out_close;
+	}
+	rc = snapfs_snapshot_get(store, name, &snap);
+	if (rc < 0) {
+		rc = cli_fail(rc, "info");
+		goto out_close;
+	}
+	if (c.json) {
+		json_snapshot(stdout, &snap);
+		fputc('\n', stdout);
+	} else {
+		print_snapshot(&snap);
+	}
+	snapfs_snapshot_release(&snap);
+	rc = EXIT_OK;
+out_close:
+	snapfs_store_close(store);
+	return rc;
+}
+
+int cmd_rm(int argc, char **argv)
+{
+	static const char usage[] = "rm STORE NAME...";
+	struct cli_common c = { 0 };
+	struct snapfs_store *store;
+	int rc = parse_common(argc, argv, usage, false, &c);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind < 2)
+		return cli_usage_error("rm: expected STORE NAME... (usage: snapfs %s)", usage);
+	for (int i = optind + 1; i < argc; i++)
+		if (!snapfs_name_valid(argv[i]))
+			return cli_usage_error("rm: snapshot '%s': invalid name", argv[i]);
+	rc = cli_open_store(argv[optind], 0, &store);
+	if (rc)
+		return rc;
+	rc = snapfs_snapshot_remove(store, (const char *const *)argv + optind + 1,
+				    (size_t)(argc - optind - 1));
+	if (rc < 0)
+		rc = cli_fail(rc, "rm");
+	else
+		rc = EXIT_OK;
+	snapfs_store_close(store);
+	return rc;
+}

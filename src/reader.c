@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The read path shared by restore, verify, diff and the mount: offset ->
+ * page map run -> decoded blob (through the shared cache) -> bytes. Every
+ * blob is checked against its checksum before decoding and every run
+ * against its hash before it is served, so damage reads as -EIO, never as
+ * wrong bytes.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blob_cache.h"
+#include "catalog.h"
+#include "codec.h"
+#include "digest.h"
+#include "errors.h"
+#include "reader.h"
+#include "store.h"
+
+enum run_state { RUN_UNCHECKED = 0, RUN_GOOD = 1, RUN_BAD = -1 };
+
+struct image_run {
+	struct map_run map;
+	atomic_int state;            /* enum run_state */
+};
+
+struct snapfs_image {
+	struct snapfs_store *store;
+	int64_t snapshot_id;
+	uint64_t file_size;
+	uint64_t page_count;         /* pages of file_size, the last partial */
+	uint64_t data_pages;
+	struct image_run *runs;      /* sorted by first_page */
+	size_t run_count;
+};
+
+int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
+		      struct snapfs_image **ret_image)
+{
+	struct snapfs_snapshot snap;
+	struct snapfs_image *img;
+	struct map_run *runs = NULL;
+	struct catalog *cat;
+	size_t count = 0;
+	uint64_t prev_end = 0;
+	int rc;
+
+	error_clear();
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		return rc;
+	rc = catalog_begin_read(cat);
+	if (rc < 0)
+		goto out_put;
+	rc = catalog_snapshot_get_id(cat, snapshot_id, &snap);
+	if (rc < 0)
+		goto out_end;
+	rc = catalog_map_load(cat, snapshot_id, &runs, &count);
+	snapfs_snapshot_release(&snap);
+	if (rc < 0)
+		goto out_end;
+	img = calloc(1, sizeof(*img));
+	if (!img || (count && !(img->runs = calloc(count, sizeof(*img->runs))))) {
+		free(img);
+		rc = -ENOMEM;
+		goto out_end;
+	}
+	img->store = store;
+	img->snapshot_id = snapshot_id;
+	img->file_size = snap.file_size;
+	img->page_count = (snap.file_size + SNAPFS_PAGE_SIZE - 1) / SNAPFS_PAGE_SIZE;
+	img->run_count = count;
+	for (size_t i = 0; i < count; i++) {
+		struct image_run *r = &img->runs[i];
+
+		r->map = runs[i];
+		/* A run that overlaps the one before it or reaches past the end
+		 * of the file can only come from damage: its pages read as
+		 * -EIO. */
+		if (r->map.first_page < prev_end ||
+		    r->map.first_page + r->map.page_count > img->page_count)
+			atomic_store(&r->state, RUN_BAD);
+		if (r->map.first_page + r->map.page_count > prev_end)
+			prev_end = r->map.first_page + r->map.page_count;
+		img->data_pages += r->map.page_count;
+	}
+	*ret_image = img;
+	rc = 0;
+out_end:
+	free(runs);
+	catalog_rollback(cat);
+out_put:
+	store_reader_put(store, cat);
+	return rc;
+}
+
+void snapfs_image_close(struct snapfs_image *img)
+{
+	if (!img)
+		return;
+	free(img->runs);
+	free(img);
+}
+
+uint64_t snapfs_image_size(const struct snapfs_image *img)
+{
+	return img->file_size;
+}
+
+uint64_t snapfs_image_data_pages(const struct snapfs_image *img)
+{
+	return img->data_pages;
+}
+
+/* Index of the first run that ends after page, or run_count. */
+static size_t run_at_or_after(const struct snapfs_image *img, uint64_t page)
+{
+	size_t lo = 0, hi = img->run_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct map_run *m = &img->runs[mid].map;
+
+		if (m->first_page + m->page_count <= page)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct blob_decode {
+	struct codec_ctx *codec;
+	unsigned char *out;
+	size_t out_len;
+};
+
+static int decode_row(void *ctx, const struct blob_row *row)
+{
+	struct blob_decode *d = ctx;
+	size_t raw;
+	int rc;
+
+	if (row->page_count <= 0 || row->page_count > BLOB_PAGES_MAX ||
+	    row->stored_size != (int64_t)row->data_len || !row->data)
+		return -SNAPFS_ECORRUPT;
+	if (blob_checksum(row->data, row->data_len) != row->checksum)
+		return -SNAPFS_ECORRUPT;
+	raw = (size_t)row->page_count * SNAPFS_PAGE_SIZE;
+	d->out = malloc(raw);
+	if (!d->out)
+		return -ENOMEM;
+	rc = codec_decompress(d->codec, row->codec, row->data, row->data_len,
+			      d->out, raw);
+	if (rc < 0) {
+		free(d->out);
+		d->out = NULL;
+		return rc;
+	}
+	d->out_len = raw;
+	return 0;
+}
+
+static _Thread_local struct codec_ctx *thread_codec;
+
+int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
+		size_t *ret_size)
+{
+	struct blob_decode d = { 0 };
+	int rc;
+
+	if (!thread_codec && !(thread_codec = codec_ctx_new()))
+		return -ENOMEM;
+	d.codec = thread_codec;
+	rc = catalog_blob_with(cat, id, decode_row, &d);
+	if (rc < 0)
+		return rc == -ENOENT ? -SNAPFS_ECORRUPT : rc;
+	*ret_data = d.out;
+	*ret_size = d.out_len;
+	return 0;
+}
+
+static int load_blob(void *ctx, int64_t id, unsigned char **ret_data,
+		     size_t *ret_size)
+{
+	struct snapfs_store *store = ctx;
+	struct catalog *cat;
+	int rc;
+
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		return rc;
+	rc = blob_decode(cat, id, ret_data, ret_size);
+	store_reader_put(store, cat);
+	return rc;
+}
+
+/* The decoded bytes of run r, checked; release with blob_cache_put(). */
+static int run_bytes(struct snapfs_image *img, struct image_run *r,
+		     const struct cached_blob **ret_blob, const unsigned char **ret_bytes)
+{
+	struct blob_cache *cache = store_cache(img->store);
+	const struct cached_blob *blob;
+	const unsigned char *bytes;
+	size_t len = (size_t)r->map.page_count * SNAPFS_PAGE_SIZE;
+	size_t at = (size_t)r->map.slot * SNAPFS_PAGE_SIZE;
+	int state = atomic_load(&r->state);
+	int rc;
+
+	if (state == RUN_BAD)
+		return -EIO;
+	rc = blob_cache_get(cache, r->map.blob_id, load_blob, img->store, &blob);
+	if (rc < 0)
+		return rc == -ENOMEM ? rc : -EIO;
+	if (at > blob->size || len > blob->size - at) {
+		atomic_store(&r->state, RUN_BAD);
+		blob_cache_put(cache, blob);
+		return -EIO;
+	}
+	bytes = blob->data + at;
+	if (state == RUN_UNCHECKED) {
+		if (run_hash(bytes, len, img->snapshot_id, r->map.first_page) != r->map.hash) {
+			atomic_store(&r->state, RUN_BAD);
+			blob_cache_put(cache, blob);
+			return -EIO;
+		}
+		atomic_store(&r->state, RUN_GOOD);
+	}
+	*ret_blob = blob;
+	*ret_bytes = bytes;
+	return 0;
+}
+
+ssize_t snapfs_image_read(struct snapfs_image *img, void *buf, size_t len,
+			  uint64_t off)
+{
+	unsigned char *out = buf;
+	uint64_t end, pos;
+	size_t i;
+
+	if (off >= img->file_size || len == 0)
+		return 0;
+	end = off + len;
+	if (end > img->file_size || end < off)
+		end = img->file_size;
+	pos = off;
+	i = run_at_or_after(img, pos / SNAPFS_PAGE_SIZE);
+	while (pos < end) {
+		struct image_run *r = i < img->run_count ? &img->runs[i] : NULL;
+		uint64_t run_start = r ? r->map.first_page * SNAPFS_PAGE_SIZE : end;
+		uint64_t run_end = r ? (r->map.first_page + r->map.page_count) * SNAPFS_PAGE_SIZE : end;
+		const struct cached_blob *blob;
+		const unsigned char *bytes;
+		uint64_t stop;
+		int rc;
+
+		if (pos < run_start) {
+			/* A hole or zero pages up to the next run. */
+			stop = run_start < end ? run_start : end;
+			memset(out + (pos - off), 0, stop - pos);
+			pos = stop;
+			continue;
+		}
+		stop = run_end < end ? run_end : end;
+		rc = run_bytes(img, r, &blob, &bytes);
+		if (rc < 0)
+			return rc;
+		memcpy(out + (pos - off), bytes + (pos - run_start), stop - pos);
+		blob_cache_put(store_cache(img->store), blob);
+		pos = stop;
+		i++;
+	}
+	return (ssize_t)(end - off);
+}
+
+int64_t snapfs_image_seek(struct snapfs_image *img, uint64_t off, int whence)
+{
+	uint64_t page = off / SNAPFS_PAGE_SIZE, at;
+	size_t i;
+
+	if (off >= img->file_size)
+		return -ENXIO;
+	i = run_at_or_after(img, page);
+	if (whence == SEEK_DATA) {
+		if (i == img->run_count)
+			return -ENXIO;
+		at = img->runs[i].map.first_page * SNAPFS_PAGE_SIZE;
+		if (at < off)
+			at = off;
+		return at < img->file_size ? (int64_t)at : -ENXIO;
+	}
+	if (whence != SEEK_HOLE)
+		return -EINVAL;
+	if (i == img->run_count || img->runs[i].map.first_page > page)
+		return (int64_t)off;
+	/* Inside data: follow runs that touch until a gap. */
+	while (i + 1 < img->run_count &&
+	       img->runs[i].map.first_page + img->runs[i].map.page_count ==
+		       img->runs[i + 1].map.first_page)
+		i++;
+	at = (img->runs[i].map.first_page + img->runs[i].map.page_count) * SNAPFS_PAGE_SIZE;
+	return (int64_t)(at < img->file_size ? at : img->file_size);
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal side of the read path (the public side is snapfs_image_* in
+ * snapfs.h): decoding one blob through a given connection, for the writer's
+ * dedup check and for verify.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct catalog;
+
+/* Most pages a blob may hold; a row claiming more is damage. */
+#define BLOB_PAGES_MAX 256
+
+/* Read blob id through cat, check its checksum, and decode it into a
+ * malloc'ed buffer of page_count pages (*ret_data, *ret_size). A missing,
+ * malformed or damaged blob is -SNAPFS_ECORRUPT. */
+int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
+		size_t *ret_size);

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapfs_restore(): write a snapshot's memory file back out, byte for byte,
+ * through the same read path as the mount. Regular files come out sparse
+ * (only data pages are written) via a temporary file that is renamed into
+ * place, so a failure never leaves a partial output behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "snapfs.h"
+
+/* Bytes per read from the image and write to the output. */
+#define RESTORE_CHUNK ((size_t)1 << 20)
+
+struct restore_job {
+	struct snapfs_image *img;
+	const char *output;            /* as the user named it */
+	int fd;
+	bool sparse;                   /* skip holes (seekable regular file) */
+	const struct snapfs_progress *progress;
+	uint64_t done, total;
+	unsigned char *buf;
+};
+
+static int write_full(struct restore_job *job, const unsigned char *buf,
+		      size_t len, uint64_t off)
+{
+	size_t put = 0;
+
+	while (put < len) {
+		ssize_t n = job->sparse ? pwrite(job->fd, buf + put, len - put, (off_t)(off + put))
+					: write(job->fd, buf + put, len - put);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return error_set(-errno, "output '%s': write at offset 0x%llx: %s",
+					 job->output, (unsigned long long)(off + put),
+					 strerror(errno));
+		}
+		put += (size_t)n;
+	}
+	return 0;
+}
+
+/* Copy [start, end) of the image to the output. */
+static int copy_range(struct restore_job *job, uint64_t start, uint64_t end)
+{
+	for (uint64_t at = start; at < end;) {
+		size_t len = end - at < RESTORE_CHUNK ? (size_t)(end - at) : RESTORE_CHUNK;
+		ssize_t n;
+		int rc;
+
+		if (job->progress->cancel && *job->progress->cancel)
+			return error_set(-SNAPFS_ECANCELED, "interrupted");
+		n = snapfs_image_read(job->img, job->buf, len, at);
+		if (n < 0)
+			return error_set((int)n, "read at offset 0x%llx: %s",
+					 (unsigned long long)at, snapfs_strerror((int)n));
+		if ((size_t)n != len)
+			return error_set(-EIO, "read at offset 0x%llx: short read",
+					 (unsigned long long)at);
+		rc = write_full(job, job->buf, len, at);
+		if (rc < 0)
+			return rc;
+		at += len;
+		job->done += len;
+		if (job->progress->fn)
+			job->progress->fn(job->progress->data, job->done, job->total);
+	}
+	return 0;
+}
+
+static int copy_image(struct restore_job *job)
+{
+	uint64_t size = snapfs_image_size(job->img), off = 0;
+
+	if (!job->sparse)
+		return copy_range(job, 0, size);
+	if (ftruncate(job->fd, (off_t)size) < 0)
+		return error_set(-errno, "output '%s': cannot make a file of %llu bytes: %s",
+				 job->output, (unsigned long long)size, strerror(errno));
+	while (off < size) {
+		int64_t data = snapfs_image_seek(job->img, off, SEEK_DATA), hole;
+		int rc;
+
+		if (data == -ENXIO)
+			break;
+		if (data < 0)
+			return (int)data;
+		hole = snapfs_image_seek(job->img, (uint64_t)data, SEEK_HOLE);
+		if (hole < 0)
+			return (int)hole;
+		rc = copy_range(job, (uint64_t)data, (uint64_t)hole);
+		if (rc < 0)
+			return rc;
+		off = (uint64_t)hole;
+	}
+	return 0;
+}
+
+/* Create a temporary file next to path; its name in *ret_tmp. */
+static int create_temp(const char *path, char **ret_tmp, int *ret_fd)
+{
+	char *copy_dir = strdup(path), *copy_base = strdup(path), *tmp = NULL;
+	mode_t mask;
+	int fd, rc = 0;
+
+	if (!copy_dir || !copy_base) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	if (asprintf(&tmp, "%s/.%s.snapfs-XXXXXX", dirname(copy_dir), basename(copy_base)) < 0) {
+		tmp = NULL;
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		rc = error_set(-errno, "output '%s': %s", path, strerror(errno));
+		free(tmp);
+		goto out_free;
+	}
+	mask = umask(0);
+	umask(mask);
+	fchmod(fd, 0666 & ~mask);
+	*ret_tmp = tmp;
+	*ret_fd = fd;
+out_free:
+	free(copy_dir);
+	free(copy_base);
+	return rc;
+}
+
+static int restore_to_stdout(struct restore_job *job)
+{
+	job->fd = STDOUT_FILENO;
+	job->sparse = false;
+	return copy_image(job);
+}
+
+static int restore_to_path(struct restore_job *job, const struct snapfs_restore_opts *opts)
+{
+	struct stat st;
+	char *tmp = NULL;
+	int rc;
+
+	if (lstat(job->output, &st) == 0) {
+		if (!opts->force)
+			return error_set(-EEXIST, "output '%s': exists (use --force to replace it)",
+					 job->output);
+		if (S_ISDIR(st.st_mode))
+			return error_set(-EISDIR, "output '%s': is a directory", job->output);
+		if (!S_ISREG(st.st_mode)) {
+			/* A device or pipe named with --force: write into it. */
+			job->fd = open(job->output, O_WRONLY | O_CLOEXEC);
+			if (job->fd < 0)
+				return error_set(-errno, "output '%s': %s", job->output,
+						 strerror(errno));
+			job->sparse = false;
+			rc = copy_image(job);
+			close(job->fd);
+			return rc;
+		}
+	}
+	rc = create_temp(job->output, &tmp, &job->fd);
+	if (rc < 0)
+		return rc;
+	job->sparse = true;
+	rc = copy_image(job);
+	if (close(job->fd) < 0 && rc == 0)
+		rc = error_set(-errno, "output '%s': %s", job->output, strerror(errno));
+	if (rc == 0) {
+		if (opts->force)
+			rc = rename(tmp, job->output) < 0 ? -errno : 0;
+		else
+			rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, job->output, RENAME_NOREPLACE) < 0
+				     ? -errno : 0;
+		if (rc < 0)
+			error_set(rc, "output '%s': %s", job->output, strerror(-rc));
+	}
+	if (rc < 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int snapfs_restore(struct snapfs_store *store, const char *name,
+		   const char *output, const struct snapfs_restore_opts *opts)
+{
+	struct restore_job job = { .output = output, .fd = -1,
+				   .progress = &opts->progress };
+	struct snapfs_snapshot snap;
+	int rc;
+
+	error_clear();
+	if (!snapfs_name_valid(name))
+		return error_set(-SNAPFS_EBADNAME, "snapshot '%s': invalid name", name);
+	rc = snapfs_snapshot_get(store, name, &snap);
+	if (rc < 0)
+		return rc;
+	rc = snapfs_image_open(store, snap.id, &job.img);
+	snapfs_snapshot_release(&snap);
+	if (rc < 0)
+		return error_prefix(rc, "restore '%s'", name);
+	job.total = snapfs_image_data_pages(job.img) * SNAPFS_PAGE_SIZE;
+	job.buf = malloc(RESTORE_CHUNK);
+	if (!job.buf) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	if (strcmp(output, "-") == 0) {
+		job.total = snapfs_image_size(job.img);
+		rc = restore_to_stdout(&job);
+	} else {
+		rc = restore_to_path(&job, opts);
+	}
+	if (rc < 0)
+		error_prefix(rc, "restore '%s'", name);
+out_close:
+	free(job.buf);
+	snapfs_image_close(job.img);
+	return rc;
+}

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapfs_save(): capture a raw memory file as a snapshot. Everything is
+ * checked before the write transaction starts (name, options, source,
+ * usage set, parent); then the snapshot row, its segments, its blobs and
+ * its page map are written in one transaction, so a failed, interrupted or
+ * killed save leaves no trace.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blob_writer.h"
+#include "catalog.h"
+#include "errors.h"
+#include "scanner.h"
+#include "store.h"
+#include "usage.h"
+
+struct save_job {
+	struct snapfs_store *store;
+	struct catalog *cat;
+	const char *name;
+	const struct snapfs_save_opts *opts;
+	struct source src;
+	struct segment_list usage;
+	struct snapfs_snapshot snap;
+	struct blob_writer *writer;
+	struct scan_stats scan;
+	uint64_t total_bytes;        /* data bytes to scan, for progress */
+	uint64_t ignored_bytes;      /* data outside committed segments */
+	uint64_t data_bytes;         /* non-zero bytes within file_size */
+};
+
+static int check_options(struct save_job *job)
+{
+	const struct snapfs_save_opts *o = job->opts;
+
+	if (!snapfs_name_valid(job->name))
+		return error_set(-SNAPFS_EBADNAME,
+				 "snapshot '%s': invalid name: use 1-128 of A-Z a-z 0-9 . _ -, "
+				 "not starting with '.' or '-'", job->name);
+	if (o->format && strcmp(o->format, "raw") != 0)
+		return error_set(-EINVAL, "format '%s': not supported (supported: raw)", o->format);
+	if (o->kind && !snapfs_kind_valid(o->kind))
+		return error_set(-EINVAL,
+				 "kind '%s': must be one of system anonymous pagecache tmpfs "
+				 "ramdiskfs mapped", o->kind);
+	if (o->kind && o->usage_path)
+		return error_set(-EINVAL, "--kind and --usage: the usage file gives the kinds");
+	if (o->level && !snapfs_codec_level_valid(o->codec, o->level))
+		return error_set(-EINVAL, "level %d: not valid for codec %s", o->level,
+				 snapfs_codec_name(o->codec));
+	if (o->parent && !snapfs_name_valid(o->parent))
+		return error_set(-SNAPFS_EBADNAME, "parent '%s': invalid name", o->parent);
+	if (!store_writer(job->store))
+		return error_set(-EROFS, "store '%s': opened read-only", store_dir(job->store));
+	return 0;
+}
+
+/* Bytes of source data inside committed segments (the progress total) and
+ * outside them (not saved, reported). */
+static int measure_data(struct save_job *job)
+{
+	uint64_t off = 0, start, end;
+	size_t i = 0;
+	int rc;
+
+	while ((rc = source_next_data(&job->src, off, &start, &end)) == 0) {
+		uint64_t inside = 0;
+
+		for (; i < job->usage.count && job->usage.segs[i].end <= start; i++)
+			;
+		for (size_t k = i; k < job->usage.count && job->usage.segs[k].start < end; k++) {
+			const struct snapfs_segment *g = &job->usage.segs[k];
+			uint64_t s = g->start > start ? g->start : start;
+			uint64_t e = g->end < end ? g->end : end;
+
+			if (g->committed && e > s)
+				inside += e - s;
+		}
+		job->total_bytes += inside;
+		job->ignored_bytes += (end - start) - inside;
+		off = end;
+	}
+	return rc == -ENXIO ? 0 : rc;
+}
+
+static int prepare(struct save_job *job, const char *source_path)
+{
+	const struct snapfs_save_opts *o = job->opts;
+	struct snapfs_snapshot parent;
+	int rc;
+
+	rc = check_options(job);
+	if (rc < 0)
+		return rc;
+	rc = snapfs_snapshot_get(job->store, job->name, &parent);
+	if (rc == 0) {
+		snapfs_snapshot_release(&parent);
+		return error_set(-EEXIST, "snapshot '%s': name already taken", job->name);
+	}
+	if (rc != -ENOENT)
+		return rc;
+	if (o->parent) {
+		rc = snapfs_snapshot_get(job->store, o->parent, &parent);
+		if (rc < 0)
+			return error_prefix(rc, "parent");
+		job->snap.parent_id = parent.id;
+		snapfs_snapshot_release(&parent);
+	}
+	rc = source_open(source_path, &job->src);
+	if (rc < 0)
+		return rc;
+	if (o->usage_path)
+		rc = usage_parse_file(o->usage_path, job->src.size, &job->usage);
+	else
+		rc = usage_from_data(&job->src, o->kind ? o->kind : "anonymous", &job->usage);
+	if (rc < 0)
+		return rc;
+	rc = measure_data(job);
+	if (rc < 0)
+		return rc;
+	job->snap.file_size = job->src.size;
+	job->snap.page_size = SNAPFS_PAGE_SIZE;
+	snprintf(job->snap.name, sizeof(job->snap.name), "%s", job->name);
+	snprintf(job->snap.format, sizeof(job->snap.format), "raw");
+	store_now_iso8601(job->snap.created_at, sizeof(job->snap.created_at));
+	job->snap.source = realpath(source_path, NULL);
+	if (!job->snap.source)
+		job->snap.source = strdup(source_path);
+	if (!job->snap.source)
+		return -ENOMEM;
+	return 0;
+}
+
+static int add_page(void *ctx, uint64_t page_no, const unsigned char *page)
+{
+	struct save_job *job = ctx;
+	uint64_t off = page_no * SNAPFS_PAGE_SIZE;
+	uint64_t left = job->src.size - off;
+
+	job->data_bytes += left < SNAPFS_PAGE_SIZE ? left : SNAPFS_PAGE_SIZE;
+	return blob_writer_add(job->writer, page_no, page);
+}
+
+static int write_snapshot(struct save_job *job)
+{
+	const struct snapfs_save_opts *o = job->opts;
+	struct catalog *cat = job->cat;
+	int rc;
+
+	rc = catalog_snapshot_insert(cat, &job->snap, &job->snap.id);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < job->usage.count; i++) {
+		const struct snapfs_segment *g = &job->usage.segs[i];
+
+		rc = catalog_segment_insert(cat, job->snap.id, g);
+		if (rc < 0)
+			return rc;
+		job->snap.segment_count++;
+		if (g->committed)
+			job->snap.committed_bytes += g->end - g->start;
+	}
+	rc = blob_writer_new(cat, job->snap.id, o->codec, o->level, &job->writer);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < job->usage.count; i++) {
+		const struct snapfs_segment *g = &job->usage.segs[i];
+
+		if (!g->committed)
+			continue;
+		rc = scan_range(&job->src, g->start, g->end, add_page, job, &job->scan,
+				&o->progress, job->total_bytes);
+		if (rc < 0)
+			return rc;
+	}
+	rc = blob_writer_finish(job->writer);
+	if (rc < 0)
+		return rc;
+	job->snap.data_bytes = job->data_bytes;
+	rc = catalog_snapshot_blob_bytes(cat, job->snap.id, &job->snap.stored_bytes);
+	if (rc < 0)
+		return rc;
+	return catalog_snapshot_set_figures(cat, &job->snap);
+}
+
+int snapfs_save(struct snapfs_store *store, const char *name,
+		const char *source, const struct snapfs_save_opts *opts,
+		struct snapfs_save_result *ret_result)
+{
+	struct save_job job = { .store = store, .name = name, .opts = opts,
+				.src = { .fd = -1 } };
+	struct blob_writer_stats ws = { 0 };
+	int rc;
+
+	error_clear();
+	rc = prepare(&job, source);
+	if (rc < 0)
+		goto out_release;
+	job.cat = store_writer(store);
+	rc = catalog_begin_write(job.cat);
+	if (rc < 0)
+		goto out_release;
+	rc = write_snapshot(&job);
+	if (rc < 0) {
+		catalog_rollback(job.cat);
+		goto out_release;
+	}
+	rc = catalog_commit(job.cat);
+	if (rc < 0)
+		goto out_release;
+	blob_writer_stats(job.writer, &ws);
+	if (ret_result)
+		*ret_result = (struct snapfs_save_result){
+			.id = job.snap.id,
+			.file_size = job.snap.file_size,
+			.scanned_bytes = job.scan.scanned_bytes,
+			.zero_pages = job.scan.zero_pages,
+			.data_pages = ws.data_pages,
+			.new_pages = ws.new_pages,
+			.dedup_pages = ws.dedup_pages,
+			.new_blob_bytes = ws.new_blob_bytes,
+			.ignored_bytes = job.ignored_bytes,
+		};
+out_release:
+	if (rc < 0 && rc != -SNAPFS_EBADNAME)
+		error_prefix(rc, "save '%s'", name);
+	blob_writer_free(job.writer);
+	segment_list_release(&job.usage);
+	source_close(&job.src);
+	snapfs_snapshot_release(&job.snap);
+	return rc;
+}

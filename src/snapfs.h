@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libsnapfs: the one public header of the snapfs core.
+ *
+ * A store is a directory holding snapfs.db, an SQLite database of memory
+ * snapshots: usage segments, a page map, and compressed, checksummed,
+ * de-duplicated page blobs. This header is everything the CLI (src/cli/)
+ * and the FUSE layer (fs/) may use. The library never prints.
+ *
+ * Conventions: actions return 0 (or a count) on success and a negative
+ * number on failure: -errno, or -SNAPFS_E* below. After a failure,
+ * snapfs_errmsg() gives a one-line detail that names the file, snapshot or
+ * offset concerned, suitable for "snapfs: %s". Output parameters are named
+ * ret_* and are left untouched on failure. Objects are freed by their
+ * _close and _free functions, which accept NULL.
+ */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Bytes per page: the unit of zero detection, dedup and the page map. */
+#define SNAPFS_PAGE_SIZE 4096u
+/* Longest snapshot name. */
+#define SNAPFS_NAME_MAX 128
+/* The schema version this library writes (PRAGMA user_version). */
+#define SNAPFS_SCHEMA_VERSION 1
+/* The database file inside a store directory. */
+#define SNAPFS_DB_FILE "snapfs.db"
+
+/* snapfs's own error numbers, returned negated like -errno. */
+enum snapfs_error {
+	SNAPFS_ENOTSTORE = 4096, /* directory is not a store (no snapfs.db) */
+	SNAPFS_ENEWER,           /* store has a newer schema version */
+	SNAPFS_ECORRUPT,         /* stored data failed a check */
+	SNAPFS_EBADNAME,         /* snapshot name is not valid */
+	SNAPFS_EUSAGE,           /* a usage file or option is malformed */
+	SNAPFS_ECANCELED,        /* the caller's cancel flag was raised */
+};
+
+/* Text for a negative return value (-errno or -SNAPFS_E*). */
+const char *snapfs_strerror(int rc);
+/* Detail of the last failure in this thread ("snapshot 'x': no such
+ * snapshot"); "" when there is none. Valid until the next call into the
+ * library from this thread. */
+const char *snapfs_errmsg(void);
+
+/* true if name is 1..128 of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool snapfs_name_valid(const char *name);
+
+/* --- stores ------------------------------------------------------------ */
+
+struct snapfs_store;
+
+enum snapfs_open_flags {
+	SNAPFS_OPEN_READONLY = 1 << 0, /* never write: the mount, info, list */
+};
+
+/* Create a new store in dir (created if missing; an existing store is
+ * -EEXIST). */
+int snapfs_store_create(const char *dir);
+
+/* Open the store in dir. Fails with -SNAPFS_ENOTSTORE if dir holds no
+ * store, -SNAPFS_ENEWER if its schema is newer than this library (the
+ * store is not modified). A read-write open upgrades an older schema. The
+ * store may be used from several threads at once: each thread's reads go
+ * through a connection of their own. */
+int snapfs_store_open(const char *dir, unsigned flags,
+		      struct snapfs_store **ret_store);
+void snapfs_store_close(struct snapfs_store *store);
+
+/* Bound the decoded-blob cache shared by all images of this store. */
+void snapfs_store_set_cache_size(struct snapfs_store *store, size_t bytes);
+/* Default cache size in bytes. */
+#define SNAPFS_DEFAULT_CACHE_SIZE ((size_t)128 << 20)
+
+/* A number that changes whenever another connection commits to the store
+ * (PRAGMA data_version): cheap to poll to notice new or removed snapshots.
+ * Returns < 0 on failure. */
+int64_t snapfs_store_generation(struct snapfs_store *store);
+
+/* Store-wide accounting. */
+struct snapfs_store_summary {
+	uint64_t snapshot_count;
+	uint64_t logical_bytes;  /* sum of file_size */
+	uint64_t data_bytes;     /* sum of snapshots' data_bytes */
+	uint64_t unique_pages;   /* distinct stored pages (blob slots) */
+	uint64_t blob_count;
+	uint64_t blob_bytes;     /* sum of blobs' stored_size */
+	uint64_t file_bytes;     /* snapfs.db (+ -wal) on disk */
+};
+int snapfs_store_summary(struct snapfs_store *store,
+			 struct snapfs_store_summary *ret_summary);
+
+/* --- snapshots ----------------------------------------------------------- */
+
+/* One snapshot's metadata. source and notes are owned by the struct; free
+ * them with snapfs_snapshot_release(). */
+struct snapfs_snapshot {
+	int64_t id;
+	char name[SNAPFS_NAME_MAX + 1];
+	char created_at[32];               /* ISO-8601 UTC */
+	int64_t parent_id;                 /* 0: none */
+	char parent[SNAPFS_NAME_MAX + 1];  /* "" when none */
+	uint64_t file_size;
+	uint32_t page_size;
+	char format[16];
+	char *source;
+	char *notes;                       /* NULL when none */
+	uint64_t segment_count;
+	uint64_t committed_bytes;
+	uint64_t data_bytes;
+	uint64_t stored_bytes;
+};
+void snapfs_snapshot_release(struct snapfs_snapshot *snap);
+
+/* Look up a snapshot by name: -ENOENT if there is none. */
+int snapfs_snapshot_get(struct snapfs_store *store, const char *name,
+			struct snapfs_snapshot *ret_snap);
+/* All snapshots sorted by name. Free with snapfs_snapshot_list_free(). */
+int snapfs_snapshot_list(struct snapfs_store *store,
+			 struct snapfs_snapshot **ret_snaps, size_t *ret_count);
+void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count);
+
+/* Remove snapshots by name, all or none: -ENOENT names the first unknown
+ * one. Their blobs stay until snapfs_gc(). Children's parent_id becomes
+ * NULL. */
+int snapfs_snapshot_remove(struct snapfs_store *store,
+			   const char *const *names, size_t count);
+
+/* One segment of a snapshot's usage set. label is owned by the array. */
+struct snapfs_segment {
+	uint64_t start;       /* byte offset, page-aligned */
+	uint64_t end;         /* half-open */
+	char kind[16];        /* system anonymous pagecache tmpfs ramdiskfs mapped */
+	int64_t memcg_id;
+	bool committed;
+	char *label;          /* NULL when none */
+};
+int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
+			struct snapfs_segment **ret_segs, size_t *ret_count);
+void snapfs_segments_free(struct snapfs_segment *segs, size_t count);
+
+/* true if kind is one of the six memory kinds. */
+bool snapfs_kind_valid(const char *kind);
+
+/* --- progress and cancellation ------------------------------------------ */
+
+/* Called now and then during long work with bytes done and bytes in all. */
+typedef void (*snapfs_progress_fn)(void *data, uint64_t done, uint64_t total);
+
+struct snapfs_progress {
+	snapfs_progress_fn fn;          /* NULL: no reports */
+	void *data;
+	volatile sig_atomic_t *cancel;  /* non-NULL and set: stop, -SNAPFS_ECANCELED */
+};
+
+/* --- save ---------------------------------------------------------------- */
+
+enum snapfs_codec {
+	SNAPFS_CODEC_NONE = 0,
+	SNAPFS_CODEC_ZSTD = 1,
+	SNAPFS_CODEC_LZ4 = 2,
+};
+/* "none", "zstd", "lz4" <-> codec; parse returns -EINVAL when unknown. */
+const char *snapfs_codec_name(enum snapfs_codec codec);
+int snapfs_codec_parse(const char *name, enum snapfs_codec *ret_codec);
+/* The default level of a codec, and whether level is valid for it. */
+int snapfs_codec_default_level(enum snapfs_codec codec);
+bool snapfs_codec_level_valid(enum snapfs_codec codec, int level);
+
+struct snapfs_save_opts {
+	const char *format;       /* "raw"; NULL: detect */
+	const char *parent;       /* parent snapshot name, or NULL */
+	const char *kind;         /* kind for raw data ranges; NULL: anonymous */
+	const char *usage_path;   /* usage file for raw sources, or NULL */
+	enum snapfs_codec codec;
+	int level;                /* codec level; 0: the codec's default */
+	struct snapfs_progress progress;
+};
+
+struct snapfs_save_result {
+	int64_t id;
+	uint64_t file_size;
+	uint64_t scanned_bytes;   /* data bytes read from the source */
+	uint64_t zero_pages;      /* pages found all zero, not stored */
+	uint64_t data_pages;      /* non-zero pages mapped */
+	uint64_t new_pages;       /* pages stored in new blobs */
+	uint64_t dedup_pages;     /* pages that reused a stored page */
+	uint64_t new_blob_bytes;  /* compressed bytes added */
+	uint64_t ignored_bytes;   /* data outside the usage set, not saved */
+};
+
+/* Save the memory image at source as snapshot name, in one transaction:
+ * on any failure (or cancel) the store is as it was. -EEXIST if name is
+ * taken, -SNAPFS_EBADNAME if it is invalid. */
+int snapfs_save(struct snapfs_store *store, const char *name,
+		const char *source, const struct snapfs_save_opts *opts,
+		struct snapfs_save_result *ret_result);
+
+/* --- reading ------------------------------------------------------------- */
+
+/* One snapshot's memory file, open for reading. Thread-safe: any number of
+ * threads may read one image at once. Reads check every blob's checksum and
+ * every run's hash; damage gives -EIO, never wrong bytes. */
+struct snapfs_image;
+
+int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
+		      struct snapfs_image **ret_image);
+void snapfs_image_close(struct snapfs_image *image);
+uint64_t snapfs_image_size(const struct snapfs_image *image);
+/* Pages that hold data (the rest read as zeros). */
+uint64_t snapfs_image_data_pages(const struct snapfs_image *image);
+
+/* Read up to len bytes at off into buf. Returns the count read, which is
+ * len unless the file ends first (0 at or past the end), or a negative
+ * error; a read that touches a damaged page fails whole with -EIO. */
+ssize_t snapfs_image_read(struct snapfs_image *image, void *buf, size_t len,
+			  uint64_t off);
+
+/* lseek(2) SEEK_DATA / SEEK_HOLE at page granularity: the offset of the
+ * next data page or hole at or after off, clamped to the file size;
+ * -ENXIO if off is at or past the end. */
+int64_t snapfs_image_seek(struct snapfs_image *image, uint64_t off,
+			  int whence);
+
+/* --- restore ------------------------------------------------------------- */
+
+struct snapfs_restore_opts {
+	bool force;               /* replace an existing output */
+	struct snapfs_progress progress;
+};
+
+/* Write snapshot name's memory file to output ("-": standard output).
+ * A regular file is written sparse through a temporary file in the same
+ * directory and renamed into place, so that a failure leaves no output and
+ * an existing file untouched. -EEXIST if output exists and !force. */
+int snapfs_restore(struct snapfs_store *store, const char *name,
+		   const char *output, const struct snapfs_restore_opts *opts);

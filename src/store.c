@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Stores: creating and opening the snapfs.db of a store directory, schema
+ * version checks, the pool of read connections, and the snapshot-level
+ * operations that need nothing more (get, list, remove, segments, summary).
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blob_cache.h"
+#include "catalog.h"
+#include "errors.h"
+
+struct snapfs_store {
+	char *dir;
+	char *db_path;
+	bool readonly;
+	struct catalog *writer;         /* NULL when read-only */
+	pthread_mutex_t pool_lock;      /* guards idle[] */
+	struct catalog **idle;          /* read connections not in use */
+	size_t idle_count, idle_cap;
+	struct blob_cache *cache;
+	pthread_mutex_t watch_lock;     /* guards watcher */
+	struct catalog *watcher;        /* polled for data_version */
+};
+
+void store_now_iso8601(char *buf, size_t cap)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *path_join(const char *dir, const char *file)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dir, file) < 0)
+		return NULL;
+	return p;
+}
+
+int snapfs_store_create(const char *dir)
+{
+	char created_at[32], *db_path;
+	struct catalog *cat = NULL;
+	struct stat st;
+	int rc;
+
+	error_clear();
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return error_set(-errno, "store '%s': %s", dir, strerror(errno));
+	if (stat(dir, &st) < 0)
+		return error_set(-errno, "store '%s': %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return error_set(-ENOTDIR, "store '%s': not a directory", dir);
+	db_path = path_join(dir, SNAPFS_DB_FILE);
+	if (!db_path)
+		return -ENOMEM;
+	if (access(db_path, F_OK) == 0) {
+		rc = error_set(-EEXIST, "store '%s': already a store", dir);
+		goto out_free;
+	}
+	rc = catalog_open(db_path, false, &cat);
+	if (rc < 0)
+		goto out_unlink;
+	store_now_iso8601(created_at, sizeof(created_at));
+	rc = catalog_create_schema(cat, created_at);
+	if (rc < 0)
+		goto out_unlink;
+	catalog_close(cat);
+	free(db_path);
+	return 0;
+
+out_unlink:
+	error_prefix(rc, "store '%s'", dir);
+	catalog_close(cat);
+	unlink(db_path);
+	for (const char *suffix = "-wal"; suffix; suffix = suffix[1] == 'w' ? "-shm" : NULL) {
+		char *p;
+
+		if (asprintf(&p, "%s%s", db_path, suffix) >= 0) {
+			unlink(p);
+			free(p);
+		}
+	}
+out_free:
+	free(db_path);
+	return rc;
+}
+
+/* Check that path is a store this library can use; version in *ret. */
+static int store_check(const char *dir, const char *db_path, int *ret_version)
+{
+	struct catalog *cat = NULL;
+	struct stat st;
+	int rc, version;
+
+	if (stat(dir, &st) < 0)
+		return error_set(-SNAPFS_ENOTSTORE, "'%s': %s: not a store (create one with 'snapfs init')",
+				 dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return error_set(-SNAPFS_ENOTSTORE,
+				 "'%s': not a directory, not a store (create one with 'snapfs init')", dir);
+	if (stat(db_path, &st) < 0) {
+		if (errno == ENOENT)
+			return error_set(-SNAPFS_ENOTSTORE,
+					 "'%s': not a store: no %s (create one with 'snapfs init')",
+					 dir, SNAPFS_DB_FILE);
+		return error_set(-errno, "store '%s': %s", dir, strerror(errno));
+	}
+	if (access(db_path, R_OK) < 0)
+		return error_set(-errno, "store '%s': %s", dir, strerror(errno));
+	rc = catalog_open(db_path, true, &cat);
+	if (rc < 0)
+		return error_prefix(rc, "store '%s'", dir);
+	if (!catalog_is_store(cat)) {
+		rc = error_set(-SNAPFS_ENOTSTORE,
+			       "'%s': %s is not a snapfs database (create a store with 'snapfs init')",
+			       dir, SNAPFS_DB_FILE);
+		goto out_close;
+	}
+	rc = catalog_schema_version(cat, &version);
+	if (rc < 0) {
+		error_prefix(rc, "store '%s'", dir);
+		goto out_close;
+	}
+	if (version > SNAPFS_SCHEMA_VERSION) {
+		rc = error_set(-SNAPFS_ENEWER,
+			       "store '%s': schema version %d is newer than this snapfs supports (%d); "
+			       "use a newer snapfs, the store was not modified",
+			       dir, version, SNAPFS_SCHEMA_VERSION);
+		goto out_close;
+	}
+	if (version < 1) {
+		rc = error_set(-SNAPFS_ENOTSTORE, "store '%s': no schema version", dir);
+		goto out_close;
+	}
+	*ret_version = version;
+out_close:
+	catalog_close(cat);
+	return rc;
+}
+
+int snapfs_store_open(const char *dir, unsigned flags,
+		      struct snapfs_store **ret_store)
+{
+	struct snapfs_store *store;
+	uint32_t page_size;
+	int rc, version = 0;
+
+	error_clear();
+	store = calloc(1, sizeof(*store));
+	if (!store)
+		return -ENOMEM;
+	pthread_mutex_init(&store->pool_lock, NULL);
+	pthread_mutex_init(&store->watch_lock, NULL);
+	store->readonly = flags & SNAPFS_OPEN_READONLY;
+	store->dir = strdup(dir);
+	store->db_path = path_join(dir, SNAPFS_DB_FILE);
+	store->cache = blob_cache_new(SNAPFS_DEFAULT_CACHE_SIZE);
+	if (!store->dir || !store->db_path || !store->cache) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	rc = store_check(dir, store->db_path, &version);
+	if (rc < 0)
+		goto out_close;
+	if (!store->readonly) {
+		rc = catalog_open(store->db_path, false, &store->writer);
+		if (rc < 0) {
+			error_prefix(rc, "store '%s'", dir);
+			goto out_close;
+		}
+		rc = catalog_upgrade(store->writer, version);
+		if (rc < 0) {
+			error_prefix(rc, "store '%s'", dir);
+			goto out_close;
+		}
+		rc = catalog_page_size(store->writer, &page_size);
+		if (rc < 0) {
+			error_prefix(rc, "store '%s'", dir);
+			goto out_close;
+		}
+	} else if (version != SNAPFS_SCHEMA_VERSION) {
+		rc = error_set(-SNAPFS_ENEWER,
+			       "store '%s': schema version %d needs an upgrade; run a write command first",
+			       dir, version);
+		goto out_close;
+	}
+	*ret_store = store;
+	return 0;
+
+out_close:
+	snapfs_store_close(store);
+	return rc;
+}
+
+void snapfs_store_close(struct snapfs_store *store)
+{
+	if (!store)
+		return;
+	for (size_t i = 0; i < store->idle_count; i++)
+		catalog_close(store->idle[i]);
+	free(store->idle);
+	catalog_close(store->writer);
+	catalog_close(store->watcher);
+	pthread_mutex_destroy(&store->watch_lock);
+	blob_cache_free(store->cache);
+	pthread_mutex_destroy(&store->pool_lock);
+	free(store->db_path);
+	free(store->dir);
+	free(store);
+}
+
+void snapfs_store_set_cache_size(struct snapfs_store *store, size_t bytes)
+{
+	blob_cache_set_limit(store->cache, bytes);
+}
+
+struct catalog *store_writer(struct snapfs_store *store)
+{
+	return store->writer;
+}
+
+struct blob_cache *store_cache(struct snapfs_store *store)
+{
+	return store->cache;
+}
+
+const char *store_dir(const struct snapfs_store *store)
+{
+	return store->dir;
+}
+
+int store_reader_get(struct snapfs_store *store, struct catalog **ret_cat)
+{
+	struct catalog *cat = NULL;
+	int rc;
+
+	pthread_mutex_lock(&store->pool_lock);
+	if (store->idle_count > 0)
+		cat = store->idle[--store->idle_count];
+	pthread_mutex_unlock(&store->pool_lock);
+	if (cat) {
+		*ret_cat = cat;
+		return 0;
+	}
+	rc = catalog_open(store->db_path, true, &cat);
+	if (rc < 0)
+		return error_prefix(rc, "store '%s'", store->dir);
+	*ret_cat = cat;
+	return 0;
+}
+
+void store_reader_put(struct snapfs_store *store, struct catalog *cat)
+{
+	struct catalog **bigger;
+
+	pthread_mutex_lock(&store->pool_lock);
+	if (store->idle_count == store->idle_cap) {
+		size_t cap = store->idle_cap ? store->idle_cap * 2 : 8;
+
+		bigger = realloc(store->idle, cap * sizeof(*bigger));
+		if (!bigger) {
+			pthread_mutex_unlock(&store->pool_lock);
+			catalog_close(cat);
+			return;
+		}
+		store->idle = bigger;
+		store->idle_cap = cap;
+	}
+	store->idle[store->idle_count++] = cat;
+	pthread_mutex_unlock(&store->pool_lock);
+}
+
+int64_t snapfs_store_generation(struct snapfs_store *store)
+{
+	int64_t version = 0;
+	int rc = 0;
+
+	/* data_version is per connection: always poll the same one. */
+	pthread_mutex_lock(&store->watch_lock);
+	if (!store->watcher)
+		rc = catalog_open(store->db_path, true, &store->watcher);
+	if (rc == 0)
+		rc = catalog_data_version(store->watcher, &version);
+	pthread_mutex_unlock(&store->watch_lock);
+	return rc < 0 ? rc : version;
+}
+
+int snapfs_snapshot_get(struct snapfs_store *store, const char *name,
+			struct snapfs_snapshot *ret_snap)
+{
+	struct catalog *cat;
+	int rc;
+
+	error_clear();
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		return rc;
+	rc = catalog_snapshot_get(cat, name, ret_snap);
+	store_reader_put(store, cat);
+	return rc;
+}
+
+int snapfs_snapshot_list(struct snapfs_store *store,
+			 struct snapfs_snapshot **ret_snaps, size_t *ret_count)
+{
+	struct catalog *cat;
+	int rc;
+
+	error_clear();
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		return rc;
+	rc = catalog_snapshot_list(cat, ret_snaps, ret_count);
+	store_reader_put(store, cat);
+	return rc;
+}
+
+int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
+			struct snapfs_segment **ret_segs, size_t *ret_count)
+{
+	struct catalog *cat;
+	int rc;
+
+	error_clear();
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		return rc;
+	rc = catalog_segments_get(cat, snapshot_id, ret_segs, ret_count);
+	store_reader_put(store, cat);
+	return rc;
+}
+
+int snapfs_snapshot_remove(struct snapfs_store *store,
+			   const char *const *names, size_t count)
+{
+	struct catalog *cat = store->writer;
+	int rc;
+
+	error_clear();
+	if (!cat)
+		return error_set(-EROFS, "store '%s': opened read-only", store->dir);
+	for (size_t i = 0; i < count; i++)
+		if (!snapfs_name_valid(names[i]))
+			return error_set(-SNAPFS_EBADNAME, "snapshot '%s': invalid name", names[i]);
+	rc = catalog_begin_write(cat);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < count; i++) {
+		rc = catalog_snapshot_delete(cat, names[i]);
+		if (rc < 0)
+			goto out_rollback;
+	}
+	return catalog_commit(cat);
+
+out_rollback:
+	catalog_rollback(cat);
+	return rc;
+}
+
+static uint64_t file_bytes(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+int snapfs_store_summary(struct snapfs_store *store,
+			 struct snapfs_store_summary *ret_summary)
+{
+	struct snapfs_store_summary s;
+	struct catalog *cat;
+	char *wal;
+	int rc;
+
+	error_clear();
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		return rc;
+	rc = catalog_store_summary(cat, &s);
+	store_reader_put(store, cat);
+	if (rc < 0)
+		return rc;
+	s.file_bytes = file_bytes(store->db_path);
+	if (asprintf(&wal, "%s-wal", store->db_path) >= 0) {
+		s.file_bytes += file_bytes(wal);
+		free(wal);
+	}
+	*ret_summary = s;
+	return 0;
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The inside of struct snapfs_store: its connections and its blob cache.
+ * Read work borrows a read-only connection from a pool (one per thread at a
+ * time); write work (save, rm, gc) uses the single writer connection.
+ */
+#pragma once
+
+#include "snapfs.h"
+
+struct catalog;
+struct blob_cache;
+
+/* Borrow a read-only connection; give it back with store_reader_put(). */
+int store_reader_get(struct snapfs_store *store, struct catalog **ret_cat);
+void store_reader_put(struct snapfs_store *store, struct catalog *cat);
+
+/* The writer connection, or NULL for a store opened read-only. */
+struct catalog *store_writer(struct snapfs_store *store);
+struct blob_cache *store_cache(struct snapfs_store *store);
+const char *store_dir(const struct snapfs_store *store);
+
+/* Current time as ISO-8601 UTC ("2026-11-27T05:46:05Z"). */
+void store_now_iso8601(char *buf, size_t cap);
