@@ -50,6 +50,18 @@ int error_prefix(int rc, const char *fmt, ...)
 	return rc;
 }
 
+const char *errno_text(int errnum)
+{
+	static _Thread_local char texts[4][128];
+	static _Thread_local unsigned next;
+	char *t = texts[next++ % 4];
+
+	snprintf(t, sizeof(texts[0]), "%s", strerror(errnum));
+	if (t[0] >= 'A' && t[0] <= 'Z' && !(t[1] >= 'A' && t[1] <= 'Z'))
+		t[0] = (char)(t[0] - 'A' + 'a');
+	return t;
+}
+
 const char *snapfs_strerror(int rc)
 {
 	switch (-rc) {
@@ -66,7 +78,7 @@ const char *snapfs_strerror(int rc)
 	case SNAPFS_ECANCELED:
 		return "interrupted";
 	default:
-		return strerror(-rc);
+		return errno_text(-rc);
 	}
 }
 

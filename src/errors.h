@@ -12,6 +12,9 @@
 int error_set(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prefix the current detail with "prefix: " (context added on the way up). */
 int error_prefix(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* strerror() in lower case, as snapfs messages are written. The text
+ * stays valid for the next few calls in this thread. */
+const char *errno_text(int errnum);
 /* Forget the last detail. */
 void error_clear(void);
 

@@ -44,7 +44,7 @@ static int write_full(struct restore_job *job, const unsigned char *buf,
 				continue;
 			return error_set(-errno, "output '%s': write at offset 0x%llx: %s",
 					 job->output, (unsigned long long)(off + put),
-					 strerror(errno));
+					 errno_text(errno));
 		}
 		put += (size_t)n;
 	}
@@ -87,7 +87,7 @@ static int copy_image(struct restore_job *job)
 		return copy_range(job, 0, size);
 	if (ftruncate(job->fd, (off_t)size) < 0)
 		return error_set(-errno, "output '%s': cannot make a file of %llu bytes: %s",
-				 job->output, (unsigned long long)size, strerror(errno));
+				 job->output, (unsigned long long)size, errno_text(errno));
 	while (off < size) {
 		int64_t data = snapfs_image_seek(job->img, off, SEEK_DATA), hole;
 		int rc;
@@ -125,7 +125,7 @@ static int create_temp(const char *path, char **ret_tmp, int *ret_fd)
 	}
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		rc = error_set(-errno, "output '%s': %s", path, strerror(errno));
+		rc = error_set(-errno, "output '%s': %s", path, errno_text(errno));
 		free(tmp);
 		goto out_free;
 	}
@@ -164,7 +164,7 @@ static int restore_to_path(struct restore_job *job, const struct snapfs_restore_
 			job->fd = open(job->output, O_WRONLY | O_CLOEXEC);
 			if (job->fd < 0)
 				return error_set(-errno, "output '%s': %s", job->output,
-						 strerror(errno));
+						 errno_text(errno));
 			job->sparse = false;
 			rc = copy_image(job);
 			close(job->fd);
@@ -177,7 +177,7 @@ static int restore_to_path(struct restore_job *job, const struct snapfs_restore_
 	job->sparse = true;
 	rc = copy_image(job);
 	if (close(job->fd) < 0 && rc == 0)
-		rc = error_set(-errno, "output '%s': %s", job->output, strerror(errno));
+		rc = error_set(-errno, "output '%s': %s", job->output, errno_text(errno));
 	if (rc == 0) {
 		if (opts->force)
 			rc = rename(tmp, job->output) < 0 ? -errno : 0;
@@ -185,7 +185,7 @@ static int restore_to_path(struct restore_job *job, const struct snapfs_restore_
 			rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, job->output, RENAME_NOREPLACE) < 0
 				     ? -errno : 0;
 		if (rc < 0)
-			error_set(rc, "output '%s': %s", job->output, strerror(-rc));
+			error_set(rc, "output '%s': %s", job->output, errno_text(-rc));
 	}
 	if (rc < 0)
 		unlink(tmp);

@@ -34,9 +34,9 @@ int source_open(const char *path, struct source *ret_src)
 
 	src.fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (src.fd < 0)
-		return error_set(-errno, "source '%s': %s", path, strerror(errno));
+		return error_set(-errno, "source '%s': %s", path, errno_text(errno));
 	if (fstat(src.fd, &st) < 0) {
-		rc = error_set(-errno, "source '%s': %s", path, strerror(errno));
+		rc = error_set(-errno, "source '%s': %s", path, errno_text(errno));
 		goto out_close;
 	}
 	if (S_ISDIR(st.st_mode)) {
@@ -48,7 +48,7 @@ int source_open(const char *path, struct source *ret_src)
 	} else if (S_ISBLK(st.st_mode)) {
 		if (ioctl(src.fd, BLKGETSIZE64, &src.size) < 0) {
 			rc = error_set(-errno, "source '%s': size of block device: %s",
-				       path, strerror(errno));
+				       path, errno_text(errno));
 			goto out_close;
 		}
 		src.is_device = true;
@@ -57,6 +57,11 @@ int source_open(const char *path, struct source *ret_src)
 		goto out_close;
 	}
 	posix_fadvise(src.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SCAN_CHUNK);
+	if (!src.buf) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
 	*ret_src = src;
 	return 0;
 
@@ -67,10 +72,13 @@ out_close:
 
 void source_close(struct source *src)
 {
-	if (src && src->fd >= 0) {
+	if (!src)
+		return;
+	if (src->fd >= 0)
 		close(src->fd);
-		src->fd = -1;
-	}
+	src->fd = -1;
+	free(src->buf);
+	src->buf = NULL;
 }
 
 int source_next_data(struct source *src, uint64_t off, uint64_t *ret_start,
@@ -92,7 +100,7 @@ int source_next_data(struct source *src, uint64_t off, uint64_t *ret_start,
 			return -ENXIO;
 		if (errno != EINVAL)
 			return error_set(-errno, "source '%s': seek data: %s", src->path,
-					 strerror(errno));
+					 errno_text(errno));
 		data = (off_t)off; /* no SEEK_DATA here: all data */
 		hole = (off_t)src->size;
 	} else {
@@ -121,7 +129,7 @@ static int read_full(struct source *src, unsigned char *buf, size_t len, uint64_
 				continue;
 			return error_set(-errno, "source '%s': read at offset 0x%llx: %s",
 					 src->path, (unsigned long long)(off + got),
-					 strerror(errno));
+					 errno_text(errno));
 		}
 		if (n == 0)
 			break;
@@ -140,13 +148,10 @@ int scan_range(struct source *src, uint64_t start, uint64_t end, page_fn fn,
 	       void *ctx, struct scan_stats *stats,
 	       const struct snapfs_progress *progress, uint64_t total)
 {
-	unsigned char *buf;
+	unsigned char *buf = src->buf;
 	uint64_t off = start;
 	int rc = 0;
 
-	buf = aligned_alloc(SNAPFS_PAGE_SIZE, SCAN_CHUNK);
-	if (!buf)
-		return -ENOMEM;
 	while (off < end) {
 		uint64_t d_start, d_end;
 
@@ -156,7 +161,7 @@ int scan_range(struct source *src, uint64_t start, uint64_t end, page_fn fn,
 			break;
 		}
 		if (rc < 0)
-			goto out_free;
+			return rc;
 		if (d_start >= end)
 			break;
 		if (d_start < off)
@@ -166,13 +171,11 @@ int scan_range(struct source *src, uint64_t start, uint64_t end, page_fn fn,
 		for (uint64_t at = d_start; at < d_end;) {
 			size_t len = d_end - at < SCAN_CHUNK ? (size_t)(d_end - at) : SCAN_CHUNK;
 
-			if (progress && progress->cancel && *progress->cancel) {
-				rc = error_set(-SNAPFS_ECANCELED, "interrupted");
-				goto out_free;
-			}
+			if (progress && progress->cancel && *progress->cancel)
+				return error_set(-SNAPFS_ECANCELED, "interrupted");
 			rc = read_full(src, buf, len, at);
 			if (rc < 0)
-				goto out_free;
+				return rc;
 			for (size_t p = 0; p < len; p += SNAPFS_PAGE_SIZE) {
 				if (bytes_all_zero(buf + p, SNAPFS_PAGE_SIZE)) {
 					stats->zero_pages++;
@@ -180,7 +183,7 @@ int scan_range(struct source *src, uint64_t start, uint64_t end, page_fn fn,
 				}
 				rc = fn(ctx, (at + p) / SNAPFS_PAGE_SIZE, buf + p);
 				if (rc < 0)
-					goto out_free;
+					return rc;
 			}
 			at += len;
 			stats->scanned_bytes += len;
@@ -189,7 +192,5 @@ int scan_range(struct source *src, uint64_t start, uint64_t end, page_fn fn,
 		}
 		off = d_end;
 	}
-out_free:
-	free(buf);
 	return rc;
 }

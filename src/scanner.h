@@ -16,6 +16,7 @@ struct source {
 	const char *path;         /* borrowed from the caller */
 	uint64_t size;            /* exact size in bytes */
 	bool is_device;
+	unsigned char *buf;       /* read buffer of scan_range() */
 };
 
 /* Open path for reading. A directory, a missing or unreadable file, or a

@@ -59,9 +59,9 @@ int snapfs_store_create(const char *dir)
 
 	error_clear();
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return error_set(-errno, "store '%s': %s", dir, strerror(errno));
+		return error_set(-errno, "store '%s': %s", dir, errno_text(errno));
 	if (stat(dir, &st) < 0)
-		return error_set(-errno, "store '%s': %s", dir, strerror(errno));
+		return error_set(-errno, "store '%s': %s", dir, errno_text(errno));
 	if (!S_ISDIR(st.st_mode))
 		return error_set(-ENOTDIR, "store '%s': not a directory", dir);
 	db_path = path_join(dir, SNAPFS_DB_FILE);
@@ -108,7 +108,7 @@ static int store_check(const char *dir, const char *db_path, int *ret_version)
 
 	if (stat(dir, &st) < 0)
 		return error_set(-SNAPFS_ENOTSTORE, "'%s': %s: not a store (create one with 'snapfs init')",
-				 dir, strerror(errno));
+				 dir, errno_text(errno));
 	if (!S_ISDIR(st.st_mode))
 		return error_set(-SNAPFS_ENOTSTORE,
 				 "'%s': not a directory, not a store (create one with 'snapfs init')", dir);
@@ -117,10 +117,10 @@ static int store_check(const char *dir, const char *db_path, int *ret_version)
 			return error_set(-SNAPFS_ENOTSTORE,
 					 "'%s': not a store: no %s (create one with 'snapfs init')",
 					 dir, SNAPFS_DB_FILE);
-		return error_set(-errno, "store '%s': %s", dir, strerror(errno));
+		return error_set(-errno, "store '%s': %s", dir, errno_text(errno));
 	}
 	if (access(db_path, R_OK) < 0)
-		return error_set(-errno, "store '%s': %s", dir, strerror(errno));
+		return error_set(-errno, "store '%s': %s", dir, errno_text(errno));
 	rc = catalog_open(db_path, true, &cat);
 	if (rc < 0)
 		return error_prefix(rc, "store '%s'", dir);

@@ -123,7 +123,7 @@ int usage_parse_file(const char *path, uint64_t file_size,
 
 	f = fopen(path, "re");
 	if (!f)
-		return error_set(-errno, "usage file '%s': %s", path, strerror(errno));
+		return error_set(-errno, "usage file '%s': %s", path, errno_text(errno));
 	while ((len = getline(&line, &cap, f)) >= 0) {
 		struct snapfs_segment seg;
 		const char *why = NULL;
