@@ -41,7 +41,11 @@ CREATE TABLE snapshots (
     segment_count   INTEGER NOT NULL DEFAULT 0,
     committed_bytes INTEGER NOT NULL DEFAULT 0,
     data_bytes      INTEGER NOT NULL DEFAULT 0,
-    stored_bytes    INTEGER NOT NULL DEFAULT 0
+    stored_bytes    INTEGER NOT NULL DEFAULT 0,
+    -- XXH3-64 over snapshot id, file_size and every page_map run's
+    -- (first_page, page_count, run_hash) in order: a deleted, moved or
+    -- added run, or a changed file_size, makes the snapshot read as EIO.
+    map_digest      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX snapshots_by_parent ON snapshots(parent_id);
 

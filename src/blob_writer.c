@@ -52,6 +52,9 @@ struct blob_writer {
 	unsigned char *seen;
 	size_t seen_size;
 
+	struct map_run *closed;          /* every run closed, in page order */
+	size_t closed_count, closed_cap;
+
 	struct blob_writer_stats stats;
 };
 
@@ -91,7 +94,13 @@ void blob_writer_free(struct blob_writer *w)
 	free(w->pending);
 	free(w->packed);
 	free(w->seen);
+	free(w->closed);
 	free(w);
+}
+
+int64_t blob_writer_map_digest(const struct blob_writer *w, uint64_t file_size)
+{
+	return map_digest(w->snapshot_id, file_size, w->closed, w->closed_count);
 }
 
 void blob_writer_stats(const struct blob_writer *w, struct blob_writer_stats *ret)
@@ -124,6 +133,16 @@ static int run_close(struct blob_writer *w)
 		return 0;
 	w->run_open = false;
 	w->run.hash = run_hasher_end(w->run_hasher);
+	if (w->closed_count == w->closed_cap) {
+		size_t cap = w->closed_cap ? w->closed_cap * 2 : 256;
+		struct map_run *bigger = realloc(w->closed, cap * sizeof(*bigger));
+
+		if (!bigger)
+			return -ENOMEM;
+		w->closed = bigger;
+		w->closed_cap = cap;
+	}
+	w->closed[w->closed_count++] = w->run;
 	return run_store(w, &w->run);
 }
 

@@ -36,5 +36,7 @@ int blob_writer_add(struct blob_writer *writer, uint64_t page_no,
 		    const unsigned char *page);
 /* Write what is still pending. Call once, after the last page. */
 int blob_writer_finish(struct blob_writer *writer);
+/* snapshots.map_digest of the runs written, for a file of file_size. */
+int64_t blob_writer_map_digest(const struct blob_writer *writer, uint64_t file_size);
 void blob_writer_stats(const struct blob_writer *writer,
 		       struct blob_writer_stats *ret_stats);

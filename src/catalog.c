@@ -47,7 +47,8 @@ enum stmt_id {
 #define SNAP_COLUMNS \
 	"s.id, s.name, s.created_at, coalesce(s.parent_id, 0), " \
 	"coalesce(p.name, ''), s.file_size, s.page_size, s.format, s.source, " \
-	"s.notes, s.segment_count, s.committed_bytes, s.data_bytes, s.stored_bytes " \
+	"s.notes, s.segment_count, s.committed_bytes, s.data_bytes, s.stored_bytes, " \
+	"s.map_digest " \
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -60,7 +61,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"VALUES (?1, ?2, nullif(?3, 0), ?4, ?5, ?6, ?7, ?8)",
 	[ST_SNAP_FIGURES] =
 		"UPDATE snapshots SET segment_count = ?2, committed_bytes = ?3, "
-		"data_bytes = ?4, stored_bytes = ?5 WHERE id = ?1",
+		"data_bytes = ?4, stored_bytes = ?5, map_digest = ?6 WHERE id = ?1",
 	[ST_SNAP_DELETE] = "DELETE FROM snapshots WHERE name = ?1",
 	[ST_SEG_INSERT] =
 		"INSERT INTO segments (snapshot_id, start, end, kind, memcg_id, "
@@ -406,6 +407,7 @@ static int snapshot_from_row(sqlite3_stmt *st, struct snapfs_snapshot *s)
 	s->committed_bytes = (uint64_t)sqlite3_column_int64(st, 11);
 	s->data_bytes = (uint64_t)sqlite3_column_int64(st, 12);
 	s->stored_bytes = (uint64_t)sqlite3_column_int64(st, 13);
+	s->map_digest = sqlite3_column_int64(st, 14);
 	if (!s->source) {
 		snapfs_snapshot_release(s);
 		return -ENOMEM;
@@ -562,6 +564,7 @@ int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapsh
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)s->committed_bytes);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)s->data_bytes);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)s->stored_bytes);
+	sqlite3_bind_int64(st, 6, s->map_digest);
 	return stmt_done(cat, st, sqlite3_step(st), "record snapshot figures");
 }
 

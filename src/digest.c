@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+
+#include "catalog.h"
 #include <xxhash.h>
 
 struct page_hasher {
@@ -72,6 +74,28 @@ int64_t run_hash(const void *data, size_t len, int64_t snapshot_id,
 		 uint64_t first_page)
 {
 	return (int64_t)XXH3_64bits_withSeed(data, len, run_seed(snapshot_id, first_page));
+}
+
+int64_t map_digest(int64_t snapshot_id, uint64_t file_size,
+		   const struct map_run *runs, size_t count)
+{
+	XXH3_state_t *state = XXH3_createState();
+	uint64_t head[2] = { (uint64_t)snapshot_id, file_size };
+	int64_t digest;
+
+	if (!state)
+		return 0;
+	XXH3_64bits_reset(state);
+	XXH3_64bits_update(state, head, sizeof(head));
+	for (size_t i = 0; i < count; i++) {
+		uint64_t item[3] = { runs[i].first_page, runs[i].page_count,
+				     (uint64_t)runs[i].hash };
+
+		XXH3_64bits_update(state, item, sizeof(item));
+	}
+	digest = (int64_t)XXH3_64bits_digest(state);
+	XXH3_freeState(state);
+	return digest;
 }
 
 struct run_hasher {

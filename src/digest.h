@@ -28,6 +28,12 @@ int64_t blob_checksum(const void *data, size_t len);
 int64_t run_hash(const void *data, size_t len, int64_t snapshot_id,
 		 uint64_t first_page);
 
+/* The integrity hash of a snapshot's whole page map (snapshots.map_digest):
+ * covers snapshot id, file size and each run's place, length and hash. */
+struct map_run;
+int64_t map_digest(int64_t snapshot_id, uint64_t file_size,
+		   const struct map_run *runs, size_t count);
+
 /* The same hash computed a page at a time. */
 struct run_hasher;
 struct run_hasher *run_hasher_new(void);

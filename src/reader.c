@@ -33,6 +33,7 @@ struct snapfs_image {
 	uint64_t file_size;
 	uint64_t page_count;         /* pages of file_size, the last partial */
 	uint64_t data_pages;
+	bool damaged;                /* the page map fails its digest: all -EIO */
 	struct image_run *runs;      /* sorted by first_page */
 	size_t run_count;
 };
@@ -73,6 +74,7 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 	img->file_size = snap.file_size;
 	img->page_count = (snap.file_size + SNAPFS_PAGE_SIZE - 1) / SNAPFS_PAGE_SIZE;
 	img->run_count = count;
+	img->damaged = map_digest(snapshot_id, snap.file_size, runs, count) != snap.map_digest;
 	for (size_t i = 0; i < count; i++) {
 		struct image_run *r = &img->runs[i];
 
@@ -241,6 +243,8 @@ ssize_t snapfs_image_read(struct snapfs_image *img, void *buf, size_t len,
 	uint64_t end, pos;
 	size_t i;
 
+	if (img->damaged)
+		return -EIO;
 	if (off >= img->file_size || len == 0)
 		return 0;
 	end = off + len;
@@ -281,6 +285,8 @@ int64_t snapfs_image_seek(struct snapfs_image *img, uint64_t off, int whence)
 	uint64_t page = off / SNAPFS_PAGE_SIZE, at;
 	size_t i;
 
+	if (img->damaged)
+		return -EIO;
 	if (off >= img->file_size)
 		return -ENXIO;
 	i = run_at_or_after(img, page);

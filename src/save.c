@@ -181,6 +181,7 @@ static int write_snapshot(struct save_job *job)
 	if (rc < 0)
 		return rc;
 	job->snap.data_bytes = job->data_bytes;
+	job->snap.map_digest = blob_writer_map_digest(job->writer, job->snap.file_size);
 	rc = catalog_snapshot_blob_bytes(cat, job->snap.id, &job->snap.stored_bytes);
 	if (rc < 0)
 		return rc;

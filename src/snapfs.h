@@ -114,6 +114,7 @@ struct snapfs_snapshot {
 	uint64_t committed_bytes;
 	uint64_t data_bytes;
 	uint64_t stored_bytes;
+	int64_t map_digest;                /* integrity hash of the page map */
 };
 void snapfs_snapshot_release(struct snapfs_snapshot *snap);
 
