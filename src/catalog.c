@@ -41,6 +41,11 @@ enum stmt_id {
 	ST_MAP_LOAD,
 	ST_MAP_COUNT,
 	ST_DATA_VERSION,
+	ST_UNUSED_BLOBS,
+	ST_DELETE_UNUSED,
+	ST_DELETE_STALE_INDEX,
+	ST_BLOB_IDS,
+	ST_RECOUNT,
 	ST_COUNT
 };
 
@@ -90,6 +95,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"WHERE snapshot_id = ?1 ORDER BY first_page",
 	[ST_MAP_COUNT] = "SELECT count(*) FROM page_map WHERE snapshot_id = ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_UNUSED_BLOBS] =
+		"SELECT count(*), coalesce(sum(stored_size), 0) FROM blobs b "
+		"WHERE NOT EXISTS (SELECT 1 FROM page_map m WHERE m.blob_id = b.id)",
+	[ST_DELETE_UNUSED] =
+		"DELETE FROM blobs WHERE id IN (SELECT id FROM blobs b WHERE NOT EXISTS "
+		"(SELECT 1 FROM page_map m WHERE m.blob_id = b.id) LIMIT ?1)",
+	[ST_DELETE_STALE_INDEX] =
+		"DELETE FROM page_index WHERE NOT EXISTS "
+		"(SELECT 1 FROM blobs b WHERE b.id = page_index.blob_id)",
+	[ST_BLOB_IDS] = "SELECT id, stored_size FROM blobs ORDER BY id",
+	[ST_RECOUNT] =
+		"SELECT v.segment_count, v.committed_bytes, v.data_bytes, v.stored_bytes "
+		"FROM snapshot_summary v JOIN snapshots s ON s.name = v.name WHERE s.id = ?1",
 };
 
 struct catalog {
@@ -217,18 +235,22 @@ out_rollback:
 	return rc;
 }
 
-bool catalog_is_store(struct catalog *cat)
+int catalog_check_store(struct catalog *cat)
 {
 	sqlite3_stmt *st = NULL;
-	bool found = false;
+	int rc;
 
-	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT 1 FROM sqlite_master WHERE type = 'table' "
-			       "AND name = 'store_info'", -1, &st, NULL) != SQLITE_OK)
-		return false;
-	found = sqlite3_step(st) == SQLITE_ROW;
+	rc = sqlite3_prepare_v2(cat->db,
+				"SELECT 1 FROM sqlite_master WHERE type = 'table' "
+				"AND name = 'store_info'", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	return found;
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return -SNAPFS_ENOTSTORE;
+	return error_sqlite(cat->db, rc, "read database");
 }
 
 static int query_int(struct catalog *cat, const char *sql, int64_t *ret,
@@ -852,6 +874,144 @@ int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
 out_free:
 	free(runs);
 	return rc;
+}
+
+/* --- gc --- */
+
+int catalog_unused_blobs(struct catalog *cat, uint64_t *ret_count, uint64_t *ret_bytes)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_UNUSED_BLOBS, &st);
+
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_count = (uint64_t)sqlite3_column_int64(st, 0);
+		*ret_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	return stmt_done(cat, st, rc, "count unused blobs");
+}
+
+static int delete_with(struct catalog *cat, enum stmt_id id, int limit,
+		       uint64_t *ret_deleted, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, id, &st);
+
+	if (rc < 0)
+		return rc;
+	if (limit)
+		sqlite3_bind_int(st, 1, limit);
+	rc = stmt_done(cat, st, sqlite3_step(st), what);
+	if (rc == 0)
+		*ret_deleted = (uint64_t)sqlite3_changes64(cat->db);
+	return rc;
+}
+
+int catalog_delete_unused_blobs(struct catalog *cat, int limit, uint64_t *ret_deleted)
+{
+	return delete_with(cat, ST_DELETE_UNUSED, limit, ret_deleted, "delete unused blobs");
+}
+
+int catalog_delete_stale_index(struct catalog *cat, uint64_t *ret_deleted)
+{
+	return delete_with(cat, ST_DELETE_STALE_INDEX, 0, ret_deleted,
+			   "delete stale content index rows");
+}
+
+/* --- verify --- */
+
+int catalog_for_each_blob(struct catalog *cat, int (*fn)(void *ctx, int64_t id,
+			  int64_t stored_size), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t *ids = NULL, *sizes = NULL;
+	size_t count = 0, cap = 0;
+	int rc, step;
+
+	/* Collect first: fn reads blobs through this same connection. */
+	rc = stmt_get(cat, ST_BLOB_IDS, &st);
+	if (rc < 0)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t n = cap ? cap * 2 : 1024;
+			int64_t *bi = realloc(ids, n * sizeof(*bi)), *bs;
+
+			if (bi)
+				ids = bi;
+			bs = bi ? realloc(sizes, n * sizeof(*bs)) : NULL;
+			if (!bs) {
+				stmt_done(cat, st, SQLITE_DONE, "");
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			sizes = bs;
+			cap = n;
+		}
+		ids[count] = sqlite3_column_int64(st, 0);
+		sizes[count++] = sqlite3_column_int64(st, 1);
+	}
+	rc = stmt_done(cat, st, step, "list blobs");
+	for (size_t i = 0; rc == 0 && i < count; i++)
+		rc = fn(ctx, ids[i], sizes[i]);
+out_free:
+	free(ids);
+	free(sizes);
+	return rc;
+}
+
+int catalog_snapshot_recount(struct catalog *cat, int64_t snapshot_id,
+			     struct snapfs_snapshot *ret)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_RECOUNT, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		ret->segment_count = (uint64_t)sqlite3_column_int64(st, 0);
+		ret->committed_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+		ret->data_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		ret->stored_bytes = (uint64_t)sqlite3_column_int64(st, 3);
+	}
+	return stmt_done(cat, st, rc, "recount snapshot");
+}
+
+int catalog_integrity_check(struct catalog *cat, char *buf, size_t cap, bool *ret_ok)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, "PRAGMA integrity_check(20)", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(buf, cap, "%s", sqlite3_errmsg(cat->db));
+		*ret_ok = false;
+		return 0;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		snprintf(buf, cap, "%s", t ? (const char *)t : "");
+		*ret_ok = t && strcmp((const char *)t, "ok") == 0;
+		/* Collect further lines of the report. */
+		while (!*ret_ok && sqlite3_step(st) == SQLITE_ROW) {
+			size_t len = strlen(buf);
+
+			t = sqlite3_column_text(st, 0);
+			if (t && len + 3 < cap)
+				snprintf(buf + len, cap - len, "; %s", (const char *)t);
+		}
+	} else {
+		snprintf(buf, cap, "%s", sqlite3_errmsg(cat->db));
+		*ret_ok = false;
+	}
+	sqlite3_finalize(st);
+	return 0;
 }
 
 /* --- store-wide --- */

@@ -23,8 +23,9 @@ void catalog_close(struct catalog *cat);
 /* Make a new, empty store database: page size, auto-vacuum, schema,
  * store_info rows, user_version. */
 int catalog_create_schema(struct catalog *cat, const char *created_at);
-/* true if the database has the tables of a store. */
-bool catalog_is_store(struct catalog *cat);
+/* 0 if the database has the tables of a store, -SNAPFS_ENOTSTORE if it
+ * has not, -SNAPFS_ECORRUPT if it cannot be read as a database. */
+int catalog_check_store(struct catalog *cat);
 int catalog_schema_version(struct catalog *cat, int *ret_version);
 /* Bring an older schema up to SNAPFS_SCHEMA_VERSION, in one transaction. */
 int catalog_upgrade(struct catalog *cat, int from_version);
@@ -106,6 +107,24 @@ int catalog_map_insert(struct catalog *cat, int64_t snapshot_id,
 /* All runs of a snapshot, ordered by first_page; caller frees *ret_runs. */
 int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
 		     struct map_run **ret_runs, size_t *ret_count);
+
+/* --- gc --- */
+/* Number and stored bytes of blobs no page map uses. */
+int catalog_unused_blobs(struct catalog *cat, uint64_t *ret_count, uint64_t *ret_bytes);
+/* Delete up to limit unused blobs; the number deleted in *ret_deleted. */
+int catalog_delete_unused_blobs(struct catalog *cat, int limit, uint64_t *ret_deleted);
+/* Delete content-index rows whose blob is gone; the number in *ret_deleted. */
+int catalog_delete_stale_index(struct catalog *cat, uint64_t *ret_deleted);
+
+/* --- verify --- */
+/* Call fn for every blob id in the store, in id order. */
+int catalog_for_each_blob(struct catalog *cat, int (*fn)(void *ctx, int64_t id,
+			  int64_t stored_size), void *ctx);
+/* The figures snapshot_summary recomputes for one snapshot. */
+int catalog_snapshot_recount(struct catalog *cat, int64_t snapshot_id,
+			     struct snapfs_snapshot *ret_figures);
+/* PRAGMA integrity_check: 0 and "ok", or the first problem in buf. */
+int catalog_integrity_check(struct catalog *cat, char *buf, size_t cap, bool *ret_ok);
 
 /* --- store-wide --- */
 int catalog_store_summary(struct catalog *cat, struct snapfs_store_summary *ret);

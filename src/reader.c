@@ -117,6 +117,21 @@ uint64_t snapfs_image_data_pages(const struct snapfs_image *img)
 	return img->data_pages;
 }
 
+size_t image_run_count(const struct snapfs_image *img)
+{
+	return img->run_count;
+}
+
+const struct map_run *image_run(const struct snapfs_image *img, size_t i)
+{
+	return &img->runs[i].map;
+}
+
+bool image_damaged(const struct snapfs_image *img)
+{
+	return img->damaged;
+}
+
 /* Index of the first run that ends after page, or run_count. */
 static size_t run_at_or_after(const struct snapfs_image *img, uint64_t page)
 {

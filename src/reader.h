@@ -6,10 +6,13 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct catalog;
+struct map_run;
+struct snapfs_image;
 
 /* Most pages a blob may hold; a row claiming more is damage. */
 #define BLOB_PAGES_MAX 256
@@ -19,3 +22,9 @@ struct catalog;
  * malformed or damaged blob is -SNAPFS_ECORRUPT. */
 int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
 		size_t *ret_size);
+
+/* The page map of an open image, sorted by first_page. */
+size_t image_run_count(const struct snapfs_image *img);
+const struct map_run *image_run(const struct snapfs_image *img, size_t i);
+/* true if the image's page map failed its digest (every read is -EIO). */
+bool image_damaged(const struct snapfs_image *img);

@@ -228,6 +228,63 @@ ssize_t snapfs_image_read(struct snapfs_image *image, void *buf, size_t len,
 int64_t snapfs_image_seek(struct snapfs_image *image, uint64_t off,
 			  int whence);
 
+/* --- diff ---------------------------------------------------------------- */
+
+enum snapfs_diff_status {
+	SNAPFS_DIFF_CHANGED,      /* data in both, different bytes */
+	SNAPFS_DIFF_ADDED,        /* data only in B */
+	SNAPFS_DIFF_REMOVED,      /* data only in A (a page that became zero too) */
+};
+const char *snapfs_diff_status_name(enum snapfs_diff_status status);
+
+/* Called once per range, in offset order; adjacent pages of one status
+ * come as one half-open byte range. A non-zero return stops the diff and
+ * is returned. */
+typedef int (*snapfs_diff_fn)(void *data, uint64_t start, uint64_t end,
+			      enum snapfs_diff_status status);
+
+/* The pages that differ between snapshots a and b. Pages that share a
+ * stored slot are equal without reading; others are compared byte by byte
+ * through the read path (damage: -EIO). */
+int snapfs_diff(struct snapfs_store *store, const char *name_a,
+		const char *name_b, snapfs_diff_fn fn, void *data);
+
+/* --- gc ------------------------------------------------------------------ */
+
+struct snapfs_gc_result {
+	uint64_t blobs_removed;
+	uint64_t blob_bytes_removed;  /* stored bytes of the blobs removed */
+	uint64_t index_rows_removed;
+	uint64_t file_bytes_before;   /* snapfs.db + -wal */
+	uint64_t file_bytes_after;
+};
+
+/* Delete blobs that no snapshot uses, in one transaction, then give the
+ * space back to the file system. Safe while others read; a gc killed at
+ * any moment loses nothing still referenced. */
+int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress,
+	      struct snapfs_gc_result *ret_result);
+
+/* --- verify -------------------------------------------------------------- */
+
+/* Called once per problem found, with a one-line description naming the
+ * snapshot, blob and byte range concerned. */
+typedef void (*snapfs_damage_fn)(void *data, const char *problem);
+
+struct snapfs_verify_opts {
+	struct snapfs_progress progress;
+	snapfs_damage_fn report;
+	void *report_data;
+};
+
+/* Check the named snapshots (all, and every blob and the database itself,
+ * when count is 0): structure, page map, every blob's checksum and every
+ * run's hash. Returns 0 and the number of problems in *ret_problems, or a
+ * negative error if the check itself could not run. */
+int snapfs_verify(struct snapfs_store *store, const char *const *names,
+		  size_t count, const struct snapfs_verify_opts *opts,
+		  uint64_t *ret_problems);
+
 /* --- restore ------------------------------------------------------------- */
 
 struct snapfs_restore_opts {

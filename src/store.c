@@ -124,10 +124,14 @@ static int store_check(const char *dir, const char *db_path, int *ret_version)
 	rc = catalog_open(db_path, true, &cat);
 	if (rc < 0)
 		return error_prefix(rc, "store '%s'", dir);
-	if (!catalog_is_store(cat)) {
-		rc = error_set(-SNAPFS_ENOTSTORE,
-			       "'%s': %s is not a snapfs database (create a store with 'snapfs init')",
+	rc = catalog_check_store(cat);
+	if (rc == -SNAPFS_ENOTSTORE) {
+		rc = error_set(rc, "'%s': %s is not a snapfs database (create a store with 'snapfs init')",
 			       dir, SNAPFS_DB_FILE);
+		goto out_close;
+	}
+	if (rc < 0) {
+		rc = error_prefix(rc, "store '%s'", dir);
 		goto out_close;
 	}
 	rc = catalog_schema_version(cat, &version);
@@ -378,12 +382,23 @@ static uint64_t file_bytes(const char *path)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+uint64_t store_file_bytes(const struct snapfs_store *store)
+{
+	uint64_t bytes = file_bytes(store->db_path);
+	char *wal;
+
+	if (asprintf(&wal, "%s-wal", store->db_path) >= 0) {
+		bytes += file_bytes(wal);
+		free(wal);
+	}
+	return bytes;
+}
+
 int snapfs_store_summary(struct snapfs_store *store,
 			 struct snapfs_store_summary *ret_summary)
 {
 	struct snapfs_store_summary s;
 	struct catalog *cat;
-	char *wal;
 	int rc;
 
 	error_clear();
@@ -394,11 +409,7 @@ int snapfs_store_summary(struct snapfs_store *store,
 	store_reader_put(store, cat);
 	if (rc < 0)
 		return rc;
-	s.file_bytes = file_bytes(store->db_path);
-	if (asprintf(&wal, "%s-wal", store->db_path) >= 0) {
-		s.file_bytes += file_bytes(wal);
-		free(wal);
-	}
+	s.file_bytes = store_file_bytes(store);
 	*ret_summary = s;
 	return 0;
 }

@@ -20,5 +20,8 @@ struct catalog *store_writer(struct snapfs_store *store);
 struct blob_cache *store_cache(struct snapfs_store *store);
 const char *store_dir(const struct snapfs_store *store);
 
+/* Bytes of snapfs.db and its -wal file on disk. */
+uint64_t store_file_bytes(const struct snapfs_store *store);
+
 /* Current time as ISO-8601 UTC ("2026-11-27T05:46:05Z"). */
 void store_now_iso8601(char *buf, size_t cap);

@@ -26,7 +26,10 @@ static const char usage_text[] =
 	"  list STORE [--json]                 list snapshots\n"
 	"  info STORE [NAME] [--json]          describe a snapshot, or the store\n"
 	"  restore STORE NAME OUTPUT [--force] write a memory file back (- for stdout)\n"
-	"  rm STORE NAME...                    remove snapshots\n"
+	"  rm STORE NAME...                    remove snapshots (space: see gc)\n"
+	"  diff STORE NAME_A NAME_B [--json]   page ranges that differ\n"
+	"  gc STORE                            drop unused blobs, give space back\n"
+	"  verify STORE [NAME...]              re-read and check everything\n"
 	"  mount STORE MOUNTPOINT [-f] [-o OPT,...]\n"
 	"                                      show every snapshot as a file\n"
 	"\n"
@@ -108,6 +111,9 @@ static const struct command {
 	{ "info", cmd_info },
 	{ "restore", cmd_restore },
 	{ "rm", cmd_rm },
+	{ "diff", cmd_diff },
+	{ "gc", cmd_gc },
+	{ "verify", cmd_verify },
 	{ "mount", snapfs_mount_main },
 };
 

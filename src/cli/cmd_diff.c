@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapfs diff STORE NAME_A NAME_B [--json]
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cli.h"
+
+static const char usage[] = "diff STORE NAME_A NAME_B [--json]";
+
+enum { OPT_JSON = 0x100, OPT_QUIET, OPT_HELP };
+
+static const struct option options[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+struct diff_print {
+	bool json;
+	uint64_t ranges;
+};
+
+static int print_range(void *data, uint64_t start, uint64_t end,
+		       enum snapfs_diff_status status)
+{
+	struct diff_print *p = data;
+
+	if (p->json)
+		printf("%s{\"start\":%" PRIu64 ",\"end\":%" PRIu64 ",\"status\":\"%s\"}",
+		       p->ranges ? "," : "", start, end, snapfs_diff_status_name(status));
+	else
+		printf("0x%" PRIx64 " 0x%" PRIx64 " %s\n", start, end,
+		       snapfs_diff_status_name(status));
+	p->ranges++;
+	return 0;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	struct diff_print print = { 0 };
+	struct snapfs_store *store;
+	int opt, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_JSON:
+			print.json = true;
+			break;
+		case 'q':
+		case OPT_QUIET:
+			break;
+		case 'h':
+		case OPT_HELP:
+			printf("usage: snapfs %s\n", usage);
+			return EXIT_OK;
+		default:
+			return cli_usage_error("diff: bad option '%s' (usage: snapfs %s)",
+					       argv[optind - 1], usage);
+		}
+	}
+	if (argc - optind != 3)
+		return cli_usage_error("diff: expected STORE NAME_A NAME_B (usage: snapfs %s)", usage);
+	for (int i = optind + 1; i < argc; i++)
+		if (!snapfs_name_valid(argv[i]))
+			return cli_usage_error("diff: snapshot '%s': invalid name", argv[i]);
+	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
+	if (rc)
+		return rc;
+	if (print.json)
+		fputc('[', stdout);
+	rc = snapfs_diff(store, argv[optind + 1], argv[optind + 2], print_range, &print);
+	if (print.json)
+		fputs("]\n", stdout);
+	rc = rc < 0 ? cli_fail(rc, "diff") : EXIT_OK;
+	snapfs_store_close(store);
+	return rc;
+}
