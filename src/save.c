@@ -15,6 +15,7 @@
 #include "catalog.h"
 #include "errors.h"
 #include "scanner.h"
+#include "source.h"
 #include "store.h"
 #include "usage.h"
 
@@ -24,7 +25,8 @@ struct save_job {
 	const char *name;
 	const struct snapfs_save_opts *opts;
 	struct source src;
-	struct segment_list usage;
+	struct segment_list usage;   /* from a usage file or the data ranges */
+	struct segment_list *segs;   /* the usage set: usage or src.segments */
 	struct snapfs_snapshot snap;
 	struct blob_writer *writer;
 	struct scan_stats scan;
@@ -41,8 +43,8 @@ static int check_options(struct save_job *job)
 		return error_set(-SNAPFS_EBADNAME,
 				 "snapshot '%s': invalid name: use 1-128 of A-Z a-z 0-9 . _ -, "
 				 "not starting with '.' or '-'", job->name);
-	if (o->format && strcmp(o->format, "raw") != 0)
-		return error_set(-EINVAL, "format '%s': not supported (supported: raw)", o->format);
+	if (o->format && !source_format_known(o->format))
+		return error_set(-EINVAL, "format '%s': not supported", o->format);
 	if (o->kind && !snapfs_kind_valid(o->kind))
 		return error_set(-EINVAL,
 				 "kind '%s': must be one of system anonymous pagecache tmpfs "
@@ -70,10 +72,10 @@ static int measure_data(struct save_job *job)
 	while ((rc = source_next_data(&job->src, off, &start, &end)) == 0) {
 		uint64_t inside = 0;
 
-		for (; i < job->usage.count && job->usage.segs[i].end <= start; i++)
+		for (; i < job->segs->count && job->segs->segs[i].end <= start; i++)
 			;
-		for (size_t k = i; k < job->usage.count && job->usage.segs[k].start < end; k++) {
-			const struct snapfs_segment *g = &job->usage.segs[k];
+		for (size_t k = i; k < job->segs->count && job->segs->segs[k].start < end; k++) {
+			const struct snapfs_segment *g = &job->segs->segs[k];
 			uint64_t s = g->start > start ? g->start : start;
 			uint64_t e = g->end < end ? g->end : end;
 
@@ -110,13 +112,20 @@ static int prepare(struct save_job *job, const char *source_path)
 		job->snap.parent_id = parent.id;
 		snapfs_snapshot_release(&parent);
 	}
-	rc = source_open(source_path, &job->src);
+	rc = source_open(source_path, o->format, &job->src);
 	if (rc < 0)
 		return rc;
-	if (o->usage_path)
+	job->segs = &job->usage;
+	if (job->src.has_segments) {
+		if (o->usage_path || o->kind)
+			return error_set(-EINVAL, "--usage and --kind are for raw sources: "
+					 "format %s gives its own usage set", job->src.ops->format);
+		job->segs = &job->src.segments;
+	} else if (o->usage_path) {
 		rc = usage_parse_file(o->usage_path, job->src.size, &job->usage);
-	else
+	} else {
 		rc = usage_from_data(&job->src, o->kind ? o->kind : "anonymous", &job->usage);
+	}
 	if (rc < 0)
 		return rc;
 	rc = measure_data(job);
@@ -125,12 +134,12 @@ static int prepare(struct save_job *job, const char *source_path)
 	job->snap.file_size = job->src.size;
 	job->snap.page_size = SNAPFS_PAGE_SIZE;
 	snprintf(job->snap.name, sizeof(job->snap.name), "%s", job->name);
-	snprintf(job->snap.format, sizeof(job->snap.format), "raw");
+	snprintf(job->snap.format, sizeof(job->snap.format), "%s", job->src.ops->format);
 	store_now_iso8601(job->snap.created_at, sizeof(job->snap.created_at));
-	job->snap.source = realpath(source_path, NULL);
-	if (!job->snap.source)
-		job->snap.source = strdup(source_path);
-	if (!job->snap.source)
+	job->snap.source = strdup(job->src.description);
+	if (job->src.notes)
+		job->snap.notes = strdup(job->src.notes);
+	if (!job->snap.source || (job->src.notes && !job->snap.notes))
 		return -ENOMEM;
 	return 0;
 }
@@ -154,8 +163,8 @@ static int write_snapshot(struct save_job *job)
 	rc = catalog_snapshot_insert(cat, &job->snap, &job->snap.id);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < job->usage.count; i++) {
-		const struct snapfs_segment *g = &job->usage.segs[i];
+	for (size_t i = 0; i < job->segs->count; i++) {
+		const struct snapfs_segment *g = &job->segs->segs[i];
 
 		rc = catalog_segment_insert(cat, job->snap.id, g);
 		if (rc < 0)
@@ -167,8 +176,8 @@ static int write_snapshot(struct save_job *job)
 	rc = blob_writer_new(cat, job->snap.id, o->codec, o->level, &job->writer);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < job->usage.count; i++) {
-		const struct snapfs_segment *g = &job->usage.segs[i];
+	for (size_t i = 0; i < job->segs->count; i++) {
+		const struct snapfs_segment *g = &job->segs->segs[i];
 
 		if (!g->committed)
 			continue;
@@ -192,8 +201,7 @@ int snapfs_save(struct snapfs_store *store, const char *name,
 		const char *source, const struct snapfs_save_opts *opts,
 		struct snapfs_save_result *ret_result)
 {
-	struct save_job job = { .store = store, .name = name, .opts = opts,
-				.src = { .fd = -1 } };
+	struct save_job job = { .store = store, .name = name, .opts = opts };
 	struct blob_writer_stats ws = { 0 };
 	int rc;
 

@@ -12,28 +12,6 @@
 #include <string.h>
 
 #include "errors.h"
-#include "scanner.h"
-
-void segment_list_release(struct segment_list *list)
-{
-	snapfs_segments_free(list->segs, list->count);
-	*list = (struct segment_list){ 0 };
-}
-
-static int list_push(struct segment_list *list, const struct snapfs_segment *seg)
-{
-	if (list->count == list->cap) {
-		size_t cap = list->cap ? list->cap * 2 : 16;
-		struct snapfs_segment *bigger = realloc(list->segs, cap * sizeof(*bigger));
-
-		if (!bigger)
-			return -ENOMEM;
-		list->segs = bigger;
-		list->cap = cap;
-	}
-	list->segs[list->count++] = *seg;
-	return 0;
-}
 
 /* A decimal or 0x-prefixed hexadecimal unsigned 64-bit number, whole. */
 static int parse_u64(const char *s, uint64_t *ret)
@@ -153,7 +131,7 @@ int usage_parse_file(const char *path, uint64_t file_size,
 				       path, lineno, seg.start, seg.end);
 			goto out_free;
 		}
-		rc = list_push(&list, &seg);
+		rc = segment_list_push(&list, &seg);
 		if (rc < 0)
 			goto out_free;
 	}
@@ -189,7 +167,7 @@ int usage_from_data(struct source *src, const char *kind,
 						      .committed = true };
 
 			snprintf(seg.kind, sizeof(seg.kind), "%s", kind);
-			rc = list_push(&list, &seg);
+			rc = segment_list_push(&list, &seg);
 			if (rc < 0)
 				goto out_free;
 		}

@@ -11,14 +11,7 @@
 
 #include "snapfs.h"
 
-struct source;
-
-struct segment_list {
-	struct snapfs_segment *segs;
-	size_t count, cap;
-};
-
-void segment_list_release(struct segment_list *list);
+#include "source.h"
 
 /* Parse the usage file at path for a memory file of file_size bytes.
  * Malformed lines are -SNAPFS_EUSAGE naming the file and line. */

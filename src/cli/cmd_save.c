@@ -118,9 +118,6 @@ int cmd_save(int argc, char **argv)
 	if (!snapfs_name_valid(name))
 		return cli_usage_error("save: snapshot '%s': invalid name: use 1-128 of "
 				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'", name);
-	if (opts.format && strcmp(opts.format, "raw") != 0)
-		return cli_usage_error("save: format '%s': not supported (supported: raw)",
-				       opts.format);
 	if (opts.level && !snapfs_codec_level_valid(opts.codec, opts.level))
 		return cli_usage_error("save: level %d: not valid for codec %s", opts.level,
 				       snapfs_codec_name(opts.codec));

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sources: where a snapshot's memory comes from. Every format (raw memory
+ * files and block devices; later ELF cores, CRIU images, live processes,
+ * gVisor checkpoints) presents the same thing: a memory file of `size`
+ * bytes whose offsets are the format's addresses, its data ranges, a read
+ * function, and, where the format knows it, the usage set with labels.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapfs.h"
+
+/* A growable array of segments, sorted and non-overlapping once built. */
+struct segment_list {
+	struct snapfs_segment *segs;
+	size_t count, cap;
+};
+int segment_list_push(struct segment_list *list, const struct snapfs_segment *seg);
+void segment_list_release(struct segment_list *list);
+
+struct source;
+
+struct source_ops {
+	const char *format;       /* as recorded in snapshots.format */
+	/* The next data range at or after off, page-aligned, its end at most
+	 * the size rounded up to a page; -ENXIO when no data follows. */
+	int (*next_data)(struct source *src, uint64_t off, uint64_t *ret_start,
+			 uint64_t *ret_end);
+	/* Read len bytes of the memory file at off; bytes the source holds no
+	 * data for read as zeros. */
+	int (*read)(struct source *src, unsigned char *buf, size_t len, uint64_t off);
+	/* Free impl (and let a frozen process go). */
+	void (*close)(struct source *src);
+};
+
+struct source {
+	const struct source_ops *ops;
+	const char *path;             /* as the user named it (borrowed) */
+	char *description;            /* recorded as snapshots.source */
+	uint64_t size;                /* memory file size in bytes */
+	bool has_segments;            /* the format gave the usage set */
+	struct segment_list segments; /* when has_segments */
+	char *notes;                  /* what the capture skipped, or NULL */
+	void *impl;                   /* the format's own state */
+	unsigned char *buf;           /* scan buffer (SCAN_CHUNK bytes) */
+};
+
+/* Open path as format ("raw", or NULL to detect). Errors name the source. */
+int source_open(const char *path, const char *format, struct source *ret_src);
+/* Close a source; accepts a zeroed or half-opened one. */
+void source_close(struct source *src);
+
+static inline int source_next_data(struct source *src, uint64_t off,
+				   uint64_t *ret_start, uint64_t *ret_end)
+{
+	return src->ops->next_data(src, off, ret_start, ret_end);
+}
+
+/* The format openers, for source_open(). */
+int source_open_raw(const char *path, struct source *src);
+/* true if name is a format this build can read. */
+bool source_format_known(const char *name);
