@@ -4,9 +4,13 @@
  *
  * Each page either reuses a stored slot (a page with the same content is
  * already in the store, or earlier in this save) or takes the next slot of
- * the pending blob. Runs of the page map are built as pages arrive: a run
- * grows while pages are consecutive in the file and in one blob's slots.
- * Runs on the pending blob wait until it is written and has an id.
+ * the pending batch. A full batch goes to the compression pool; batches are
+ * written to the database (blob row, content-index rows, the runs that wait
+ * for the blob's id) strictly in order, by this thread only. Until a batch
+ * is written, runs name it by a stand-in id, -(seq + 1).
+ *
+ * Runs of the page map are built as pages arrive: a run grows while pages
+ * are consecutive in the file and in one blob's slots.
  */
 #include "blob_writer.h"
 
@@ -17,37 +21,44 @@
 
 #include "catalog.h"
 #include "codec.h"
+#include "compress_pool.h"
 #include "digest.h"
 #include "errors.h"
 #include "reader.h"
 
-/* The pending blob's stand-in id until it is written. */
-#define PENDING_BLOB (-1)
-/* Closed runs that may wait for the pending blob; more (only pages that
- * repeat one pending page do that) write the blob early. */
+/* Batches in the ring: the pending one and those being compressed. */
+#define RING 8
+/* Closed runs that may wait for one batch; more (only pages that repeat
+ * one unwritten page do that) write the batch early. */
 #define WAITING_MAX (4 * BLOB_PAGES)
+
+struct batch {
+	uint64_t seq;
+	unsigned char *raw;              /* BLOB_PAGES pages */
+	int64_t digest[BLOB_PAGES];
+	int count;                       /* pages in raw */
+	struct compress_job job;
+	struct map_run waiting[WAITING_MAX]; /* closed runs on this batch */
+	int waiting_count;
+	int64_t blob_id;                 /* once written */
+};
 
 struct blob_writer {
 	struct catalog *cat;
 	int64_t snapshot_id;
 	enum snapfs_codec codec;
 	int level;
-	struct codec_ctx *codec_ctx;
+	struct compress_pool *pool;
 	struct page_hasher *hasher;
 	struct run_hasher *run_hasher;
 
-	unsigned char *pending;          /* BLOB_PAGES pages */
-	int64_t pending_digest[BLOB_PAGES];
-	int pending_count;
-	unsigned char *packed;           /* compression output */
-	size_t packed_cap;
+	struct batch ring[RING];
+	uint64_t next_seq;               /* the pending batch */
+	uint64_t tail_seq;               /* the oldest batch not written */
 
 	struct map_run run;              /* the run being built */
 	bool run_open;
-	struct map_run waiting[WAITING_MAX]; /* closed runs on the pending blob */
-	int waiting_count;
 
-	int64_t flushed_id;              /* id of the last blob written */
 	int64_t seen_id;                 /* last blob decoded for a dedup check */
 	unsigned char *seen;
 	size_t seen_size;
@@ -58,11 +69,29 @@ struct blob_writer {
 	struct blob_writer_stats stats;
 };
 
+static int64_t stand_in(uint64_t seq)
+{
+	return -(int64_t)(seq + 1);
+}
+
+static struct batch *batch_of(struct blob_writer *w, uint64_t seq)
+{
+	return &w->ring[seq % RING];
+}
+
+static struct batch *pending(struct blob_writer *w)
+{
+	return batch_of(w, w->next_seq);
+}
+
 int blob_writer_new(struct catalog *cat, int64_t snapshot_id,
 		    enum snapfs_codec codec, int level,
 		    struct blob_writer **ret_writer)
 {
+	size_t raw_len = (size_t)BLOB_PAGES * SNAPFS_PAGE_SIZE;
+	size_t out_cap = codec_bound(codec, raw_len);
 	struct blob_writer *w = calloc(1, sizeof(*w));
+	int rc;
 
 	if (!w)
 		return -ENOMEM;
@@ -70,37 +99,50 @@ int blob_writer_new(struct catalog *cat, int64_t snapshot_id,
 	w->snapshot_id = snapshot_id;
 	w->codec = codec;
 	w->level = level;
-	w->codec_ctx = codec_ctx_new();
 	w->hasher = page_hasher_new();
 	w->run_hasher = run_hasher_new();
-	w->pending = malloc((size_t)BLOB_PAGES * SNAPFS_PAGE_SIZE);
-	w->packed_cap = codec_bound(codec, (size_t)BLOB_PAGES * SNAPFS_PAGE_SIZE);
-	w->packed = malloc(w->packed_cap);
-	if (!w->codec_ctx || !w->hasher || !w->run_hasher || !w->pending || !w->packed) {
-		blob_writer_free(w);
-		return -ENOMEM;
+	if (!w->hasher || !w->run_hasher)
+		goto out_nomem;
+	for (int i = 0; i < RING; i++) {
+		struct batch *b = &w->ring[i];
+
+		b->raw = malloc(raw_len);
+		b->job.out = malloc(out_cap);
+		b->job.out_cap = out_cap;
+		if (!b->raw || !b->job.out)
+			goto out_nomem;
 	}
+	rc = compress_pool_new(0, &w->pool);
+	if (rc < 0) {
+		blob_writer_free(w);
+		return rc;
+	}
+	pending(w)->seq = 0;
 	*ret_writer = w;
 	return 0;
+
+out_nomem:
+	blob_writer_free(w);
+	return -ENOMEM;
 }
 
 void blob_writer_free(struct blob_writer *w)
 {
 	if (!w)
 		return;
-	codec_ctx_free(w->codec_ctx);
+	/* Batches still being compressed use our buffers: wait for them. */
+	for (uint64_t seq = w->tail_seq; w->pool && seq < w->next_seq; seq++)
+		compress_pool_wait(w->pool, &batch_of(w, seq)->job);
+	compress_pool_free(w->pool);
+	for (int i = 0; i < RING; i++) {
+		free(w->ring[i].raw);
+		free(w->ring[i].job.out);
+	}
 	page_hasher_free(w->hasher);
 	run_hasher_free(w->run_hasher);
-	free(w->pending);
-	free(w->packed);
 	free(w->seen);
 	free(w->closed);
 	free(w);
-}
-
-int64_t blob_writer_map_digest(const struct blob_writer *w, uint64_t file_size)
-{
-	return map_digest(w->snapshot_id, file_size, w->closed, w->closed_count);
 }
 
 void blob_writer_stats(const struct blob_writer *w, struct blob_writer_stats *ret)
@@ -108,21 +150,102 @@ void blob_writer_stats(const struct blob_writer *w, struct blob_writer_stats *re
 	*ret = w->stats;
 }
 
-static int flush_pending(struct blob_writer *w);
-
-static int run_store(struct blob_writer *w, struct map_run *run)
+int64_t blob_writer_map_digest(const struct blob_writer *w, uint64_t file_size)
 {
+	return map_digest(w->snapshot_id, file_size, w->closed, w->closed_count);
+}
+
+/* Write the oldest batch: wait for its compression, insert the blob, its
+ * content-index rows and the runs that waited for its id. */
+static int retire_oldest(struct blob_writer *w)
+{
+	struct batch *b = batch_of(w, w->tail_seq);
+	struct blob_row row = { 0 };
 	int rc;
 
-	if (run->blob_id == PENDING_BLOB) {
-		if (w->waiting_count < WAITING_MAX) {
-			w->waiting[w->waiting_count++] = *run;
-			return 0;
-		}
-		rc = flush_pending(w);
+	compress_pool_wait(w->pool, &b->job);
+	if (b->job.rc < 0)
+		return error_set(b->job.rc, "compress pages: %s", snapfs_strerror(b->job.rc));
+	row.codec = b->job.stored_codec;
+	row.page_count = b->count;
+	row.data = b->job.stored;
+	row.data_len = b->job.stored_len;
+	row.checksum = b->job.checksum;
+	rc = catalog_blob_insert(w->cat, &row, &b->blob_id);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < b->count; i++) {
+		rc = catalog_index_put(w->cat, b->digest[i], b->blob_id, i);
 		if (rc < 0)
 			return rc;
-		run->blob_id = w->flushed_id;
+	}
+	for (int i = 0; i < b->waiting_count; i++) {
+		b->waiting[i].blob_id = b->blob_id;
+		rc = catalog_map_insert(w->cat, w->snapshot_id, &b->waiting[i]);
+		if (rc < 0)
+			return rc;
+	}
+	if (w->run_open && w->run.blob_id == stand_in(b->seq))
+		w->run.blob_id = b->blob_id;
+	w->stats.new_pages += (uint64_t)b->count;
+	w->stats.new_blob_bytes += b->job.stored_len;
+	w->tail_seq++;
+	return 0;
+}
+
+/* Hand the pending batch to the pool and start the next one. */
+static int submit_pending(struct blob_writer *w)
+{
+	struct batch *b = pending(w);
+
+	if (b->count == 0)
+		return 0;
+	b->job.raw = b->raw;
+	b->job.raw_len = (size_t)b->count * SNAPFS_PAGE_SIZE;
+	b->job.codec = w->codec;
+	b->job.level = w->level;
+	compress_pool_submit(w->pool, &b->job);
+	w->next_seq++;
+	if (w->next_seq - w->tail_seq >= RING) {
+		int rc = retire_oldest(w);
+
+		if (rc < 0)
+			return rc;
+	}
+	b = pending(w);
+	b->seq = w->next_seq;
+	b->count = 0;
+	b->waiting_count = 0;
+	b->blob_id = 0;
+	return 0;
+}
+
+/* Store a closed run: at once if its blob is written, else with its
+ * batch. */
+static int run_store(struct blob_writer *w, struct map_run *run)
+{
+	uint64_t seq;
+	struct batch *b;
+	int rc;
+
+	if (run->blob_id < 0) {
+		seq = (uint64_t)(-run->blob_id - 1);
+		b = batch_of(w, seq);
+		if (b->waiting_count < WAITING_MAX) {
+			b->waiting[b->waiting_count++] = *run;
+			return 0;
+		}
+		if (seq == w->next_seq) {
+			rc = submit_pending(w);
+			if (rc < 0)
+				return rc;
+		}
+		while (w->tail_seq <= seq) {
+			rc = retire_oldest(w);
+			if (rc < 0)
+				return rc;
+		}
+		run->blob_id = b->blob_id;
 	}
 	return catalog_map_insert(w->cat, w->snapshot_id, run);
 }
@@ -170,61 +293,6 @@ static int run_add(struct blob_writer *w, uint64_t page_no, int64_t blob_id,
 	return 0;
 }
 
-/* Compress and write the pending blob, then the runs that waited for it. */
-static int flush_pending(struct blob_writer *w)
-{
-	size_t raw, packed_len = 0;
-	struct blob_row row = { 0 };
-	int64_t id;
-	int rc;
-
-	if (w->pending_count == 0)
-		return 0;
-	if (w->run_open && w->run.blob_id == PENDING_BLOB) {
-		/* Closing the run may itself write the blob (waiting full). */
-		rc = run_close(w);
-		if (rc < 0 || w->pending_count == 0)
-			return rc;
-	}
-	raw = (size_t)w->pending_count * SNAPFS_PAGE_SIZE;
-	row.codec = (int)w->codec;
-	rc = codec_compress(w->codec_ctx, w->codec, w->level, w->pending, raw,
-			    w->packed, w->packed_cap, &packed_len);
-	if (rc < 0)
-		return error_set(rc, "compress pages: %s", snapfs_strerror(rc));
-	if (packed_len >= raw) {
-		/* Incompressible: store as is, decoding costs a copy only. */
-		row.codec = SNAPFS_CODEC_NONE;
-		row.data = w->pending;
-		packed_len = raw;
-	} else {
-		row.data = w->packed;
-	}
-	row.page_count = w->pending_count;
-	row.data_len = packed_len;
-	row.checksum = blob_checksum(row.data, row.data_len);
-	rc = catalog_blob_insert(w->cat, &row, &id);
-	if (rc < 0)
-		return rc;
-	for (int i = 0; i < w->pending_count; i++) {
-		rc = catalog_index_put(w->cat, w->pending_digest[i], id, i);
-		if (rc < 0)
-			return rc;
-	}
-	for (int i = 0; i < w->waiting_count; i++) {
-		w->waiting[i].blob_id = id;
-		rc = catalog_map_insert(w->cat, w->snapshot_id, &w->waiting[i]);
-		if (rc < 0)
-			return rc;
-	}
-	w->flushed_id = id;
-	w->stats.new_pages += (uint64_t)w->pending_count;
-	w->stats.new_blob_bytes += packed_len;
-	w->waiting_count = 0;
-	w->pending_count = 0;
-	return 0;
-}
-
 /* true if slot of stored blob id holds exactly page. A blob that is gone
  * or damaged is no match: the page is then stored anew. */
 static int stored_page_equals(struct blob_writer *w, int64_t id, int slot,
@@ -254,11 +322,33 @@ static int stored_page_equals(struct blob_writer *w, int64_t id, int slot,
 	return 0;
 }
 
+/* A page with this content in a batch not yet written? */
+static bool find_unwritten(struct blob_writer *w, int64_t digest,
+			   const unsigned char *page, uint64_t *ret_seq, int *ret_slot)
+{
+	for (uint64_t seq = w->tail_seq; seq <= w->next_seq; seq++) {
+		const struct batch *b = batch_of(w, seq);
+
+		for (int i = 0; i < b->count; i++) {
+			if (b->digest[i] == digest &&
+			    memcmp(b->raw + (size_t)i * SNAPFS_PAGE_SIZE, page,
+				   SNAPFS_PAGE_SIZE) == 0) {
+				*ret_seq = seq;
+				*ret_slot = i;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 int blob_writer_add(struct blob_writer *w, uint64_t page_no,
 		    const unsigned char *page)
 {
+	struct batch *b;
 	int64_t digest, blob_id;
 	bool equal = false;
+	uint64_t seq;
 	int slot, rc;
 
 	w->stats.data_pages++;
@@ -266,14 +356,10 @@ int blob_writer_add(struct blob_writer *w, uint64_t page_no,
 	if (rc < 0)
 		return error_set(rc, "hash page");
 
-	/* Earlier in the pending blob? */
-	for (int i = 0; i < w->pending_count; i++) {
-		if (w->pending_digest[i] == digest &&
-		    memcmp(w->pending + (size_t)i * SNAPFS_PAGE_SIZE, page,
-			   SNAPFS_PAGE_SIZE) == 0) {
-			w->stats.dedup_pages++;
-			return run_add(w, page_no, PENDING_BLOB, (uint32_t)i, page);
-		}
+	/* Earlier in this save, not written yet? */
+	if (find_unwritten(w, digest, page, &seq, &slot)) {
+		w->stats.dedup_pages++;
+		return run_add(w, page_no, stand_in(seq), (uint32_t)slot, page);
 	}
 	/* Anywhere in the store? */
 	rc = catalog_index_lookup(w->cat, digest, &blob_id, &slot);
@@ -289,23 +375,27 @@ int blob_writer_add(struct blob_writer *w, uint64_t page_no,
 		return rc;
 	}
 
-	/* New content: the next slot of the pending blob. */
-	slot = w->pending_count++;
-	memcpy(w->pending + (size_t)slot * SNAPFS_PAGE_SIZE, page, SNAPFS_PAGE_SIZE);
-	w->pending_digest[slot] = digest;
-	rc = run_add(w, page_no, PENDING_BLOB, (uint32_t)slot, page);
+	/* New content: the next slot of the pending batch. */
+	b = pending(w);
+	slot = b->count++;
+	memcpy(b->raw + (size_t)slot * SNAPFS_PAGE_SIZE, page, SNAPFS_PAGE_SIZE);
+	b->digest[slot] = digest;
+	rc = run_add(w, page_no, stand_in(b->seq), (uint32_t)slot, page);
 	if (rc < 0)
 		return rc;
-	if (w->pending_count == BLOB_PAGES)
-		return flush_pending(w);
+	if (b->count == BLOB_PAGES)
+		return submit_pending(w);
 	return 0;
 }
 
 int blob_writer_finish(struct blob_writer *w)
 {
-	int rc = flush_pending(w);
+	int rc = run_close(w);
 
 	if (rc < 0)
 		return rc;
-	return run_close(w);
+	rc = submit_pending(w);
+	while (rc == 0 && w->tail_seq < w->next_seq)
+		rc = retire_oldest(w);
+	return rc;
 }
