@@ -7,6 +7,7 @@
  * wrong bytes.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,7 @@ struct blob_decode {
 	struct codec_ctx *codec;
 	unsigned char *out;
 	size_t out_len;
+	const char *why;             /* what was wrong, on -SNAPFS_ECORRUPT */
 };
 
 static int decode_row(void *ctx, const struct blob_row *row)
@@ -162,10 +164,14 @@ static int decode_row(void *ctx, const struct blob_row *row)
 	int rc;
 
 	if (row->page_count <= 0 || row->page_count > BLOB_PAGES_MAX ||
-	    row->stored_size != (int64_t)row->data_len || !row->data)
+	    row->stored_size != (int64_t)row->data_len || !row->data) {
+		d->why = "malformed row (page count or stored size)";
 		return -SNAPFS_ECORRUPT;
-	if (blob_checksum(row->data, row->data_len) != row->checksum)
+	}
+	if (blob_checksum(row->data, row->data_len) != row->checksum) {
+		d->why = "checksum mismatch";
 		return -SNAPFS_ECORRUPT;
+	}
 	raw = (size_t)row->page_count * SNAPFS_PAGE_SIZE;
 	d->out = malloc(raw);
 	if (!d->out)
@@ -175,13 +181,43 @@ static int decode_row(void *ctx, const struct blob_row *row)
 	if (rc < 0) {
 		free(d->out);
 		d->out = NULL;
+		d->why = "does not decode";
 		return rc;
 	}
 	d->out_len = raw;
 	return 0;
 }
 
-static _Thread_local struct codec_ctx *thread_codec;
+/* Each thread decodes with a codec context of its own, freed when the
+ * thread ends (FUSE worker threads come and go). */
+static pthread_key_t codec_key;
+static pthread_once_t codec_key_once = PTHREAD_ONCE_INIT;
+
+static void codec_key_destroy(void *ctx)
+{
+	codec_ctx_free(ctx);
+}
+
+static void codec_key_create(void)
+{
+	pthread_key_create(&codec_key, codec_key_destroy);
+}
+
+static struct codec_ctx *thread_codec(void)
+{
+	struct codec_ctx *ctx;
+
+	pthread_once(&codec_key_once, codec_key_create);
+	ctx = pthread_getspecific(codec_key);
+	if (!ctx) {
+		ctx = codec_ctx_new();
+		if (ctx && pthread_setspecific(codec_key, ctx) != 0) {
+			codec_ctx_free(ctx);
+			ctx = NULL;
+		}
+	}
+	return ctx;
+}
 
 int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
 		size_t *ret_size)
@@ -189,12 +225,16 @@ int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
 	struct blob_decode d = { 0 };
 	int rc;
 
-	if (!thread_codec && !(thread_codec = codec_ctx_new()))
+	d.codec = thread_codec();
+	if (!d.codec)
 		return -ENOMEM;
-	d.codec = thread_codec;
 	rc = catalog_blob_with(cat, id, decode_row, &d);
+	if (rc == -ENOENT)
+		return error_set(-SNAPFS_ECORRUPT, "blob %lld: missing", (long long)id);
+	if (rc == -SNAPFS_ECORRUPT)
+		return error_set(rc, "blob %lld: %s", (long long)id, d.why ? d.why : "damaged");
 	if (rc < 0)
-		return rc == -ENOENT ? -SNAPFS_ECORRUPT : rc;
+		return rc;
 	*ret_data = d.out;
 	*ret_size = d.out_len;
 	return 0;
@@ -228,21 +268,33 @@ static int run_bytes(struct snapfs_image *img, struct image_run *r,
 	int rc;
 
 	if (state == RUN_BAD)
-		return -EIO;
+		return error_set(-EIO, "page map run at offset 0x%llx: damaged",
+				 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE));
 	rc = blob_cache_get(cache, r->map.blob_id, load_blob, img->store, &blob);
-	if (rc < 0)
-		return rc == -ENOMEM ? rc : -EIO;
+	if (rc < 0) {
+		/* The loading thread has the detail; this one may have waited. */
+		if (rc == -ENOMEM)
+			return rc;
+		return error_set(-EIO, "blob %lld (offset 0x%llx): damaged or missing",
+				 (long long)r->map.blob_id,
+				 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE));
+	}
 	if (at > blob->size || len > blob->size - at) {
 		atomic_store(&r->state, RUN_BAD);
 		blob_cache_put(cache, blob);
-		return -EIO;
+		return error_set(-EIO, "page map run at offset 0x%llx: slots beyond blob %lld",
+				 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE),
+				 (long long)r->map.blob_id);
 	}
 	bytes = blob->data + at;
 	if (state == RUN_UNCHECKED) {
 		if (run_hash(bytes, len, img->snapshot_id, r->map.first_page) != r->map.hash) {
 			atomic_store(&r->state, RUN_BAD);
 			blob_cache_put(cache, blob);
-			return -EIO;
+			return error_set(-EIO, "page map run at offset 0x%llx: bytes of blob %lld "
+					 "do not match the run's hash",
+					 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE),
+					 (long long)r->map.blob_id);
 		}
 		atomic_store(&r->state, RUN_GOOD);
 	}
@@ -259,7 +311,8 @@ ssize_t snapfs_image_read(struct snapfs_image *img, void *buf, size_t len,
 	size_t i;
 
 	if (img->damaged)
-		return -EIO;
+		return error_set(-EIO, "snapshot #%lld: page map fails its digest",
+				 (long long)img->snapshot_id);
 	if (off >= img->file_size || len == 0)
 		return 0;
 	end = off + len;
@@ -271,8 +324,8 @@ ssize_t snapfs_image_read(struct snapfs_image *img, void *buf, size_t len,
 		struct image_run *r = i < img->run_count ? &img->runs[i] : NULL;
 		uint64_t run_start = r ? r->map.first_page * SNAPFS_PAGE_SIZE : end;
 		uint64_t run_end = r ? (r->map.first_page + r->map.page_count) * SNAPFS_PAGE_SIZE : end;
-		const struct cached_blob *blob;
-		const unsigned char *bytes;
+		const struct cached_blob *blob = NULL;
+		const unsigned char *bytes = NULL;
 		uint64_t stop;
 		int rc;
 

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The state of one mounted store, shared by the FUSE operations
+ * (snapfs_fuse.c) and set up by the mount's main (mount_main.c).
+ */
+#pragma once
+
+#include <sys/types.h>
+#include <time.h>
+
+#include <fuse_lowlevel.h>
+
+#include "listing.h"
+#include "snapfs.h"
+
+struct fs {
+	struct snapfs_store *store;      /* opened read-only, owned by main */
+	struct listing_cache listings;   /* the snapshot list served */
+	uid_t uid;                       /* owner of every file: the mounting user */
+	gid_t gid;
+};
+
+/* The low-level operations; the session's userdata is a struct fs. */
+extern const struct fuse_lowlevel_ops fs_ops;

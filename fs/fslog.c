@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The mount's message sink. The core never prints; the few things the
+ * mount must say while serving (damage met by a read, a store that can no
+ * longer be listed) go through here, to standard error in the foreground
+ * and to syslog (daemon facility) in the background.
+ */
+#include "fslog.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <syslog.h>
+
+static atomic_bool to_syslog;
+
+void fslog_use_syslog(bool use_syslog)
+{
+	if (use_syslog)
+		openlog("snapfs", LOG_PID, LOG_DAEMON);
+	atomic_store(&to_syslog, use_syslog);
+}
+
+void fslog_error(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (atomic_load(&to_syslog))
+		syslog(LOG_ERR, "%s", line);
+	else
+		fprintf(stderr, "snapfs: %s\n", line);
+}

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapfs_mount_main(): arguments, checks and the daemon around the FUSE
+ * session. Everything that can go wrong before serving (bad arguments, not
+ * a store, a bad or busy mountpoint, the mount itself) is reported here,
+ * in the foreground and with the right exit status; only then does the
+ * process detach (unless -f) and run the session loop.
+ */
+#include "snapfs_fuse.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "fslog.h"
+#include "mountpoint.h"
+
+#ifndef SNAPFS_VERSION
+#define SNAPFS_VERSION "unknown"
+#endif
+
+enum exit_status {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,   /* the mount or the session failed */
+	EXIT_USAGE = 2,    /* bad arguments, not a store, newer schema */
+};
+
+enum mount_key {
+	KEY_CACHE_SIZE,
+	KEY_RW,
+	KEY_ALLOW_OTHER,
+};
+
+/* What the first pass over the arguments finds. */
+struct mount_args {
+	const char *store;               /* first non-option argument */
+	const char *mountpoint;          /* second */
+	size_t cache_bytes;              /* -o cache_size, in bytes */
+	bool cache_set;
+	bool allow_other;
+	char error[256];                 /* first bad argument, if any */
+};
+
+static const struct fuse_opt mount_opt_spec[] = {
+	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
+	FUSE_OPT_KEY("rw", KEY_RW),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	/* Always read-only: "ro" is added below. */
+	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
+	/* fstab words that mean nothing to a running mount. */
+	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_END
+};
+
+static void set_error(struct mount_args *ma, const char *fmt, const char *arg)
+{
+	if (!ma->error[0])
+		snprintf(ma->error, sizeof(ma->error), fmt, arg);
+}
+
+static int parse_cache_size(struct mount_args *ma, const char *arg)
+{
+	const char *value = arg + strlen("cache_size=");
+	unsigned long long mib;
+	char *end;
+
+	errno = 0;
+	mib = strtoull(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' ||
+	    mib > (SIZE_MAX >> 20)) {
+		set_error(ma, "option '%s': expected a whole number of MiB", arg);
+		return 0;
+	}
+	ma->cache_bytes = (size_t)mib << 20;
+	ma->cache_set = true;
+	return 0;
+}
+
+/* fuse_opt_parse() callback: keep what libfuse should see (1), take the
+ * rest (0). Errors are recorded and reported once STORE is known. */
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct mount_args *ma = data;
+
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!ma->store)
+			ma->store = arg;
+		else if (!ma->mountpoint)
+			ma->mountpoint = arg;
+		else
+			set_error(ma, "unexpected argument '%s'", arg);
+		return 0;
+	case KEY_CACHE_SIZE:
+		return parse_cache_size(ma, arg);
+	case KEY_RW:
+		fprintf(stderr, "snapfs: mount: option 'rw' ignored: "
+			"snapfs mounts are read-only\n");
+		return 0;
+	case KEY_ALLOW_OTHER:
+		ma->allow_other = true;
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static void print_help(void)
+{
+	printf("usage: snapfs mount STORE MOUNTPOINT [options]\n"
+	       "       snapfs STORE MOUNTPOINT -o OPT[,OPT...]  (the form mount.fuse3 uses)\n"
+	       "\n"
+	       "Mount the snapshots of STORE read-only on MOUNTPOINT: one directory a\n"
+	       "snapshot, holding 'memory' (the memory file, read on demand), 'segments'\n"
+	       "and 'info'. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+	       "\n"
+	       "snapfs options:\n"
+	       "    -o cache_size=MiB      decoded-page cache, shared by all files (default %zu)\n"
+	       "    -o allow_other         let other users in (permissions are then checked)\n"
+	       "    -o ro                  accepted; the mount is always read-only\n"
+	       "\n",
+	       SNAPFS_DEFAULT_CACHE_SIZE >> 20);
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* "-o ro,subtype=snapfs,fsname=STORE[,default_permissions]". */
+static int add_fixed_opts(struct fuse_args *args, const char *store,
+			  bool allow_other)
+{
+	char *opts = NULL, *fsname = NULL;
+	int rc = -ENOMEM;
+
+	if (asprintf(&fsname, "fsname=%s", store) < 0) {
+		fsname = NULL;
+		goto out_free;
+	}
+	if (fuse_opt_add_opt(&opts, "ro") == -1 ||
+	    fuse_opt_add_opt(&opts, "subtype=snapfs") == -1 ||
+	    fuse_opt_add_opt_escaped(&opts, fsname) == -1)
+		goto out_free;
+	/* With others let in, the kernel must check the modes. */
+	if (allow_other && fuse_opt_add_opt(&opts, "default_permissions") == -1)
+		goto out_free;
+	if (fuse_opt_add_arg(args, "-o") == -1 ||
+	    fuse_opt_add_arg(args, opts) == -1)
+		goto out_free;
+	rc = 0;
+out_free:
+	free(opts);
+	free(fsname);
+	return rc;
+}
+
+/* mount.fuse3's drop_privileges passes an open /dev/fuse as /dev/fd/N. */
+static bool is_fuse_fd(const char *mountpoint)
+{
+	unsigned fd;
+	char rest;
+
+	return sscanf(mountpoint, "/dev/fd/%u%c", &fd, &rest) == 1;
+}
+
+static int run_session(struct fuse_session *se,
+		       const struct fuse_cmdline_opts *opts)
+{
+	int rc;
+
+	if (opts->singlethread)
+		return fuse_session_loop(se);
+#if FUSE_USE_VERSION >= FUSE_MAKE_VERSION(3, 12)
+	struct fuse_loop_config *config = fuse_loop_cfg_create();
+
+	if (!config)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(config, (unsigned)opts->clone_fd);
+	fuse_loop_cfg_set_max_threads(config, opts->max_threads);
+	if (opts->max_idle_threads != UINT_MAX)   /* -1: not given */
+		fuse_loop_cfg_set_idle_threads(config, opts->max_idle_threads);
+	rc = fuse_session_loop_mt(se, config);
+	fuse_loop_cfg_destroy(config);
+#else
+	struct fuse_loop_config config = {
+		.clone_fd = opts->clone_fd,
+		.max_idle_threads = opts->max_idle_threads,
+	};
+
+	rc = fuse_session_loop_mt(se, &config);
+#endif
+	return rc;
+}
+
+int snapfs_mount_main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	char store_path[PATH_MAX], mnt_path[PATH_MAX], why[PATH_MAX + 256];
+	struct fuse_cmdline_opts opts;
+	struct mount_args ma;
+	struct fuse_session *se;
+	struct fs fs;
+	const char *store;
+	int rc, status = EXIT_USAGE;
+
+	memset(&opts, 0, sizeof(opts));
+	memset(&ma, 0, sizeof(ma));
+	memset(&fs, 0, sizeof(fs));
+	if (fuse_opt_parse(&args, &ma, mount_opt_spec, opt_proc) == -1)
+		goto out_free_args;     /* libfuse said why */
+	store = ma.store;
+	/* Threads of the daemon open the store later, after chdir("/"). */
+	if (store && realpath(store, store_path))
+		store = store_path;
+	if (store && add_fixed_opts(&args, store, ma.allow_other) < 0) {
+		fprintf(stderr, "snapfs: mount '%s': out of memory\n", ma.store);
+		status = EXIT_FAILED;
+		goto out_free_args;
+	}
+	if (fuse_parse_cmdline(&args, &opts) != 0)
+		goto out_free_args;
+	if (opts.show_help) {
+		print_help();
+		status = EXIT_OK;
+		goto out_free_args;
+	}
+	if (opts.show_version) {
+		printf("snapfs %s\n", SNAPFS_VERSION);
+		fflush(stdout);         /* before fusermount3 --version writes */
+		fuse_lowlevel_version();
+		status = EXIT_OK;
+		goto out_free_args;
+	}
+	if (ma.error[0] && ma.store) {
+		fprintf(stderr, "snapfs: mount '%s': %s\n", ma.store, ma.error);
+		goto out_free_args;
+	}
+	if (ma.error[0]) {
+		fprintf(stderr, "snapfs: mount: %s\n", ma.error);
+		goto out_free_args;
+	}
+	if (!ma.store) {
+		fprintf(stderr, "snapfs: mount: missing STORE and MOUNTPOINT "
+			"(see 'snapfs mount --help')\n");
+		goto out_free_args;
+	}
+	if (!ma.mountpoint) {
+		fprintf(stderr, "snapfs: mount '%s': missing MOUNTPOINT "
+			"(see 'snapfs mount --help')\n", ma.store);
+		goto out_free_args;
+	}
+
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+	if (!se) {
+		fprintf(stderr, "snapfs: mount '%s': bad mount options "
+			"(see 'snapfs mount --help')\n", ma.store);
+		goto out_free_args;
+	}
+
+	/* Not a store, or a newer one: the command cannot be carried out as
+	 * given (2), whatever else is wrong. */
+	rc = snapfs_store_open(store, SNAPFS_OPEN_READONLY, &fs.store);
+	if (rc < 0) {
+		fprintf(stderr, "snapfs: mount '%s': %s\n", ma.store,
+			snapfs_errmsg()[0] ? snapfs_errmsg() :
+			snapfs_strerror(rc));
+		if (rc != -SNAPFS_ENOTSTORE && rc != -SNAPFS_ENEWER)
+			status = EXIT_FAILED;
+		goto out_destroy_session;
+	}
+	if (ma.cache_set)
+		snapfs_store_set_cache_size(fs.store, ma.cache_bytes);
+	listing_cache_init(&fs.listings, fs.store);
+	fs.uid = getuid();
+	fs.gid = getgid();
+
+	status = EXIT_FAILED;
+	if (is_fuse_fd(ma.mountpoint)) {
+		snprintf(mnt_path, sizeof(mnt_path), "%s", ma.mountpoint);
+	} else {
+		rc = mountpoint_check(ma.mountpoint, mnt_path, why,
+				      sizeof(why));
+		if (rc < 0) {
+			fprintf(stderr, "snapfs: mount '%s': mountpoint '%s': %s\n",
+				ma.store, ma.mountpoint, why);
+			goto out_close_store;
+		}
+	}
+
+	if (fuse_set_signal_handlers(se) != 0) {
+		fprintf(stderr, "snapfs: mount '%s': cannot set signal "
+			"handlers\n", ma.store);
+		goto out_close_store;
+	}
+	if (fuse_session_mount(se, mnt_path) != 0) {
+		fprintf(stderr, "snapfs: mount '%s': cannot mount on '%s' "
+			"(see above)\n", ma.store, ma.mountpoint);
+		goto out_remove_handlers;
+	}
+	if (fuse_daemonize(opts.foreground) != 0) {
+		fprintf(stderr, "snapfs: mount '%s': cannot go to the "
+			"background (see above)\n", ma.store);
+		goto out_unmount;
+	}
+	fslog_use_syslog(!opts.foreground);
+
+	rc = run_session(se, &opts);
+	if (rc < 0)
+		fslog_error("mount '%s' on '%s': %s", ma.store, mnt_path,
+			    snapfs_strerror(rc));
+	/* 0: unmounted; > 0: the signal that stopped it. Both are clean. */
+	status = rc < 0 ? EXIT_FAILED : EXIT_OK;
+
+out_unmount:
+	fuse_session_unmount(se);
+out_remove_handlers:
+	fuse_remove_signal_handlers(se);
+out_close_store:
+	listing_cache_release(&fs.listings);
+	snapfs_store_close(fs.store);
+out_destroy_session:
+	fuse_session_destroy(se);
+out_free_args:
+	fuse_opt_free_args(&args);
+	free(opts.mountpoint);
+	return status;
+}

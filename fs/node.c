@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Per-snapshot state of the mount: metadata copied from the catalog, the
+ * `info` and `segments` texts (rendered once, the data never changes) and
+ * the snapfs_image that all open memory files of the snapshot share.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "text_files.h"
+
+/* "2026-11-27T05:46:05Z" (fraction optional) -> seconds since the epoch;
+ * zero when it does not parse: a timestamp is decoration, not data. */
+static struct timespec parse_created(const char *text)
+{
+	struct timespec ts = { 0 };
+	struct tm tm = { 0 };
+	const char *rest;
+
+	rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return ts;
+	ts.tv_sec = timegm(&tm);
+	if (ts.tv_sec == (time_t)-1)
+		ts.tv_sec = 0;
+	return ts;
+}
+
+int node_new(const struct snapfs_snapshot *snap, struct node **ret_node)
+{
+	struct node *node;
+	int rc;
+
+	node = calloc(1, sizeof(*node));
+	if (!node)
+		return -ENOMEM;
+	atomic_init(&node->refs, 1);
+	atomic_init(&node->damage_logged, false);
+	pthread_mutex_init(&node->lock, NULL);
+	node->snap = *snap;
+	node->snap.source = NULL;
+	node->snap.notes = NULL;
+	if (snap->source && !(node->snap.source = strdup(snap->source))) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	if (snap->notes && !(node->snap.notes = strdup(snap->notes))) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	node->created = parse_created(snap->created_at);
+	rc = text_render_info(&node->snap, &node->info, &node->info_len);
+	if (rc < 0)
+		goto out_free;
+	*ret_node = node;
+	return 0;
+
+out_free:
+	node_unref(node);
+	return rc;
+}
+
+struct node *node_ref(struct node *node)
+{
+	atomic_fetch_add(&node->refs, 1);
+	return node;
+}
+
+void node_unref(struct node *node)
+{
+	if (!node || atomic_fetch_sub(&node->refs, 1) != 1)
+		return;
+	snapfs_image_close(node->image);
+	free(node->segments);
+	free(node->info);
+	snapfs_snapshot_release(&node->snap);
+	pthread_mutex_destroy(&node->lock);
+	free(node);
+}
+
+int node_segments(struct node *node, struct snapfs_store *store,
+		  const char **ret_text, size_t *ret_len)
+{
+	struct snapfs_segment *segs = NULL;
+	size_t count = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&node->lock);
+	if (!node->segments) {
+		rc = snapfs_segments_get(store, node->snap.id, &segs, &count);
+		if (rc < 0)
+			goto out_unlock;
+		rc = text_render_segments(segs, count, &node->segments,
+					  &node->segments_len);
+		snapfs_segments_free(segs, count);
+		if (rc < 0)
+			goto out_unlock;
+	}
+	*ret_text = node->segments;
+	*ret_len = node->segments_len;
+out_unlock:
+	pthread_mutex_unlock(&node->lock);
+	return rc;
+}
+
+int node_image_get(struct node *node, struct snapfs_store *store,
+		   struct snapfs_image **ret_image)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&node->lock);
+	if (!node->image) {
+		rc = snapfs_image_open(store, node->snap.id, &node->image);
+		if (rc < 0)
+			goto out_unlock;
+	}
+	node->image_users++;
+	*ret_image = node->image;
+out_unlock:
+	pthread_mutex_unlock(&node->lock);
+	return rc;
+}
+
+void node_image_put(struct node *node)
+{
+	pthread_mutex_lock(&node->lock);
+	if (--node->image_users == 0) {
+		snapfs_image_close(node->image);
+		node->image = NULL;
+	}
+	pthread_mutex_unlock(&node->lock);
+}
+
+bool node_first_damage(struct node *node)
+{
+	return !atomic_exchange(&node->damage_logged, true);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One snapshot as the mount sees it: its metadata, its rendered text files,
+ * and the image shared by every open of its memory file. Nodes are
+ * reference counted: each listing that names the snapshot holds one
+ * reference and each open file another, so a node outlives the listing
+ * that dropped it (a removed snapshot) for as long as it is open.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "snapfs.h"
+
+struct node {
+	atomic_uint refs;                /* listings and open files */
+	struct snapfs_snapshot snap;     /* owned: released with the node */
+	struct timespec created;         /* snap.created_at, for st_*time */
+	char *info;                      /* the `info` file, owned */
+	size_t info_len;
+	atomic_bool damage_logged;       /* an EIO was already logged */
+	pthread_mutex_t lock;            /* guards the fields below */
+	char *segments;                  /* the `segments` file; NULL until asked */
+	size_t segments_len;
+	struct snapfs_image *image;      /* shared by open memory files */
+	unsigned image_users;            /* open memory files */
+};
+
+/* A new node for a copy of snap (snap itself is not taken over), with one
+ * reference. */
+int node_new(const struct snapfs_snapshot *snap, struct node **ret_node);
+/* Take a reference; returns node. */
+struct node *node_ref(struct node *node);
+/* Drop a reference, freeing the node with the last one. Accepts NULL. */
+void node_unref(struct node *node);
+
+/* The `segments` text, read from store on first use and kept. The text is
+ * owned by the node and valid while the caller holds a reference. */
+int node_segments(struct node *node, struct snapfs_store *store,
+		  const char **ret_text, size_t *ret_len);
+
+/* The snapshot's image, opened from store for its first user and closed
+ * when the last one calls node_image_put(). */
+int node_image_get(struct node *node, struct snapfs_store *store,
+		   struct snapfs_image **ret_image);
+void node_image_put(struct node *node);
+
+/* true the first time it is called for node: log damage once per snapshot. */
+bool node_first_damage(struct node *node);

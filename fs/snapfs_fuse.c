@@ -1,0 +1,707 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The FUSE low-level operations: each turns one kernel request into calls
+ * on the listing cache, the nodes and the core's read path, and the result
+ * into a reply. No SQL and no codecs here. The tree is
+ *
+ *   /                 one directory per snapshot, sorted by name
+ *   /NAME/memory      the memory file (sparse, read on demand)
+ *   /NAME/segments    the usage set as text
+ *   /NAME/info        the metadata as text
+ *
+ * Everything is read-only; every request that would change something gets
+ * EROFS. Errors from storage reach the kernel as EIO, never as short reads
+ * or wrong bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "fslog.h"
+#include "inode.h"
+#include "listing.h"
+#include "node.h"
+
+#define UNUSED __attribute__((unused))
+
+/* The root's entries and attributes are trusted this long (seconds), so
+ * that saved and removed snapshots show within about a second. */
+#define ROOT_TIMEOUT 0.5
+/* `info` changes when the snapshot's parent is removed. */
+#define INFO_TIMEOUT 1.0
+/* memory and segments never change. */
+#define DATA_TIMEOUT 86400.0
+
+/* What an open file handle (fuse_file_info.fh) points at. */
+struct open_file {
+	struct node *node;               /* a reference */
+	struct snapfs_image *image;      /* memory: the node's shared image */
+	const char *text;                /* segments, info: owned by node */
+	size_t text_len;
+};
+
+/* The files of a snapshot directory, sorted by name. */
+static const struct {
+	const char *name;
+	enum inode_kind kind;
+} dir_files[] = {
+	{ "info", INODE_KIND_INFO },
+	{ "memory", INODE_KIND_MEMORY },
+	{ "segments", INODE_KIND_SEGMENTS },
+};
+#define DIR_FILE_COUNT (sizeof(dir_files) / sizeof(dir_files[0]))
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* The errno to send for a failure: snapfs's own codes (and anything that
+ * is not a plain errno) are EIO. */
+static int reply_errno(int64_t rc)
+{
+	if (rc >= 0 || -rc >= SNAPFS_ENOTSTORE)
+		return EIO;
+	return (int)-rc;
+}
+
+static double timeout_of(unsigned kind)
+{
+	switch (kind) {
+	case INODE_KIND_MEMORY:
+	case INODE_KIND_SEGMENTS:
+		return DATA_TIMEOUT;
+	case INODE_KIND_INFO:
+		return INFO_TIMEOUT;
+	default:
+		return ROOT_TIMEOUT;
+	}
+}
+
+static bool is_file_kind(unsigned kind)
+{
+	return kind == INODE_KIND_MEMORY || kind == INODE_KIND_SEGMENTS ||
+	       kind == INODE_KIND_INFO;
+}
+
+static struct open_file *file_of(const struct fuse_file_info *fi)
+{
+	return (struct open_file *)(uintptr_t)fi->fh;
+}
+
+static void open_file_free(struct open_file *of)
+{
+	if (!of)
+		return;
+	if (of->image)
+		node_image_put(of->node);
+	node_unref(of->node);
+	free(of);
+}
+
+/* The node of a snapshot inode in the current listing (a reference). */
+static int node_of(struct fs *fs, fuse_ino_t ino, struct node **ret_node)
+{
+	struct listing *listing;
+	struct node *node;
+	int rc;
+
+	rc = listing_cache_get(&fs->listings, false, &listing);
+	if (rc < 0)
+		return rc;
+	node = listing_find_id(listing, inode_snapshot(ino));
+	if (node)
+		node_ref(node);
+	listing_unref(listing);
+	if (!node)
+		return -ENOENT;
+	*ret_node = node;
+	return 0;
+}
+
+static void stat_common(const struct fs *fs, fuse_ino_t ino,
+			struct timespec when, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_blksize = SNAPFS_PAGE_SIZE;
+	st->st_atim = when;
+	st->st_mtim = when;
+	st->st_ctim = when;
+}
+
+static void stat_root(const struct fs *fs, const struct listing *listing,
+		      struct stat *st)
+{
+	stat_common(fs, FUSE_ROOT_ID, listing->built, st);
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2 + listing->count;
+}
+
+static int stat_node(struct fs *fs, struct node *node, unsigned kind,
+		     struct stat *st)
+{
+	const char *text;
+	size_t len;
+	int rc;
+
+	stat_common(fs, inode_make(node->snap.id, kind), node->created, st);
+	switch (kind) {
+	case INODE_KIND_DIR:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return 0;
+	case INODE_KIND_MEMORY:
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)node->snap.file_size;
+		/* Stored pages only, so that sparse-aware tools see holes. */
+		st->st_blocks = (blkcnt_t)((node->snap.data_bytes + 511) / 512);
+		return 0;
+	case INODE_KIND_SEGMENTS:
+		rc = node_segments(node, fs->store, &text, &len);
+		if (rc < 0)
+			return rc;
+		break;
+	case INODE_KIND_INFO:
+		len = node->info_len;
+		break;
+	default:
+		return -ENOENT;
+	}
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = (off_t)len;
+	st->st_blocks = (blkcnt_t)((len + 511) / 512);
+	return 0;
+}
+
+static void op_init(void *userdata UNUSED, struct fuse_conn_info *conn)
+{
+	/* The data never changes: no reason to drop cached pages when
+	 * attributes are refreshed. conn->max_readahead already holds the
+	 * kernel's offer, the most it accepts; keep it. */
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct listing *listing;
+	struct node *node = NULL;
+	unsigned kind = 0;
+	int rc;
+
+	if (parent == FUSE_ROOT_ID) {
+		rc = listing_cache_get(&fs->listings, true, &listing);
+		if (rc < 0)
+			goto out_reply_err;
+		node = listing_find_name(listing, name);
+		if (node)
+			node_ref(node);
+		listing_unref(listing);
+		if (!node) {
+			rc = -ENOENT;
+			goto out_reply_err;
+		}
+		kind = INODE_KIND_DIR;
+	} else {
+		if (inode_kind(parent) != INODE_KIND_DIR) {
+			rc = -ENOTDIR;
+			goto out_reply_err;
+		}
+		rc = node_of(fs, parent, &node);
+		if (rc < 0)
+			goto out_reply_err;
+		for (size_t i = 0; i < DIR_FILE_COUNT; i++)
+			if (strcmp(name, dir_files[i].name) == 0)
+				kind = dir_files[i].kind;
+		if (!kind) {
+			rc = -ENOENT;
+			goto out_unref_node;
+		}
+	}
+	memset(&e, 0, sizeof(e));
+	rc = stat_node(fs, node, kind, &e.attr);
+	if (rc < 0)
+		goto out_unref_node;
+	e.ino = e.attr.st_ino;
+	e.attr_timeout = timeout_of(kind);
+	e.entry_timeout = timeout_of(kind);
+	fuse_reply_entry(req, &e);
+	node_unref(node);
+	return;
+
+out_unref_node:
+	node_unref(node);
+out_reply_err:
+	fuse_reply_err(req, reply_errno(rc));
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino UNUSED,
+		      uint64_t nlookup UNUSED)
+{
+	/* Inode numbers are computed, not allocated: nothing to free. */
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count UNUSED,
+			    struct fuse_forget_data *forgets UNUSED)
+{
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	unsigned kind = inode_kind(ino);
+	struct listing *listing;
+	struct node *node;
+	struct stat st;
+	int rc;
+
+	if (ino == FUSE_ROOT_ID) {
+		rc = listing_cache_get(&fs->listings, true, &listing);
+		if (rc < 0)
+			goto out_reply_err;
+		stat_root(fs, listing, &st);
+		listing_unref(listing);
+		fuse_reply_attr(req, &st, ROOT_TIMEOUT);
+		return;
+	}
+	if (fi && fi->fh && is_file_kind(kind)) {
+		/* fstat(): the open file's node, even if since removed. */
+		node = node_ref(file_of(fi)->node);
+	} else {
+		rc = node_of(fs, ino, &node);
+		if (rc < 0)
+			goto out_reply_err;
+	}
+	rc = stat_node(fs, node, kind, &st);
+	node_unref(node);
+	if (rc < 0)
+		goto out_reply_err;
+	fuse_reply_attr(req, &st, timeout_of(kind));
+	return;
+
+out_reply_err:
+	fuse_reply_err(req, reply_errno(rc));
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino UNUSED, int mask)
+{
+	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	unsigned kind = inode_kind(ino);
+	struct open_file *of;
+	int rc;
+
+	if (ino == FUSE_ROOT_ID || kind == INODE_KIND_DIR) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (!is_file_kind(kind)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	of = calloc(1, sizeof(*of));
+	if (!of) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = node_of(fs, ino, &of->node);
+	if (rc < 0)
+		goto out_free;
+	switch (kind) {
+	case INODE_KIND_MEMORY:
+		rc = node_image_get(of->node, fs->store, &of->image);
+		fi->keep_cache = 1;
+		break;
+	case INODE_KIND_SEGMENTS:
+		rc = node_segments(of->node, fs->store, &of->text,
+				   &of->text_len);
+		fi->keep_cache = 1;
+		break;
+	default:
+		of->text = of->node->info;
+		of->text_len = of->node->info_len;
+		/* info may change (its parent removed): no stale pages. */
+		fi->keep_cache = 0;
+		break;
+	}
+	if (rc < 0)
+		goto out_free;
+	fi->noflush = 1;
+	fi->fh = (uint64_t)(uintptr_t)of;
+	if (fuse_reply_open(req, fi) != 0)
+		open_file_free(of);     /* interrupted: no release will come */
+	return;
+
+out_free:
+	open_file_free(of);
+	fuse_reply_err(req, reply_errno(rc));
+}
+
+/* Log the first failed read of a snapshot; later ones would only repeat. */
+static void report_read_error(struct node *node, size_t size, off_t off,
+			      ssize_t rc)
+{
+	const char *why = snapfs_errmsg();
+
+	if (!node_first_damage(node))
+		return;
+	fslog_error("snapshot '%s': read of %zu bytes at 0x%" PRIx64 ": %s "
+		    "(further errors on this snapshot are not logged)",
+		    node->snap.name, size, (uint64_t)off,
+		    why[0] ? why : snapfs_strerror((int)rc));
+}
+
+static void read_memory(fuse_req_t req, struct open_file *of, size_t size,
+			off_t off)
+{
+	uint64_t file_size = snapfs_image_size(of->image);
+	unsigned char *buf;
+	ssize_t n;
+
+	if (off < 0 || (uint64_t)off >= file_size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > file_size - (uint64_t)off)
+		size = (size_t)(file_size - (uint64_t)off);
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = snapfs_image_read(of->image, buf, size, (uint64_t)off);
+	/* A short read would be taken for the end of the file. */
+	if (n >= 0 && (size_t)n != size)
+		n = -EIO;
+	if (n < 0) {
+		report_read_error(of->node, size, off, n);
+		fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
+	} else {
+		fuse_reply_buf(req, (const char *)buf, (size_t)n);
+	}
+	free(buf);
+}
+
+static void read_text(fuse_req_t req, const struct open_file *of,
+		      size_t size, off_t off)
+{
+	if (off < 0 || (uint64_t)off >= of->text_len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > of->text_len - (size_t)off)
+		size = of->text_len - (size_t)off;
+	fuse_reply_buf(req, of->text + off, size);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct open_file *of = file_of(fi);
+
+	if (inode_kind(ino) == INODE_KIND_MEMORY)
+		read_memory(req, of, size, off);
+	else
+		read_text(req, of, size, off);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct open_file *of = file_of(fi);
+	int64_t pos;
+
+	if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (inode_kind(ino) == INODE_KIND_MEMORY) {
+		pos = snapfs_image_seek(of->image, (uint64_t)off, whence);
+		if (pos < 0) {
+			fuse_reply_err(req, reply_errno(pos));
+			return;
+		}
+		fuse_reply_lseek(req, (off_t)pos);
+		return;
+	}
+	/* The text files are all data. */
+	if ((uint64_t)off >= of->text_len) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)of->text_len);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino UNUSED,
+		       struct fuse_file_info *fi)
+{
+	open_file_free(file_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct listing *listing;
+	struct node *node;
+	int rc;
+
+	if (ino == FUSE_ROOT_ID) {
+		/* One listing for the whole walk, so that offsets stay
+		 * meaningful while snapshots come and go. */
+		rc = listing_cache_get(&fs->listings, true, &listing);
+		if (rc < 0)
+			goto out_reply_err;
+		fi->fh = (uint64_t)(uintptr_t)listing;
+		if (fuse_reply_open(req, fi) != 0)
+			listing_unref(listing);
+		return;
+	}
+	if (inode_kind(ino) != INODE_KIND_DIR) {
+		rc = -ENOTDIR;
+		goto out_reply_err;
+	}
+	rc = node_of(fs, ino, &node);
+	if (rc < 0)
+		goto out_reply_err;
+	node_unref(node);
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+	return;
+
+out_reply_err:
+	fuse_reply_err(req, reply_errno(rc));
+}
+
+/* Entry number i of directory ino (0 ".", 1 "..", then the contents):
+ * false past the end. */
+static bool dir_entry(fuse_ino_t ino, const struct listing *listing,
+		      size_t i, const char **ret_name, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFDIR;
+	if (i == 0) {
+		*ret_name = ".";
+		st->st_ino = ino;
+		return true;
+	}
+	if (i == 1) {
+		*ret_name = "..";
+		st->st_ino = FUSE_ROOT_ID;
+		return true;
+	}
+	i -= 2;
+	if (ino == FUSE_ROOT_ID) {
+		if (i >= listing->count)
+			return false;
+		*ret_name = listing->by_name[i]->snap.name;
+		st->st_ino = inode_make(listing->by_name[i]->snap.id,
+					INODE_KIND_DIR);
+		return true;
+	}
+	if (i >= DIR_FILE_COUNT)
+		return false;
+	*ret_name = dir_files[i].name;
+	st->st_ino = inode_make(inode_snapshot(ino), dir_files[i].kind);
+	st->st_mode = S_IFREG;
+	return true;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	const struct listing *listing = NULL;
+	const char *name;
+	struct stat st;
+	size_t used = 0;
+	char *buf;
+
+	if (ino == FUSE_ROOT_ID)
+		listing = (const struct listing *)(uintptr_t)fi->fh;
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = off > 0 ? (size_t)off : 0;
+	     dir_entry(ino, listing, i, &name, &st); i++) {
+		size_t need = fuse_add_direntry(req, buf + used, size - used,
+						name, &st, (off_t)(i + 1));
+
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	if (ino == FUSE_ROOT_ID)
+		listing_unref((struct listing *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino UNUSED)
+{
+	struct fs *fs = req_fs(req);
+	struct listing *listing;
+	struct statvfs sv;
+	int rc;
+
+	rc = listing_cache_get(&fs->listings, false, &listing);
+	if (rc < 0) {
+		fuse_reply_err(req, reply_errno(rc));
+		return;
+	}
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = SNAPFS_PAGE_SIZE;
+	sv.f_frsize = SNAPFS_PAGE_SIZE;
+	sv.f_blocks = (listing->data_bytes + SNAPFS_PAGE_SIZE - 1) /
+		      SNAPFS_PAGE_SIZE;
+	sv.f_files = 1 + listing->count * (1 + DIR_FILE_COUNT);
+	sv.f_namemax = SNAPFS_NAME_MAX;
+	sv.f_flag = ST_RDONLY;
+	listing_unref(listing);
+	fuse_reply_statfs(req, &sv);
+}
+
+/* --- everything that would change the tree: EROFS ----------------------- */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino UNUSED,
+		       struct stat *attr UNUSED, int to_set UNUSED,
+		       struct fuse_file_info *fi UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent UNUSED,
+		     const char *name UNUSED, mode_t mode UNUSED,
+		     dev_t rdev UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent UNUSED,
+		     const char *name UNUSED, mode_t mode UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_remove(fuse_req_t req, fuse_ino_t parent UNUSED,
+		      const char *name UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *link UNUSED,
+		       fuse_ino_t parent UNUSED, const char *name UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent UNUSED,
+		      const char *name UNUSED, fuse_ino_t newparent UNUSED,
+		      const char *newname UNUSED, unsigned int flags UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino UNUSED,
+		    fuse_ino_t newparent UNUSED, const char *newname UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino UNUSED,
+		     const char *buf UNUSED, size_t size UNUSED,
+		     off_t off UNUSED, struct fuse_file_info *fi UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino UNUSED,
+			const char *name UNUSED, const char *value UNUSED,
+			size_t size UNUSED, int flags UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino UNUSED,
+			   const char *name UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent UNUSED,
+		      const char *name UNUSED, mode_t mode UNUSED,
+		      struct fuse_file_info *fi UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino UNUSED,
+			 int mode UNUSED, off_t offset UNUSED,
+			 off_t length UNUSED, struct fuse_file_info *fi UNUSED)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.access = op_access,
+	.open = op_open,
+	.read = op_read,
+	.lseek = op_lseek,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_remove,
+	.rmdir = op_remove,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.write = op_write,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+	.fallocate = op_fallocate,
+};
