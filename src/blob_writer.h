@@ -15,8 +15,12 @@
 struct catalog;
 struct blob_writer;
 
-/* Pages packed into one blob (64 KiB): see BENCHMARKS.md. */
+/* Pages packed into one blob (64 KiB): see BENCHMARKS.md. A build may
+ * override it (-DBLOB_PAGES=N, N <= BLOB_PAGES_MAX) to measure others;
+ * readers take each blob's page count from its row. */
+#ifndef BLOB_PAGES
 #define BLOB_PAGES 16
+#endif
 
 struct blob_writer_stats {
 	uint64_t data_pages;      /* pages added */
