@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text_files.h"
 
 /* "2026-11-27T05:46:05Z" (fraction optional) -> seconds since the epoch;
  * zero when it does not parse: a timestamp is decoration, not data. */
@@ -52,7 +51,7 @@ int node_new(const struct snapfs_snapshot *snap, struct node **ret_node)
 		goto out_free;
 	}
 	node->created = parse_created(snap->created_at);
-	rc = text_render_info(&node->snap, &node->info, &node->info_len);
+	rc = snapfs_info_text(&node->snap, &node->info, &node->info_len);
 	if (rc < 0)
 		goto out_free;
 	*ret_node = node;
@@ -93,7 +92,7 @@ int node_segments(struct node *node, struct snapfs_store *store,
 		rc = snapfs_segments_get(store, node->snap.id, &segs, &count);
 		if (rc < 0)
 			goto out_unlock;
-		rc = text_render_segments(segs, count, &node->segments,
+		rc = snapfs_segments_text(segs, count, &node->segments,
 					  &node->segments_len);
 		snapfs_segments_free(segs, count);
 		if (rc < 0)

@@ -219,6 +219,13 @@ static struct codec_ctx *thread_codec(void)
 	return ctx;
 }
 
+void reader_thread_release(void)
+{
+	pthread_once(&codec_key_once, codec_key_create);
+	codec_ctx_free(pthread_getspecific(codec_key));
+	pthread_setspecific(codec_key, NULL);
+}
+
 int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
 		size_t *ret_size)
 {

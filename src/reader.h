@@ -23,6 +23,10 @@ struct snapfs_image;
 int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
 		size_t *ret_size);
 
+/* Free the calling thread's decoding state now (other threads' goes when
+ * they end; the main thread's would otherwise outlive the store). */
+void reader_thread_release(void);
+
 /* The page map of an open image, sorted by first_page. */
 size_t image_run_count(const struct snapfs_image *img);
 const struct map_run *image_run(const struct snapfs_image *img, size_t i);

@@ -145,6 +145,16 @@ int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
 			struct snapfs_segment **ret_segs, size_t *ret_count);
 void snapfs_segments_free(struct snapfs_segment *segs, size_t count);
 
+/* The text of a snapshot's `info` file (one "key: value" a line) and of
+ * its `segments` file (one "0xSTART 0xEND KIND MEMCG COMMITTED LABEL" a
+ * line), as the mount serves them and `snapfs info` prints. Control
+ * characters and backslashes in text fields are written as \ooo; empty
+ * fields as "-". *ret_text is malloc'ed, the caller frees it. */
+int snapfs_info_text(const struct snapfs_snapshot *snap, char **ret_text,
+		     size_t *ret_len);
+int snapfs_segments_text(const struct snapfs_segment *segs, size_t count,
+			 char **ret_text, size_t *ret_len);
+
 /* true if kind is one of the six memory kinds. */
 bool snapfs_kind_valid(const char *kind);
 

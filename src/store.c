@@ -18,6 +18,7 @@
 #include "blob_cache.h"
 #include "catalog.h"
 #include "errors.h"
+#include "reader.h"
 
 struct snapfs_store {
 	char *dir;
@@ -221,6 +222,7 @@ void snapfs_store_close(struct snapfs_store *store)
 	catalog_close(store->watcher);
 	pthread_mutex_destroy(&store->watch_lock);
 	blob_cache_free(store->cache);
+	reader_thread_release();
 	pthread_mutex_destroy(&store->pool_lock);
 	free(store->db_path);
 	free(store->dir);

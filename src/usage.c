@@ -108,15 +108,15 @@ int usage_parse_file(const char *path, uint64_t file_size,
 		char *p = line;
 
 		lineno++;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0')
-			continue;
-		if (strlen(p) != (size_t)len - (size_t)(p - line)) {
+		if (strlen(line) != (size_t)len) {
 			rc = error_set(-SNAPFS_EUSAGE, "usage file '%s': line %u: contains a NUL byte",
 				       path, lineno);
 			goto out_free;
 		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0')
+			continue;
 		rc = parse_line(p, file_size, aligned_end, &seg, &why);
 		if (rc < 0) {
 			rc = error_set(rc, "usage file '%s': line %u: %s", path, lineno, why);

@@ -14,8 +14,8 @@
 #include "progress.h"
 
 static const char usage[] =
-	"save STORE NAME SOURCE [--format raw] [--parent NAME] [--kind KIND]\n"
-	"       [--usage FILE] [--codec zstd|lz4|none] [--level N] [--json] [--quiet]";
+	"save STORE NAME SOURCE [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
+	"[--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--json] [--quiet]";
 
 enum { OPT_FORMAT = 0x100, OPT_PARENT, OPT_KIND, OPT_USAGE, OPT_CODEC, OPT_LEVEL,
        OPT_JSON, OPT_QUIET, OPT_HELP };

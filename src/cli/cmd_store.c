@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -136,18 +137,6 @@ static void print_store_summary(const struct snapfs_store_summary *s, bool json)
 	       s->blob_count, s->blob_bytes, s->file_bytes, ratio);
 }
 
-static void print_snapshot(const struct snapfs_snapshot *s)
-{
-	printf("name: %s\nid: %" PRId64 "\ncreated_at: %s\nparent: %s\n"
-	       "file_size: %" PRIu64 "\npage_size: %u\nformat: %s\nsource: %s\n"
-	       "segment_count: %" PRIu64 "\ncommitted_bytes: %" PRIu64
-	       "\ndata_bytes: %" PRIu64 "\nstored_bytes: %" PRIu64 "\n",
-	       s->name, s->id, s->created_at, s->parent[0] ? s->parent : "-",
-	       s->file_size, s->page_size, s->format, s->source, s->segment_count,
-	       s->committed_bytes, s->data_bytes, s->stored_bytes);
-	if (s->notes)
-		printf("notes: %s\n", s->notes);
-}
 
 int cmd_info(int argc, char **argv)
 {
@@ -187,11 +176,19 @@ int cmd_info(int argc, char **argv)
 	if (c.json) {
 		json_snapshot(stdout, &snap);
 		fputc('\n', stdout);
+		rc = EXIT_OK;
 	} else {
-		print_snapshot(&snap);
+		char *text;
+		size_t len;
+
+		rc = snapfs_info_text(&snap, &text, &len);
+		if (rc == 0) {
+			fwrite(text, 1, len, stdout);
+			free(text);
+		}
+		rc = rc < 0 ? cli_fail(rc, "info") : EXIT_OK;
 	}
 	snapfs_snapshot_release(&snap);
-	rc = EXIT_OK;
 out_close:
 	snapfs_store_close(store);
 	return rc;

@@ -43,16 +43,19 @@ def case_save_killed(ctx):
     for i, p in enumerate(keep):
         snapfs("save", store, f"keep{i}", p, "--quiet")
     [big] = images(ctx, 1, 16384, seed=2)  # 64 MiB, most of it data
+    # A slow codec level keeps each save running long enough that the
+    # kills land mid-save even on a loaded machine.
+    slow = ("--level", "12")
     t0 = time.monotonic()
-    snapfs("save", store, "probe", big, "--quiet")
+    snapfs("save", store, "probe", big, "--quiet", *slow)
     duration = time.monotonic() - t0
     snapfs("rm", store, "probe")
     snapfs("gc", store, "--quiet")  # so that later saves store anew, not dedup
     rng = random.Random(5)
     killed = 0
     for r in range(ROUNDS):
-        killed += kill_at_random([common.SNAPFS, "save", store, f"victim{r}", big, "--quiet"],
-                                 rng, duration * 0.9)
+        killed += kill_at_random([common.SNAPFS, "save", store, f"victim{r}", big, "--quiet",
+                                  *slow], rng, duration * 0.9)
         common.integrity_ok(store)
         names = common.snapshot_names(store)
         visible = [n for n in names if n.startswith("victim")]

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * Rendering of the `info` and `segments` files. This is presentation, so it
- * lives in fs/: the core hands over structs, this file turns them into the
- * text the mount serves (format in SPEC.md, "The mount").
+ * The text forms of a snapshot's metadata: `info` (one "key: value" a
+ * line) and `segments` (one segment a line), as the mount serves them and
+ * `snapfs info` prints them (format in SPEC.md, "The mount"). One renderer,
+ * so the two can never disagree.
  */
-#include "text_files.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "snapfs.h"
 
 /* Write s with control characters and backslashes as \ooo; "-" for NULL or
  * empty. */
@@ -42,7 +43,7 @@ static int finish(FILE *f, char **buf, size_t *len, char **ret_text,
 	return 0;
 }
 
-int text_render_info(const struct snapfs_snapshot *snap, char **ret_text,
+int snapfs_info_text(const struct snapfs_snapshot *snap, char **ret_text,
 		     size_t *ret_len)
 {
 	char *buf = NULL;
@@ -75,7 +76,7 @@ int text_render_info(const struct snapfs_snapshot *snap, char **ret_text,
 	return finish(f, &buf, &len, ret_text, ret_len);
 }
 
-int text_render_segments(const struct snapfs_segment *segs, size_t count,
+int snapfs_segments_text(const struct snapfs_segment *segs, size_t count,
 			 char **ret_text, size_t *ret_len)
 {
 	char *buf = NULL;

@@ -1,0 +1,26 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: MIT
+# Shared by the scripts in this folder (sourced, not run).
+
+# The repository root, whatever the caller's working directory.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+SNAPFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+say() {
+	printf '\n\033[1m==> %s\033[0m\n' "$*"
+}
+
+# build DIR [meson setup options...]: configure DIR once (or reconfigure a
+# half-configured one), then build it. Never wipes an existing build.
+build() {
+	local dir=$1
+	shift
+	if [[ -f $dir/build.ninja ]]; then
+		:
+	elif [[ -f $dir/meson-private/coredata.dat ]]; then
+		meson setup --reconfigure "$dir" "$@"
+	else
+		meson setup "$dir" "$@"
+	fi
+	ninja -C "$dir"
+}
