@@ -25,7 +25,7 @@ demo_pkgs=(
 	libelf-dev libprotobuf-c-dev protobuf-c-compiler
 	python3 util-linux xxd
 )
-test_pkgs=(clang attr e2fsprogs)
+test_pkgs=(clang attr e2fsprogs criu gdb)
 bench_pkgs=(squashfs-tools squashfuse)
 
 case $purpose in

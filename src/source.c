@@ -5,9 +5,14 @@
  */
 #include "source.h"
 
+#include <dirent.h>
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "scanner.h"
@@ -17,6 +22,10 @@ static const struct format {
 	int (*open)(const char *path, struct source *src);
 } formats[] = {
 	{ "raw", source_open_raw },
+	{ "elf", source_open_elf },
+	{ "criu", source_open_criu },
+	{ "gvisor", source_open_gvisor },
+	{ "pid", source_open_pid },
 };
 
 int segment_list_push(struct segment_list *list, const struct snapfs_segment *seg)
@@ -40,20 +49,88 @@ void segment_list_release(struct segment_list *list)
 	*list = (struct segment_list){ 0 };
 }
 
-bool source_format_known(const char *name)
+static const struct format *format_named(const char *name)
 {
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
 		if (strcmp(name, formats[i].name) == 0)
-			return true;
-	return false;
+			return &formats[i];
+	return NULL;
 }
 
-/* The format of path when none was given: raw for now; ELF cores, CRIU and
- * gVisor directories and pid:N are recognised here as they arrive. */
-static const struct format *detect(const char *path)
+bool source_format_known(const char *name)
 {
-	(void)path;
-	return &formats[0];
+	return format_named(name) != NULL;
+}
+
+/* true if the directory dirfd holds a file whose name starts with prefix
+ * and ends with suffix. */
+static bool dir_has(int dirfd, const char *prefix, const char *suffix)
+{
+	size_t plen = strlen(prefix), slen = strlen(suffix);
+	struct dirent *e;
+	bool found = false;
+	int fd = dup(dirfd);
+	DIR *d;
+
+	if (fd < 0)
+		return false;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return false;
+	}
+	while (!found && (e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+
+		found = len > plen + slen && strncmp(e->d_name, prefix, plen) == 0 &&
+			strcmp(e->d_name + len - slen, suffix) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * The format of path when none was given: "pid:N" is a live process; a
+ * directory holding pages_meta.img and pages.img is a gVisor checkpoint,
+ * one holding pagemap-*.img a CRIU dump; a file that starts with the ELF
+ * magic is a core (source_open_elf() refuses other ELF files and says how
+ * to save them raw); anything else is raw.
+ */
+static int detect(const char *path, const struct format **ret_format)
+{
+	unsigned char magic[SELFMAG];
+	struct stat st;
+	int fd;
+
+	*ret_format = format_named("raw");
+	if (strncmp(path, "pid:", 4) == 0) {
+		*ret_format = format_named("pid");
+		return 0;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return 0; /* the raw opener says what is wrong */
+	}
+	if (S_ISDIR(st.st_mode)) {
+		if (faccessat(fd, "pages_meta.img", F_OK, 0) == 0 &&
+		    faccessat(fd, "pages.img", F_OK, 0) == 0)
+			*ret_format = format_named("gvisor");
+		else if (dir_has(fd, "pagemap-", ".img"))
+			*ret_format = format_named("criu");
+		else {
+			close(fd);
+			return error_set(-EISDIR, "source '%s': a directory, but neither a "
+					 "gVisor checkpoint (pages_meta.img, pages.img) nor a "
+					 "CRIU dump (pagemap-*.img)", path);
+		}
+	} else if (S_ISREG(st.st_mode) && pread(fd, magic, sizeof(magic), 0) == sizeof(magic) &&
+		   memcmp(magic, ELFMAG, SELFMAG) == 0) {
+		*ret_format = format_named("elf");
+	}
+	close(fd);
+	return 0;
 }
 
 int source_open(const char *path, const char *format, struct source *ret_src)
@@ -63,13 +140,13 @@ int source_open(const char *path, const char *format, struct source *ret_src)
 	int rc;
 
 	if (format) {
-		for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
-			if (strcmp(format, formats[i].name) == 0)
-				f = &formats[i];
+		f = format_named(format);
 		if (!f)
 			return error_set(-EINVAL, "format '%s': not supported", format);
 	} else {
-		f = detect(path);
+		rc = detect(path, &f);
+		if (rc < 0)
+			return rc;
 	}
 	src.path = path;
 	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SCAN_CHUNK);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Sources: where a snapshot's memory comes from. Every format (raw memory
- * files and block devices; later ELF cores, CRIU images, live processes,
- * gVisor checkpoints) presents the same thing: a memory file of `size`
+ * files and block devices, ELF cores, CRIU images, live processes, gVisor
+ * checkpoints) presents the same thing: a memory file of `size`
  * bytes whose offsets are the format's addresses, its data ranges, a read
  * function, and, where the format knows it, the usage set with labels.
  */
@@ -62,5 +62,9 @@ static inline int source_next_data(struct source *src, uint64_t off,
 
 /* The format openers, for source_open(). */
 int source_open_raw(const char *path, struct source *src);
+int source_open_elf(const char *path, struct source *src);     /* ELF64 core */
+int source_open_criu(const char *path, struct source *src);    /* CRIU image dir */
+int source_open_gvisor(const char *path, struct source *src);  /* runsc checkpoint dir */
+int source_open_pid(const char *path, struct source *src);     /* live process "pid:N" */
 /* true if name is a format this build can read. */
 bool source_format_known(const char *name);

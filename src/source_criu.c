@@ -1,0 +1,973 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The criu source: a process's memory from a CRIU image directory. The
+ * memory file is the address space: pagemap-N.img lists the dumped page
+ * ranges, pages-ID.img holds their bytes in that order, mm-N.img gives
+ * the VMAs (the usage set, its kinds and labels). Incremental dumps mark
+ * ranges as being in the parent dump (the `parent` symlink): those are
+ * found there, following the chain as far as it goes.
+ *
+ * The image format, from CRIU's source (github.com/checkpoint-restore/criu,
+ * checked at commit 2cf8f13ca1f11a0491977e438b262e646137256c):
+ *  - criu/include/magic.h, criu/image.c img_check_magic(): every image but
+ *    the inventory starts with IMG_COMMON_MAGIC (0x54564319) and then its
+ *    own magic (PAGEMAP_MAGIC 0x56084025, MM_MAGIC 0x57492820,
+ *    PSTREE_MAGIC 0x50273030); images of CRIU 1.0 have only their own.
+ *    PAGES_MAGIC is RAW_IMAGE_MAGIC: pages-*.img is bare page data.
+ *  - criu/protobuf.c do_pb_read_one(): then entries, each a u32 length
+ *    (host order: little-endian here) and that many bytes of protobuf.
+ *  - criu/image.c open_pages_image_at(): a pagemap image opens with a
+ *    pagemap_head whose pages_id names pages-<pages_id>.img.
+ *  - criu/pagemap.c: entries come in ascending address order
+ *    (seek_pagemap()); init_compat_pagemap_entry(): in_parent means
+ *    PE_PARENT, no flags at all means PE_PRESENT, nr_pages defaults to
+ *    compat_nr_pages; skip_pagemap_pages(): only PE_PRESENT entries take
+ *    room in the pages image; try_open_parent(): the parent dump is the
+ *    directory the `parent` entry leads to, with the same image ids;
+ *    read_parent_page(): a range the parent lacks is an error.
+ *  - criu/include/pagemap.h: PE_PARENT 1, PE_LAZY 2, PE_PRESENT 4.
+ *  - criu/include/image.h: VMA status bits (VMA_AREA_HEAP, _STACK, _VDSO,
+ *    _VVAR, _VSYSCALL, VMA_FILE_PRIVATE, _SHARED, VMA_ANON_SHARED, ...).
+ *  - images/pagemap.proto, mm.proto, vma.proto, pstree.proto (copied to
+ *    proto/).
+ *
+ * Decisions: with several processes in the dump (several pagemap-N.img),
+ * the root task named by the first pstree.img entry is saved. Shared
+ * memory (VMA_ANON_SHARED, SysV IPC, memfd VMAs) is read from
+ * pagemap-shmem-<shmid>.img and its parents, whose addresses are offsets
+ * in the object (criu/shmem.c: xfer.offset is the object's mapping, and
+ * restore maps the object at the VMA's pgoff); where that image is
+ * missing the notes say so. Lazy pages (kept by a page server) are not in
+ * the dump: noted, no segment. Labels are [heap], [stack], [vdso]; file
+ * paths would need files.img and are not given. [vvar] and [vsyscall]
+ * are left out, as for live processes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "pstree.pb-c.h"
+#include "source.h"
+#include "source_pb.h"
+#include "source_util.h"
+
+#define CRIU_IMG_COMMON_MAGIC 0x54564319u
+#define CRIU_IMG_SERVICE_MAGIC 0x55105940u
+#define CRIU_PAGEMAP_MAGIC 0x56084025u
+#define CRIU_MM_MAGIC 0x57492820u
+#define CRIU_PSTREE_MAGIC 0x50273030u
+
+#define CRIU_PE_PARENT (1u << 0)
+#define CRIU_PE_LAZY (1u << 1)
+#define CRIU_PE_PRESENT (1u << 2)
+
+#define CRIU_VMA_AREA_STACK (1u << 1)
+#define CRIU_VMA_AREA_VSYSCALL (1u << 2)
+#define CRIU_VMA_AREA_VDSO (1u << 3)
+#define CRIU_VMA_AREA_HEAP (1u << 5)
+#define CRIU_VMA_FILE_PRIVATE (1u << 6)
+#define CRIU_VMA_FILE_SHARED (1u << 7)
+#define CRIU_VMA_ANON_SHARED (1u << 8)
+#define CRIU_VMA_AREA_SYSVIPC (1u << 10)
+#define CRIU_VMA_AREA_VVAR (1u << 12)
+#define CRIU_VMA_AREA_MEMFD (1u << 14)
+
+/* Dumps in one incremental chain, at most. */
+#define CRIU_MAX_LEVELS 64
+/* Largest pagemap, mm or pstree image read (they are read whole). */
+#define CRIU_MAX_IMAGE ((size_t)1 << 30)
+
+/* One pagemap entry, checked: pages [start, end) and where they are. */
+struct pm_entry {
+	uint64_t start, end;
+	unsigned flags;            /* CRIU_PE_PRESENT, CRIU_PE_PARENT or neither (lazy) */
+};
+
+/* One dump of the chain: level 0 is the directory named, 1 its parent... */
+struct criu_level {
+	char *shown;               /* the directory as messages name it */
+	int dirfd;
+	int pages_fd;              /* pages-<pages_id>.img, -1 if not needed */
+	uint32_t pages_id;
+	struct pm_entry *ents;
+	size_t count;
+	bool wants_parent;         /* some entry is PE_PARENT */
+	struct stat st;            /* the directory, for loop detection */
+};
+
+/* The pages of one pagemap id down its chain of dumps: the process's
+ * (pagemap-N.img) or a shared memory object's (pagemap-shmem-ID.img). */
+struct criu_chain {
+	struct criu_level levels[CRIU_MAX_LEVELS];
+	size_t level_count;
+	unsigned long id;
+	bool shmem;
+	struct extent_list pieces; /* resolved: file = level, or -1 for lazy pages */
+};
+
+struct criu_source {
+	struct criu_chain **chains; /* [0]: the process; then shared memory */
+	size_t chain_count;
+	struct extent_list data;    /* file: chain * CRIU_MAX_LEVELS + level */
+};
+
+/* A CRIU image read whole, walked entry by entry. */
+struct criu_image {
+	unsigned char *buf;
+	size_t len, off;
+	char name[64];             /* "pagemap-1.img" */
+	const char *dir;           /* the directory as messages name it */
+};
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static int image_corrupt(const struct criu_image *img, const char *what)
+{
+	return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: %s", img->dir, img->name, what);
+}
+
+/* Read dirfd/name whole and check its magic. -ENOENT if it is missing. */
+static int image_open(int dirfd, const char *dir, const char *name, uint32_t magic,
+		      struct criu_image *img)
+{
+	char shown[4200];
+	uint32_t first;
+	int rc;
+
+	*img = (struct criu_image){ .dir = dir };
+	snprintf(img->name, sizeof(img->name), "%s", name);
+	snprintf(shown, sizeof(shown), "%s/%s", dir, name);
+	if (faccessat(dirfd, name, F_OK, 0) < 0 && errno == ENOENT)
+		return -ENOENT;
+	rc = read_whole_file(dirfd, name, shown, CRIU_MAX_IMAGE, &img->buf, &img->len);
+	if (rc < 0)
+		return error_prefix(rc, "source '%s'", dir);
+	if (img->len < 4)
+		return image_corrupt(img, "too short for a CRIU image");
+	first = le32(img->buf);
+	if (first == magic) {
+		img->off = 4;  /* CRIU 1.0: no common magic */
+		return 0;
+	}
+	if ((first != CRIU_IMG_COMMON_MAGIC && first != CRIU_IMG_SERVICE_MAGIC) ||
+	    img->len < 8 || le32(img->buf + 4) != magic)
+		return image_corrupt(img, "not the CRIU image it should be (wrong magic)");
+	img->off = 8;
+	return 0;
+}
+
+static void image_close(struct criu_image *img)
+{
+	free(img->buf);
+	img->buf = NULL;
+}
+
+/* The next entry: 1 and its bytes, 0 at the end, or an error. */
+static int image_next(struct criu_image *img, const uint8_t **ret_data, size_t *ret_len)
+{
+	uint32_t size;
+
+	if (img->off == img->len)
+		return 0;
+	if (img->len - img->off < 4)
+		return image_corrupt(img, "an entry's length is cut short");
+	size = le32(img->buf + img->off);
+	if (size > img->len - img->off - 4)
+		return image_corrupt(img, "an entry runs past the end of the file");
+	*ret_data = img->buf + img->off + 4;
+	*ret_len = size;
+	img->off += 4 + (size_t)size;
+	return 1;
+}
+
+static int push_entry(struct criu_level *lv, size_t *cap, const struct pm_entry *e)
+{
+	if (lv->count == *cap) {
+		size_t n = *cap ? *cap * 2 : 64;
+		struct pm_entry *bigger = realloc(lv->ents, n * sizeof(*bigger));
+
+		if (!bigger)
+			return -ENOMEM;
+		lv->ents = bigger;
+		*cap = n;
+	}
+	lv->ents[lv->count++] = *e;
+	return 0;
+}
+
+/* Check one decoded pagemap entry and add it to lv. */
+static int add_pagemap_entry(struct criu_image *img, struct criu_level *lv, size_t *cap,
+			     const PagemapEntry *pe, uint64_t *present_pages)
+{
+	uint64_t nr = pe->has_nr_pages ? pe->nr_pages : pe->compat_nr_pages;
+	struct pm_entry e = { .start = pe->vaddr };
+	char what[160];
+
+	e.flags = pe->has_flags ? pe->flags : 0;
+	if (pe->has_in_parent && pe->in_parent)
+		e.flags |= CRIU_PE_PARENT;
+	else if (!pe->has_flags)
+		e.flags = CRIU_PE_PRESENT;
+	e.flags &= CRIU_PE_PARENT | CRIU_PE_PRESENT;
+	if (nr == 0)
+		return 0;
+	if (e.start % SNAPFS_PAGE_SIZE || e.start > SOURCE_MAX_OFFSET ||
+	    nr > (SOURCE_MAX_OFFSET - e.start) / SNAPFS_PAGE_SIZE) {
+		snprintf(what, sizeof(what), "entry at 0x%llx of %llu pages: not a page-aligned "
+			 "range of the address space", (unsigned long long)e.start,
+			 (unsigned long long)nr);
+		return image_corrupt(img, what);
+	}
+	e.end = e.start + nr * SNAPFS_PAGE_SIZE;
+	if (e.flags == (CRIU_PE_PARENT | CRIU_PE_PRESENT)) {
+		snprintf(what, sizeof(what), "entry at 0x%llx is both in the parent and present",
+			 (unsigned long long)e.start);
+		return image_corrupt(img, what);
+	}
+	if (lv->count && e.start < lv->ents[lv->count - 1].end) {
+		snprintf(what, sizeof(what), "entry at 0x%llx is out of order or overlaps the "
+			 "one before", (unsigned long long)e.start);
+		return image_corrupt(img, what);
+	}
+	if (e.flags & CRIU_PE_PRESENT)
+		*present_pages += nr;
+	if (e.flags & CRIU_PE_PARENT)
+		lv->wants_parent = true;
+	return push_entry(lv, cap, &e);
+}
+
+/* Read the chain's pagemap image in a level: its head and checked
+ * entries. */
+static int read_pagemap(const struct criu_chain *ch, struct criu_level *lv,
+			uint64_t *ret_present)
+{
+	struct criu_image img;
+	struct pb_budget budget;
+	const uint8_t *data;
+	char name[64];
+	size_t len, cap = 0;
+	uint64_t present = 0;
+	int rc;
+
+	snprintf(name, sizeof(name), ch->shmem ? "pagemap-shmem-%lu.img" : "pagemap-%lu.img",
+		 ch->id);
+	rc = image_open(lv->dirfd, lv->shown, name, CRIU_PAGEMAP_MAGIC, &img);
+	if (rc == -ENOENT)
+		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s: missing", lv->shown, name);
+	if (rc < 0)
+		goto out_close;
+	pb_budget_init(&budget, pb_budget_for(img.len));
+	rc = image_next(&img, &data, &len);
+	if (rc == 0)
+		rc = image_corrupt(&img, "no pagemap head");
+	if (rc < 0)
+		goto out_close;
+	{
+		PagemapHead *head = pagemap_head__unpack(&budget.alloc, len, data);
+
+		if (!head) {
+			rc = image_corrupt(&img, "the pagemap head does not decode");
+			goto out_close;
+		}
+		lv->pages_id = head->pages_id;
+		pagemap_head__free_unpacked(head, &budget.alloc);
+	}
+	while ((rc = image_next(&img, &data, &len)) > 0) {
+		PagemapEntry *pe = pagemap_entry__unpack(&budget.alloc, len, data);
+
+		if (!pe) {
+			rc = image_corrupt(&img, "an entry does not decode");
+			goto out_close;
+		}
+		rc = add_pagemap_entry(&img, lv, &cap, pe, &present);
+		pagemap_entry__free_unpacked(pe, &budget.alloc);
+		if (rc < 0)
+			goto out_close;
+	}
+	*ret_present = present;
+out_close:
+	image_close(&img);
+	return rc;
+}
+
+/* Open pages-<pages_id>.img of a level when it has present pages, and
+ * check that it holds them all. */
+static int open_pages(struct criu_level *lv, uint64_t present_pages)
+{
+	char name[64];
+	struct stat st;
+
+	if (present_pages == 0)
+		return 0;
+	snprintf(name, sizeof(name), "pages-%u.img", lv->pages_id);
+	lv->pages_fd = openat(lv->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (lv->pages_fd < 0 || fstat(lv->pages_fd, &st) < 0)
+		return error_set(errno == ENOENT ? -SNAPFS_ECORRUPT : -errno,
+				 "source '%s': %s: %s", lv->shown, name, errno_text(errno));
+	if (!S_ISREG(st.st_mode))
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: not a regular file",
+				 lv->shown, name);
+	if ((uint64_t)st.st_size / SNAPFS_PAGE_SIZE < present_pages)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: holds %llu bytes, but "
+				 "the pagemap has %llu pages in it: truncated?", lv->shown,
+				 name, (unsigned long long)st.st_size,
+				 (unsigned long long)present_pages);
+	posix_fadvise(lv->pages_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return 0;
+}
+
+/* Open the level after level k (its parent dump), refusing loops. */
+static int open_parent(struct criu_chain *ch, size_t k)
+{
+	struct criu_level *lv = &ch->levels[k], *up;
+
+	if (k + 1 >= CRIU_MAX_LEVELS)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': the chain of parent dumps is "
+				 "longer than %d", ch->levels[0].shown, CRIU_MAX_LEVELS);
+	up = &ch->levels[k + 1];
+	*up = (struct criu_level){ .dirfd = -1, .pages_fd = -1 };
+	ch->level_count = k + 2;
+	if (asprintf(&up->shown, "%s/parent", lv->shown) < 0) {
+		up->shown = NULL;
+		return -ENOMEM;
+	}
+	up->dirfd = openat(lv->dirfd, "parent", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (up->dirfd < 0)
+		return error_set(errno == ENOENT ? -SNAPFS_ECORRUPT : -errno,
+				 "source '%s': pages are in the parent dump, but '%s': %s",
+				 ch->levels[0].shown, up->shown, errno_text(errno));
+	if (fstat(up->dirfd, &up->st) < 0)
+		return error_set(-errno, "source '%s': %s", up->shown, errno_text(errno));
+	for (size_t i = 0; i <= k; i++)
+		if (ch->levels[i].st.st_dev == up->st.st_dev &&
+		    ch->levels[i].st.st_ino == up->st.st_ino)
+			return error_set(-SNAPFS_ECORRUPT, "source '%s': the chain of parent "
+					 "dumps loops: '%s' is '%s'", ch->levels[0].shown,
+					 up->shown, ch->levels[i].shown);
+	return 0;
+}
+
+/*
+ * The pieces of level k given its parent's resolved pieces `below`:
+ * present entries are level k's own pages, lazy ones have no data (file
+ * -1), and PE_PARENT ones are cut out of `below`, which must cover them.
+ */
+static int resolve_level(const struct criu_chain *ch, size_t k,
+			 const struct extent_list *below, struct extent_list *out)
+{
+	const struct criu_level *lv = &ch->levels[k];
+	uint64_t pages_off = 0;
+	int rc;
+
+	for (size_t i = 0; i < lv->count; i++) {
+		const struct pm_entry *e = &lv->ents[i];
+		uint64_t at = e->start;
+
+		if (e->flags & CRIU_PE_PRESENT) {
+			rc = extent_list_push(out, e->start, e->end, (int)k, pages_off);
+			pages_off += e->end - e->start;
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (!(e->flags & CRIU_PE_PARENT)) {
+			rc = extent_list_push(out, e->start, e->end, -1, 0);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		for (size_t j = below ? extent_list_find(below, at) : 0;
+		     below && j < below->count && below->ext[j].start < e->end && at < e->end; j++) {
+			const struct extent *p = &below->ext[j];
+			uint64_t end = p->end < e->end ? p->end : e->end;
+
+			if (p->start > at)
+				break;
+			rc = extent_list_push(out, at, end, p->file,
+					      p->file < 0 ? 0 : p->file_off + (at - p->start));
+			if (rc < 0)
+				return rc;
+			at = end;
+		}
+		if (at < e->end)
+			return error_set(-SNAPFS_ECORRUPT, "source '%s': pagemap of '%s' has "
+					 "pages 0x%llx-0x%llx in the parent dump, which lacks them",
+					 ch->levels[0].shown, lv->shown, (unsigned long long)at,
+					 (unsigned long long)e->end);
+	}
+	return 0;
+}
+
+/* Load a chain from its level 0 (already open) down as far as PE_PARENT
+ * entries lead, then resolve it bottom-up into ch->pieces. */
+static int load_chain(struct criu_chain *ch)
+{
+	struct extent_list below = { 0 }, here = { 0 };
+	size_t k = 0;
+	int rc;
+
+	for (;;) {
+		struct criu_level *lv = &ch->levels[k];
+		uint64_t present = 0;
+
+		rc = read_pagemap(ch, lv, &present);
+		if (rc < 0)
+			return rc;
+		rc = open_pages(lv, present);
+		if (rc < 0)
+			return rc;
+		if (!lv->wants_parent)
+			break;
+		rc = open_parent(ch, k);
+		if (rc < 0)
+			return rc;
+		k++;
+	}
+	for (size_t level = ch->level_count; level-- > 0;) {
+		rc = resolve_level(ch, level, level + 1 < ch->level_count ? &below : NULL, &here);
+		extent_list_release(&below);
+		below = here;
+		here = (struct extent_list){ 0 };
+		if (rc < 0)
+			goto out_release;
+	}
+	ch->pieces = below;
+	below = (struct extent_list){ 0 };
+out_release:
+	extent_list_release(&below);
+	return rc;
+}
+
+static void chain_free(struct criu_chain *ch)
+{
+	if (!ch)
+		return;
+	for (size_t i = 0; i < ch->level_count; i++) {
+		struct criu_level *lv = &ch->levels[i];
+
+		if (lv->dirfd >= 0)
+			close(lv->dirfd);
+		if (lv->pages_fd >= 0)
+			close(lv->pages_fd);
+		free(lv->ents);
+		free(lv->shown);
+	}
+	extent_list_release(&ch->pieces);
+	free(ch);
+}
+
+/* A new chain for pagemap id in directory dir, appended to cs->chains
+ * (which then owns it), its level 0 open but nothing read. */
+static int chain_new(struct criu_source *cs, int dirfd, const char *dir, unsigned long id,
+		     bool shmem, struct criu_chain **ret_chain)
+{
+	struct criu_chain **bigger, *ch;
+
+	if (cs->chain_count >= INT_MAX / CRIU_MAX_LEVELS - 1)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': too many shared memory objects",
+				 dir);
+	bigger = realloc(cs->chains, (cs->chain_count + 1) * sizeof(*bigger));
+	if (!bigger)
+		return -ENOMEM;
+	cs->chains = bigger;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	cs->chains[cs->chain_count++] = ch;
+	ch->id = id;
+	ch->shmem = shmem;
+	ch->level_count = 1;
+	ch->levels[0] = (struct criu_level){ .dirfd = -1, .pages_fd = -1 };
+	ch->levels[0].shown = strdup(dir);
+	if (!ch->levels[0].shown)
+		return -ENOMEM;
+	ch->levels[0].dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (ch->levels[0].dirfd < 0 || fstat(ch->levels[0].dirfd, &ch->levels[0].st) < 0)
+		return error_set(-errno, "source '%s': %s", dir, errno_text(errno));
+	*ret_chain = ch;
+	return 0;
+}
+
+/* The process's pages: chain 0's pieces into cs->data, lazy ones noted. */
+static int take_process_pages(struct criu_source *cs, struct note_list *notes)
+{
+	const struct extent_list *pieces = &cs->chains[0]->pieces;
+	int rc;
+
+	for (size_t i = 0; i < pieces->count; i++) {
+		const struct extent *p = &pieces->ext[i];
+
+		if (p->file < 0)
+			rc = note_add(notes, "skipped: lazy pages 0x%llx-0x%llx (not in the dump)",
+				      (unsigned long long)p->start, (unsigned long long)p->end);
+		else
+			rc = extent_list_push(&cs->data, p->start, p->end, p->file, p->file_off);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The root task's id from pstree.img (its first entry). */
+static int root_pid(int dirfd, const char *dir, unsigned long *ret_id)
+{
+	struct criu_image img;
+	struct pb_budget budget;
+	const uint8_t *data;
+	PstreeEntry *pe;
+	size_t len;
+	int rc;
+
+	rc = image_open(dirfd, dir, "pstree.img", CRIU_PSTREE_MAGIC, &img);
+	if (rc == -ENOENT)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': several processes (pagemap-*.img) and "
+				 "no pstree.img to tell the root one", dir);
+	if (rc < 0)
+		goto out_close;
+	rc = image_next(&img, &data, &len);
+	if (rc == 0)
+		rc = image_corrupt(&img, "no process in it");
+	if (rc < 0)
+		goto out_close;
+	pb_budget_init(&budget, pb_budget_for(len));
+	pe = pstree_entry__unpack(&budget.alloc, len, data);
+	if (!pe) {
+		rc = image_corrupt(&img, "the first entry does not decode");
+		goto out_close;
+	}
+	*ret_id = pe->pid;
+	pstree_entry__free_unpacked(pe, &budget.alloc);
+	rc = 0;
+out_close:
+	image_close(&img);
+	return rc;
+}
+
+/* Which process to save: the only pagemap-N.img, or the root task's. */
+static int choose_process(int dirfd, const char *dir, unsigned long *ret_id)
+{
+	unsigned long id = 0, n;
+	size_t count = 0;
+	struct dirent *e;
+	char name[64];
+	DIR *d;
+	int fd;
+
+	fd = dup(dirfd);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return error_set(-errno, "source '%s': %s", dir, errno_text(errno));
+	}
+	while ((e = readdir(d))) {
+		char *end;
+
+		if (strncmp(e->d_name, "pagemap-", 8) != 0 || e->d_name[8] < '0' ||
+		    e->d_name[8] > '9')
+			continue;
+		errno = 0;
+		n = strtoul(e->d_name + 8, &end, 10);
+		if (errno || strcmp(end, ".img") != 0 || n > UINT32_MAX)
+			continue;
+		id = n;
+		count++;
+	}
+	closedir(d);
+	if (count == 0)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': no pagemap-N.img of a process", dir);
+	if (count > 1) {
+		int rc = root_pid(dirfd, dir, &id);
+
+		if (rc < 0)
+			return rc;
+		snprintf(name, sizeof(name), "pagemap-%lu.img", id);
+		if (faccessat(dirfd, name, F_OK, 0) < 0)
+			return error_set(-SNAPFS_ECORRUPT, "source '%s': the root process %lu "
+					 "(pstree.img) has no %s", dir, id, name);
+	}
+	*ret_id = id;
+	return 0;
+}
+
+static int vma_cmp(const void *a, const void *b)
+{
+	const VmaEntry *x = *(VmaEntry *const *)a, *y = *(VmaEntry *const *)b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Name and kind of a VMA; false if it is left out (and why in *ret_why). */
+static bool vma_kept(const VmaEntry *v, const char **ret_kind, const char **ret_label,
+		     const char **ret_why)
+{
+	*ret_kind = "anonymous";
+	*ret_label = NULL;
+	if (v->status & CRIU_VMA_AREA_VVAR) {
+		*ret_why = "[vvar] (not in the dump)";
+		return false;
+	}
+	if (v->status & CRIU_VMA_AREA_VSYSCALL) {
+		*ret_why = "[vsyscall] (not in the dump)";
+		return false;
+	}
+	if (v->end > SOURCE_MAX_OFFSET) {
+		*ret_why = "(address too high to keep)";
+		return false;
+	}
+	if (v->status & (CRIU_VMA_FILE_PRIVATE | CRIU_VMA_FILE_SHARED | CRIU_VMA_AREA_MEMFD))
+		*ret_kind = "mapped";
+	if (v->status & CRIU_VMA_AREA_HEAP)
+		*ret_label = "[heap]";
+	else if (v->status & CRIU_VMA_AREA_STACK)
+		*ret_label = "[stack]";
+	else if (v->status & CRIU_VMA_AREA_VDSO)
+		*ret_label = "[vdso]";
+	return true;
+}
+
+/* The pages of the shared memory object behind VMA v (pagemap-shmem-ID.img
+ * and its parents), at their addresses in v, appended to *shared. */
+static int shared_pages(struct criu_source *cs, const VmaEntry *v, struct extent_list *shared,
+			struct note_list *notes)
+{
+	const struct criu_level *top = &cs->chains[0]->levels[0];
+	struct criu_chain *ch = NULL;
+	uint64_t lo = v->pgoff, len = v->end - v->start;
+	size_t c;
+	char name[64];
+	int rc;
+
+	for (c = 1; c < cs->chain_count; c++)
+		if (cs->chains[c]->id == v->shmid) {
+			ch = cs->chains[c];
+			break;
+		}
+	if (!ch) {
+		snprintf(name, sizeof(name), "pagemap-shmem-%llu.img", (unsigned long long)v->shmid);
+		if (faccessat(top->dirfd, name, F_OK, 0) < 0)
+			return note_add(notes, "not saved: shared memory 0x%llx-0x%llx (no %s)",
+					(unsigned long long)v->start, (unsigned long long)v->end,
+					name);
+		rc = chain_new(cs, top->dirfd, top->shown, (unsigned long)v->shmid, true, &ch);
+		if (rc < 0)
+			return rc;
+		c = cs->chain_count - 1;
+		rc = load_chain(ch);
+		if (rc < 0)
+			return rc;
+	}
+	if (lo > UINT64_MAX - len || lo % SNAPFS_PAGE_SIZE)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': VMA 0x%llx-0x%llx: shared memory "
+				 "offset 0x%llx is not a page-aligned offset", top->shown,
+				 (unsigned long long)v->start, (unsigned long long)v->end,
+				 (unsigned long long)lo);
+	for (size_t i = extent_list_find(&ch->pieces, lo);
+	     i < ch->pieces.count && ch->pieces.ext[i].start < lo + len; i++) {
+		const struct extent *p = &ch->pieces.ext[i];
+		uint64_t s = p->start > lo ? p->start : lo;
+		uint64_t e = p->end < lo + len ? p->end : lo + len;
+
+		if (p->file < 0)
+			continue;
+		rc = extent_list_push(shared, v->start + (s - lo), v->start + (e - lo),
+				      (int)c * CRIU_MAX_LEVELS + p->file,
+				      p->file_off + (s - p->start));
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Every dumped page must lie in a VMA (vmas sorted, data sorted). */
+static int check_inside_vmas(const struct criu_source *cs, const MmEntry *mm,
+			     const char *mm_name)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < cs->data.count; i++) {
+		const struct extent *p = &cs->data.ext[i];
+
+		for (uint64_t at = p->start; at < p->end;) {
+			while (k < mm->n_vmas && mm->vmas[k]->end <= at)
+				k++;
+			if (k == mm->n_vmas || mm->vmas[k]->start > at)
+				return error_set(-SNAPFS_ECORRUPT, "source '%s': pages at 0x%llx "
+						 "lie outside every VMA of %s",
+						 cs->chains[0]->levels[0].shown, (unsigned long long)at,
+						 mm_name);
+			at = mm->vmas[k]->end;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The usage set from mm-<id>.img: one segment per VMA kept. Every dumped
+ * page must lie in some VMA; pages in VMAs left out are dropped.
+ */
+static int segments_from_mm(struct source *src, struct criu_source *cs, MmEntry *mm,
+			    const char *mm_name, struct note_list *notes)
+{
+	struct extent_list kept = { 0 }, shared = { 0 };
+	uint64_t prev_end = 0, at;
+	bool file_backed = false;
+	int rc = 0;
+
+	qsort(mm->vmas, mm->n_vmas, sizeof(*mm->vmas), vma_cmp);
+	rc = check_inside_vmas(cs, mm, mm_name);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *v = mm->vmas[i];
+		const char *kind, *label, *why = NULL;
+
+		if (v->start >= v->end || v->start % SNAPFS_PAGE_SIZE || v->end % SNAPFS_PAGE_SIZE ||
+		    v->start < prev_end) {
+			rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s: VMA 0x%llx-0x%llx "
+				       "is not a page-aligned range apart from the others",
+				       cs->chains[0]->levels[0].shown, mm_name,
+				       (unsigned long long)v->start, (unsigned long long)v->end);
+			goto out_release;
+		}
+		prev_end = v->end;
+		if (!vma_kept(v, &kind, &label, &why)) {
+			rc = note_add(notes, "skipped: 0x%llx-0x%llx %s", (unsigned long long)v->start,
+				      (unsigned long long)v->end, why);
+			if (rc < 0)
+				goto out_release;
+			continue;
+		}
+		if (v->status & (CRIU_VMA_ANON_SHARED | CRIU_VMA_AREA_SYSVIPC | CRIU_VMA_AREA_MEMFD)) {
+			rc = shared_pages(cs, v, &shared, notes);
+			if (rc < 0)
+				goto out_release;
+		} else if (v->status & (CRIU_VMA_FILE_PRIVATE | CRIU_VMA_FILE_SHARED)) {
+			file_backed = true;
+		}
+		rc = source_add_segment(src, v->start, v->end, kind, 0, true, label);
+		if (rc == 0)
+			rc = extent_list_push(&kept, v->start, v->end, 0, 0);
+		if (rc < 0)
+			goto out_release;
+	}
+	/* Shared memory pages join the process's own; none may be both. */
+	for (size_t i = 0; i < shared.count; i++) {
+		const struct extent *p = &shared.ext[i];
+
+		rc = extent_list_push(&cs->data, p->start, p->end, p->file, p->file_off);
+		if (rc < 0)
+			goto out_release;
+	}
+	if (!extent_list_sort(&cs->data, &at)) {
+		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': pages at 0x%llx are both in the "
+			       "process's pagemap and in shared memory",
+			       cs->chains[0]->levels[0].shown, (unsigned long long)at);
+		goto out_release;
+	}
+	if (file_backed) {
+		rc = note_add(notes, "pages of mapped files that CRIU did not dump (unchanged "
+			      "from the file) read as zeros");
+		if (rc < 0)
+			goto out_release;
+	}
+	/* Keep only the dumped bytes inside kept VMAs. */
+	{
+		struct extent_list clipped = { 0 };
+
+		for (size_t i = 0; i < cs->data.count; i++) {
+			const struct extent *p = &cs->data.ext[i];
+
+			for (size_t k = extent_list_find(&kept, p->start);
+			     k < kept.count && kept.ext[k].start < p->end; k++) {
+				uint64_t s = kept.ext[k].start > p->start ? kept.ext[k].start : p->start;
+				uint64_t e = kept.ext[k].end < p->end ? kept.ext[k].end : p->end;
+
+				rc = extent_list_push(&clipped, s, e, p->file,
+						      p->file_off + (s - p->start));
+				if (rc < 0) {
+					extent_list_release(&clipped);
+					goto out_release;
+				}
+			}
+		}
+		extent_list_release(&cs->data);
+		cs->data = clipped;
+	}
+out_release:
+	extent_list_release(&kept);
+	extent_list_release(&shared);
+	return rc;
+}
+
+/* The usage set without mm-<id>.img: the dumped ranges themselves. */
+static int segments_from_data(struct source *src, struct criu_source *cs)
+{
+	uint64_t start = 0, end = 0;
+	int rc;
+
+	for (size_t i = 0; i < cs->data.count; i++) {
+		const struct extent *p = &cs->data.ext[i];
+
+		if (end && p->start <= end) {
+			end = p->end > end ? p->end : end;
+			continue;
+		}
+		if (end) {
+			rc = source_add_segment(src, start, end, "anonymous", 0, true, NULL);
+			if (rc < 0)
+				return rc;
+		}
+		start = p->start;
+		end = p->end;
+	}
+	if (end)
+		return source_add_segment(src, start, end, "anonymous", 0, true, NULL);
+	return 0;
+}
+
+static int read_segments(struct source *src, struct criu_source *cs, unsigned long id,
+			 struct note_list *notes)
+{
+	struct criu_level *top = &cs->chains[0]->levels[0];
+	struct criu_image img;
+	struct pb_budget budget;
+	const uint8_t *data;
+	char name[64];
+	MmEntry *mm;
+	size_t len;
+	int rc;
+
+	snprintf(name, sizeof(name), "mm-%lu.img", id);
+	rc = image_open(top->dirfd, top->shown, name, CRIU_MM_MAGIC, &img);
+	if (rc == -ENOENT) {
+		rc = note_add(notes, "no %s: the segments are the dumped page ranges", name);
+		return rc < 0 ? rc : segments_from_data(src, cs);
+	}
+	if (rc < 0)
+		goto out_close;
+	rc = image_next(&img, &data, &len);
+	if (rc == 0)
+		rc = image_corrupt(&img, "no mm entry");
+	if (rc < 0)
+		goto out_close;
+	pb_budget_init(&budget, pb_budget_for(len));
+	mm = mm_entry__unpack(&budget.alloc, len, data);
+	if (!mm) {
+		rc = image_corrupt(&img, "the mm entry does not decode");
+		goto out_close;
+	}
+	rc = segments_from_mm(src, cs, mm, name, notes);
+	mm_entry__free_unpacked(mm, &budget.alloc);
+out_close:
+	image_close(&img);
+	return rc;
+}
+
+static int criu_read_piece(void *ctx, const struct extent *ext, unsigned char *buf,
+			   size_t len, uint64_t file_off)
+{
+	struct source *src = ctx;
+	struct criu_source *cs = src->impl;
+	const struct criu_level *lv =
+		&cs->chains[ext->file / CRIU_MAX_LEVELS]->levels[ext->file % CRIU_MAX_LEVELS];
+	ssize_t n = pread_full(lv->pages_fd, buf, len, file_off);
+
+	if (n < 0)
+		return error_set((int)n, "source '%s': pages-%u.img: read at offset 0x%llx: %s",
+				 lv->shown, lv->pages_id, (unsigned long long)file_off,
+				 errno_text((int)-n));
+	if ((size_t)n < len)
+		return error_set(-EIO, "source '%s': pages-%u.img: shrank while being read",
+				 lv->shown, lv->pages_id);
+	return 0;
+}
+
+static int criu_next_data(struct source *src, uint64_t off, uint64_t *ret_start,
+			  uint64_t *ret_end)
+{
+	struct criu_source *cs = src->impl;
+
+	return extent_list_next_data(&cs->data, off, ret_start, ret_end);
+}
+
+static int criu_read(struct source *src, unsigned char *buf, size_t len, uint64_t off)
+{
+	struct criu_source *cs = src->impl;
+
+	return extent_list_read(&cs->data, buf, len, off, criu_read_piece, src);
+}
+
+static void criu_close(struct source *src)
+{
+	struct criu_source *cs = src->impl;
+
+	if (!cs)
+		return;
+	for (size_t i = 0; i < cs->chain_count; i++)
+		chain_free(cs->chains[i]);
+	free(cs->chains);
+	extent_list_release(&cs->data);
+	free(cs);
+	src->impl = NULL;
+}
+
+static const struct source_ops criu_ops = {
+	.format = "criu",
+	.next_data = criu_next_data,
+	.read = criu_read,
+	.close = criu_close,
+};
+
+int source_open_criu(const char *path, struct source *src)
+{
+	struct note_list notes = { 0 };
+	struct criu_source *cs;
+	struct criu_chain *ch;
+	unsigned long id = 0;
+	int dirfd, rc;
+
+	cs = calloc(1, sizeof(*cs));
+	if (!cs)
+		return -ENOMEM;
+	src->ops = &criu_ops;
+	src->impl = cs;
+	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return error_set(-errno, "source '%s': %s", path,
+				 errno == ENOTDIR ? "not a directory (a CRIU dump is one)"
+						  : errno_text(errno));
+	rc = choose_process(dirfd, path, &id);
+	if (rc == 0)
+		rc = chain_new(cs, dirfd, path, id, false, &ch);
+	close(dirfd);
+	if (rc < 0)
+		return rc;
+	rc = load_chain(ch);
+	if (rc < 0)
+		goto out_release;
+	rc = take_process_pages(cs, &notes);
+	if (rc < 0)
+		goto out_release;
+	rc = read_segments(src, cs, id, &notes);
+	if (rc < 0)
+		goto out_release;
+	src->has_segments = true;
+	src->size = src->segments.count ? src->segments.segs[src->segments.count - 1].end : 0;
+	rc = note_list_finish(&notes, src);
+out_release:
+	note_list_release(&notes);
+	return rc;
+}

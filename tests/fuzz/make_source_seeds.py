@@ -1,0 +1,278 @@
+# SPDX-License-Identifier: MIT
+"""Writes the seed corpora of fuzz_elf, fuzz_criu and fuzz_gvisor
+(corpus/elf, corpus/criu, corpus/gvisor): small valid inputs and the
+crafted bad ones each parser must refuse cleanly. Run it from anywhere:
+`python3 tests/fuzz/make_source_seeds.py`. Crashers found by fuzzing are
+kept next to these seeds under their own names (crash-*); this script
+leaves them alone.
+
+Directory inputs use fuzz_source.h's records: a byte choosing the file, a
+little-endian u32 length, the bytes. Protobuf is encoded by hand.
+"""
+
+import struct
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PAGE = 4096
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def fv(num, v):
+    return varint(num << 3) + varint(v)
+
+
+def fb(num, payload):
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def page(seed):
+    return bytes(((i * 131 + seed * 7) % 251) + 1 for i in range(PAGE))
+
+
+def write(corpus, name, data):
+    d = HERE / "corpus" / corpus
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+# --- ELF cores -----------------------------------------------------------
+
+PT_LOAD, PT_NOTE = 1, 4
+NT_FILE, NT_PRSTATUS = 0x46494C45, 1
+
+
+def note(name, ntype, desc):
+    n = name.encode() + b"\0"
+    pad = lambda b: b + bytes((4 - len(b) % 4) % 4)
+    return struct.pack("<III", len(n), len(desc), ntype) + pad(n) + pad(desc)
+
+
+def nt_file(entries):
+    desc = struct.pack("<QQ", len(entries), PAGE)
+    for start, end, off, _ in entries:
+        desc += struct.pack("<QQQ", start, end, off)
+    for *_, path in entries:
+        desc += path.encode() + b"\0"
+    return note("CORE", NT_FILE, desc)
+
+
+def core(loads, notes, machine=0x3E):
+    """loads: (vaddr, paddr, memsz, data). Returns the ELF64 core."""
+    phnum = 1 + len(loads)
+    off = 64 + 56 * phnum
+    notes_blob = b"".join(notes)
+    phdrs = struct.pack("<IIQQQQQQ", PT_NOTE, 0, off, 0, 0, len(notes_blob), 0, 4)
+    body = notes_blob
+    off += len(notes_blob)
+    for vaddr, paddr, memsz, data in loads:
+        phdrs += struct.pack("<IIQQQQQQ", PT_LOAD, 7, off, vaddr, paddr, len(data), memsz, PAGE)
+        body += data
+        off += len(data)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 4, machine, 1, 0, 64, 0, 0, 64, 56,
+                               phnum, 64, 0, 0)
+    return ehdr + phdrs + body
+
+
+def elf_seeds():
+    loads = [(0x400000, 0, 2 * PAGE, page(1) + page(2)),
+             (0x600000, 0, 4 * PAGE, page(3)),           # p_filesz < p_memsz
+             (0x7FF000, 0, PAGE, page(4))]
+    files = nt_file([(0x400000, 0x402000, 0, "/usr/bin/prog")])
+    write("elf", "gcore", core(loads, [note("CORE", NT_PRSTATUS, bytes(336)), files]))
+    write("elf", "no-nt-file", core(loads, []))
+    write("elf", "qemu", core([(0, 0, 2 * PAGE, page(5) + page(6)),
+                               (0, 0x100000, PAGE, page(7))],
+                              [note("QEMU", 0, bytes(16))]))
+    write("elf", "vsyscall", core(loads + [(0xFFFFFFFFFF600000, 0, PAGE, page(8))], [files]))
+    good = core(loads, [files])
+    write("elf", "truncated", good[: len(good) - PAGE - 100])
+    write("elf", "overlap", core([(0x400000, 0, 2 * PAGE, page(1)),
+                                  (0x401000, 0, PAGE, page(2))], [files]))
+    write("elf", "unordered", core(list(reversed(loads)), [files]))
+    write("elf", "unaligned", core([(0x400010, 0, PAGE, page(1))], []))
+    write("elf", "filesz-gt-memsz", core([(0x400000, 0, PAGE, page(1) + page(2))], []))
+    write("elf", "wrap", core([(0xFFFFFFFFFFFFF000, 0, 2 * PAGE, page(1))], []))
+    bad_files = nt_file([(0x400000, 0x402000, 0, "/a"), (0x401000, 0x403000, 0, "/b")])
+    write("elf", "nt-file-overlap", core(loads, [bad_files]))
+    huge_count = note("CORE", NT_FILE, struct.pack("<QQ", 2**62, PAGE) + bytes(24))
+    write("elf", "nt-file-count", core(loads, [huge_count]))
+    # Many program headers claimed, few present.
+    many = bytearray(good)
+    struct.pack_into("<H", many, 56, 0xFFFF)
+    write("elf", "phnum", bytes(many))
+    not_core = bytearray(good)
+    struct.pack_into("<H", not_core, 16, 2)
+    write("elf", "exec", bytes(not_core))
+
+
+# --- CRIU dumps ----------------------------------------------------------
+
+CRIU_NAMES = ["d/pagemap-1.img", "d/pages-1.img", "d/mm-1.img", "d/pstree.img",
+              "d/pagemap-2.img", "d/pages-2.img", "d/mm-2.img", "d/parent",
+              "p/pagemap-1.img", "p/pages-1.img", "p/parent",
+              "q/pagemap-1.img", "q/pages-1.img", "q/parent",
+              "d/pagemap-shmem-7.img", "d/pages-7.img", "p/pagemap-shmem-7.img", "p/pages-7.img"]
+TARGETS = ["../p", "../q", "../d", ".", "missing"]
+COMMON, PAGEMAP_M, MM_M, PSTREE_M = 0x54564319, 0x56084025, 0x57492820, 0x50273030
+
+
+def image(magic, entries):
+    out = struct.pack("<II", COMMON, magic)
+    for e in entries:
+        out += struct.pack("<I", len(e)) + e
+    return out
+
+
+def pagemap(pages_id, entries):
+    """entries: (vaddr, nr, flags or None, in_parent or None)."""
+    msgs = [fv(1, pages_id)]
+    for vaddr, nr, flags, in_parent in entries:
+        m = fv(1, vaddr) + fv(2, nr & 0xFFFFFFFF)
+        if nr > 0xFFFFFFFF:
+            m += fv(5, nr)  # nr_pages, CRIU 3.16 on
+        if in_parent is not None:
+            m += fv(3, int(in_parent))
+        if flags is not None:
+            m += fv(4, flags)
+        msgs.append(m)
+    return image(PAGEMAP_M, msgs)
+
+
+def mm(vmas):
+    m = b"".join(fv(i, 0) for i in range(1, 12)) + fv(12, 1)
+    for start, end, status, *shm in vmas:
+        pgoff, shmid = shm if shm else (0, 0)
+        v = fv(1, start) + fv(2, end) + fv(3, pgoff) + fv(4, shmid) + fv(5, 3) + \
+            fv(6, 0x22) + fv(7, status) + fv(8, 1)  # fd -1 as sint64 (zigzag 1)
+        m += fb(14, v)
+    return image(MM_M, [m])
+
+
+def records(files):
+    out = b""
+    for name, data in files:
+        out += bytes([CRIU_NAMES.index(name)]) + struct.pack("<I", len(data)) + data
+    return out
+
+
+def link(name, target):
+    return (name, bytes([TARGETS.index(target)]))
+
+
+VMAS = [(0x400000, 0x410000, 0x221), (0x7000000, 0x7004000, 0x203), (0x7100000, 0x7101000, 0x1001)]
+
+
+def criu_seeds():
+    PRESENT, PARENT, LAZY = 4, 1, 2
+    simple = [("d/pagemap-1.img", pagemap(1, [(0x400000, 2, PRESENT, None),
+                                             (0x7000000, 1, None, None)])),
+              ("d/pages-1.img", page(1) + page(2) + page(3)),
+              ("d/mm-1.img", mm(VMAS))]
+    write("criu", "simple", records(simple))
+    write("criu", "no-mm", records(simple[:2]))
+    chain = [("d/pagemap-1.img", pagemap(1, [(0x400000, 1, PRESENT, None),
+                                            (0x401000, 3, PARENT, None),
+                                            (0x7000000, 1, None, True)])),
+             ("d/pages-1.img", page(4)), ("d/mm-1.img", mm(VMAS)), link("d/parent", "../p"),
+             ("p/pagemap-1.img", pagemap(1, [(0x400000, 2, PRESENT, None),
+                                            (0x402000, 2, PARENT, None),
+                                            (0x7000000, 1, PRESENT, None)])),
+             ("p/pages-1.img", page(5) + page(6) + page(7)), link("p/parent", "../q"),
+             ("q/pagemap-1.img", pagemap(1, [(0x402000, 2, PRESENT, None),
+                                            (0x404000, 1, LAZY, None)])),
+             ("q/pages-1.img", page(8) + page(9))]
+    write("criu", "chain", records(chain))
+    write("criu", "parent-loop", records(chain[:-2] + [link("p/parent", "../d")]))
+    write("criu", "self-parent", records(chain[:3] + [link("d/parent", ".")]))
+    write("criu", "missing-parent", records(chain[:3] + [link("d/parent", "missing")]))
+    write("criu", "truncated-pages", records([simple[0], ("d/pages-1.img", page(1)[:100]),
+                                              simple[2]]))
+    write("criu", "unordered", records([("d/pagemap-1.img",
+                                         pagemap(1, [(0x401000, 1, PRESENT, None),
+                                                     (0x400000, 1, PRESENT, None)])),
+                                        ("d/pages-1.img", page(1) + page(2))]))
+    write("criu", "huge-count", records([("d/pagemap-1.img",
+                                          pagemap(1, [(0x400000, 2**52, PARENT, None)]))]))
+    write("criu", "outside-vmas", records([("d/pagemap-1.img",
+                                            pagemap(1, [(0x900000, 1, PRESENT, None)])),
+                                           ("d/pages-1.img", page(1)), ("d/mm-1.img", mm(VMAS))]))
+    pstree = image(PSTREE_M, [fv(1, 2) + fv(2, 0) + fv(3, 2) + fv(4, 2) + fv(5, 2)])
+    write("criu", "two-processes", records(simple + [
+        ("d/pagemap-2.img", pagemap(2, [(0x400000, 1, PRESENT, None)])),
+        ("d/pages-2.img", page(9)), ("d/pstree.img", pstree)]))
+    shm_vmas = VMAS[:1] + [(0x6000000, 0x6003000, 0x101, PAGE, 7),
+                           (0x6100000, 0x6101000, 0x101, 0, 7)] + VMAS[1:]
+    shared = [("d/pagemap-1.img", pagemap(1, [(0x400000, 1, PRESENT, None)])),
+              ("d/pages-1.img", page(1)), ("d/mm-1.img", mm(shm_vmas)),
+              ("d/pagemap-shmem-7.img", pagemap(7, [(0, 1, PARENT, None),
+                                                   (PAGE, 2, PRESENT, None)])),
+              ("d/pages-7.img", page(2) + page(3)), link("d/parent", "../p"),
+              ("p/pagemap-shmem-7.img", pagemap(7, [(0, 4, PRESENT, None)])),
+              ("p/pages-7.img", page(4) + page(5) + page(6) + page(7))]
+    write("criu", "shared-memory", records(shared))
+    write("criu", "shared-overlap", records(shared[:2] + [
+        ("d/mm-1.img", mm([(0x400000, 0x410000, 0x101, 0, 7)]))] + shared[3:]))
+    cut = bytearray(simple[0][1])
+    write("criu", "entry-cut", records([("d/pagemap-1.img", bytes(cut[:-3])), simple[1]]))
+    big_len = bytearray(simple[0][1])
+    struct.pack_into("<I", big_len, 8, 0xFFFFFFF0)
+    write("criu", "entry-length", records([("d/pagemap-1.img", bytes(big_len)), simple[1]]))
+
+
+# --- gVisor checkpoints --------------------------------------------------
+
+
+def gv_meta(ranges, chunks=1, version=1):
+    m = fv(1, version) if version else b""
+    m += fb(2, b"") * chunks
+    for start, end, kind, memcg, committed in ranges:
+        r = b""
+        for num, v in ((1, start), (2, end), (3, kind), (4, memcg), (5, int(committed))):
+            if v:
+                r += fv(num, v)
+        m += fb(3, r)
+    m += fb(8, fv(1, 1) + fv(2, 2))
+    return m
+
+
+def gv(meta, pages, extra=b""):
+    pm = struct.pack("<Q", len(meta)) + meta + extra
+    return bytes([0]) + struct.pack("<I", len(pm)) + pm + \
+        bytes([1]) + struct.pack("<I", len(pages)) + pages
+
+
+def gvisor_seeds():
+    ranges = [(0, 2 * PAGE, 1, 0, True), (2 * PAGE, 4 * PAGE, 2, 3, False),
+              (8 * PAGE, 9 * PAGE, 5, 1, True)]
+    pages = page(1) + page(2) + page(3)
+    write("gvisor", "basic", gv(gv_meta(ranges), pages))
+    write("gvisor", "private-mfs", gv(gv_meta(ranges), pages + page(4),
+                                      extra=b"\x05state" + struct.pack("<Q", 2) + b"\x08\x01"))
+    write("gvisor", "version-2", gv(gv_meta(ranges, version=2), pages))
+    write("gvisor", "no-version", gv(gv_meta(ranges, version=0), pages))
+    write("gvisor", "overlap", gv(gv_meta([(0, 2 * PAGE, 1, 0, True),
+                                           (PAGE, 3 * PAGE, 1, 0, True)]), pages))
+    write("gvisor", "unordered", gv(gv_meta(list(reversed(ranges))), pages))
+    write("gvisor", "truncated-pages", gv(gv_meta(ranges), pages[:-1]))
+    write("gvisor", "past-end", gv(gv_meta([(0, 2 << 30, 1, 0, False)]), b""))
+    write("gvisor", "many-chunks", gv(gv_meta(ranges, chunks=3) + fb(2, b"") * 5000, pages))
+    write("gvisor", "length", bytes([0]) + struct.pack("<I", 10) +
+          struct.pack("<Q", 2**64 - 1) + b"\x08\x01")
+    write("gvisor", "kind", gv(gv_meta([(0, PAGE, 6, 0, True)]), page(1)))
+
+
+if __name__ == "__main__":
+    elf_seeds()
+    criu_seeds()
+    gvisor_seeds()
