@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Per-snapshot state of the mount: metadata copied from the catalog, the
- * `info` and `segments` texts (rendered once, the data never changes) and
- * the snapfs_image that all open memory files of the snapshot share.
+ * `info` and `segments` texts and the parsed usage set (read once, the data
+ * never changes), and the snapfs_image that all open memory and region
+ * files of the snapshot share.
  */
 #include "node.h"
 
@@ -73,6 +74,8 @@ void node_unref(struct node *node)
 	if (!node || atomic_fetch_sub(&node->refs, 1) != 1)
 		return;
 	snapfs_image_close(node->image);
+	free(node->region_data);
+	snapfs_segments_free(node->segs, node->seg_count);
 	free(node->segments);
 	free(node->info);
 	snapfs_snapshot_release(&node->snap);
@@ -80,26 +83,99 @@ void node_unref(struct node *node)
 	free(node);
 }
 
+/* Under node->lock: read the usage set if not yet done. */
+static int segs_load_locked(struct node *node, struct snapfs_store *store)
+{
+	int rc;
+
+	if (node->segs_loaded)
+		return 0;
+	rc = snapfs_segments_get(store, node->snap.id, &node->segs,
+				 &node->seg_count);
+	if (rc < 0)
+		return rc;
+	node->segs_loaded = true;
+	return 0;
+}
+
 int node_segments(struct node *node, struct snapfs_store *store,
 		  const char **ret_text, size_t *ret_len)
 {
-	struct snapfs_segment *segs = NULL;
-	size_t count = 0;
-	int rc = 0;
+	int rc;
 
 	pthread_mutex_lock(&node->lock);
 	if (!node->segments) {
-		rc = snapfs_segments_get(store, node->snap.id, &segs, &count);
+		rc = segs_load_locked(node, store);
 		if (rc < 0)
 			goto out_unlock;
-		rc = snapfs_segments_text(segs, count, &node->segments,
-					  &node->segments_len);
-		snapfs_segments_free(segs, count);
+		rc = snapfs_segments_text(node->segs, node->seg_count,
+					  &node->segments, &node->segments_len);
 		if (rc < 0)
 			goto out_unlock;
 	}
 	*ret_text = node->segments;
 	*ret_len = node->segments_len;
+	rc = 0;
+out_unlock:
+	pthread_mutex_unlock(&node->lock);
+	return rc;
+}
+
+int node_segments_array(struct node *node, struct snapfs_store *store,
+			const struct snapfs_segment **ret_segs,
+			size_t *ret_count)
+{
+	int rc;
+
+	pthread_mutex_lock(&node->lock);
+	rc = segs_load_locked(node, store);
+	if (rc == 0) {
+		*ret_segs = node->segs;
+		*ret_count = node->seg_count;
+	}
+	pthread_mutex_unlock(&node->lock);
+	return rc;
+}
+
+int node_region_data(struct node *node, struct snapfs_store *store,
+		     size_t index, uint64_t *ret_bytes)
+{
+	struct snapfs_image *own = NULL, *img;
+	int rc;
+
+	pthread_mutex_lock(&node->lock);
+	rc = segs_load_locked(node, store);
+	if (rc < 0)
+		goto out_unlock;
+	if (index >= node->seg_count) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	if (!node->region_data) {
+		uint64_t *data = calloc(node->seg_count ? node->seg_count : 1,
+					sizeof(*data));
+
+		if (!data) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		img = node->image;
+		if (!img) {
+			rc = snapfs_image_open(store, node->snap.id, &own);
+			if (rc < 0) {
+				free(data);
+				goto out_unlock;
+			}
+			img = own;
+		}
+		for (size_t i = 0; i < node->seg_count; i++)
+			data[i] = snapfs_image_data_bytes(img,
+							  node->segs[i].start,
+							  node->segs[i].end);
+		snapfs_image_close(own);
+		node->region_data = data;
+	}
+	*ret_bytes = node->region_data[index];
 out_unlock:
 	pthread_mutex_unlock(&node->lock);
 	return rc;

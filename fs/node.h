@@ -25,6 +25,11 @@ struct node {
 	pthread_mutex_t lock;            /* guards the fields below */
 	char *segments;                  /* the `segments` file; NULL until asked */
 	size_t segments_len;
+	struct snapfs_segment *segs;     /* the usage set, owned; see segs_loaded */
+	size_t seg_count;
+	bool segs_loaded;                /* segs and seg_count are read */
+	uint64_t *region_data;           /* data bytes of each segment's region;
+					    NULL until asked */
 	struct snapfs_image *image;      /* shared by open memory files */
 	unsigned image_users;            /* open memory files */
 };
@@ -41,6 +46,20 @@ void node_unref(struct node *node);
  * owned by the node and valid while the caller holds a reference. */
 int node_segments(struct node *node, struct snapfs_store *store,
 		  const char **ret_text, size_t *ret_len);
+
+/* The usage set (sorted by start), read from store on first use and kept.
+ * The array is owned by the node, never changes once read, and is valid
+ * while the caller holds a reference. */
+int node_segments_array(struct node *node, struct snapfs_store *store,
+			const struct snapfs_segment **ret_segs,
+			size_t *ret_count);
+
+/* The bytes of stored pages in the region of segment index (see
+ * regions.h), for st_blocks. The first call computes them for every
+ * segment, through the shared image if one is open, else through one
+ * opened just for that. -ENOENT if index is out of range. */
+int node_region_data(struct node *node, struct snapfs_store *store,
+		     size_t index, uint64_t *ret_bytes);
 
 /* The snapshot's image, opened from store for its first user and closed
  * when the last one calls node_image_put(). */

@@ -6,6 +6,8 @@
  *
  *   /                 one directory per snapshot, sorted by name
  *   /NAME/memory      the memory file (sparse, read on demand)
+ *   /NAME/regions/    one file per segment, START-END-LABEL (regions.h),
+ *                     showing just that range of the memory file
  *   /NAME/segments    the usage set as text
  *   /NAME/info        the metadata as text
  *
@@ -28,6 +30,7 @@
 #include "inode.h"
 #include "listing.h"
 #include "node.h"
+#include "regions.h"
 
 #define UNUSED __attribute__((unused))
 
@@ -36,24 +39,28 @@
 #define ROOT_TIMEOUT 0.5
 /* `info` changes when the snapshot's parent is removed. */
 #define INFO_TIMEOUT 1.0
-/* memory and segments never change. */
+/* memory, segments and regions/ never change. */
 #define DATA_TIMEOUT 86400.0
 
 /* What an open file handle (fuse_file_info.fh) points at. */
 struct open_file {
 	struct node *node;               /* a reference */
-	struct snapfs_image *image;      /* memory: the node's shared image */
+	struct snapfs_image *image;      /* memory, region: the node's shared image */
+	uint64_t base;                   /* memory, region: where the file starts
+					    in the image */
+	uint64_t size;                   /* memory, region: the file's size */
 	const char *text;                /* segments, info: owned by node */
 	size_t text_len;
 };
 
-/* The files of a snapshot directory, sorted by name. */
+/* The entries of a snapshot directory, sorted by name. */
 static const struct {
 	const char *name;
 	enum inode_kind kind;
 } dir_files[] = {
 	{ "info", INODE_KIND_INFO },
 	{ "memory", INODE_KIND_MEMORY },
+	{ "regions", INODE_KIND_REGIONS },
 	{ "segments", INODE_KIND_SEGMENTS },
 };
 #define DIR_FILE_COUNT (sizeof(dir_files) / sizeof(dir_files[0]))
@@ -77,6 +84,8 @@ static double timeout_of(unsigned kind)
 	switch (kind) {
 	case INODE_KIND_MEMORY:
 	case INODE_KIND_SEGMENTS:
+	case INODE_KIND_REGIONS:
+	case INODE_KIND_REGION:
 		return DATA_TIMEOUT;
 	case INODE_KIND_INFO:
 		return INFO_TIMEOUT;
@@ -88,7 +97,29 @@ static double timeout_of(unsigned kind)
 static bool is_file_kind(unsigned kind)
 {
 	return kind == INODE_KIND_MEMORY || kind == INODE_KIND_SEGMENTS ||
-	       kind == INODE_KIND_INFO;
+	       kind == INODE_KIND_INFO || kind == INODE_KIND_REGION;
+}
+
+static bool is_dir_kind(unsigned kind)
+{
+	return kind == INODE_KIND_DIR || kind == INODE_KIND_REGIONS;
+}
+
+/* The segment of region file ino, from node's usage set. */
+static int region_of(struct fs *fs, struct node *node, fuse_ino_t ino,
+		     const struct snapfs_segment **ret_seg)
+{
+	const struct snapfs_segment *segs;
+	size_t count, i = inode_region_index(ino);
+	int rc;
+
+	rc = node_segments_array(node, fs->store, &segs, &count);
+	if (rc < 0)
+		return rc;
+	if (i >= count)
+		return -ENOENT;
+	*ret_seg = &segs[i];
+	return 0;
 }
 
 static struct open_file *file_of(const struct fuse_file_info *fi)
@@ -147,18 +178,38 @@ static void stat_root(const struct fs *fs, const struct listing *listing,
 	st->st_nlink = 2 + listing->count;
 }
 
-static int stat_node(struct fs *fs, struct node *node, unsigned kind,
+/* The attributes of ino, a file of node's snapshot. */
+static int stat_node(struct fs *fs, struct node *node, fuse_ino_t ino,
 		     struct stat *st)
 {
+	const struct snapfs_segment *seg;
 	const char *text;
+	uint64_t data;
 	size_t len;
 	int rc;
 
-	stat_common(fs, inode_make(node->snap.id, kind), node->created, st);
-	switch (kind) {
+	stat_common(fs, ino, node->created, st);
+	switch (inode_kind(ino)) {
 	case INODE_KIND_DIR:
 		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 3;       /* ., its entry in /, regions/.. */
+		return 0;
+	case INODE_KIND_REGIONS:
+		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
+		return 0;
+	case INODE_KIND_REGION:
+		rc = region_of(fs, node, ino, &seg);
+		if (rc < 0)
+			return rc;
+		rc = node_region_data(node, fs->store, inode_region_index(ino),
+				      &data);
+		if (rc < 0)
+			return rc;
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)region_size(seg, node->snap.file_size);
+		st->st_blocks = (blkcnt_t)((data + 511) / 512);
 		return 0;
 	case INODE_KIND_MEMORY:
 		st->st_mode = S_IFREG | 0444;
@@ -198,10 +249,12 @@ static void op_init(void *userdata UNUSED, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = req_fs(req);
+	const struct snapfs_segment *segs;
 	struct fuse_entry_param e;
 	struct listing *listing;
 	struct node *node = NULL;
-	unsigned kind = 0;
+	fuse_ino_t ino = 0;
+	size_t count, index;
 	int rc;
 
 	if (parent == FUSE_ROOT_ID) {
@@ -216,30 +269,43 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			rc = -ENOENT;
 			goto out_reply_err;
 		}
-		kind = INODE_KIND_DIR;
+		ino = inode_make(node->snap.id, INODE_KIND_DIR);
 	} else {
-		if (inode_kind(parent) != INODE_KIND_DIR) {
+		if (!is_dir_kind(inode_kind(parent))) {
 			rc = -ENOTDIR;
 			goto out_reply_err;
 		}
 		rc = node_of(fs, parent, &node);
 		if (rc < 0)
 			goto out_reply_err;
-		for (size_t i = 0; i < DIR_FILE_COUNT; i++)
+		if (inode_kind(parent) == INODE_KIND_REGIONS) {
+			rc = node_segments_array(node, fs->store, &segs, &count);
+			if (rc < 0)
+				goto out_unref_node;
+			rc = region_find(segs, count, name, &index);
+			if (rc < 0)
+				goto out_unref_node;
+			if (index >= INODE_REGION_MAX) {
+				rc = -ENOENT;
+				goto out_unref_node;
+			}
+			ino = inode_make_region(node->snap.id, index);
+		}
+		for (size_t i = 0; !ino && i < DIR_FILE_COUNT; i++)
 			if (strcmp(name, dir_files[i].name) == 0)
-				kind = dir_files[i].kind;
-		if (!kind) {
+				ino = inode_make(node->snap.id, dir_files[i].kind);
+		if (!ino) {
 			rc = -ENOENT;
 			goto out_unref_node;
 		}
 	}
 	memset(&e, 0, sizeof(e));
-	rc = stat_node(fs, node, kind, &e.attr);
+	rc = stat_node(fs, node, ino, &e.attr);
 	if (rc < 0)
 		goto out_unref_node;
-	e.ino = e.attr.st_ino;
-	e.attr_timeout = timeout_of(kind);
-	e.entry_timeout = timeout_of(kind);
+	e.ino = ino;
+	e.attr_timeout = timeout_of(inode_kind(ino));
+	e.entry_timeout = timeout_of(inode_kind(ino));
 	fuse_reply_entry(req, &e);
 	node_unref(node);
 	return;
@@ -290,7 +356,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		if (rc < 0)
 			goto out_reply_err;
 	}
-	rc = stat_node(fs, node, kind, &st);
+	rc = stat_node(fs, node, ino, &st);
 	node_unref(node);
 	if (rc < 0)
 		goto out_reply_err;
@@ -310,10 +376,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
 	unsigned kind = inode_kind(ino);
+	const struct snapfs_segment *seg;
 	struct open_file *of;
 	int rc;
 
-	if (ino == FUSE_ROOT_ID || kind == INODE_KIND_DIR) {
+	if (ino == FUSE_ROOT_ID || is_dir_kind(kind)) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -336,6 +403,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	switch (kind) {
 	case INODE_KIND_MEMORY:
 		rc = node_image_get(of->node, fs->store, &of->image);
+		if (rc == 0)
+			of->size = snapfs_image_size(of->image);
+		fi->keep_cache = 1;
+		break;
+	case INODE_KIND_REGION:
+		rc = region_of(fs, of->node, ino, &seg);
+		if (rc < 0)
+			break;
+		rc = node_image_get(of->node, fs->store, &of->image);
+		if (rc < 0)
+			break;
+		of->base = seg->start;
+		of->size = region_size(seg, snapfs_image_size(of->image));
 		fi->keep_cache = 1;
 		break;
 	case INODE_KIND_SEGMENTS:
@@ -377,30 +457,31 @@ static void report_read_error(struct node *node, size_t size, off_t off,
 		    why[0] ? why : snapfs_strerror((int)rc));
 }
 
-static void read_memory(fuse_req_t req, struct open_file *of, size_t size,
-			off_t off)
+/* A memory or region file: size bytes of the image from base. */
+static void read_image(fuse_req_t req, struct open_file *of, size_t size,
+		       off_t off)
 {
-	uint64_t file_size = snapfs_image_size(of->image);
 	unsigned char *buf;
 	ssize_t n;
 
-	if (off < 0 || (uint64_t)off >= file_size) {
+	if (off < 0 || (uint64_t)off >= of->size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > file_size - (uint64_t)off)
-		size = (size_t)(file_size - (uint64_t)off);
+	if (size > of->size - (uint64_t)off)
+		size = (size_t)(of->size - (uint64_t)off);
 	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = snapfs_image_read(of->image, buf, size, (uint64_t)off);
+	n = snapfs_image_read(of->image, buf, size, of->base + (uint64_t)off);
 	/* A short read would be taken for the end of the file. */
 	if (n >= 0 && (size_t)n != size)
 		n = -EIO;
 	if (n < 0) {
-		report_read_error(of->node, size, off, n);
+		report_read_error(of->node, size,
+				  (off_t)(of->base + (uint64_t)off), n);
 		fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
 	} else {
 		fuse_reply_buf(req, (const char *)buf, (size_t)n);
@@ -420,19 +501,19 @@ static void read_text(fuse_req_t req, const struct open_file *of,
 	fuse_reply_buf(req, of->text + off, size);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void op_read(fuse_req_t req, fuse_ino_t ino UNUSED, size_t size,
+		    off_t off, struct fuse_file_info *fi)
 {
 	struct open_file *of = file_of(fi);
 
-	if (inode_kind(ino) == INODE_KIND_MEMORY)
-		read_memory(req, of, size, off);
+	if (of->image)
+		read_image(req, of, size, off);
 	else
 		read_text(req, of, size, off);
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
+static void op_lseek(fuse_req_t req, fuse_ino_t ino UNUSED, off_t off,
+		     int whence, struct fuse_file_info *fi)
 {
 	struct open_file *of = file_of(fi);
 	int64_t pos;
@@ -441,11 +522,25 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (inode_kind(ino) == INODE_KIND_MEMORY) {
-		pos = snapfs_image_seek(of->image, (uint64_t)off, whence);
+	if (of->image) {
+		/* The image's answer, moved to the file and clamped to it. */
+		if ((uint64_t)off >= of->size) {
+			fuse_reply_err(req, ENXIO);
+			return;
+		}
+		pos = snapfs_image_seek(of->image, of->base + (uint64_t)off,
+					whence);
 		if (pos < 0) {
 			fuse_reply_err(req, reply_errno(pos));
 			return;
+		}
+		pos -= (int64_t)of->base;
+		if ((uint64_t)pos >= of->size) {
+			if (whence == SEEK_DATA) {
+				fuse_reply_err(req, ENXIO);
+				return;
+			}
+			pos = (int64_t)of->size;
 		}
 		fuse_reply_lseek(req, (off_t)pos);
 		return;
@@ -469,8 +564,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
+	const struct snapfs_segment *segs;
 	struct listing *listing;
 	struct node *node;
+	size_t count;
 	int rc;
 
 	if (ino == FUSE_ROOT_ID) {
@@ -484,74 +581,120 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 			listing_unref(listing);
 		return;
 	}
-	if (inode_kind(ino) != INODE_KIND_DIR) {
+	if (!is_dir_kind(inode_kind(ino))) {
 		rc = -ENOTDIR;
 		goto out_reply_err;
 	}
 	rc = node_of(fs, ino, &node);
 	if (rc < 0)
 		goto out_reply_err;
-	node_unref(node);
-	fi->fh = 0;
-	fuse_reply_open(req, fi);
+	if (inode_kind(ino) == INODE_KIND_DIR) {
+		node_unref(node);
+		fi->fh = 0;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	/* regions/: the walk keeps the node, its segments read now. */
+	rc = node_segments_array(node, fs->store, &segs, &count);
+	if (rc < 0) {
+		node_unref(node);
+		goto out_reply_err;
+	}
+	fi->fh = (uint64_t)(uintptr_t)node;
+	fi->cache_readdir = 1;
+	if (fuse_reply_open(req, fi) != 0)
+		node_unref(node);
 	return;
 
 out_reply_err:
 	fuse_reply_err(req, reply_errno(rc));
 }
 
-/* Entry number i of directory ino (0 ".", 1 "..", then the contents):
- * false past the end. */
-static bool dir_entry(fuse_ino_t ino, const struct listing *listing,
-		      size_t i, const char **ret_name, struct stat *st)
+/* What one readdir walk lists. */
+struct dir_walk {
+	fuse_ino_t ino;
+	const struct listing *listing;           /* the root */
+	const struct snapfs_segment *segs;       /* regions/ */
+	size_t seg_count;
+	char name[REGION_NAME_MAX + 1];          /* a region's name */
+};
+
+/* Entry number i of the walk's directory (0 ".", 1 "..", then the
+ * contents): false past the end. */
+static bool dir_entry(struct dir_walk *w, size_t i, const char **ret_name,
+		      struct stat *st)
 {
+	int64_t id = inode_snapshot(w->ino);
+
 	memset(st, 0, sizeof(*st));
 	st->st_mode = S_IFDIR;
 	if (i == 0) {
 		*ret_name = ".";
-		st->st_ino = ino;
+		st->st_ino = w->ino;
 		return true;
 	}
 	if (i == 1) {
 		*ret_name = "..";
-		st->st_ino = FUSE_ROOT_ID;
+		st->st_ino = inode_kind(w->ino) == INODE_KIND_REGIONS ?
+			     inode_make(id, INODE_KIND_DIR) : FUSE_ROOT_ID;
 		return true;
 	}
 	i -= 2;
-	if (ino == FUSE_ROOT_ID) {
-		if (i >= listing->count)
+	if (w->ino == FUSE_ROOT_ID) {
+		if (i >= w->listing->count)
 			return false;
-		*ret_name = listing->by_name[i]->snap.name;
-		st->st_ino = inode_make(listing->by_name[i]->snap.id,
+		*ret_name = w->listing->by_name[i]->snap.name;
+		st->st_ino = inode_make(w->listing->by_name[i]->snap.id,
 					INODE_KIND_DIR);
+		return true;
+	}
+	if (inode_kind(w->ino) == INODE_KIND_REGIONS) {
+		if (i >= w->seg_count || i >= INODE_REGION_MAX)
+			return false;
+		region_name(&w->segs[i], w->name);
+		*ret_name = w->name;
+		st->st_ino = inode_make_region(id, i);
+		st->st_mode = S_IFREG;
 		return true;
 	}
 	if (i >= DIR_FILE_COUNT)
 		return false;
 	*ret_name = dir_files[i].name;
-	st->st_ino = inode_make(inode_snapshot(ino), dir_files[i].kind);
-	st->st_mode = S_IFREG;
+	st->st_ino = inode_make(id, dir_files[i].kind);
+	if (dir_files[i].kind != INODE_KIND_REGIONS)
+		st->st_mode = S_IFREG;
 	return true;
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	const struct listing *listing = NULL;
+	struct fs *fs = req_fs(req);
+	struct dir_walk w = { .ino = ino };
 	const char *name;
 	struct stat st;
 	size_t used = 0;
 	char *buf;
+	int rc;
 
-	if (ino == FUSE_ROOT_ID)
-		listing = (const struct listing *)(uintptr_t)fi->fh;
+	if (ino == FUSE_ROOT_ID) {
+		w.listing = (const struct listing *)(uintptr_t)fi->fh;
+	} else if (inode_kind(ino) == INODE_KIND_REGIONS) {
+		/* Read at opendir: this only takes the node's lock. */
+		rc = node_segments_array((struct node *)(uintptr_t)fi->fh,
+					 fs->store, &w.segs, &w.seg_count);
+		if (rc < 0) {
+			fuse_reply_err(req, reply_errno(rc));
+			return;
+		}
+	}
 	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	for (size_t i = off > 0 ? (size_t)off : 0;
-	     dir_entry(ino, listing, i, &name, &st); i++) {
+	     dir_entry(&w, i, &name, &st); i++) {
 		size_t need = fuse_add_direntry(req, buf + used, size - used,
 						name, &st, (off_t)(i + 1));
 
@@ -568,6 +711,8 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 {
 	if (ino == FUSE_ROOT_ID)
 		listing_unref((struct listing *)(uintptr_t)fi->fh);
+	else if (inode_kind(ino) == INODE_KIND_REGIONS)
+		node_unref((struct node *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -588,8 +733,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino UNUSED)
 	sv.f_frsize = SNAPFS_PAGE_SIZE;
 	sv.f_blocks = (listing->data_bytes + SNAPFS_PAGE_SIZE - 1) /
 		      SNAPFS_PAGE_SIZE;
+	/* Each snapshot: its directory, its entries, a region per segment. */
 	sv.f_files = 1 + listing->count * (1 + DIR_FILE_COUNT);
-	sv.f_namemax = SNAPFS_NAME_MAX;
+	for (size_t i = 0; i < listing->count; i++)
+		sv.f_files += listing->by_name[i]->snap.segment_count;
+	sv.f_namemax = REGION_NAME_MAX;
 	sv.f_flag = ST_RDONLY;
 	listing_unref(listing);
 	fuse_reply_statfs(req, &sv);

@@ -150,6 +150,32 @@ static size_t run_at_or_after(const struct snapfs_image *img, uint64_t page)
 	return lo;
 }
 
+uint64_t snapfs_image_data_bytes(const struct snapfs_image *img,
+				 uint64_t start, uint64_t end)
+{
+	uint64_t total = 0, counted = start;
+
+	if (end > img->file_size)
+		end = img->file_size;
+	for (size_t i = run_at_or_after(img, start / SNAPFS_PAGE_SIZE);
+	     i < img->run_count && counted < end; i++) {
+		const struct map_run *m = &img->runs[i].map;
+		uint64_t lo = m->first_page * SNAPFS_PAGE_SIZE;
+		uint64_t hi = (m->first_page + m->page_count) * SNAPFS_PAGE_SIZE;
+
+		/* counted only grows: runs that overlap (damage) count once. */
+		if (lo < counted)
+			lo = counted;
+		if (hi > end)
+			hi = end;
+		if (lo < hi) {
+			total += hi - lo;
+			counted = hi;
+		}
+	}
+	return total;
+}
+
 struct blob_decode {
 	struct codec_ctx *codec;
 	unsigned char *out;

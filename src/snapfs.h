@@ -225,6 +225,10 @@ void snapfs_image_close(struct snapfs_image *image);
 uint64_t snapfs_image_size(const struct snapfs_image *image);
 /* Pages that hold data (the rest read as zeros). */
 uint64_t snapfs_image_data_pages(const struct snapfs_image *image);
+/* Bytes of stored (data) pages within [start, end), clamped to the file
+ * size: the st_blocks of a range. 0 when the range is empty. */
+uint64_t snapfs_image_data_bytes(const struct snapfs_image *image,
+				 uint64_t start, uint64_t end);
 
 /* Read up to len bytes at off into buf. Returns the count read, which is
  * len unless the file ends first (0 at or past the end), or a negative

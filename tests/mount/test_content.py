@@ -286,7 +286,7 @@ def test(work):
         check(names == sorted(images), f"root lists {names}, expected "
               f"{sorted(images)} in name order")
         ls = run(["ls", "-a1", os.path.join(mnt, "vm-a")]).stdout.split()
-        check(ls == [".", "..", "info", "memory", "segments"],
+        check(ls == [".", "..", "info", "memory", "regions", "segments"],
               f"ls -a of a snapshot dir: {ls}")
         ls = run(["ls", "-a1", mnt]).stdout.split()
         check(ls[:2] == [".", ".."], f"ls -a of the root: {ls[:4]}")
@@ -306,8 +306,8 @@ def test(work):
             st = os.stat(d)
             check(stat.S_IMODE(st.st_mode) == 0o555,
                   f"{name}/: mode {oct(st.st_mode)}")
-            check(st.st_ino == (info["id"] << 8) | 1,
-                  f"{name}/: inode {st.st_ino}, expected id<<8|1")
+            check(st.st_ino == (info["id"] << 32) | 1,
+                  f"{name}/: inode {st.st_ino}, expected id<<32|1")
             for f in ("memory", "segments", "info"):
                 st = os.stat(os.path.join(d, f))
                 check(stat.S_ISREG(st.st_mode) and
