@@ -118,23 +118,28 @@ out_close:
 
 static void print_store_summary(const struct snapfs_store_summary *s, bool json)
 {
+	/* dedup: data pages the snapshots map per page stored once;
+	 * reduction: data bytes per byte of blob (dedup and compression). */
+	double unique = (double)s->unique_pages * SNAPFS_PAGE_SIZE;
+	double dedup = unique > 0 ? (double)s->data_bytes / unique : 0;
 	double ratio = s->blob_bytes ? (double)s->data_bytes / (double)s->blob_bytes : 0;
 
 	if (json) {
 		printf("{\"snapshot_count\":%" PRIu64 ",\"logical_bytes\":%" PRIu64
 		       ",\"data_bytes\":%" PRIu64 ",\"unique_pages\":%" PRIu64
 		       ",\"blob_count\":%" PRIu64 ",\"blob_bytes\":%" PRIu64
-		       ",\"file_bytes\":%" PRIu64 ",\"reduction_ratio\":%.3f}\n",
+		       ",\"file_bytes\":%" PRIu64 ",\"dedup_ratio\":%.3f"
+		       ",\"reduction_ratio\":%.3f}\n",
 		       s->snapshot_count, s->logical_bytes, s->data_bytes, s->unique_pages,
-		       s->blob_count, s->blob_bytes, s->file_bytes, ratio);
+		       s->blob_count, s->blob_bytes, s->file_bytes, dedup, ratio);
 		return;
 	}
 	printf("snapshot_count: %" PRIu64 "\nlogical_bytes: %" PRIu64
 	       "\ndata_bytes: %" PRIu64 "\nunique_pages: %" PRIu64
 	       "\nblob_count: %" PRIu64 "\nblob_bytes: %" PRIu64
-	       "\nfile_bytes: %" PRIu64 "\nreduction_ratio: %.3f\n",
+	       "\nfile_bytes: %" PRIu64 "\ndedup_ratio: %.3f\nreduction_ratio: %.3f\n",
 	       s->snapshot_count, s->logical_bytes, s->data_bytes, s->unique_pages,
-	       s->blob_count, s->blob_bytes, s->file_bytes, ratio);
+	       s->blob_count, s->blob_bytes, s->file_bytes, dedup, ratio);
 }
 
 
