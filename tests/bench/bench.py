@@ -1,0 +1,1185 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""snapfs against its peers, side by side on the same data in the same run.
+
+Run it through tests/bench/run.sh (root, Debian 12), which installs the peers,
+builds snapfs and the two helpers (nullfs, randread) and then runs
+
+    bench.py --snapfs BIN --nullfs BIN --randread BIN --dir DIR [--quick]
+
+The corpus is made here, on the fly, in DIR/corpus:
+
+  core      a real process image: a python3 process fills a few hundred MiB
+            with mixed data (text, random bytes, explicitly written zeros,
+            C-struct arrays, Python objects) and is dumped with gcore; the core
+            file is saved as a raw memory file.
+  sparse    a 4 GiB sparse image with ~300 MiB of data in extents of
+            16 KiB - 4 MiB (text-like, random, C-struct arrays, page-level
+            mixes, explicitly written zero pages, a few repeated extents);
+            holes elsewhere.
+  pairs     copies of `sparse` with 0 %, 1 % and 100 % of its non-zero pages
+            changed at random places (a random 16 - 512 byte span of each
+            chosen page overwritten).
+
+Peers: squashfuse_ll over mksquashfs images (-comp zstd, -comp lz4), borg
+(create / mount / extract, repo made with `borg init -e none`), zstd -3 of the
+raw image, the plain file on disk, and nullfs (a FUSE server that answers every
+read with constant bytes, mounted with snapfs's options: the FUSE ceiling).
+
+Every timing is repeated (3 runs, 5 for the cheap ones); the tables give
+medians and ratios. Cold means: fresh mount (new daemon), then `sync; echo 3 >
+/proc/sys/vm/drop_caches`, then the measurement. Raw samples go to
+DIR/results.json, the tables to DIR/results.md and standard output.
+
+Standard library only.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+PAGE = 4096
+ZERO_PAGE = bytes(PAGE)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, env=None, cwd=None, check=True, capture=False):
+    """Run a command quietly; returns CompletedProcess."""
+    res = subprocess.run(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))}: exit {res.returncode}: "
+                           f"{res.stderr.strip()[-2000:]}")
+    return res
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def timed(cmd, env=None, cwd=None, sync=False):
+    """Wall time of a command (plus a sync, when asked, so that what it wrote
+    is on disk: the same rule for every system)."""
+    t0 = time.perf_counter()
+    run(cmd, env=env, cwd=cwd)
+    if sync:
+        os.sync()
+    return time.perf_counter() - t0
+
+
+def tree_bytes(path):
+    """Bytes of all files under path (apparent sizes), or of one file."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def data_ranges(fd, size):
+    """The data ranges of a file (SEEK_DATA / SEEK_HOLE)."""
+    out, off = [], 0
+    while off < size:
+        try:
+            start = os.lseek(fd, off, os.SEEK_DATA)
+        except OSError:
+            break
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        out.append((start, end))
+        off = end
+    return out
+
+
+def same_content(a, b):
+    """True if files a and b hold the same bytes. Only the union of their
+    data ranges is read: elsewhere both are holes, which read as zeros."""
+    if os.path.getsize(a) != os.path.getsize(b):
+        return False
+    size = os.path.getsize(a)
+    fa, fb = os.open(a, os.O_RDONLY), os.open(b, os.O_RDONLY)
+    try:
+        ranges = sorted(data_ranges(fa, size) + data_ranges(fb, size))
+        pos = 0
+        for start, end in ranges:
+            start = max(start, pos)
+            while start < end:
+                n = min(end - start, 8 * MiB)
+                if os.pread(fa, n, start) != os.pread(fb, n, start):
+                    return False
+                start += n
+            pos = max(pos, end)
+        return True
+    finally:
+        os.close(fa)
+        os.close(fb)
+
+
+def rmtree(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+# ----------------------------------------------------------------------------
+# Content generators (deterministic for a seed)
+# ----------------------------------------------------------------------------
+
+class Gen:
+    """Memory-like content: text, random bytes, C-struct arrays, page mixes."""
+
+    LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARN", "ERROR")
+    MODULES = ("http", "db.pool", "scheduler", "auth", "cache", "rpc.client",
+               "gc", "net.tcp", "storage", "metrics")
+
+    def __init__(self, seed):
+        self.r = random.Random(seed)
+        r = self.r
+        letters = "etaoinshrdlcumwfgypbvkjxqz"
+        lw = [12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8,
+              2.4, 2.4, 2.2, 2.0, 2.0, 1.9, 1.5, 1.0, 0.8, 0.2, 0.2, 0.1, 0.1]
+        words = set()
+        while len(words) < 6000:
+            n = max(1, min(14, int(r.gauss(6, 2.5))))
+            words.add("".join(r.choices(letters, weights=lw, k=n)))
+        words = sorted(words)
+        r.shuffle(words)
+        extra = ["the", "of", "and", "to", "in", "is", "for", "on", "with",
+                 "null", "true", "false", "error", "request", "user", "id",
+                 "/usr/lib/x86_64-linux-gnu/libc.so.6", "0x7ffd3a2c1000",
+                 "\n", "\n", ".", ",", ":"]
+        vocab = extra + words
+        cum, acc = [], 0.0
+        for i in range(len(vocab)):
+            acc += 1.0 / (i + 1) ** 1.07
+            cum.append(acc)
+        self.vocab, self.cum = vocab, cum
+        self.ts = 1_790_000_000.0
+
+    def words(self, k):
+        return " ".join(self.r.choices(self.vocab, cum_weights=self.cum, k=k))
+
+    def _prose(self, n):
+        return self.words(max(1, n // 6)).encode()
+
+    def _logs(self, n):
+        r, out, size = self.r, [], 0
+        while size < n:
+            self.ts += r.expovariate(200.0)
+            t = time.gmtime(self.ts)
+            line = (f"{time.strftime('%Y-%m-%dT%H:%M:%S', t)}.{int(self.ts * 1e6) % 1000000:06d}Z "
+                    f"{r.choice(self.LEVELS)} {r.choice(self.MODULES)}[{r.randint(1000, 1200)}]: "
+                    f"{self.words(r.randint(3, 12))} req={r.getrandbits(48):012x} "
+                    f"took={r.randint(1, 99999)}us\n")
+            out.append(line)
+            size += len(line)
+        return "".join(out).encode()
+
+    def _json(self, n):
+        r, out, size = self.r, [], 0
+        while size < n:
+            w = self.words(2).split(" ")
+            line = (f'{{"id": {r.randint(1, 10**7)}, "name": "{w[0]}", '
+                    f'"email": "{w[-1]}@example.com", "active": {r.choice(("true", "false"))}, '
+                    f'"score": {r.random() * 100:.2f}, "tags": ["{self.words(1)}", "{self.words(1)}"], '
+                    f'"created": {int(self.ts) - r.randint(0, 10**7)}}}\n')
+            out.append(line)
+            size += len(line)
+        return "".join(out).encode()
+
+    def text(self, n):
+        parts, size = [], 0
+        while size < n:
+            k = self.r.randint(16, 64) * KiB
+            style = self.r.random()
+            if style < 0.5:
+                b = self._prose(k)
+            elif style < 0.8:
+                b = self._logs(k)
+            else:
+                b = self._json(k)
+            parts.append(b)
+            size += len(b)
+        return b"".join(parts)[:n]
+
+    def random(self, n):
+        return self.r.randbytes(n)
+
+    REC = struct.Struct("<QQIIqI4x16sQ")   # 64 bytes: a heap object of a C program
+
+    def structs(self, n):
+        r, rec = self.r, self.REC
+        base = 0x5555_0000_0000 + r.getrandbits(28) * PAGE
+        first_id = r.randint(1, 10**6)
+        flags = (0, 1, 1, 3, 0x80)
+        names = [w.encode()[:16] for w in self.vocab[:400]]
+        out = []
+        for i in range(n // rec.size + 1):
+            out.append(rec.pack(base + (i + 1) * 64, base + (i - 1) * 64 if i else 0,
+                                first_id + i, r.choice(flags), r.randint(0, 4096),
+                                r.randint(1, 4), r.choice(names), r.getrandbits(64)))
+        return b"".join(out)[:n]
+
+    def mixed(self, n):
+        """Page-level mix, as in a heap: runs of 1-4 pages of one kind."""
+        parts, size = [], 0
+        while size < n:
+            k = self.r.randint(1, 4) * PAGE
+            x = self.r.random()
+            if x < 0.35:
+                b = self.text(k)
+            elif x < 0.65:
+                b = self.structs(k)
+            elif x < 0.85:
+                b = self.random(k)
+            else:
+                b = bytes(k)
+            parts.append(b)
+            size += k
+        return b"".join(parts)[:n]
+
+
+# Share of the data bytes of the sparse image per extent kind.
+SPARSE_KINDS = (("text", 0.30), ("structs", 0.22), ("random", 0.20),
+                ("mixed", 0.15), ("zero", 0.08), ("repeat", 0.05))
+
+
+def make_sparse(path, file_size, data_bytes, seed):
+    """The sparse synthetic image; returns its extents [(start, length, kind)]."""
+    r = random.Random(seed)
+    gen = Gen(seed + 1)
+    kinds = [k for k, _ in SPARSE_KINDS]
+    weights = [w for _, w in SPARSE_KINDS]
+    lo, hi = math.log(16 * KiB), math.log(4 * MiB)
+    exts, total = [], 0
+    while total < data_bytes:
+        n = max(16 * KiB, int(math.exp(r.uniform(lo, hi))) // PAGE * PAGE)
+        exts.append([0, n, r.choices(kinds, weights=weights)[0]])
+        total += n
+    free_pages = (file_size - total) // PAGE
+    cuts = sorted(r.randrange(free_pages + 1) for _ in exts)
+    pos, prev = 0, 0
+    for e, c in zip(exts, cuts):
+        pos += (c - prev) * PAGE
+        prev = c
+        e[0] = pos
+        pos += e[1]
+    assert pos <= file_size
+    written = []
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.ftruncate(fd, file_size)
+        for start, n, kind in exts:
+            if kind == "repeat":
+                # The same content elsewhere (page cache of one file in two
+                # places, copied buffers): page-aligned, a multiple of pages.
+                cands = [w for w in written if len(w) >= n]
+                if cands:
+                    src = r.choice(cands)
+                    off = r.randrange((len(src) - n) // PAGE + 1) * PAGE
+                    data = src[off:off + n]
+                else:
+                    data = gen.text(n)
+            elif kind == "zero":
+                data = bytes(n)
+            else:
+                data = getattr(gen, kind)(n)
+            assert len(data) == n
+            os.pwrite(fd, data, start)
+            if kind not in ("zero", "repeat"):
+                written.append(data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return [tuple(e) for e in exts]
+
+
+def nonzero_pages(path, extents):
+    """Page numbers of the non-zero pages of an image (within extents)."""
+    pages = []
+    with open(path, "rb") as f:
+        for start, n, _kind in extents:
+            f.seek(start)
+            data = f.read(n)
+            for i in range(0, n, PAGE):
+                if data[i:i + PAGE] != ZERO_PAGE:
+                    pages.append((start + i) // PAGE)
+    return pages
+
+
+def make_changed(src, dst, pages, fraction, seed):
+    """dst: a copy of src with `fraction` of `pages` changed (a random span of
+    16-512 bytes of each chosen page overwritten with random bytes)."""
+    r = random.Random(seed)
+    run(["cp", "--sparse=always", "--reflink=never", src, dst])
+    k = round(len(pages) * fraction)
+    chosen = r.sample(pages, k) if k < len(pages) else list(pages)
+    fd = os.open(dst, os.O_RDWR)
+    try:
+        for p in chosen:
+            n = r.randint(16, 512)
+            off = r.randrange(PAGE - n + 1)
+            os.pwrite(fd, r.randbytes(n), p * PAGE + off)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return k
+
+
+def fill_memory(mib, seed):
+    """--fill mode: hold `mib` MiB of mixed data in this process until stdin
+    closes (the benchmark gcores us meanwhile)."""
+    gen = Gen(seed)
+    r = random.Random(seed + 7)
+    keep = []
+    target = mib * MiB
+    share = {"text": 0.28, "random": 0.20, "zero": 0.12, "structs": 0.15, "objects": 0.25}
+    for kind, frac in share.items():
+        todo = int(target * frac)
+        while todo > 0:
+            n = min(todo, r.randint(64, 4096) * KiB)
+            if kind == "text":
+                keep.append(gen.text(n))
+            elif kind == "random":
+                keep.append(gen.random(n))
+            elif kind == "zero":
+                keep.append(b"\0" * n)            # memset: written zero pages
+            elif kind == "structs":
+                keep.append(bytearray(gen.structs(n)))
+            else:
+                # Python objects: dicts, strings, floats, tuples (~400 B each).
+                objs = []
+                for i in range(n // 400):
+                    w = gen.words(3).split(" ")
+                    objs.append({"id": i, "name": w[0], "email": f"{w[-1]}@example.org",
+                                 "score": r.random() * 100, "tags": (w[1], i % 17),
+                                 "seen": [r.randint(0, 1 << 40) for _ in range(3)]})
+                keep.append(objs)
+            todo -= n
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    sys.stdin.read()
+    return keep
+
+
+def make_core(path, mib, seed, workdir):
+    """Start a python3 process that fills `mib` MiB, gcore it into path."""
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--fill", str(mib),
+                             "--seed", str(seed)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError("memory filler did not start")
+        prefix = os.path.join(workdir, "gcore")
+        run(["gcore", "-o", prefix, str(proc.pid)])
+        os.replace(f"{prefix}.{proc.pid}", path)
+    finally:
+        proc.stdin.close()
+        proc.wait()
+
+
+# ----------------------------------------------------------------------------
+# Mounts
+# ----------------------------------------------------------------------------
+
+class Mount:
+    """One FUSE daemon in the foreground (so that its pid is ours to watch)."""
+
+    def __init__(self, cmd, mnt, path, env=None, stats_file=None):
+        self.cmd, self.mnt, self.path, self.env = cmd, mnt, path, env
+        self.proc = None
+
+    def __enter__(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        if os.path.ismount(self.mnt):
+            run(["fusermount3", "-uz", self.mnt], check=False)
+        self.errf = open(self.mnt + ".log", "w")
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=self.errf, stderr=self.errf)
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(self.cmd)}: exited {self.proc.returncode}: "
+                                   f"{open(self.mnt + '.log').read()[-2000:]}")
+            if os.path.ismount(self.mnt) and os.path.exists(self.path):
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{' '.join(self.cmd)}: not mounted after 120 s")
+            time.sleep(0.02)
+
+    def hwm_kib(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+    def __exit__(self, *exc):
+        run(["fusermount3", "-u", self.mnt], check=False)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run(["fusermount3", "-uz", self.mnt], check=False)
+            self.proc.kill()
+            self.proc.wait()
+        self.errf.close()
+        return False
+
+
+# ----------------------------------------------------------------------------
+# The benchmark
+# ----------------------------------------------------------------------------
+
+SYSTEM_LABELS = {
+    "snapfs": "snapfs (zstd)",
+    "snapfs-lz4": "snapfs (lz4)",
+    "sqfs-zstd": "squashfuse_ll zstd",
+    "sqfs-lz4": "squashfuse_ll lz4",
+    "borg": "borg",
+    "zstd3": "zstd -3 file",
+    "plain": "plain file",
+    "null": "null FUSE",
+}
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.dir = os.path.abspath(a.dir)
+        self.corpus = os.path.join(self.dir, "corpus")
+        self.art = os.path.join(self.dir, "artefacts")
+        self.out = os.path.join(self.dir, "out")
+        self.mnt = os.path.join(self.dir, "mnt")
+        self.snapfs = os.path.abspath(a.snapfs)
+        self.results = {"config": {}, "images": {}, "dedup": {}, "machine": {}}
+        self.t_start = time.monotonic()
+        if a.quick:
+            self.sparse_size, self.sparse_data, self.core_mib = 512 * MiB, 32 * MiB, 32
+            self.runs, self.runs_cheap = 1, 2
+            self.rand_n, self.rand8_n = 300, 800
+        else:
+            self.sparse_size, self.sparse_data, self.core_mib = 4 * GiB, 300 * MiB, 200
+            self.runs, self.runs_cheap = 3, 5
+            self.rand_n, self.rand8_n = 1000, 4000
+        if a.runs:
+            self.runs = self.runs_cheap = a.runs
+        self.systems = ["snapfs", "snapfs-lz4", "sqfs-zstd", "sqfs-lz4", "borg"]
+        if a.no_borg:
+            self.systems.remove("borg")
+
+    def nruns(self, phase, image):
+        """Runs of one measure: 5 where cheap (the core image's restores,
+        sequential reads and copies; single-reader random reads), else 3."""
+        if phase == "save" or phase == "rand8":
+            return self.runs
+        if phase == "rand1" or image == "core":
+            return self.runs_cheap
+        return self.runs
+
+    # --- environment --------------------------------------------------------
+
+    def borg_env(self, home):
+        env = dict(os.environ)
+        env.update(BORG_BASE_DIR=home, BORG_FUSE_IMPL="pyfuse3",
+                   BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
+                   BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
+                   BORG_DISPLAY_PASSPHRASE="no")
+        return env
+
+    def machine(self):
+        def out(cmd):
+            try:
+                return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+            except OSError:
+                return ""
+        lscpu = out(["lscpu"])
+        model = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines()
+                      if l.startswith("Model name")), platform.processor())
+        mem = next((int(l.split()[1]) for l in open("/proc/meminfo")
+                    if l.startswith("MemTotal")), 0)
+        dev = out(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "-T", self.dir])
+        disk = out(["lsblk", "-dno", "NAME,SIZE,ROTA,MODEL"])
+        src_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        head = out(["git", "-C", src_root, "log", "-1", "--format=%h %cI %s"])
+        dirty = len(out(["git", "-C", src_root, "status", "--porcelain", "--", "src", "fs",
+                         "schema", "meson.build"]).splitlines())
+        st = os.stat(self.snapfs)
+        vers = {
+            "snapfs": out([self.snapfs, "--version"]).splitlines()[0:1],
+            "snapfs_binary": f"{self.snapfs}, built {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(st.st_mtime))}",
+            "tree_at_run": f"{head}" + (f" + {dirty} uncommitted paths in src/ fs/ schema/"
+                                        if dirty else ""),
+            "mksquashfs": out(["mksquashfs", "-version"]).splitlines()[0:1],
+            "squashfuse": out(["dpkg-query", "-W", "-f=${Version}", "squashfuse"]),
+            "borg": out(["borg", "--version"]),
+            "zstd": out(["zstd", "--version"]),
+            "libfuse3": out(["pkg-config", "--modversion", "fuse3"]),
+            "gdb": out(["gdb", "--version"]).splitlines()[0:1],
+        }
+        self.results["machine"] = {
+            "cpu": model, "cores": os.cpu_count(), "mem_gib": round(mem / 2**20, 1),
+            "kernel": platform.release(), "os": out(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
+            "fs": dev, "disks": disk, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "versions": vers,
+        }
+
+    # --- corpus ---------------------------------------------------------------
+
+    def make_corpus(self):
+        os.makedirs(self.corpus, exist_ok=True)
+        params = {"sparse_size": self.sparse_size, "sparse_data": self.sparse_data,
+                  "core_mib": self.core_mib, "seed": self.a.seed, "v": 3}
+        pfile = os.path.join(self.corpus, "params.json")
+        if self.a.reuse_corpus and os.path.exists(pfile):
+            old = json.load(open(pfile))
+            if old.get("params") == params:
+                log("corpus: reusing " + self.corpus)
+                self.layout = old
+                return
+        for name in os.listdir(self.corpus):
+            rmtree(os.path.join(self.corpus, name))
+        seed = self.a.seed
+        t0 = time.perf_counter()
+        log(f"corpus: python3 filling {self.core_mib} MiB, gcore ...")
+        core = os.path.join(self.corpus, "core.raw")
+        make_core(core, self.core_mib, seed, self.corpus)
+        log(f"corpus: core.raw {os.path.getsize(core) / MiB:.0f} MiB "
+            f"({time.perf_counter() - t0:.0f} s)")
+        t0 = time.perf_counter()
+        sparse = os.path.join(self.corpus, "sparse.img")
+        exts = make_sparse(sparse, self.sparse_size, self.sparse_data, seed + 100)
+        log(f"corpus: sparse.img {self.sparse_size / GiB:.2f} GiB, {len(exts)} extents, "
+            f"{sum(e[1] for e in exts) / MiB:.0f} MiB data ({time.perf_counter() - t0:.0f} s)")
+        pages = nonzero_pages(sparse, exts)
+        changed = {}
+        for pct in (1, 100):
+            dst = os.path.join(self.corpus, f"sparse-{pct}pct.img")
+            changed[pct] = make_changed(sparse, dst, pages, pct / 100, seed + 200 + pct)
+        log(f"corpus: pairs made, {len(pages)} non-zero pages; changed {changed}")
+        self.layout = {"params": params, "extents": exts, "nonzero_pages": len(pages),
+                       "changed": changed}
+        json.dump(self.layout, open(pfile, "w"))
+
+    def images(self):
+        return [("core", os.path.join(self.corpus, "core.raw")),
+                ("sparse", os.path.join(self.corpus, "sparse.img"))]
+
+    def offsets_file(self, image, path, n, run_i):
+        """n random page offsets of the image's data (the same for every
+        system within a run; new ones each run)."""
+        r = random.Random(f"{self.a.seed}-{image}-{n}-{run_i}")
+        if image == "sparse":
+            exts = self.layout["extents"]
+            lens = [e[1] for e in exts]
+            chosen = r.choices(exts, weights=lens, k=n)
+            offs = [e[0] + r.randrange(e[1] // PAGE) * PAGE for e in chosen]
+        else:
+            pages = os.path.getsize(path) // PAGE
+            offs = [r.randrange(pages) * PAGE for _ in range(n)]
+        f = os.path.join(self.out, f"offsets-{image}-{n}-{run_i}.txt")
+        with open(f, "w") as fh:
+            fh.write("".join(f"{o}\n" for o in offs))
+        return f
+
+    # --- save and size --------------------------------------------------------
+
+    def checkpoint_size(self, store):
+        db = os.path.join(store, "snapfs.db")
+        run(["sqlite3", db, "PRAGMA wal_checkpoint(TRUNCATE);"])
+        wal = db + "-wal"
+        return os.path.getsize(db) + (os.path.getsize(wal) if os.path.exists(wal) else 0)
+
+    def save_one(self, system, image, src, run_i):
+        """One timed save into a fresh target; returns (seconds, stored bytes, extra)."""
+        name = os.path.basename(src)
+        d = os.path.join(self.art, image)
+        os.makedirs(d, exist_ok=True)
+        extra = {}
+        if system.startswith("snapfs"):
+            store = os.path.join(d, system)
+            rmtree(store)
+            run([self.snapfs, "init", store, "--quiet"])
+            before = self.checkpoint_size(store)
+            codec = "lz4" if system == "snapfs-lz4" else "zstd"
+            drop_caches()
+            t0 = time.perf_counter()
+            res = run([self.snapfs, "save", store, "img", src, "--format", "raw", "--codec", codec,
+                       "--quiet", "--json"], capture=True)
+            os.sync()
+            secs = time.perf_counter() - t0
+            extra = json.loads(res.stdout)
+            size = self.checkpoint_size(store) - before
+        elif system.startswith("sqfs"):
+            img = os.path.join(d, f"{system}.sqfs")
+            rmtree(img)
+            comp = system.split("-")[1]
+            drop_caches()
+            secs = timed(["mksquashfs", src, img, "-comp", comp, "-noappend", "-quiet",
+                          "-no-progress"], sync=True)
+            size = os.path.getsize(img)
+        elif system == "borg":
+            repo, home = os.path.join(d, "borg"), os.path.join(d, "borg.home")
+            rmtree(repo)
+            rmtree(home)
+            env = self.borg_env(home)
+            run(["borg", "init", "-e", "none", repo], env=env)
+            before = tree_bytes(repo)
+            drop_caches()
+            secs = timed(["borg", "create", "--compression", "zstd,3", f"{repo}::img", name],
+                         env=env, cwd=os.path.dirname(src), sync=True)
+            size = tree_bytes(repo) - before
+        elif system == "zstd3":
+            out = os.path.join(d, "zstd3.zst")
+            rmtree(out)
+            drop_caches()
+            secs = timed(["zstd", "-3", "-q", "-f", src, "-o", out], sync=True)
+            size = os.path.getsize(out)
+        else:
+            raise ValueError(system)
+        return secs, size, extra
+
+    def phase_save(self, image, src):
+        res = self.results["images"][image]
+        systems = [s for s in self.systems] + ["zstd3"]
+        n = self.nruns("save", image)
+        for run_i in range(n):
+            for system in systems:
+                secs, size, extra = self.save_one(system, image, src, run_i)
+                res.setdefault("save_s", {}).setdefault(system, []).append(secs)
+                res.setdefault("size", {})[system] = size
+                if extra:
+                    res.setdefault("save_json", {})[system] = extra
+            log(f"{image}: save run {run_i + 1}/{n}: " + ", ".join(
+                f"{s} {res['save_s'][s][-1]:.1f}s" for s in systems))
+        log(f"{image}: sizes " + ", ".join(f"{s} {v / MiB:.1f} MiB" for s, v in res["size"].items()))
+
+    # --- restore --------------------------------------------------------------
+
+    def phase_restore(self, image, src):
+        res = self.results["images"][image]
+        d = os.path.join(self.art, image)
+        name = os.path.basename(src)
+        outdir = os.path.join(self.out, "restore")
+        n = self.nruns("restore", image)
+        cmds = {
+            "snapfs": lambda o: [self.snapfs, "restore", os.path.join(d, "snapfs"), "img", o,
+                                 "--force", "--quiet"],
+            "snapfs-lz4": lambda o: [self.snapfs, "restore", os.path.join(d, "snapfs-lz4"), "img",
+                                     o, "--force", "--quiet"],
+            "zstd3": lambda o: ["zstd", "-d", "-q", "-f", os.path.join(d, "zstd3.zst"), "-o", o],
+            "sqfs-zstd": lambda o: ["unsquashfs", "-f", "-q", "-n", "-d", o,
+                                    os.path.join(d, "sqfs-zstd.sqfs")],
+            "sqfs-lz4": lambda o: ["unsquashfs", "-f", "-q", "-n", "-d", o,
+                                   os.path.join(d, "sqfs-lz4.sqfs")],
+            "borg": lambda o: ["borg", "extract", "--sparse", f"{os.path.join(d, 'borg')}::img"],
+        }
+        order = [s for s in self.systems + ["zstd3"] if s in cmds]
+        for run_i in range(n):
+            for system in order:
+                rmtree(outdir)
+                os.makedirs(outdir)
+                target = os.path.join(outdir, "out.img")
+                env, cwd = None, None
+                if system.startswith("sqfs"):
+                    target = os.path.join(outdir, "x")
+                if system == "borg":
+                    env, cwd = self.borg_env(os.path.join(d, "borg.home")), outdir
+                drop_caches()
+                secs = timed(cmds[system](target), env=env, cwd=cwd, sync=True)
+                res.setdefault("restore_s", {}).setdefault(system, []).append(secs)
+                if run_i == 0:
+                    got = {"sqfs-zstd": os.path.join(outdir, "x", name),
+                           "sqfs-lz4": os.path.join(outdir, "x", name),
+                           "borg": os.path.join(outdir, name)}.get(system, target)
+                    same = same_content(src, got)
+                    res.setdefault("restore_ok", {})[system] = same
+                    if not same:
+                        log(f"{image}: WARNING: {system} restore differs from the source")
+            log(f"{image}: restore run {run_i + 1}/{n}: " + ", ".join(
+                f"{s} {res['restore_s'][s][-1]:.1f}s" for s in order))
+        rmtree(outdir)
+
+    # --- reads through mounts -----------------------------------------------
+
+    def mount_for(self, system, image, src):
+        """A Mount for system (None for the plain file) and the file to read."""
+        d = os.path.join(self.art, image)
+        mnt = os.path.join(self.mnt, system)
+        name = os.path.basename(src)
+        if system == "plain":
+            return None, src
+        if system.startswith("snapfs"):
+            path = os.path.join(mnt, "img", "memory")
+            return Mount([self.snapfs, "mount", os.path.join(d, system), mnt, "-f"], mnt, path), path
+        if system.startswith("sqfs"):
+            path = os.path.join(mnt, name)
+            return Mount(["squashfuse_ll", "-f", os.path.join(d, f"{system}.sqfs"), mnt],
+                         mnt, path), path
+        if system == "borg":
+            path = os.path.join(mnt, name)
+            env = self.borg_env(os.path.join(d, "borg.home"))
+            return Mount(["borg", "mount", "-f", f"{os.path.join(d, 'borg')}::img", mnt],
+                         mnt, path, env=env), path
+        if system == "null":
+            path = os.path.join(mnt, "memory")
+            return Mount([self.a.nullfs, mnt, "-f", "-o", f"size={os.path.getsize(src)}"],
+                         mnt, path), path
+        raise ValueError(system)
+
+    def measure_read(self, system, image, src, metric, run_i):
+        m, path = self.mount_for(system, image, src)
+        value, hwm = None, None
+        ctx = m if m else _Null()
+        with ctx:
+            drop_caches()
+            if metric == "seq":
+                t = timed(["dd", f"if={path}", "of=/dev/null", "bs=1M", "status=none"])
+                value = os.path.getsize(src) / t / 1e6          # MB/s
+            elif metric in ("rand1", "rand8"):
+                n = self.rand_n if metric == "rand1" else self.rand8_n
+                threads = 1 if metric == "rand1" else 8
+                offs = self.offsets_file(image, src, n, run_i)
+                out = run([self.a.randread, path, offs, str(threads)], capture=True).stdout
+                value = json.loads(out)
+                if system == "null":
+                    value["hash"] = None
+            elif metric == "cp":
+                dst = os.path.join(self.out, "cp.img")
+                rmtree(dst)
+                t = timed(["cp", "--sparse=always", "--reflink=never", path, dst])
+                value = t
+                if run_i == 0:
+                    same = same_content(src, dst)
+                    if not same:
+                        log(f"{image}: WARNING: cp from {system} differs from the source")
+                    self.results["images"][image].setdefault("cp_ok", {})[system] = same
+                    st = os.stat(dst)
+                    self.results["images"][image].setdefault("cp_blocks", {})[system] = st.st_blocks * 512
+                rmtree(dst)
+            if m:
+                hwm = m.hwm_kib()
+        return value, hwm
+
+    def phase_reads(self, image, src):
+        res = self.results["images"][image]
+        systems = ["plain", "null"] + [s for s in self.systems]
+        metrics = ["seq", "rand1", "rand8", "cp"]
+        for metric in metrics:
+            n = self.nruns(metric, image)
+            for run_i in range(n):
+                for system in systems:
+                    if metric == "cp" and system == "null":
+                        continue       # all data: a 4 GiB copy of constants, no meaning
+                    value, hwm = self.measure_read(system, image, src, metric, run_i)
+                    res.setdefault(metric, {}).setdefault(system, []).append(value)
+                    if hwm:
+                        res.setdefault("hwm_kib", {}).setdefault(system, {}).setdefault(
+                            metric, []).append(hwm)
+                log(f"{image}: {metric} run {run_i + 1}/{n}: " + ", ".join(
+                    f"{s} {_brief(res[metric][s][-1], metric)}" for s in systems if s in res[metric]))
+            if metric.startswith("rand"):
+                ref = {v["hash"] for v in res[metric]["plain"]}
+                for s in systems:
+                    got = {v["hash"] for v in res[metric].get(s, []) if v.get("hash")}
+                    if s != "null" and got and not got <= ref:
+                        log(f"{image}: WARNING: {metric}: {s} returned other bytes than the file")
+                        res.setdefault("rand_ok", {})[s] = False
+
+    # --- dedup ------------------------------------------------------------------
+
+    def phase_dedup(self):
+        d = os.path.join(self.art, "sparse")
+        base_store = os.path.join(d, "snapfs")
+        first_snapfs = self.results["images"]["sparse"]["size"]["snapfs"]
+        res = self.results["dedup"]
+        res["first_snapfs"] = first_snapfs
+        if "borg" in self.systems:
+            res["first_borg"] = self.results["images"]["sparse"]["size"]["borg"]
+        for pct in (0, 1, 100):
+            src = os.path.join(self.corpus, "sparse.img" if pct == 0 else f"sparse-{pct}pct.img")
+            # snapfs: a copy of the store that holds the first snapshot.
+            store = os.path.join(self.art, f"dedup-snapfs-{pct}")
+            rmtree(store)
+            shutil.copytree(base_store, store)
+            before = self.checkpoint_size(store)
+            drop_caches()
+            t0 = time.perf_counter()
+            out = run([self.snapfs, "save", store, "img2", src, "--format", "raw", "--parent", "img",
+                       "--quiet", "--json"], capture=True).stdout
+            os.sync()
+            secs = time.perf_counter() - t0
+            added = self.checkpoint_size(store) - before
+            res[f"snapfs_{pct}"] = {"added": added, "save_s": secs, "json": json.loads(out)}
+            rmtree(store)
+            if "borg" in self.systems:
+                repo = os.path.join(self.art, f"dedup-borg-{pct}")
+                home = repo + ".home"
+                rmtree(repo)
+                rmtree(home)
+                shutil.copytree(os.path.join(d, "borg"), repo)
+                shutil.copytree(os.path.join(d, "borg.home"), home)
+                env = self.borg_env(home)
+                before = tree_bytes(repo)
+                drop_caches()
+                secs = timed(["borg", "create", "--compression", "zstd,3", f"{repo}::img2",
+                              os.path.basename(src)], env=env, cwd=self.corpus, sync=True)
+                added = tree_bytes(repo) - before
+                res[f"borg_{pct}"] = {"added": added, "save_s": secs}
+                rmtree(repo)
+                rmtree(home)
+            log(f"dedup {pct}%: snapfs +{res[f'snapfs_{pct}']['added'] / MiB:.2f} MiB"
+                + (f", borg +{res[f'borg_{pct}']['added'] / MiB:.2f} MiB" if f"borg_{pct}" in res else ""))
+
+    # --- driver -------------------------------------------------------------------
+
+    def note_load(self, phase):
+        """How busy the rest of the machine was: at each phase boundary, the
+        share of all CPUs that went to processes other than this benchmark
+        and its children (their CPU time, daemons included) since the last
+        boundary, from /proc/stat and os.times()."""
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + v[4]
+        total = sum(v[:8])
+        t = os.times()
+        ours = (t.user + t.system + t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK")
+        prev = getattr(self, "_load_prev", None)
+        if prev:
+            d_total = total - prev["total"]
+            d_busy = (total - idle) - (prev["total"] - prev["idle"])
+            others = max(0.0, d_busy - (ours - prev["ours"])) / max(1, d_total)
+            self.results.setdefault("load", []).append(
+                {"phase": prev["phase"], "seconds": round(time.monotonic() - prev["t"]),
+                 "machine_busy": round(d_busy / max(1, d_total), 3), "others": round(others, 3)})
+        self._load_prev = {"phase": phase, "total": total, "idle": idle, "ours": ours,
+                           "t": time.monotonic()}
+
+    def go(self):
+        for p in (self.art, self.out, self.mnt):
+            os.makedirs(p, exist_ok=True)
+        self.machine()
+        self.make_corpus()
+        self.results["config"] = {
+            "quick": self.a.quick, "runs": self.runs, "runs_cheap": self.runs_cheap,
+            "rand_n": self.rand_n, "rand8_n": self.rand8_n, "seed": self.a.seed,
+            "sparse_size": self.sparse_size, "sparse_data": self.sparse_data,
+            "core_mib": self.core_mib, "layout_nonzero_pages": self.layout["nonzero_pages"],
+            "changed_pages": self.layout["changed"], "extents": len(self.layout["extents"]),
+        }
+        for image, src in self.images():
+            self.results["images"][image] = {"file_size": os.path.getsize(src),
+                                             "alloc": os.stat(src).st_blocks * 512}
+            self.note_load(f"{image} save")
+            self.phase_save(image, src)
+            self.note_load(f"{image} restore")
+            self.phase_restore(image, src)
+            self.note_load(f"{image} reads")
+            self.phase_reads(image, src)
+            self.dump()
+        self.note_load("dedup")
+        self.phase_dedup()
+        self.note_load("end")
+        self.results["elapsed_s"] = time.monotonic() - self.t_start
+        self.dump()
+        md = report(self.results)
+        with open(os.path.join(self.dir, "results.md"), "w") as f:
+            f.write(md)
+        print(md)
+
+    def dump(self):
+        with open(os.path.join(self.dir, "results.json"), "w") as f:
+            json.dump(self.results, f, indent=1)
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _brief(v, metric):
+    if metric == "seq":
+        return f"{v:.0f}MB/s"
+    if metric in ("rand1", "rand8"):
+        return (f"p50 {v['p50_us']:.0f}us p99 {v['p99_us']:.0f}us"
+                if metric == "rand1" else f"{v['count'] / v['wall_s']:.0f}/s")
+    return f"{v:.2f}s"
+
+
+# ----------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def fmt_bytes(b):
+    if b is None:
+        return "-"
+    if b >= GiB:
+        return f"{b / GiB:.2f} GiB"
+    if b >= MiB:
+        return f"{b / MiB:.1f} MiB"
+    return f"{b / KiB:.0f} KiB"
+
+
+def fmt_s(s):
+    if s is None:
+        return "-"
+    return f"{s:.2f} s" if s < 10 else f"{s:.1f} s"
+
+
+def fmt_us(u):
+    if u is None:
+        return "-"
+    return f"{u:.0f} µs" if u < 10000 else f"{u / 1000:.1f} ms"
+
+
+def metric_values(img, key):
+    """{system: median} for one measure of one image, and its formatter and
+    whether higher is better."""
+    if key == "size":
+        return {s: v for s, v in img.get("size", {}).items()}, fmt_bytes, False
+    if key in ("save_s", "restore_s", "cp"):
+        return {s: med(v) for s, v in img.get(key, {}).items()}, fmt_s, False
+    if key == "seq":
+        return ({s: med(v) for s, v in img.get("seq", {}).items()},
+                lambda x: "-" if x is None else f"{x:.0f} MB/s", True)
+    if key in ("rand1_p50", "rand1_p99"):
+        p = key.split("_")[1]
+        return ({s: med([x[f"{p}_us"] for x in v]) for s, v in img.get("rand1", {}).items()},
+                fmt_us, False)
+    if key == "rand8":
+        return ({s: med([x["count"] / x["wall_s"] for x in v]) for s, v in img.get("rand8", {}).items()},
+                lambda x: "-" if x is None else f"{x:.0f} reads/s ({x * 4096 / 1e6:.1f} MB/s)", True)
+    if key == "rand8_p99":
+        return ({s: med([x["p99_us"] for x in v]) for s, v in img.get("rand8", {}).items()},
+                fmt_us, False)
+    if key == "hwm":
+        out = {}
+        for s, per in img.get("hwm_kib", {}).items():
+            out[s] = max(max(v) for v in per.values()) * KiB
+        return out, fmt_bytes, False
+    raise KeyError(key)
+
+
+ROWS = [
+    ("size", "store size"),
+    ("save_s", "save time (+ sync)"),
+    ("restore_s", "restore time, cold (+ sync)"),
+    ("seq", "sequential read, cold (dd bs=1M)"),
+    ("rand1_p50", "random 4 KiB read, cold, p50 (1 reader)"),
+    ("rand1_p99", "random 4 KiB read, cold, p99 (1 reader)"),
+    ("rand8", "random 4 KiB reads, cold, 8 readers"),
+    ("rand8_p99", "random 4 KiB read, cold, p99 (8 readers)"),
+    ("cp", "cp --sparse=always out of the mount, cold"),
+    ("hwm", "daemon peak RSS (VmHWM)"),
+]
+COLS = ["snapfs", "snapfs-lz4", "sqfs-zstd", "sqfs-lz4", "borg", "zstd3", "plain", "null"]
+
+
+def image_table(name, img):
+    cols = [c for c in COLS if any(c in metric_values(img, k)[0] for k, _ in ROWS)]
+    lines = [f"| {name} | " + " | ".join(SYSTEM_LABELS[c] for c in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for key, label in ROWS:
+        vals, fmt, higher = metric_values(img, key)
+        if not vals:
+            continue
+        base = vals.get("snapfs")
+        cells = []
+        for c in cols:
+            v = vals.get(c)
+            if v is None:
+                cells.append("-")
+                continue
+            cell = fmt(v)
+            if c != "snapfs" and base is not None and v:
+                cell += f" ({base / v:.2f}×)"
+            cells.append(cell)
+        lines.append(f"| {label}{' ↑' if higher else ' ↓'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(res):
+    """[(target, snapfs, reference, ratio text, met)]"""
+    out = []
+    sp = res["images"].get("sparse", {})
+    co = res["images"].get("core", {})
+
+    def v(img, key, system):
+        return metric_values(img, key)[0].get(system)
+
+    for iname, img in (("sparse", sp), ("core", co)):
+        s, q, n = v(img, "seq", "snapfs"), v(img, "seq", "sqfs-zstd"), v(img, "seq", "null")
+        if s and q:
+            out.append((f"{iname}: sequential cold read ≥ 1.5× squashfuse_ll-zstd",
+                        f"{s:.0f} MB/s", f"{q:.0f} MB/s", f"{s / q:.2f}× (need ≥ 1.50×)", s >= 1.5 * q))
+        if s and n:
+            out.append((f"{iname}: sequential cold read ≥ 0.8× null FUSE",
+                        f"{s:.0f} MB/s", f"{n:.0f} MB/s", f"{s / n:.2f}× (need ≥ 0.80×)", s >= 0.8 * n))
+        for p in ("p50", "p99"):
+            s, q = v(img, f"rand1_{p}", "snapfs"), v(img, f"rand1_{p}", "sqfs-zstd")
+            if s and q:
+                out.append((f"{iname}: random 4 KiB cold {p} ≤ ½ squashfuse_ll-zstd",
+                            fmt_us(s), fmt_us(q), f"{s / q:.2f}× (need ≤ 0.50×)", s <= 0.5 * q))
+        s, q = v(img, "size", "snapfs"), v(img, "size", "sqfs-zstd")
+        if s and q:
+            out.append((f"{iname}: store size ≤ squashfs-zstd image", fmt_bytes(s), fmt_bytes(q),
+                        f"{s / q:.2f}× (need ≤ 1.00×)", s <= q))
+        s, q = v(img, "save_s", "snapfs"), v(img, "save_s", "sqfs-zstd")
+        if s and q:
+            out.append((f"{iname}: save at least as fast as mksquashfs -comp zstd", fmt_s(s),
+                        fmt_s(q), f"{s / q:.2f}× time (need ≤ 1.00×)", s <= q))
+        s, q = v(img, "restore_s", "snapfs"), v(img, "restore_s", "zstd3")
+        if s and q:
+            out.append((f"{iname}: restore at least as fast as zstd -d of zstd -3", fmt_s(s),
+                        fmt_s(q), f"{s / q:.2f}× time (need ≤ 1.00×)", s <= q))
+    s, q = v(sp, "cp", "snapfs"), v(sp, "cp", "sqfs-zstd")
+    if s and q:
+        out.append(("sparse: cp --sparse ≥ 10× faster than through squashfuse", fmt_s(s), fmt_s(q),
+                    f"{q / s:.1f}× faster (need ≥ 10×)", q >= 10 * s))
+    hwm = metric_values(sp, "hwm")[0].get("snapfs")
+    if hwm:
+        limit = 128 * MiB + 64 * MiB
+        out.append(("sparse: daemon RSS ≤ cache size (128 MiB default) + 64 MiB", fmt_bytes(hwm),
+                    fmt_bytes(limit), f"{hwm / limit:.2f}× of the limit", hwm <= limit))
+    d = res.get("dedup", {})
+    if "snapfs_1" in d and d.get("first_snapfs"):
+        frac = d["snapfs_1"]["added"] / d["first_snapfs"]
+        out.append(("dedup: 1 % of pages changed adds ≤ 2 % of the first snapshot",
+                    f"{fmt_bytes(d['snapfs_1']['added'])} ({frac * 100:.2f} %)",
+                    f"{fmt_bytes(d['first_snapfs'] * 0.02)} (2 %)", f"{frac / 0.02:.2f}× of the limit",
+                    frac <= 0.02))
+    return out
+
+
+def load_line(res):
+    loads = res.get("load", [])
+    if not loads:
+        return ""
+    return ("Share of the machine's CPU (2 cores) used by other processes during each phase: "
+            + ", ".join(f"{x['phase']} {x.get('others', 0) * 100:.0f} %" for x in loads)
+            + " (the machine is shared; 0 % would be a quiet machine).")
+
+
+def report(res):
+    m = res["machine"]
+    c = res["config"]
+    lines = ["## Results", "",
+             f"{m.get('date')}; {m.get('cpu')}, {m.get('cores')} cores, {m.get('mem_gib')} GiB, "
+             f"kernel {m.get('kernel')}, {m.get('os')}; data on {m.get('fs')}. "
+             f"{'QUICK (smoke) run. ' if c.get('quick') else ''}"
+             f"Medians of {c.get('runs')} runs ({c.get('runs_cheap')} for the cheap ones: the core "
+             f"image's restores, sequential reads and copies, single-reader random reads); whole run {res.get('elapsed_s', 0) / 60:.0f} min.",
+             "",
+             load_line(res), "",
+             "In each peer's cell, (r×) is snapfs ÷ that peer: for ↓ rows (time, size, latency, "
+             "memory) below 1 means snapfs is better; for ↑ rows (throughput) above 1 means "
+             "snapfs is better.", ""]
+    for iname, img in res["images"].items():
+        desc = (f"core image: {fmt_bytes(img['file_size'])} gcore of a python3 process"
+                if iname == "core" else
+                f"sparse image: {fmt_bytes(img['file_size'])}, {fmt_bytes(img['alloc'])} allocated, "
+                f"{c.get('extents')} extents")
+        lines += [f"### {desc}", "", image_table(iname, img), ""]
+        bad = [f"{k}: {s}" for k in ("restore_ok", "cp_ok", "rand_ok")
+               for s, ok in img.get(k, {}).items() if not ok]
+        if bad:
+            lines += ["**Wrong bytes:** " + ", ".join(bad), ""]
+    d = res.get("dedup", {})
+    if d:
+        lines += ["### Dedup: what a second snapshot of the sparse image adds", "",
+                  "| pages changed | snapfs added | of first | borg added | of first | "
+                  "snapfs save | borg create |", "|---|---|---|---|---|---|---|"]
+        for pct in (0, 1, 100):
+            s = d.get(f"snapfs_{pct}")
+            b = d.get(f"borg_{pct}")
+            if not s:
+                continue
+            row = [f"{pct} %", fmt_bytes(s["added"]),
+                   f"{s['added'] / d['first_snapfs'] * 100:.2f} %"]
+            if b:
+                row += [fmt_bytes(b["added"]), f"{b['added'] / d['first_borg'] * 100:.2f} %"]
+            else:
+                row += ["-", "-"]
+            row += [fmt_s(s["save_s"]), fmt_s(b["save_s"]) if b else "-"]
+            lines.append("| " + " | ".join(row) + " |")
+        lines += ["", f"First snapshot: snapfs {fmt_bytes(d.get('first_snapfs'))}, "
+                  f"borg {fmt_bytes(d.get('first_borg'))}. "
+                  f"Changed pages: {c.get('changed_pages')} of {c.get('layout_nonzero_pages')} non-zero.", ""]
+    t = targets(res)
+    if t:
+        lines += ["### Targets", "", "| target | snapfs | reference | ratio | |", "|---|---|---|---|---|"]
+        for name, s, r, ratio, ok in t:
+            lines.append(f"| {name} | {s} | {r} | {ratio} | {'met' if ok else '**missed**'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--snapfs")
+    p.add_argument("--nullfs")
+    p.add_argument("--randread")
+    p.add_argument("--dir", default="/var/tmp/snapfs-bench")
+    p.add_argument("--quick", action="store_true", help="small corpus, 1 run: a smoke test")
+    p.add_argument("--runs", type=int, default=0, help="override the number of runs")
+    p.add_argument("--seed", type=int, default=20261127)
+    p.add_argument("--no-borg", action="store_true")
+    p.add_argument("--reuse-corpus", action="store_true",
+                   help="keep DIR/corpus if it was made with the same parameters")
+    p.add_argument("--report", metavar="RESULTS_JSON", help="only print the tables of a results.json")
+    p.add_argument("--fill", type=int, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.fill:
+        fill_memory(a.fill, a.seed)
+        return 0
+    if a.report:
+        print(report(json.load(open(a.report))))
+        return 0
+    if os.geteuid() != 0:
+        print("bench.py: must run as root (drop_caches, mounts)", file=sys.stderr)
+        return 2
+    for need in ("snapfs", "nullfs", "randread"):
+        if not getattr(a, need):
+            print(f"bench.py: --{need} is required (use tests/bench/run.sh)", file=sys.stderr)
+            return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    Bench(a).go()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# snapfs against its peers (squashfuse_ll over mksquashfs zstd/lz4 images,
+# borg, zstd -3, the plain file, a null FUSE server), on a corpus made on
+# the fly. Root, Debian 12. See BENCHMARKS.md.
+#
+#   tests/bench/run.sh [--quick] [--profile] [bench.py options]
+#
+#   --quick      small corpus, fewer runs: a smoke test (~3 minutes)
+#   --profile    after the benchmark, perf profiles of the snapfs daemon
+#                (cold sequential and random reads) and of snapfs save, and
+#                the read request sizes the kernel sends (tests/bench/profile.sh)
+#
+# Environment:
+#   SNAPFS_BENCH_DIR   where the corpus, stores and results go
+#                      (default /var/tmp/snapfs-bench; a full run leaves ~3 GiB there)
+#   SNAPFS             a snapfs binary to use instead of building one
+#
+# Builds snapfs from this tree in build-bench/ (meson, buildtype
+# debugoptimized as the project's default), and the helpers nullfs.c and
+# randread.c into $SNAPFS_BENCH_DIR/bin. Results: $SNAPFS_BENCH_DIR/results.md
+# (also printed) and results.json (every sample).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+dir=${SNAPFS_BENCH_DIR:-/var/tmp/snapfs-bench}
+
+profile=false
+args=()
+for a in "$@"; do
+	case $a in
+	--profile) profile=true ;;
+	-h|--help)
+		awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"
+		exit 0
+		;;
+	*) args+=("$a") ;;
+	esac
+done
+
+if [[ $(id -u) != 0 ]]; then
+	echo "run.sh: must run as root (drop_caches, FUSE mounts, apt-get)" >&2
+	exit 2
+fi
+
+# What the benchmark compares against and needs, as Debian 12 names them.
+# borg mount needs a FUSE binding: Debian's borgbackup 1.2 recommends
+# python3-llfuse (libfuse2) and python3-pyfuse3 (libfuse3); we use pyfuse3
+# (BORG_FUSE_IMPL=pyfuse3) so that every daemon runs on libfuse3, and leave
+# out the recommended `fuse` package, which would replace fuse3.
+pkgs=(
+	build-essential meson ninja-build pkg-config
+	libfuse3-dev fuse3 libsqlite3-dev sqlite3
+	libzstd-dev zstd liblz4-dev libxxhash-dev libssl-dev
+	squashfs-tools squashfuse
+	borgbackup python3-pyfuse3
+	hyperfine gdb linux-perf strace
+	python3 util-linux coreutils
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] ||
+		missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "run.sh: installing ${missing[*]}" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+fi
+
+mkdir -p "$dir/bin"
+if [[ -z ${SNAPFS:-} ]]; then
+	if [[ ! -f $root/build-bench/build.ninja ]]; then
+		meson setup "$root/build-bench" "$root" >/dev/null
+	fi
+	if ! ninja -C "$root/build-bench" src/cli/snapfs >"$dir/build.log" 2>&1; then
+		echo "run.sh: building snapfs failed (see $dir/build.log)" >&2
+		[[ -x $root/build-bench/src/cli/snapfs ]] || exit 1
+		echo "run.sh: using the last build, $root/build-bench/src/cli/snapfs" >&2
+	fi
+	SNAPFS=$root/build-bench/src/cli/snapfs
+fi
+read -ra fuse_flags < <(pkg-config --cflags --libs fuse3)
+cc -O2 -Wall -o "$dir/bin/nullfs" "$here/nullfs.c" "${fuse_flags[@]}"
+cc -O2 -Wall -pthread -o "$dir/bin/randread" "$here/randread.c"
+
+# A mount left over from an interrupted run would make every mount fail.
+if [[ -d $dir/mnt ]]; then
+	for m in "$dir"/mnt/*/; do
+		if mountpoint -q "$m"; then fusermount3 -uz "$m" || true; fi
+	done
+fi
+
+python3 "$here/bench.py" --snapfs "$SNAPFS" --nullfs "$dir/bin/nullfs" \
+	--randread "$dir/bin/randread" --dir "$dir" "${args[@]}"
+
+if $profile; then
+	SNAPFS=$SNAPFS "$here/profile.sh" "$dir"
+fi
