@@ -24,6 +24,10 @@ struct cli_common {
 	bool json;
 };
 
+/* Parse --quiet, --help and, if json_ok, --json; positional arguments are
+ * left in argv[optind..]. Returns -1 to go on, else an exit code. */
+int cli_parse_common(int argc, char **argv, const char *usage, bool json_ok,
+		     struct cli_common *c);
 /* Print "snapfs: ..." for a library failure and return the exit code. */
 int cli_fail(int rc, const char *what);
 /* Print "snapfs: ..." (printf-style) and return EXIT_USAGE. */

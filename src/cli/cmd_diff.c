@@ -10,15 +10,6 @@
 
 static const char usage[] = "diff STORE NAME_A NAME_B [--json]";
 
-enum { OPT_JSON = 0x100, OPT_QUIET, OPT_HELP };
-
-static const struct option options[] = {
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
-
 struct diff_print {
 	bool json;
 	uint64_t ranges;
@@ -42,28 +33,14 @@ static int print_range(void *data, uint64_t start, uint64_t end,
 int cmd_diff(int argc, char **argv)
 {
 	struct diff_print print = { 0 };
+	struct cli_common c = { 0 };
 	struct snapfs_store *store;
-	int opt, rc;
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_JSON:
-			print.json = true;
-			break;
-		case 'q':
-		case OPT_QUIET:
-			break;
-		case 'h':
-		case OPT_HELP:
-			printf("usage: snapfs %s\n", usage);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("diff: bad option '%s' (usage: snapfs %s)",
-					       argv[optind - 1], usage);
-		}
-	}
+	rc = cli_parse_common(argc, argv, usage, true, &c);
+	if (rc >= 0)
+		return rc;
+	print.json = c.json;
 	if (argc - optind != 3)
 		return cli_usage_error("diff: expected STORE NAME_A NAME_B (usage: snapfs %s)", usage);
 	for (int i = optind + 1; i < argc; i++)

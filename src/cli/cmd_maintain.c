@@ -11,39 +11,6 @@
 #include "cli.h"
 #include "progress.h"
 
-enum { OPT_QUIET = 0x100, OPT_HELP };
-
-static const struct option options[] = {
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
-
-/* Parse --quiet and --help; -1 to go on, else an exit code. */
-static int parse(int argc, char **argv, const char *usage, bool *quiet)
-{
-	int opt;
-
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
-		switch (opt) {
-		case 'q':
-		case OPT_QUIET:
-			*quiet = true;
-			break;
-		case 'h':
-		case OPT_HELP:
-			printf("usage: snapfs %s\n", usage);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("%s: bad option '%s' (usage: snapfs %s)", argv[0],
-					       argv[optind - 1], usage);
-		}
-	}
-	return -1;
-}
-
 int cmd_gc(int argc, char **argv)
 {
 	static const char usage[] = "gc STORE [--quiet]";
@@ -51,8 +18,8 @@ int cmd_gc(int argc, char **argv)
 	struct snapfs_progress progress;
 	struct progress_bar *bar;
 	struct snapfs_store *store;
-	bool quiet = false;
-	int rc = parse(argc, argv, usage, &quiet);
+	struct cli_common c = { 0 };
+	int rc = cli_parse_common(argc, argv, usage, false, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -61,7 +28,7 @@ int cmd_gc(int argc, char **argv)
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("gc", quiet);
+	bar = progress_bar_new("gc", c.quiet);
 	progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 					     .cancel = &cli_cancel };
 	cli_catch_signals();
@@ -70,7 +37,7 @@ int cmd_gc(int argc, char **argv)
 	if (rc < 0) {
 		rc = cli_fail(rc, "gc");
 	} else {
-		if (!quiet)
+		if (!c.quiet)
 			printf("removed %" PRIu64 " unused blobs (%" PRIu64 " bytes); store file "
 			       "%" PRIu64 " -> %" PRIu64 " bytes\n", result.blobs_removed,
 			       result.blob_bytes_removed, result.file_bytes_before,
@@ -94,8 +61,8 @@ int cmd_verify(int argc, char **argv)
 	struct progress_bar *bar;
 	struct snapfs_store *store;
 	uint64_t problems = 0;
-	bool quiet = false;
-	int rc = parse(argc, argv, usage, &quiet);
+	struct cli_common c = { 0 };
+	int rc = cli_parse_common(argc, argv, usage, false, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -112,7 +79,7 @@ int cmd_verify(int argc, char **argv)
 	}
 	if (rc < 0)
 		return cli_fail(rc, argv[optind]);
-	bar = progress_bar_new("verify", quiet);
+	bar = progress_bar_new("verify", c.quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();
@@ -128,7 +95,7 @@ int cmd_verify(int argc, char **argv)
 	if (rc == EXIT_DAMAGE)
 		fprintf(stderr, "snapfs: verify '%s': %" PRIu64 " problem%s found\n", argv[optind],
 			problems, problems == 1 ? "" : "s");
-	else if (rc == EXIT_OK && !quiet)
+	else if (rc == EXIT_OK && !c.quiet)
 		printf("verify '%s': ok\n", argv[optind]);
 	snapfs_store_close(store);
 	return rc;

@@ -12,52 +12,11 @@
 #include "cli.h"
 #include "json.h"
 
-enum { OPT_JSON = 0x100, OPT_QUIET, OPT_HELP };
-
-static const struct option common_options[] = {
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
-
-/* Parse the options every store command takes; positional arguments are
- * left in argv[optind..]. Returns -1 to go on, else an exit code. */
-static int parse_common(int argc, char **argv, const char *usage, bool json_ok,
-			struct cli_common *c)
-{
-	int opt;
-
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "qh", common_options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_JSON:
-			if (!json_ok)
-				return cli_usage_error("%s: unknown option '--json'", argv[0]);
-			c->json = true;
-			break;
-		case 'q':
-		case OPT_QUIET:
-			c->quiet = true;
-			break;
-		case 'h':
-		case OPT_HELP:
-			printf("usage: snapfs %s\n", usage);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("%s: unknown option '%s' (usage: snapfs %s)",
-					       argv[0], argv[optind - 1], usage);
-		}
-	}
-	return -1;
-}
-
 int cmd_init(int argc, char **argv)
 {
 	static const char usage[] = "init STORE";
 	struct cli_common c = { 0 };
-	int rc = parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, false, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -78,7 +37,7 @@ int cmd_list(int argc, char **argv)
 	struct snapfs_snapshot *snaps = NULL;
 	struct snapfs_store *store;
 	size_t count = 0;
-	int rc = parse_common(argc, argv, usage, true, &c);
+	int rc = cli_parse_common(argc, argv, usage, true, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -151,7 +110,7 @@ int cmd_info(int argc, char **argv)
 	struct snapfs_snapshot snap;
 	struct snapfs_store *store;
 	const char *name;
-	int rc = parse_common(argc, argv, usage, true, &c);
+	int rc = cli_parse_common(argc, argv, usage, true, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -204,7 +163,7 @@ int cmd_rm(int argc, char **argv)
 	static const char usage[] = "rm STORE NAME...";
 	struct cli_common c = { 0 };
 	struct snapfs_store *store;
-	int rc = parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, false, &c);
 
 	if (rc >= 0)
 		return rc;
