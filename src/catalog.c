@@ -14,12 +14,11 @@
 
 #include <sqlite3.h>
 
+#include "blob_writer.h"
 #include "errors.h"
 
 extern const char snapfs_schema_sql[];
 
-/* Most pages one blob holds; recorded in store_info. */
-#define BLOB_PAGES_DEFAULT 16
 /* How long a writer waits for another writer before "store busy". */
 #define BUSY_TIMEOUT_MS 5000
 
@@ -223,7 +222,7 @@ int catalog_create_schema(struct catalog *cat, const char *created_at)
 		 "('page_size', %u), ('blob_pages', %d), ('created_at', '%s'), "
 		 "('created_by', 'snapfs " SNAPFS_VERSION "'); "
 		 "PRAGMA user_version = %d",
-		 SNAPFS_PAGE_SIZE, BLOB_PAGES_DEFAULT, created_at,
+		 SNAPFS_PAGE_SIZE, BLOB_PAGES, created_at,
 		 SNAPFS_SCHEMA_VERSION);
 	rc = exec_sql(cat, sql, "create schema");
 	if (rc < 0)
