@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -18,6 +19,8 @@ struct fs {
 	struct listing_cache listings;   /* the snapshot list served */
 	uid_t uid;                       /* owner of every file: the mounting user */
 	gid_t gid;
+	unsigned read_ahead_kb;          /* -o read_ahead_kb: the readahead window */
+	bool read_ahead_set;
 };
 
 /* The low-level operations; the session's userdata is a struct fs. */

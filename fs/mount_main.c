@@ -33,6 +33,7 @@ enum exit_status {
 
 enum mount_key {
 	KEY_CACHE_SIZE,
+	KEY_READ_AHEAD,
 	KEY_RW,
 	KEY_ALLOW_OTHER,
 };
@@ -43,12 +44,15 @@ struct mount_args {
 	const char *mountpoint;          /* second */
 	size_t cache_bytes;              /* -o cache_size, in bytes */
 	bool cache_set;
+	unsigned read_ahead_kb;          /* -o read_ahead_kb */
+	bool read_ahead_set;
 	bool allow_other;
 	char error[256];                 /* first bad argument, if any */
 };
 
 static const struct fuse_opt mount_opt_spec[] = {
 	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
+	FUSE_OPT_KEY("read_ahead_kb=", KEY_READ_AHEAD),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	/* Always read-only: "ro" is added below. */
@@ -86,6 +90,28 @@ static int parse_cache_size(struct mount_args *ma, const char *arg)
 	return 0;
 }
 
+/* The largest readahead window -o read_ahead_kb takes: 64 MiB. */
+#define READ_AHEAD_KB_MAX 65536
+
+static int parse_read_ahead(struct mount_args *ma, const char *arg)
+{
+	const char *value = arg + strlen("read_ahead_kb=");
+	unsigned long long kb;
+	char *end;
+
+	errno = 0;
+	kb = strtoull(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' ||
+	    value[0] == '+' || kb > READ_AHEAD_KB_MAX) {
+		set_error(ma, "option '%s': expected a whole number of KiB "
+			  "from 0 to 65536", arg);
+		return 0;
+	}
+	ma->read_ahead_kb = (unsigned)kb;
+	ma->read_ahead_set = true;
+	return 0;
+}
+
 /* fuse_opt_parse() callback: keep what libfuse should see (1), take the
  * rest (0). Errors are recorded and reported once STORE is known. */
 static int opt_proc(void *data, const char *arg, int key,
@@ -105,6 +131,8 @@ static int opt_proc(void *data, const char *arg, int key,
 		return 0;
 	case KEY_CACHE_SIZE:
 		return parse_cache_size(ma, arg);
+	case KEY_READ_AHEAD:
+		return parse_read_ahead(ma, arg);
 	case KEY_RW:
 		fprintf(stderr, "snapfs: mount: option 'rw' ignored: "
 			"snapfs mounts are read-only\n");
@@ -128,6 +156,9 @@ static void print_help(void)
 	       "\n"
 	       "snapfs options:\n"
 	       "    -o cache_size=MiB      decoded-page cache, shared by all files (default %zu)\n"
+	       "    -o read_ahead_kb=N     the mount's readahead window in KiB, 0..65536 (root\n"
+	       "                           only; the kernel's default is 128): 1024 lets\n"
+	       "                           sequential reads come in 1 MiB requests\n"
 	       "    -o allow_other         let other users in (permissions are then checked)\n"
 	       "    -o ro                  accepted; the mount is always read-only\n"
 	       "\n",
@@ -280,6 +311,8 @@ int snapfs_mount_main(int argc, char **argv)
 	}
 	if (ma.cache_set)
 		snapfs_store_set_cache_size(fs.store, ma.cache_bytes);
+	fs.read_ahead_kb = ma.read_ahead_kb;
+	fs.read_ahead_set = ma.read_ahead_set;
 	listing_cache_init(&fs.listings, fs.store);
 	fs.uid = getuid();
 	fs.gid = getgid();
@@ -306,6 +339,21 @@ int snapfs_mount_main(int argc, char **argv)
 		fprintf(stderr, "snapfs: mount '%s': cannot mount on '%s' "
 			"(see above)\n", ma.store, ma.mountpoint);
 		goto out_remove_handlers;
+	}
+	/* Before the session answers INIT, which keeps the smaller of this
+	 * window and the one op_init() gives. A failure is not fatal. */
+	if (ma.read_ahead_set) {
+		if (is_fuse_fd(mnt_path)) {
+			rc = -ENOENT;
+			snprintf(why, sizeof(why), "the mountpoint is not known "
+				 "(mounted through '%s')", mnt_path);
+		} else {
+			rc = mountpoint_set_read_ahead(mnt_path, ma.read_ahead_kb,
+						       why, sizeof(why));
+		}
+		if (rc < 0)
+			fprintf(stderr, "snapfs: mount '%s': read_ahead_kb: %s\n",
+				ma.store, why);
 	}
 	if (fuse_daemonize(opts.foreground) != 0) {
 		fprintf(stderr, "snapfs: mount '%s': cannot go to the "

@@ -5,23 +5,32 @@
  * allows stacking), and a dead one makes the directory unusable until it
  * is unmounted; both are almost always a mistake, so both are refused.
  * Mounts of other kinds (a tmpfs on /mnt, say) are fine to mount over.
+ * Once mounted, the device's readahead window can be set here too.
  */
 #include "mountpoint.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* strerror(err) as messages want it: "no such file or directory". */
+static const char *err_text(int err, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", strerror(err));
+	buf[0] = (char)tolower((unsigned char)buf[0]);
+	return buf;
+}
+
 static void put_errno(char *why, size_t why_size, int err)
 {
-	snprintf(why, why_size, "%s", strerror(err));
-	why[0] = (char)tolower((unsigned char)why[0]);
+	err_text(err, why, why_size);
 }
 
 /* Undo mountinfo's octal escapes (\040 for a space) in place. */
@@ -127,4 +136,41 @@ int mountpoint_check(const char *path, char *ret_resolved, char *why,
 	}
 	memcpy(ret_resolved, resolved, strlen(resolved) + 1);
 	return 0;
+}
+
+int mountpoint_set_read_ahead(const char *path, unsigned kb, char *why,
+			      size_t why_size)
+{
+	char sys[96], value[16], err_buf[128];
+	struct statx stx;
+	ssize_t n;
+	int fd, len, err;
+
+	/* AT_STATX_DONT_SYNC: the attributes the kernel has, with no
+	 * GETATTR sent to a session that is not answering yet. */
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, 0, &stx) < 0) {
+		err = errno;
+		snprintf(why, why_size, "cannot stat the mountpoint: %s",
+			 err_text(err, err_buf, sizeof(err_buf)));
+		return -err;
+	}
+	snprintf(sys, sizeof(sys), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 stx.stx_dev_major, stx.stx_dev_minor);
+	len = snprintf(value, sizeof(value), "%u\n", kb);
+	fd = open(sys, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		goto out_why;
+	}
+	n = write(fd, value, (size_t)len);
+	err = n == len ? 0 : n < 0 ? errno : EIO;
+	close(fd);
+	if (err)
+		goto out_why;
+	return 0;
+
+out_why:
+	snprintf(why, why_size, "cannot write '%s': %s", sys,
+		 err_text(err, err_buf, sizeof(err_buf)));
+	return -err;
 }

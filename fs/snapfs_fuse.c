@@ -236,12 +236,20 @@ static int stat_node(struct fs *fs, struct node *node, fuse_ino_t ino,
 	return 0;
 }
 
-static void op_init(void *userdata UNUSED, struct fuse_conn_info *conn)
+static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	const struct fs *fs = userdata;
+
 	/* The data never changes: no reason to drop cached pages when
-	 * attributes are refreshed. conn->max_readahead already holds the
-	 * kernel's offer, the most it accepts; keep it. */
+	 * attributes are refreshed. */
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	/* conn->max_readahead holds the kernel's offer, its readahead window
+	 * when it sent INIT; it keeps the smaller of the window now and the
+	 * answer. With -o read_ahead_kb the window has been set already
+	 * (mount_main.c): answer with it, so it stays. Requests of up to
+	 * max_write (1 MiB in libfuse 3.14, max_pages 256) follow from it. */
+	if (fs->read_ahead_set)
+		conn->max_readahead = fs->read_ahead_kb * 1024;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 }
@@ -457,12 +465,13 @@ static void report_read_error(struct node *node, size_t size, off_t off,
 		    why[0] ? why : snapfs_strerror((int)rc));
 }
 
-/* A memory or region file: size bytes of the image from base. */
+/* A memory or region file: size bytes of the image from base, written to
+ * the kernel straight from the cache of decoded blobs. */
 static void read_image(fuse_req_t req, struct open_file *of, size_t size,
 		       off_t off)
 {
-	unsigned char *buf;
-	ssize_t n;
+	struct snapfs_read_slices slices;
+	int rc;
 
 	if (off < 0 || (uint64_t)off >= of->size) {
 		fuse_reply_buf(req, NULL, 0);
@@ -470,23 +479,21 @@ static void read_image(fuse_req_t req, struct open_file *of, size_t size,
 	}
 	if (size > of->size - (uint64_t)off)
 		size = (size_t)(of->size - (uint64_t)off);
-	buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = snapfs_image_read(of->image, buf, size, of->base + (uint64_t)off);
+	rc = snapfs_image_read_slices(of->image, of->base + (uint64_t)off, size,
+				      &slices);
 	/* A short read would be taken for the end of the file. */
-	if (n >= 0 && (size_t)n != size)
-		n = -EIO;
-	if (n < 0) {
+	if (rc == 0 && slices.len != size)
+		rc = -EIO;
+	if (rc < 0) {
 		report_read_error(of->node, size,
-				  (off_t)(of->base + (uint64_t)off), n);
-		fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
+				  (off_t)(of->base + (uint64_t)off), rc);
+		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
 	} else {
-		fuse_reply_buf(req, (const char *)buf, (size_t)n);
+		fuse_reply_iov(req, slices.iov, (int)slices.count);
 	}
-	free(buf);
+	/* Once replied to, the file may be closed and its image gone: the
+	 * slices hold on to the store only. */
+	snapfs_read_slices_release(&slices);
 }
 
 static void read_text(fuse_req_t req, const struct open_file *of,

@@ -10,8 +10,8 @@
  * Mount the store and serve it until it is unmounted or a signal stops it.
  * argv[0] is the program name; then STORE and MOUNTPOINT and the options in
  * any order: -f (foreground), -d (debug), -s (single-threaded),
- * -o OPT[,OPT...] (cache_size=MiB, allow_other, ro, and libfuse's own),
- * --help, --version. Errors found before the mount (bad arguments, not a
+ * -o OPT[,OPT...] (cache_size=MiB, read_ahead_kb=N, allow_other, ro, and
+ * libfuse's own), --help, --version. Errors found before the mount (bad arguments, not a
  * store, bad mountpoint, already mounted) are printed as one line
  * "snapfs: mount 'STORE': WHY" while still in the foreground. The caller's
  * argv is not modified.

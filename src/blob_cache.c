@@ -173,6 +173,18 @@ size_t blob_cache_bytes(struct blob_cache *c)
 	return n;
 }
 
+bool blob_cache_contains(struct blob_cache *c, int64_t id)
+{
+	struct entry *e;
+
+	pthread_mutex_lock(&c->lock);
+	for (e = c->buckets[bucket_of(c, id)]; e; e = e->hash_next)
+		if (e->blob.id == id)
+			break;
+	pthread_mutex_unlock(&c->lock);
+	return e != NULL;
+}
+
 int blob_cache_get(struct blob_cache *c, int64_t id, blob_load_fn load,
 		   void *ctx, const struct cached_blob **ret_blob)
 {

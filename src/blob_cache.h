@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ void blob_cache_set_limit(struct blob_cache *cache, size_t limit_bytes);
 int blob_cache_get(struct blob_cache *cache, int64_t id, blob_load_fn load,
 		   void *ctx, const struct cached_blob **ret_blob);
 void blob_cache_put(struct blob_cache *cache, const struct cached_blob *blob);
+
+/* true if blob id is held or being decoded now. */
+bool blob_cache_contains(struct blob_cache *cache, int64_t id);
 
 /* Bytes of decoded data held now. */
 size_t blob_cache_bytes(struct blob_cache *cache);

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The read path shared by restore, verify, diff and the mount: offset ->
- * page map run -> decoded blob (through the shared cache) -> bytes. Every
+ * page map run -> decoded blob (through the shared cache) -> bytes, handed
+ * out as slices of the cached blobs and of a buffer of zeros (the mount
+ * writes them to the kernel as they are) or copied out of those. Every
  * blob is checked against its checksum before decoding and every run
  * against its hash before it is served, so damage reads as -EIO, never as
  * wrong bytes.
@@ -16,6 +18,7 @@
 #include "blob_cache.h"
 #include "catalog.h"
 #include "codec.h"
+#include "decode_ahead.h"
 #include "digest.h"
 #include "errors.h"
 #include "reader.h"
@@ -37,6 +40,9 @@ struct snapfs_image {
 	bool damaged;                /* the page map fails its digest: all -EIO */
 	struct image_run *runs;      /* sorted by first_page */
 	size_t run_count;
+	atomic_size_t stream_run;    /* run index where the last read ended */
+	atomic_uint streak;          /* sequential reads in a row */
+	atomic_size_t ahead_run;     /* runs below this were sent to decode ahead */
 };
 
 int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
@@ -273,7 +279,7 @@ int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
 	return 0;
 }
 
-static int load_blob(void *ctx, int64_t id, unsigned char **ret_data,
+int reader_load_blob(void *ctx, int64_t id, unsigned char **ret_data,
 		     size_t *ret_size)
 {
 	struct snapfs_store *store = ctx;
@@ -288,22 +294,27 @@ static int load_blob(void *ctx, int64_t id, unsigned char **ret_data,
 	return rc;
 }
 
-/* The decoded bytes of run r, checked; release with blob_cache_put(). */
-static int run_bytes(struct snapfs_image *img, struct image_run *r,
-		     const struct cached_blob **ret_blob, const unsigned char **ret_bytes)
+/* Zeros for holes and zero pages, shared by every read. Never written:
+ * in .bss it costs no memory until read, and then only the kernel's zero
+ * page. */
+#define ZERO_BYTES SNAPFS_READ_SLICES_BYTES
+static unsigned char zero_bytes[ZERO_BYTES];
+
+static int run_damaged(const struct image_run *r)
 {
-	struct blob_cache *cache = store_cache(img->store);
-	const struct cached_blob *blob;
-	const unsigned char *bytes;
-	size_t len = (size_t)r->map.page_count * SNAPFS_PAGE_SIZE;
-	size_t at = (size_t)r->map.slot * SNAPFS_PAGE_SIZE;
-	int state = atomic_load(&r->state);
+	return error_set(-EIO, "page map run at offset 0x%llx: damaged",
+			 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE));
+}
+
+/* Hold the decoded blob of run r in the cache; let go with
+ * blob_cache_put(). */
+static int run_blob(struct snapfs_image *img, const struct image_run *r,
+		    const struct cached_blob **ret_blob)
+{
 	int rc;
 
-	if (state == RUN_BAD)
-		return error_set(-EIO, "page map run at offset 0x%llx: damaged",
-				 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE));
-	rc = blob_cache_get(cache, r->map.blob_id, load_blob, img->store, &blob);
+	rc = blob_cache_get(store_cache(img->store), r->map.blob_id, reader_load_blob,
+			    img->store, ret_blob);
 	if (rc < 0) {
 		/* The loading thread has the detail; this one may have waited. */
 		if (rc == -ENOMEM)
@@ -312,9 +323,23 @@ static int run_bytes(struct snapfs_image *img, struct image_run *r,
 				 (long long)r->map.blob_id,
 				 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE));
 	}
+	return 0;
+}
+
+/* The bytes of run r within blob (its blob), checked against the run's
+ * hash the first time. */
+static int run_bytes(struct snapfs_image *img, struct image_run *r,
+		     const struct cached_blob *blob, const unsigned char **ret_bytes)
+{
+	size_t len = (size_t)r->map.page_count * SNAPFS_PAGE_SIZE;
+	size_t at = (size_t)r->map.slot * SNAPFS_PAGE_SIZE;
+	const unsigned char *bytes;
+	int state = atomic_load(&r->state);
+
+	if (state == RUN_BAD)
+		return run_damaged(r);
 	if (at > blob->size || len > blob->size - at) {
 		atomic_store(&r->state, RUN_BAD);
-		blob_cache_put(cache, blob);
 		return error_set(-EIO, "page map run at offset 0x%llx: slots beyond blob %lld",
 				 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE),
 				 (long long)r->map.blob_id);
@@ -323,7 +348,6 @@ static int run_bytes(struct snapfs_image *img, struct image_run *r,
 	if (state == RUN_UNCHECKED) {
 		if (run_hash(bytes, len, img->snapshot_id, r->map.first_page) != r->map.hash) {
 			atomic_store(&r->state, RUN_BAD);
-			blob_cache_put(cache, blob);
 			return error_set(-EIO, "page map run at offset 0x%llx: bytes of blob %lld "
 					 "do not match the run's hash",
 					 (unsigned long long)(r->map.first_page * SNAPFS_PAGE_SIZE),
@@ -331,18 +355,165 @@ static int run_bytes(struct snapfs_image *img, struct image_run *r,
 		}
 		atomic_store(&r->state, RUN_GOOD);
 	}
-	*ret_blob = blob;
 	*ret_bytes = bytes;
 	return 0;
 }
 
-ssize_t snapfs_image_read(struct snapfs_image *img, void *buf, size_t len,
-			  uint64_t off)
+/* arr (count entries of size bytes, room for *cap) with room for one
+ * more: itself, or a larger copy on the heap, arr freed unless it is the
+ * inline array. NULL when out of memory (arr is kept). */
+static void *grow(void *arr, size_t *cap, size_t count, size_t size,
+		  const void *inline_arr)
 {
-	unsigned char *out = buf;
+	size_t new_cap = *cap * 2;
+	void *p;
+
+	if (count < *cap)
+		return arr;
+	if (arr == inline_arr) {
+		p = malloc(new_cap * size);
+		if (p)
+			memcpy(p, arr, count * size);
+	} else {
+		p = realloc(arr, new_cap * size);
+	}
+	if (p)
+		*cap = new_cap;
+	return p;
+}
+
+static bool is_zero_slice(const struct iovec *v)
+{
+	return v->iov_base == zero_bytes;
+}
+
+/* Append len bytes at data, merged with the slice before when they follow
+ * it (zeros with zeros, data with data that is next in memory). */
+static int slices_add(struct snapfs_read_slices *s, const void *data, size_t len)
+{
+	struct iovec *last = s->count ? &s->iov[s->count - 1] : NULL;
+	bool zero = data == zero_bytes;
+	struct iovec *iov;
+
+	if (last && zero && is_zero_slice(last) && last->iov_len + len <= ZERO_BYTES) {
+		last->iov_len += len;
+		goto out_counted;
+	}
+	if (last && !zero && !is_zero_slice(last) &&
+	    (uintptr_t)last->iov_base + last->iov_len == (uintptr_t)data) {
+		last->iov_len += len;
+		goto out_counted;
+	}
+	iov = grow(s->iov, &s->iov_cap, s->count, sizeof(*s->iov), s->iov_inline);
+	if (!iov)
+		return -ENOMEM;
+	s->iov = iov;
+	s->iov[s->count].iov_base = (void *)data;
+	s->iov[s->count].iov_len = len;
+	s->count++;
+out_counted:
+	s->len += len;
+	return 0;
+}
+
+static int slices_add_zeros(struct snapfs_read_slices *s, uint64_t len)
+{
+	while (len) {
+		size_t n = len < ZERO_BYTES ? (size_t)len : ZERO_BYTES;
+		int rc = slices_add(s, zero_bytes, n);
+
+		if (rc < 0)
+			return rc;
+		len -= n;
+	}
+	return 0;
+}
+
+static int slices_pin(struct snapfs_read_slices *s, const struct cached_blob *blob)
+{
+	const void **pins;
+
+	pins = grow(s->pins, &s->pin_cap, s->pin_count, sizeof(*s->pins),
+		    s->pins_inline);
+	if (!pins)
+		return -ENOMEM;
+	s->pins = pins;
+	s->pins[s->pin_count++] = blob;
+	return 0;
+}
+
+void snapfs_read_slices_release(struct snapfs_read_slices *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->pin_count; i++)
+		blob_cache_put(store_cache(s->store), s->pins[i]);
+	if (s->iov != s->iov_inline)
+		free(s->iov);
+	if (s->pins != s->pins_inline)
+		free(s->pins);
+	s->iov = s->iov_inline;
+	s->pins = s->pins_inline;
+	s->count = s->pin_count = s->len = 0;
+}
+
+/* Decoding ahead of sequential readers (restore, cp, dd, a VMM faulting
+ * memory in order). Sequential is judged in runs, not bytes, so that a
+ * reader that skips holes (restore, cp --sparse) still counts, and with
+ * some slack, because the kernel's readahead sends requests out of order. */
+#define AHEAD_RUNS 48                /* runs (a blob or less each) kept decoded ahead */
+#define AHEAD_SLACK 4                /* runs a "sequential" read may be off by */
+
+static void read_ahead(struct snapfs_image *img, uint64_t off, uint64_t end)
+{
+	size_t first = run_at_or_after(img, off / SNAPFS_PAGE_SIZE);
+	size_t cur = run_at_or_after(img, end / SNAPFS_PAGE_SIZE);
+	size_t last = atomic_exchange(&img->stream_run, cur);
+	size_t target, ahead, i;
+	struct decode_ahead *da;
+	int64_t prev_id = 0;
+
+	if (first + AHEAD_SLACK < last || first > last + AHEAD_SLACK) {
+		atomic_store(&img->streak, 0);
+		atomic_store(&img->ahead_run, 0);
+		return;
+	}
+	/* The second sequential read in a row starts decoding ahead. */
+	if (atomic_fetch_add(&img->streak, 1) < 1)
+		return;
+	target = cur + AHEAD_RUNS < img->run_count ? cur + AHEAD_RUNS : img->run_count;
+	/* Claim the runs from where the last call stopped up to target. */
+	ahead = atomic_load(&img->ahead_run);
+	do {
+		if (ahead >= target)
+			return;
+	} while (!atomic_compare_exchange_weak(&img->ahead_run, &ahead, target));
+	i = ahead < cur ? cur : ahead;
+	da = store_decode_ahead(img->store);
+	if (!da)
+		return;
+	for (; i < target; i++) {
+		const struct image_run *r = &img->runs[i];
+
+		if (r->map.blob_id != prev_id && atomic_load(&r->state) != RUN_BAD)
+			decode_ahead_want(da, r->map.blob_id);
+		prev_id = r->map.blob_id;
+	}
+}
+
+int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
+			     size_t len, struct snapfs_read_slices *s)
+{
+	const struct cached_blob *blob = NULL;   /* the last one pinned */
 	uint64_t end, pos;
 	size_t i;
+	int rc;
 
+	s->iov = s->iov_inline;
+	s->pins = s->pins_inline;
+	s->iov_cap = s->pin_cap = SNAPFS_READ_SLICES_INLINE;
+	s->count = s->pin_count = s->len = 0;
+	s->store = img->store;
 	if (img->damaged)
 		return error_set(-EIO, "snapshot #%lld: page map fails its digest",
 				 (long long)img->snapshot_id);
@@ -351,34 +522,87 @@ ssize_t snapfs_image_read(struct snapfs_image *img, void *buf, size_t len,
 	end = off + len;
 	if (end > img->file_size || end < off)
 		end = img->file_size;
+	read_ahead(img, off, end);
 	pos = off;
 	i = run_at_or_after(img, pos / SNAPFS_PAGE_SIZE);
 	while (pos < end) {
 		struct image_run *r = i < img->run_count ? &img->runs[i] : NULL;
 		uint64_t run_start = r ? r->map.first_page * SNAPFS_PAGE_SIZE : end;
 		uint64_t run_end = r ? (r->map.first_page + r->map.page_count) * SNAPFS_PAGE_SIZE : end;
-		const struct cached_blob *blob = NULL;
 		const unsigned char *bytes = NULL;
 		uint64_t stop;
-		int rc;
 
 		if (pos < run_start) {
 			/* A hole or zero pages up to the next run. */
 			stop = run_start < end ? run_start : end;
-			memset(out + (pos - off), 0, stop - pos);
+			rc = slices_add_zeros(s, stop - pos);
+			if (rc < 0)
+				goto out_release;
 			pos = stop;
 			continue;
 		}
 		stop = run_end < end ? run_end : end;
-		rc = run_bytes(img, r, &blob, &bytes);
+		if (atomic_load(&r->state) == RUN_BAD) {
+			rc = run_damaged(r);
+			goto out_release;
+		}
+		/* Runs that share a blob share its pin. */
+		if (!blob || blob->id != r->map.blob_id) {
+			rc = run_blob(img, r, &blob);
+			if (rc < 0)
+				goto out_release;
+			rc = slices_pin(s, blob);
+			if (rc < 0) {
+				blob_cache_put(store_cache(img->store), blob);
+				goto out_release;
+			}
+		}
+		rc = run_bytes(img, r, blob, &bytes);
 		if (rc < 0)
-			return rc;
-		memcpy(out + (pos - off), bytes + (pos - run_start), stop - pos);
-		blob_cache_put(store_cache(img->store), blob);
+			goto out_release;
+		rc = slices_add(s, bytes + (pos - run_start), (size_t)(stop - pos));
+		if (rc < 0)
+			goto out_release;
 		pos = stop;
 		i++;
 	}
-	return (ssize_t)(end - off);
+	return 0;
+
+out_release:
+	snapfs_read_slices_release(s);
+	return rc;
+}
+
+ssize_t snapfs_image_read(struct snapfs_image *img, void *buf, size_t len,
+			  uint64_t off)
+{
+	struct snapfs_read_slices s;
+	unsigned char *out = buf;
+	size_t done = 0;
+	int rc;
+
+	/* In pieces that fit the slices' inline arrays. */
+	do {
+		size_t want = len - done < SNAPFS_READ_SLICES_BYTES ?
+			      len - done : SNAPFS_READ_SLICES_BYTES;
+		size_t got;
+
+		rc = snapfs_image_read_slices(img, off + done, want, &s);
+		if (rc < 0)
+			return rc;
+		for (size_t k = 0; k < s.count; k++) {
+			if (is_zero_slice(&s.iov[k]))
+				memset(out + done, 0, s.iov[k].iov_len);
+			else
+				memcpy(out + done, s.iov[k].iov_base, s.iov[k].iov_len);
+			done += s.iov[k].iov_len;
+		}
+		got = s.len;
+		snapfs_read_slices_release(&s);
+		if (got < want)
+			break;          /* the end of the file */
+	} while (done < len);
+	return (ssize_t)done;
 }
 
 int64_t snapfs_image_seek(struct snapfs_image *img, uint64_t off, int whence)

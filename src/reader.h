@@ -23,6 +23,11 @@ struct snapfs_image;
 int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
 		size_t *ret_size);
 
+/* blob_load_fn for the store's blob cache (ctx: the struct snapfs_store):
+ * decode blob id through a borrowed read connection. */
+int reader_load_blob(void *ctx, int64_t id, unsigned char **ret_data,
+		     size_t *ret_size);
+
 /* Free the calling thread's decoding state now (other threads' goes when
  * they end; the main thread's would otherwise outlive the store). */
 void reader_thread_release(void);

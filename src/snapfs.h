@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* Bytes per page: the unit of zero detection, dedup and the page map. */
 #define SNAPFS_PAGE_SIZE 4096u
@@ -235,6 +236,41 @@ uint64_t snapfs_image_data_bytes(const struct snapfs_image *image,
  * error; a read that touches a damaged page fails whole with -EIO. */
 ssize_t snapfs_image_read(struct snapfs_image *image, void *buf, size_t len,
 			  uint64_t off);
+
+/* The bytes of one read without copying them: slices in file order that
+ * point into the store's cache of decoded blobs (each entry held until
+ * snapfs_read_slices_release()) and, for holes and zero pages, into one
+ * shared buffer of zeros. The bytes are read-only, although iov_base is
+ * not const. Fill with snapfs_image_read_slices(); reads of up to
+ * SNAPFS_READ_SLICES_BYTES fit the inline arrays, longer ones grow on the
+ * heap. Lives on the caller's stack (about 6 KiB); not thread-shared.
+ * The slices need the store open until they are released, not the image. */
+#define SNAPFS_READ_SLICES_BYTES (1u << 20)
+#define SNAPFS_READ_SLICES_INLINE (SNAPFS_READ_SLICES_BYTES / SNAPFS_PAGE_SIZE + 2)
+
+struct snapfs_read_slices {
+	struct iovec *iov;           /* count slices, for writev(2) and the like */
+	size_t count;
+	size_t len;                  /* bytes in all slices: the count read */
+	/* Private to the library. */
+	struct snapfs_store *store;  /* whose cache holds the pins */
+	const void **pins;           /* pin_count cache entries held */
+	size_t pin_count;
+	size_t iov_cap, pin_cap;
+	struct iovec iov_inline[SNAPFS_READ_SLICES_INLINE];
+	const void *pins_inline[SNAPFS_READ_SLICES_INLINE];
+};
+
+/* Read up to len bytes at off as slices, with snapfs_image_read()'s rules:
+ * slices->len is len unless the file ends first (0 at or past the end);
+ * a read that touches a damaged page fails whole with -EIO. Returns 0 or a
+ * negative error. slices needs no setup; afterwards, on success or not,
+ * call snapfs_read_slices_release() once (on failure it holds nothing). */
+int snapfs_image_read_slices(struct snapfs_image *image, uint64_t off,
+			     size_t len, struct snapfs_read_slices *slices);
+/* Let go of the cache entries and heap arrays of slices; its bytes are
+ * gone after this. */
+void snapfs_read_slices_release(struct snapfs_read_slices *slices);
 
 /* lseek(2) SEEK_DATA / SEEK_HOLE at page granularity: the offset of the
  * next data page or hole at or after off, clamped to the file size;

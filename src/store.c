@@ -17,6 +17,7 @@
 
 #include "blob_cache.h"
 #include "catalog.h"
+#include "decode_ahead.h"
 #include "errors.h"
 #include "reader.h"
 
@@ -29,6 +30,9 @@ struct snapfs_store {
 	struct catalog **idle;          /* read connections not in use */
 	size_t idle_count, idle_cap;
 	struct blob_cache *cache;
+	pthread_mutex_t ahead_lock;     /* guards ahead, ahead_tried */
+	struct decode_ahead *ahead;     /* started by the first sequential read */
+	bool ahead_tried;
 	pthread_mutex_t watch_lock;     /* guards watcher */
 	struct catalog *watcher;        /* polled for data_version */
 };
@@ -169,6 +173,7 @@ int snapfs_store_open(const char *dir, unsigned flags,
 	if (!store)
 		return -ENOMEM;
 	pthread_mutex_init(&store->pool_lock, NULL);
+	pthread_mutex_init(&store->ahead_lock, NULL);
 	pthread_mutex_init(&store->watch_lock, NULL);
 	store->readonly = flags & SNAPFS_OPEN_READONLY;
 	store->dir = strdup(dir);
@@ -215,6 +220,9 @@ void snapfs_store_close(struct snapfs_store *store)
 {
 	if (!store)
 		return;
+	/* First: its workers use the connections and the cache. */
+	decode_ahead_free(store->ahead);
+	pthread_mutex_destroy(&store->ahead_lock);
 	for (size_t i = 0; i < store->idle_count; i++)
 		catalog_close(store->idle[i]);
 	free(store->idle);
@@ -232,6 +240,27 @@ void snapfs_store_close(struct snapfs_store *store)
 void snapfs_store_set_cache_size(struct snapfs_store *store, size_t bytes)
 {
 	blob_cache_set_limit(store->cache, bytes);
+}
+
+struct decode_ahead *store_decode_ahead(struct snapfs_store *store)
+{
+	struct decode_ahead *da;
+
+	pthread_mutex_lock(&store->ahead_lock);
+	if (!store->ahead_tried) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		store->ahead_tried = true;
+		/* One worker per core, a few at most: they only keep a
+		 * sequential reader's next blobs decoded. */
+		if (decode_ahead_new(store->cache, reader_load_blob, store,
+				     cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned)cpus,
+				     &store->ahead) < 0)
+			store->ahead = NULL;
+	}
+	da = store->ahead;
+	pthread_mutex_unlock(&store->ahead_lock);
+	return da;
 }
 
 struct catalog *store_writer(struct snapfs_store *store)

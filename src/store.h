@@ -10,6 +10,7 @@
 
 struct catalog;
 struct blob_cache;
+struct decode_ahead;
 
 /* Borrow a read-only connection; give it back with store_reader_put(). */
 int store_reader_get(struct snapfs_store *store, struct catalog **ret_cat);
@@ -18,6 +19,9 @@ void store_reader_put(struct snapfs_store *store, struct catalog *cat);
 /* The writer connection, or NULL for a store opened read-only. */
 struct catalog *store_writer(struct snapfs_store *store);
 struct blob_cache *store_cache(struct snapfs_store *store);
+/* The store's decode-ahead workers, started on first use; NULL if they
+ * could not be started (reads then decode on their own). */
+struct decode_ahead *store_decode_ahead(struct snapfs_store *store);
 const char *store_dir(const struct snapfs_store *store);
 
 /* Bytes of snapfs.db and its -wal file on disk. */

@@ -25,6 +25,9 @@ Peers: squashfuse_ll over mksquashfs images (-comp zstd, -comp lz4), borg
 (create / mount / extract, repo made with `borg init -e none`), zstd -3 of the
 raw image, the plain file on disk, and nullfs (a FUSE server that answers every
 read with constant bytes, mounted with snapfs's options: the FUSE ceiling).
+Every FUSE mount gets the same readahead window, READ_AHEAD_KB: snapfs and
+nullfs through `-o read_ahead_kb=N`, squashfuse_ll and borg by writing
+/sys/class/bdi/MAJ:MIN/read_ahead_kb once they are mounted.
 
 Every timing is repeated (3 runs, 5 for the cheap ones); the tables give
 medians and ratios. Cold means: fresh mount (new daemon), then `sync; echo 3 >
@@ -53,6 +56,10 @@ MiB = 1 << 20
 GiB = 1 << 30
 PAGE = 4096
 ZERO_PAGE = bytes(PAGE)
+# The readahead window of every FUSE mount, in KiB (the kernel's default is
+# 128): snapfs and nullfs get it as -o read_ahead_kb, the other peers by
+# set_read_ahead() after mounting, so that all read with the same requests.
+READ_AHEAD_KB = 1024
 
 
 def log(msg):
@@ -407,11 +414,24 @@ def make_core(path, mib, seed, workdir):
 # Mounts
 # ----------------------------------------------------------------------------
 
-class Mount:
-    """One FUSE daemon in the foreground (so that its pid is ours to watch)."""
+def set_read_ahead(mnt, kb):
+    """Set the readahead window of the filesystem mounted on mnt, as
+    snapfs's -o read_ahead_kb does: /sys/class/bdi/MAJ:MIN/read_ahead_kb of
+    its device."""
+    st = os.stat(mnt)
+    path = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+    with open(path, "w") as f:
+        f.write(f"{kb}\n")
 
-    def __init__(self, cmd, mnt, path, env=None, stats_file=None):
+
+class Mount:
+    """One FUSE daemon in the foreground (so that its pid is ours to watch).
+    read_ahead_kb: set the mount's readahead window once it is up, for
+    daemons that have no option for it."""
+
+    def __init__(self, cmd, mnt, path, env=None, stats_file=None, read_ahead_kb=None):
         self.cmd, self.mnt, self.path, self.env = cmd, mnt, path, env
+        self.read_ahead_kb = read_ahead_kb
         self.proc = None
 
     def __enter__(self):
@@ -427,6 +447,8 @@ class Mount:
                 raise RuntimeError(f"{' '.join(self.cmd)}: exited {self.proc.returncode}: "
                                    f"{open(self.mnt + '.log').read()[-2000:]}")
             if os.path.ismount(self.mnt) and os.path.exists(self.path):
+                if self.read_ahead_kb is not None:
+                    set_read_ahead(self.mnt, self.read_ahead_kb)
                 return self
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{' '.join(self.cmd)}: not mounted after 120 s")
@@ -736,22 +758,25 @@ class Bench:
         name = os.path.basename(src)
         if system == "plain":
             return None, src
+        # snapfs and nullfs: the same options, the rule for the ceiling.
+        ra_opts = ["-o", f"read_ahead_kb={READ_AHEAD_KB}"]
         if system.startswith("snapfs"):
             path = os.path.join(mnt, "img", "memory")
-            return Mount([self.snapfs, "mount", os.path.join(d, system), mnt, "-f"], mnt, path), path
+            return Mount([self.snapfs, "mount", os.path.join(d, system), mnt, "-f", *ra_opts],
+                         mnt, path), path
         if system.startswith("sqfs"):
             path = os.path.join(mnt, name)
             return Mount(["squashfuse_ll", "-f", os.path.join(d, f"{system}.sqfs"), mnt],
-                         mnt, path), path
+                         mnt, path, read_ahead_kb=READ_AHEAD_KB), path
         if system == "borg":
             path = os.path.join(mnt, name)
             env = self.borg_env(os.path.join(d, "borg.home"))
             return Mount(["borg", "mount", "-f", f"{os.path.join(d, 'borg')}::img", mnt],
-                         mnt, path, env=env), path
+                         mnt, path, env=env, read_ahead_kb=READ_AHEAD_KB), path
         if system == "null":
             path = os.path.join(mnt, "memory")
-            return Mount([self.a.nullfs, mnt, "-f", "-o", f"size={os.path.getsize(src)}"],
-                         mnt, path), path
+            return Mount([self.a.nullfs, mnt, "-f", "-o", f"size={os.path.getsize(src)}",
+                          *ra_opts], mnt, path), path
         raise ValueError(system)
 
     def measure_read(self, system, image, src, metric, run_i):

@@ -8,11 +8,12 @@
  * snapfs uses (fs/mount_main.c, fs/snapfs_fuse.c): "-o ro,subtype=...,
  * fsname=...", the multi-threaded session loop with libfuse's defaults,
  * FUSE_CAP_ASYNC_READ on, FUSE_CAP_AUTO_INVAL_DATA off, max_readahead left
- * at the kernel's offer, keep_cache and noflush on open, 86400 s attribute
+ * at the kernel's offer (or, with -o read_ahead_kb=N, the window set the
+ * way snapfs sets it), keep_cache and noflush on open, 86400 s attribute
  * and entry timeouts for the file. Whatever snapfs is slower than this is
  * snapfs's own cost, not the kernel's.
  *
- *   nullfs MOUNTPOINT -o size=BYTES [-f] [-s] [-d] [-o OPT...]
+ *   nullfs MOUNTPOINT -o size=BYTES [-o read_ahead_kb=N] [-f] [-s] [-d] [-o OPT...]
  *
  * With the environment variable NULLFS_STATS=FILE it writes, on exit, a
  * histogram of the read request sizes the kernel sent (size count), so
@@ -20,9 +21,11 @@
  *
  * Built by tests/bench/run.sh: cc -O2 nullfs.c $(pkg-config --cflags --libs fuse3)
  */
+#define _GNU_SOURCE
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -35,6 +38,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define READ_AHEAD_KB_MAX 65536
+
 #define FILE_INO 2
 #define FILE_NAME "memory"
 #define DATA_TIMEOUT 86400.0
@@ -46,6 +51,7 @@ static uint64_t file_size;
 static char *constant;            /* BUF_BYTES of one byte value */
 static atomic_ulong hist[HIST_SLOTS + 1];
 static atomic_ulong odd_reads;    /* sizes that are not a multiple of 4 KiB */
+static long read_ahead_kb = -1;   /* -o read_ahead_kb, -1 if not given */
 
 static void fill_stat(fuse_ino_t ino, struct stat *st)
 {
@@ -69,8 +75,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	/* As snapfs: no AUTO_INVAL_DATA, ASYNC_READ when offered, the
-	 * kernel's max_readahead kept. */
+	 * kernel's max_readahead kept unless -o read_ahead_kb was given
+	 * (the kernel keeps the smaller of the window and this answer). */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	if (read_ahead_kb >= 0)
+		conn->max_readahead = (unsigned)read_ahead_kb * 1024;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 }
@@ -191,12 +200,39 @@ static const struct fuse_lowlevel_ops ops = {
 
 struct nullfs_opts {
 	char *size;
+	char *read_ahead_kb;
 };
 
 static const struct fuse_opt opt_spec[] = {
 	{ "size=%s", offsetof(struct nullfs_opts, size), 0 },
+	{ "read_ahead_kb=%s", offsetof(struct nullfs_opts, read_ahead_kb), 0 },
 	FUSE_OPT_END
 };
+
+/* A copy of snapfs's mountpoint_set_read_ahead() (fs/mountpoint.c): the
+ * window of the device mounted on path, before the session answers INIT.
+ * Warns and goes on when it cannot. */
+static void set_read_ahead(const char *path, unsigned kb)
+{
+	char sys[96], value[16];
+	struct statx stx;
+	int fd, len;
+
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, 0, &stx) < 0) {
+		fprintf(stderr, "nullfs: mount '%s': read_ahead_kb: %s\n", path,
+			strerror(errno));
+		return;
+	}
+	snprintf(sys, sizeof(sys), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 stx.stx_dev_major, stx.stx_dev_minor);
+	len = snprintf(value, sizeof(value), "%u\n", kb);
+	fd = open(sys, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, value, (size_t)len) != len)
+		fprintf(stderr, "nullfs: mount '%s': read_ahead_kb: cannot write "
+			"'%s': %s\n", path, sys, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
 
 static void write_stats(void)
 {
@@ -239,6 +275,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "nullfs: bad size '%s'\n", nopts.size);
 		return 2;
 	}
+	if (nopts.read_ahead_kb) {
+		read_ahead_kb = strtol(nopts.read_ahead_kb, &end, 10);
+		if (!isdigit((unsigned char)nopts.read_ahead_kb[0]) || *end ||
+		    read_ahead_kb > READ_AHEAD_KB_MAX) {
+			fprintf(stderr, "nullfs: option 'read_ahead_kb=%s': expected a "
+				"whole number of KiB from 0 to 65536\n", nopts.read_ahead_kb);
+			return 2;
+		}
+	}
 	constant = malloc(BUF_BYTES);
 	if (!constant)
 		return 1;
@@ -260,6 +305,8 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_handlers;
+	if (read_ahead_kb >= 0)
+		set_read_ahead(opts.mountpoint, (unsigned)read_ahead_kb);
 	if (fuse_daemonize(opts.foreground) != 0)
 		goto out_unmount;
 	if (opts.singlethread) {

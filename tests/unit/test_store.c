@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Unit tests of the store through the public API: the scanner's data
- * ranges and zero pages, the blob writer's dedup, and the reader's bytes,
- * SEEK_DATA/SEEK_HOLE answers and damage handling, all checked against the
- * source file on random images.
+ * ranges and zero pages, the blob writer's dedup, and the reader's bytes
+ * (copied and as slices), SEEK_DATA/SEEK_HOLE answers and damage handling,
+ * all checked against the source file on random images.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +116,29 @@ static void check_image(struct snapfs_image *img, const unsigned char *src, uint
 		EXPECT(n == (ssize_t)want);
 		if (n > 0)
 			EXPECT(memcmp(buf, src + off, (size_t)n) == 0);
+	}
+	/* The same bytes as slices, in reads up to the whole file: long
+	 * enough to outgrow the inline arrays. Zeros come merged. */
+	for (int i = 0; i < 200; i++) {
+		uint64_t off = i == 0 ? 0 : next_random() % (size + 1000);
+		size_t len = i == 0 ? (size_t)size + 1 : (size_t)(next_random() % (size + 1));
+		size_t want = off >= size ? 0 : (size - off < len ? (size_t)(size - off) : len);
+		struct snapfs_read_slices s;
+		size_t at = 0;
+
+		EXPECT(snapfs_image_read_slices(img, off, len, &s) == 0);
+		EXPECT(s.len == want);
+		for (size_t k = 0; k < s.count; k++) {
+			EXPECT(s.iov[k].iov_len > 0);
+			/* Zeros follow data, never zeros (data may repeat
+			 * itself: dedup). */
+			EXPECT(k == 0 || s.iov[k].iov_base != s.iov[k - 1].iov_base ||
+			       !page_is_zero(s.iov[k].iov_base, s.iov[k].iov_len));
+			EXPECT(memcmp(s.iov[k].iov_base, src + off + at, s.iov[k].iov_len) == 0);
+			at += s.iov[k].iov_len;
+		}
+		EXPECT(at == want);
+		snapfs_read_slices_release(&s);
 	}
 }
 
@@ -234,6 +257,16 @@ int main(void)
 		/* The retargeted run reads as EIO, never as the other blob's bytes. */
 		failures = snapfs_image_read(image, buf, PAGE, (uint64_t)last) == -EIO;
 		EXPECT(failures == 1);
+		/* As slices, a read of the whole file fails whole, the good
+		 * runs before the bad one let go of. */
+		{
+			struct snapfs_read_slices s;
+
+			EXPECT(snapfs_image_read_slices(image, 0, (size_t)snapfs_image_size(image),
+							&s) == -EIO);
+			EXPECT(s.count == 0 && s.pin_count == 0 && s.len == 0);
+			snapfs_read_slices_release(&s);
+		}
 		snapfs_image_close(image);
 		snapfs_store_close(fresh);
 	}

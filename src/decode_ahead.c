@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The decode-ahead workers: a bounded ring of blob ids under one mutex,
+ * and threads that take ids from it and load them through the blob cache
+ * (which decodes a blob once however many threads want it, so a reader
+ * that arrives while a worker decodes its blob waits for that decode
+ * instead of starting another).
+ */
+#include "decode_ahead.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "reader.h"
+
+/* Requests waiting: a sequential reader asks for a few MiB ahead. */
+#define QUEUE_SIZE 128
+
+struct decode_ahead {
+	struct blob_cache *cache;
+	blob_load_fn load;
+	void *ctx;
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	int64_t queue[QUEUE_SIZE];
+	unsigned head, count;        /* ring: next to take, ids waiting */
+	bool stopping;
+	unsigned thread_count;
+	pthread_t threads[];
+};
+
+static void *worker(void *arg)
+{
+	struct decode_ahead *da = arg;
+
+	pthread_mutex_lock(&da->lock);
+	for (;;) {
+		const struct cached_blob *blob;
+		int64_t id;
+
+		while (!da->stopping && da->count == 0)
+			pthread_cond_wait(&da->work, &da->lock);
+		if (da->stopping)
+			break;
+		id = da->queue[da->head];
+		da->head = (da->head + 1) % QUEUE_SIZE;
+		da->count--;
+		pthread_mutex_unlock(&da->lock);
+		if (!blob_cache_contains(da->cache, id) &&
+		    blob_cache_get(da->cache, id, da->load, da->ctx, &blob) == 0)
+			blob_cache_put(da->cache, blob);
+		pthread_mutex_lock(&da->lock);
+	}
+	pthread_mutex_unlock(&da->lock);
+	reader_thread_release();
+	return NULL;
+}
+
+int decode_ahead_new(struct blob_cache *cache, blob_load_fn load, void *ctx,
+		     unsigned threads, struct decode_ahead **ret_da)
+{
+	struct decode_ahead *da;
+	int rc;
+
+	if (threads < 1)
+		threads = 1;
+	da = calloc(1, sizeof(*da) + threads * sizeof(da->threads[0]));
+	if (!da)
+		return -ENOMEM;
+	da->cache = cache;
+	da->load = load;
+	da->ctx = ctx;
+	pthread_mutex_init(&da->lock, NULL);
+	pthread_cond_init(&da->work, NULL);
+	for (; da->thread_count < threads; da->thread_count++) {
+		rc = pthread_create(&da->threads[da->thread_count], NULL, worker, da);
+		if (rc != 0)
+			break;
+	}
+	if (da->thread_count == 0) {
+		decode_ahead_free(da);
+		return -rc;
+	}
+	*ret_da = da;
+	return 0;
+}
+
+void decode_ahead_free(struct decode_ahead *da)
+{
+	if (!da)
+		return;
+	pthread_mutex_lock(&da->lock);
+	da->stopping = true;
+	pthread_cond_broadcast(&da->work);
+	pthread_mutex_unlock(&da->lock);
+	for (unsigned i = 0; i < da->thread_count; i++)
+		pthread_join(da->threads[i], NULL);
+	pthread_cond_destroy(&da->work);
+	pthread_mutex_destroy(&da->lock);
+	free(da);
+}
+
+void decode_ahead_want(struct decode_ahead *da, int64_t id)
+{
+	pthread_mutex_lock(&da->lock);
+	if (da->count < QUEUE_SIZE && !da->stopping) {
+		da->queue[(da->head + da->count) % QUEUE_SIZE] = id;
+		da->count++;
+		pthread_cond_signal(&da->work);
+	}
+	pthread_mutex_unlock(&da->lock);
+}
