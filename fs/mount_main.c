@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -247,6 +248,12 @@ int snapfs_mount_main(int argc, char **argv)
 	memset(&opts, 0, sizeof(opts));
 	memset(&ma, 0, sizeof(ma));
 	memset(&fs, 0, sizeof(fs));
+	/* The daemon's memory is the blob cache plus what the FUSE threads
+	 * hold. glibc gives each thread an arena of its own; blobs decoded in
+	 * one and freed from another leave free chunks that only their own
+	 * thread reuses. Two arenas for every thread: 10-15 MiB less peak RSS
+	 * with 8 random readers, and no slower (measured, BENCHMARKS.md). */
+	mallopt(M_ARENA_MAX, 2);
 	if (fuse_opt_parse(&args, &ma, mount_opt_spec, opt_proc) == -1)
 		goto out_free_args;     /* libfuse said why */
 	store = ma.store;
