@@ -8,7 +8,7 @@
 #
 # Writes to BENCH_DIR/profile/:
 #   requests.txt    read request sizes the snapfs daemon gets from the kernel
-#                   (uprobe on snapfs_image_read) for dd, cp --sparse and
+#                   (uprobe on snapfs_image_read_slices) for dd, cp --sparse and
 #                   random 4 KiB preads, cold
 #   syscalls-*.txt  strace -c of the daemon during 1000 cold random reads
 #   io.txt          disk read requests and KiB read per cold random 4 KiB
@@ -90,15 +90,15 @@ for image in core sparse; do
 done
 
 # --- 1. read request sizes -------------------------------------------------
-log "request sizes (uprobe on snapfs_image_read)"
+log "request sizes (uprobe on snapfs_image_read_slices)"
 perf probe -q -d 'probe_snapfs:*' 2>/dev/null || true
-perf probe -q -x "$snapfs" --add 'snapfs_image_read len=%dx:u64 off=%cx:u64'
+perf probe -q -x "$snapfs" --add 'snapfs_image_read_slices len=%dx:u64 off=%si:u64'
 : >"$out/requests.txt"
 for image in sparse core; do
 	for w in seq cp rand1; do
 		mount_snapfs $image
 		drop
-		perf record -q -a -e probe_snapfs:snapfs_image_read -o "$out/req.data" 2>/dev/null &
+		perf record -q -a -e probe_snapfs:snapfs_image_read_slices -o "$out/req.data" 2>/dev/null &
 		rp=$!
 		sleep 1
 		workload $w "$(memfile)" $image >/dev/null
