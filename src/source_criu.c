@@ -726,7 +726,10 @@ static int segments_from_mm(struct source *src, struct criu_source *cs, MmEntry 
 	bool file_backed = false;
 	int rc = 0;
 
-	qsort(mm->vmas, mm->n_vmas, sizeof(*mm->vmas), vma_cmp);
+	/* qsort() wants a real array even for zero entries (a message
+	 * with no VMAs has none: the fuzzer found it). */
+	if (mm->n_vmas > 1)
+		qsort(mm->vmas, mm->n_vmas, sizeof(*mm->vmas), vma_cmp);
 	rc = check_inside_vmas(cs, mm, mm_name);
 	if (rc < 0)
 		return rc;
