@@ -475,9 +475,10 @@ void snapfs_read_slices_release(struct snapfs_read_slices *s)
 #define AHEAD_RUNS 48                /* runs (a blob or less each) kept decoded ahead */
 #define AHEAD_SLACK 4                /* runs a "sequential" read may be off by */
 
-static void read_ahead(struct snapfs_image *img, uint64_t off, uint64_t end)
+/* first: the index of the first run the read [.., end) touches or
+ * follows. */
+static void read_ahead(struct snapfs_image *img, size_t first, uint64_t end)
 {
-	size_t first = run_at_or_after(img, off / SNAPFS_PAGE_SIZE);
 	size_t cur = run_at_or_after(img, end / SNAPFS_PAGE_SIZE);
 	size_t last = atomic_exchange(&img->stream_run, cur);
 	size_t target, ahead, i;
@@ -534,9 +535,9 @@ int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 	end = off + len;
 	if (end > img->file_size || end < off)
 		end = img->file_size;
-	read_ahead(img, off, end);
 	pos = off;
 	i = run_at_or_after(img, pos / SNAPFS_PAGE_SIZE);
+	read_ahead(img, i, end);
 	while (pos < end) {
 		struct image_run *r = i < img->run_count ? &img->runs[i] : NULL;
 		uint64_t run_start = r ? r->map.first_page * SNAPFS_PAGE_SIZE : end;
