@@ -453,6 +453,15 @@ static int slices_pin(struct snapfs_read_slices *s, const struct cached_blob *bl
 	return 0;
 }
 
+/* Empty, on the inline arrays. */
+static void slices_reset(struct snapfs_read_slices *s)
+{
+	s->iov = s->iov_inline;
+	s->pins = s->pins_inline;
+	s->iov_cap = s->pin_cap = SNAPFS_READ_SLICES_INLINE;
+	s->count = s->pin_count = s->len = 0;
+}
+
 void snapfs_read_slices_release(struct snapfs_read_slices *s)
 {
 	if (!s)
@@ -463,9 +472,7 @@ void snapfs_read_slices_release(struct snapfs_read_slices *s)
 		free(s->iov);
 	if (s->pins != s->pins_inline)
 		free(s->pins);
-	s->iov = s->iov_inline;
-	s->pins = s->pins_inline;
-	s->count = s->pin_count = s->len = 0;
+	slices_reset(s);
 }
 
 /* Decoding ahead of sequential readers (restore, cp, dd, a VMM faulting
@@ -521,10 +528,7 @@ int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 	size_t i;
 	int rc;
 
-	s->iov = s->iov_inline;
-	s->pins = s->pins_inline;
-	s->iov_cap = s->pin_cap = SNAPFS_READ_SLICES_INLINE;
-	s->count = s->pin_count = s->len = 0;
+	slices_reset(s);
 	s->store = img->store;
 	pthread_once(&zero_bytes_once, zero_bytes_populate);
 	if (img->damaged)
