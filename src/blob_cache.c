@@ -3,9 +3,17 @@
  * The decoded-blob cache: a hash table of entries on an LRU list, one
  * mutex, and a condition variable for threads waiting on a blob that
  * another thread is decoding. Decoding happens outside the lock.
+ *
+ * Blobs decoded for a sequential reader ("streamed") leave the LRU list
+ * for a short FIFO of spent entries once the reader has let go of them:
+ * the next request may still want the blob that straddles it, nothing
+ * after that will (the kernel's page cache holds what was read). So a
+ * long sequential read recycles a few MiB instead of growing the cache
+ * to its limit and evicting what random readers use.
  */
 #include "blob_cache.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,6 +27,9 @@ struct entry {
 	int error;                      /* when ENTRY_FAILED */
 	int refs;
 	bool in_table;
+	bool streamed;                  /* decoded for a sequential reader */
+	bool taken;                     /* a reader (not decode-ahead) took it */
+	bool spent;                     /* on the spent list, not the LRU list */
 	struct entry *hash_next;
 	struct entry *lru_prev, *lru_next; /* only while READY and in table */
 };
@@ -30,7 +41,9 @@ struct blob_cache {
 	size_t bucket_count;            /* power of two */
 	size_t entry_count;
 	size_t bytes, limit;
+	size_t spent_bytes;             /* of entries on the spent list */
 	struct entry lru;               /* sentinel: next is most recent */
+	struct entry spent;             /* sentinel: next is the newest spent */
 };
 
 static size_t bucket_of(const struct blob_cache *c, int64_t id)
@@ -56,6 +69,7 @@ struct blob_cache *blob_cache_new(size_t limit_bytes)
 	pthread_cond_init(&c->loaded, NULL);
 	c->limit = limit_bytes;
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
+	c->spent.lru_next = c->spent.lru_prev = &c->spent;
 	return c;
 }
 
@@ -92,12 +106,22 @@ static void lru_unlink(struct entry *e)
 	e->lru_next = e->lru_prev = NULL;
 }
 
-static void lru_push_front(struct blob_cache *c, struct entry *e)
+static void list_push_front(struct entry *head, struct entry *e)
 {
-	e->lru_next = c->lru.lru_next;
-	e->lru_prev = &c->lru;
-	c->lru.lru_next->lru_prev = e;
-	c->lru.lru_next = e;
+	e->lru_next = head->lru_next;
+	e->lru_prev = head;
+	head->lru_next->lru_prev = e;
+	head->lru_next = e;
+}
+
+/* Take e off whichever list holds it. */
+static void entry_unlist(struct blob_cache *c, struct entry *e)
+{
+	lru_unlink(e);
+	if (e->spent) {
+		e->spent = false;
+		c->spent_bytes -= e->blob.size;
+	}
 }
 
 static void table_remove(struct blob_cache *c, struct entry *e)
@@ -114,7 +138,7 @@ static void table_remove(struct blob_cache *c, struct entry *e)
 	c->entry_count--;
 	if (e->state == ENTRY_READY)
 		c->bytes -= e->blob.size;
-	lru_unlink(e);
+	entry_unlist(c, e);
 }
 
 static void table_grow(struct blob_cache *c)
@@ -140,11 +164,20 @@ static void table_grow(struct blob_cache *c)
 	free(old);
 }
 
-/* Drop unreferenced entries from the cold end until within the limit. */
+/* Drop spent entries beyond BLOB_CACHE_SPENT_KEEP, oldest first; then, while
+ * over the limit, the rest of the spent ones and unreferenced entries from
+ * the cold end of the LRU list. Spent entries are never referenced. */
 static void evict(struct blob_cache *c)
 {
-	struct entry *e = c->lru.lru_prev, *prev;
+	struct entry *e, *prev;
 
+	while (c->spent.lru_prev != &c->spent &&
+	       (c->spent_bytes > BLOB_CACHE_SPENT_KEEP || c->bytes > c->limit)) {
+		e = c->spent.lru_prev;
+		table_remove(c, e);
+		entry_free(e);
+	}
+	e = c->lru.lru_prev;
 	while (c->bytes > c->limit && e != &c->lru) {
 		prev = e->lru_prev;
 		if (e->refs == 0) {
@@ -185,8 +218,10 @@ bool blob_cache_contains(struct blob_cache *c, int64_t id)
 	return e != NULL;
 }
 
-int blob_cache_get(struct blob_cache *c, int64_t id, blob_load_fn load,
-		   void *ctx, const struct cached_blob **ret_blob)
+/* Find or load blob id; *ret_blob is NULL for BLOB_AHEAD (no reference
+ * is kept). */
+static int cache_get(struct blob_cache *c, int64_t id, enum blob_use use,
+		     blob_load_fn load, void *ctx, const struct cached_blob **ret_blob)
 {
 	unsigned char *data = NULL;
 	size_t size = 0, b;
@@ -198,6 +233,10 @@ int blob_cache_get(struct blob_cache *c, int64_t id, blob_load_fn load,
 	for (e = c->buckets[b]; e; e = e->hash_next)
 		if (e->blob.id == id)
 			break;
+	if (e && use == BLOB_AHEAD) {
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
 	if (e) {
 		e->refs++;
 		while (e->state == ENTRY_LOADING)
@@ -209,8 +248,12 @@ int blob_cache_get(struct blob_cache *c, int64_t id, blob_load_fn load,
 			pthread_mutex_unlock(&c->lock);
 			return rc;
 		}
-		lru_unlink(e);
-		lru_push_front(c, e);
+		/* A random reader wants it: an ordinary entry from now on. */
+		if (use == BLOB_RANDOM)
+			e->streamed = false;
+		e->taken = true;
+		entry_unlist(c, e);
+		list_push_front(&c->lru, e);
 		pthread_mutex_unlock(&c->lock);
 		*ret_blob = &e->blob;
 		return 0;
@@ -223,6 +266,8 @@ int blob_cache_get(struct blob_cache *c, int64_t id, blob_load_fn load,
 	}
 	e->blob.id = id;
 	e->state = ENTRY_LOADING;
+	e->streamed = use != BLOB_RANDOM;
+	e->taken = use != BLOB_AHEAD;
 	e->refs = 1;
 	e->in_table = true;
 	e->hash_next = c->buckets[b];
@@ -249,12 +294,29 @@ int blob_cache_get(struct blob_cache *c, int64_t id, blob_load_fn load,
 	e->blob.size = size;
 	e->state = ENTRY_READY;
 	c->bytes += size;
-	lru_push_front(c, e);
+	list_push_front(&c->lru, e);
+	if (use == BLOB_AHEAD)
+		e->refs--;
 	evict(c);
 	pthread_cond_broadcast(&c->loaded);
 	pthread_mutex_unlock(&c->lock);
-	*ret_blob = &e->blob;
+	*ret_blob = use == BLOB_AHEAD ? NULL : &e->blob;
 	return 0;
+}
+
+int blob_cache_get(struct blob_cache *c, int64_t id, enum blob_use use,
+		   blob_load_fn load, void *ctx, const struct cached_blob **ret_blob)
+{
+	assert(use != BLOB_AHEAD);
+	return cache_get(c, id, use, load, ctx, ret_blob);
+}
+
+int blob_cache_load_ahead(struct blob_cache *c, int64_t id, blob_load_fn load,
+			  void *ctx)
+{
+	const struct cached_blob *unused;
+
+	return cache_get(c, id, BLOB_AHEAD, load, ctx, &unused);
 }
 
 void blob_cache_put(struct blob_cache *c, const struct cached_blob *blob)
@@ -266,10 +328,17 @@ void blob_cache_put(struct blob_cache *c, const struct cached_blob *blob)
 	pthread_mutex_lock(&c->lock);
 	e->refs--;
 	if (e->refs == 0) {
-		if (!e->in_table)
+		if (!e->in_table) {
 			entry_free(e);
-		else
+		} else {
+			if (e->streamed && e->taken && !e->spent) {
+				lru_unlink(e);
+				list_push_front(&c->spent, e);
+				e->spent = true;
+				c->spent_bytes += e->blob.size;
+			}
 			evict(c);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 }

@@ -12,6 +12,11 @@
 
 struct blob_cache;
 
+/* Bytes of blobs that sequential readers are done with kept for the
+ * requests right after (a 1 MiB request spans 8-9 blobs of 128 KiB, and
+ * the kernel may send the next ones before this one is answered). */
+#define BLOB_CACHE_SPENT_KEEP ((size_t)16 << 20)
+
 /* A decoded blob: page_count pages of decoded bytes. Read-only while
  * referenced; owned by the cache. */
 struct cached_blob {
@@ -29,10 +34,23 @@ struct blob_cache *blob_cache_new(size_t limit_bytes);
 void blob_cache_free(struct blob_cache *cache);
 void blob_cache_set_limit(struct blob_cache *cache, size_t limit_bytes);
 
+/* How a reader uses the blob it asks for. */
+enum blob_use {
+	BLOB_RANDOM,                 /* anything else: kept by recency of use */
+	BLOB_STREAM,                 /* a sequential reader: after use it is
+	                              * soon dropped (see blob_cache.c) */
+	BLOB_AHEAD,                  /* decode-ahead: for a BLOB_STREAM reader */
+};
+
 /* The decoded blob id, loading it with load(ctx, ...) on a miss. The entry
- * stays valid until blob_cache_put(). A failed load is not cached. */
-int blob_cache_get(struct blob_cache *cache, int64_t id, blob_load_fn load,
-		   void *ctx, const struct cached_blob **ret_blob);
+ * stays valid until blob_cache_put(). A failed load is not cached. use is
+ * BLOB_RANDOM or BLOB_STREAM. */
+int blob_cache_get(struct blob_cache *cache, int64_t id, enum blob_use use,
+		   blob_load_fn load, void *ctx, const struct cached_blob **ret_blob);
+/* Decode blob id into the cache for a sequential reader that will ask for
+ * it soon, unless it is there already; no reference is kept. */
+int blob_cache_load_ahead(struct blob_cache *cache, int64_t id, blob_load_fn load,
+			  void *ctx);
 void blob_cache_put(struct blob_cache *cache, const struct cached_blob *blob);
 
 /* true if blob id is held or being decoded now. */

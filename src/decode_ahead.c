@@ -36,7 +36,6 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&da->lock);
 	for (;;) {
-		const struct cached_blob *blob;
 		int64_t id;
 
 		while (!da->stopping && da->count == 0)
@@ -47,9 +46,7 @@ static void *worker(void *arg)
 		da->head = (da->head + 1) % QUEUE_SIZE;
 		da->count--;
 		pthread_mutex_unlock(&da->lock);
-		if (!blob_cache_contains(da->cache, id) &&
-		    blob_cache_get(da->cache, id, da->load, da->ctx, &blob) == 0)
-			blob_cache_put(da->cache, blob);
+		(void)blob_cache_load_ahead(da->cache, id, da->load, da->ctx);
 		pthread_mutex_lock(&da->lock);
 	}
 	pthread_mutex_unlock(&da->lock);

@@ -320,12 +320,12 @@ static int run_damaged(const struct image_run *r)
 /* Hold the decoded blob of run r in the cache; let go with
  * blob_cache_put(). */
 static int run_blob(struct snapfs_image *img, const struct image_run *r,
-		    const struct cached_blob **ret_blob)
+		    enum blob_use use, const struct cached_blob **ret_blob)
 {
 	int rc;
 
-	rc = blob_cache_get(store_cache(img->store), r->map.blob_id, reader_load_blob,
-			    img->store, ret_blob);
+	rc = blob_cache_get(store_cache(img->store), r->map.blob_id, use,
+			    reader_load_blob, img->store, ret_blob);
 	if (rc < 0) {
 		/* The loading thread has the detail; this one may have waited. */
 		if (rc == -ENOMEM)
@@ -483,8 +483,9 @@ void snapfs_read_slices_release(struct snapfs_read_slices *s)
 #define AHEAD_SLACK 4                /* runs a "sequential" read may be off by */
 
 /* first: the index of the first run the read [.., end) touches or
- * follows. */
-static void read_ahead(struct snapfs_image *img, size_t first, uint64_t end)
+ * follows. Returns how the read uses its blobs: BLOB_STREAM when it
+ * follows the last one. */
+static enum blob_use read_ahead(struct snapfs_image *img, size_t first, uint64_t end)
 {
 	size_t cur = run_at_or_after(img, end / SNAPFS_PAGE_SIZE);
 	size_t last = atomic_exchange(&img->stream_run, cur);
@@ -495,22 +496,22 @@ static void read_ahead(struct snapfs_image *img, size_t first, uint64_t end)
 	if (first + AHEAD_SLACK < last || first > last + AHEAD_SLACK) {
 		atomic_store(&img->streak, 0);
 		atomic_store(&img->ahead_run, 0);
-		return;
+		return BLOB_RANDOM;
 	}
 	/* The second sequential read in a row starts decoding ahead. */
 	if (atomic_fetch_add(&img->streak, 1) < 1)
-		return;
+		return BLOB_STREAM;
 	target = cur + AHEAD_RUNS < img->run_count ? cur + AHEAD_RUNS : img->run_count;
 	/* Claim the runs from where the last call stopped up to target. */
 	ahead = atomic_load(&img->ahead_run);
 	do {
 		if (ahead >= target)
-			return;
+			return BLOB_STREAM;
 	} while (!atomic_compare_exchange_weak(&img->ahead_run, &ahead, target));
 	i = ahead < cur ? cur : ahead;
 	da = store_decode_ahead(img->store);
 	if (!da)
-		return;
+		return BLOB_STREAM;
 	for (; i < target; i++) {
 		const struct image_run *r = &img->runs[i];
 
@@ -518,12 +519,14 @@ static void read_ahead(struct snapfs_image *img, size_t first, uint64_t end)
 			decode_ahead_want(da, r->map.blob_id);
 		prev_id = r->map.blob_id;
 	}
+	return BLOB_STREAM;
 }
 
 int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 			     size_t len, struct snapfs_read_slices *s)
 {
 	const struct cached_blob *blob = NULL;   /* the last one pinned */
+	enum blob_use use;
 	uint64_t end, pos;
 	size_t i;
 	int rc;
@@ -541,7 +544,7 @@ int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 		end = img->file_size;
 	pos = off;
 	i = run_at_or_after(img, pos / SNAPFS_PAGE_SIZE);
-	read_ahead(img, i, end);
+	use = read_ahead(img, i, end);
 	while (pos < end) {
 		struct image_run *r = i < img->run_count ? &img->runs[i] : NULL;
 		uint64_t run_start = r ? r->map.first_page * SNAPFS_PAGE_SIZE : end;
@@ -565,7 +568,7 @@ int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 		}
 		/* Runs that share a blob share its pin. */
 		if (!blob || blob->id != r->map.blob_id) {
-			rc = run_blob(img, r, &blob);
+			rc = run_blob(img, r, use, &blob);
 			if (rc < 0)
 				goto out_release;
 			rc = slices_pin(s, blob);
