@@ -83,6 +83,20 @@ def drop_caches():
         f.write("3\n")
 
 
+def disk_sectors_read(path):
+    """Sectors read so far from the block device that holds path, or None
+    when /proc/diskstats does not list it (a device-mapper or overlay
+    stack, say)."""
+    st = os.stat(path)
+    want = (os.major(st.st_dev), os.minor(st.st_dev))
+    with open("/proc/diskstats") as f:
+        for line in f:
+            p = line.split()
+            if (int(p[0]), int(p[1])) == want:
+                return int(p[5])
+    return None
+
+
 def timed(cmd, env=None, cwd=None, sync=False):
     """Wall time of a command (plus a sync, when asked, so that what it wrote
     is on disk: the same rule for every system)."""
@@ -792,8 +806,12 @@ class Bench:
                 n = self.rand_n if metric == "rand1" else self.rand8_n
                 threads = 1 if metric == "rand1" else 8
                 offs = self.offsets_file(image, src, n, run_i)
+                sectors = disk_sectors_read(self.dir)
                 out = run([self.a.randread, path, offs, str(threads)], capture=True).stdout
                 value = json.loads(out)
+                if sectors is not None:
+                    value["disk_kib_per_read"] = ((disk_sectors_read(self.dir) - sectors)
+                                                  * 512 / KiB / value["count"])
                 if system == "null":
                     value["hash"] = None
             elif metric == "cp":
@@ -1001,10 +1019,14 @@ def metric_values(img, key):
     if key == "seq":
         return ({s: med(v) for s, v in img.get("seq", {}).items()},
                 lambda x: "-" if x is None else f"{x:.0f} MB/s", True)
-    if key in ("rand1_p50", "rand1_p99"):
-        p = key.split("_")[1]
-        return ({s: med([x[f"{p}_us"] for x in v]) for s, v in img.get("rand1", {}).items()},
-                fmt_us, False)
+    if key in ("rand1_p50", "rand1_p99", "rand1_first_fifth_p50"):
+        p = key.split("_", 1)[1]
+        return ({s: med([x[f"{p}_us"] for x in v if f"{p}_us" in x])
+                 for s, v in img.get("rand1", {}).items()}, fmt_us, False)
+    if key == "rand1_disk":
+        return ({s: med([x["disk_kib_per_read"] for x in v if "disk_kib_per_read" in x])
+                 for s, v in img.get("rand1", {}).items() if s != "null"},
+                lambda x: "-" if x is None else f"{x:.0f} KiB", False)
     if key == "rand8":
         return ({s: med([x["count"] / x["wall_s"] for x in v]) for s, v in img.get("rand8", {}).items()},
                 lambda x: "-" if x is None else f"{x:.0f} reads/s ({x * 4096 / 1e6:.1f} MB/s)", True)
@@ -1016,6 +1038,9 @@ def metric_values(img, key):
         for s, per in img.get("hwm_kib", {}).items():
             out[s] = max(max(v) for v in per.values()) * KiB
         return out, fmt_bytes, False
+    if key == "hwm_seq":
+        return ({s: max(per["seq"]) * KiB for s, per in img.get("hwm_kib", {}).items()
+                 if per.get("seq")}, fmt_bytes, False)
     raise KeyError(key)
 
 
@@ -1026,10 +1051,13 @@ ROWS = [
     ("seq", "sequential read, cold (dd bs=1M)"),
     ("rand1_p50", "random 4 KiB read, cold, p50 (1 reader)"),
     ("rand1_p99", "random 4 KiB read, cold, p99 (1 reader)"),
+    ("rand1_first_fifth_p50", "random 4 KiB read, cold, p50 of the first fifth (1 reader)"),
+    ("rand1_disk", "disk read per random 4 KiB read (1 reader)"),
     ("rand8", "random 4 KiB reads, cold, 8 readers"),
     ("rand8_p99", "random 4 KiB read, cold, p99 (8 readers)"),
     ("cp", "cp --sparse=always out of the mount, cold"),
     ("hwm", "daemon peak RSS (VmHWM)"),
+    ("hwm_seq", "daemon peak RSS (VmHWM), sequential read only"),
 ]
 COLS = ["snapfs", "snapfs-lz4", "sqfs-zstd", "sqfs-lz4", "borg", "zstd3", "plain", "null"]
 
