@@ -533,10 +533,12 @@ class Bench:
 
     def nruns(self, phase, image):
         """Runs of one measure: 5 where cheap (the core image's restores,
-        sequential reads and copies; single-reader random reads), else 3."""
+        sequential reads and copies; single-reader random reads) and for
+        the sparse image's sequential reads (the least stable figure: see
+        BENCHMARKS.md), else 3."""
         if phase == "save" or phase == "rand8":
             return self.runs
-        if phase == "rand1" or image == "core":
+        if phase in ("rand1", "seq") or image == "core":
             return self.runs_cheap
         return self.runs
 
