@@ -1157,7 +1157,8 @@ def report(res):
              f"kernel {m.get('kernel')}, {m.get('os')}; data on {m.get('fs')}. "
              f"{'QUICK (smoke) run. ' if c.get('quick') else ''}"
              f"Medians of {c.get('runs')} runs ({c.get('runs_cheap')} for the cheap ones: the core "
-             f"image's restores, sequential reads and copies, single-reader random reads); whole run {res.get('elapsed_s', 0) / 60:.0f} min.",
+             f"image's restores, sequential reads and copies, single-reader random reads, the sparse "
+             f"image's sequential reads); whole run {res.get('elapsed_s', 0) / 60:.0f} min.",
              "",
              load_line(res), "",
              "In each peer's cell, (r×) is snapfs ÷ that peer: for ↓ rows (time, size, latency, "
