@@ -31,7 +31,7 @@ struct entry {
 	bool taken;                     /* a reader (not decode-ahead) took it */
 	bool spent;                     /* on the spent list, not the LRU list */
 	struct entry *hash_next;
-	struct entry *lru_prev, *lru_next; /* only while READY and in table */
+	struct entry *lru_prev, *lru_next; /* LRU or spent list; only while READY and in table */
 };
 
 struct blob_cache {
