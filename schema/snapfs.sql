@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
 --
--- The snapfs store schema, version 1.
+-- The snapfs store schema, version 2 (version 1 kept blob bytes in
+-- blobs.data; schema/upgrade/ says how a store moves on).
 --
 -- A store is one SQLite database, snapfs.db, in WAL mode. This file creates
 -- a new store; schema/README.md documents every table, column and view and
@@ -65,12 +66,25 @@ CREATE TABLE segments (
     CHECK (start >= 0 AND end > start)
 ) WITHOUT ROWID;
 
+-- Pack files: append-only files of blobs in the store's packs/ folder,
+-- named after their id (packs/00000001.pack). A save appends its new blobs
+-- to the newest pack (a new one past 1 GiB), makes the file durable, and
+-- only then commits the blob rows and the pack's new length, so bytes past
+-- length were never named by a row (a crashed save's tail): the next
+-- writer cuts them off. gc punches holes where no blob lives any more and
+-- deletes packs that hold no blob. ids are never reused.
+CREATE TABLE packs (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    length  INTEGER NOT NULL CHECK (length >= 0)  -- committed bytes
+);
+
 -- Compressed page blobs. A blob holds page_count consecutive pages of
--- page_size bytes (its "slots"), compressed together with one codec.
+-- page_size bytes (its "slots"), compressed together with one codec; its
+-- stored bytes are pack_offset .. pack_offset + stored_size - 1 of pack
+-- pack_id. A cold random read of a page is one read of those bytes.
 --   codec       0 none, 1 zstd, 2 lz4
---   stored_size length(data) in bytes
---   checksum    XXH3-64 of data (the stored, compressed bytes), as a
---               signed 64-bit integer
+--   stored_size bytes in the pack (compressed)
+--   checksum    XXH3-64 of the stored bytes, as a signed 64-bit integer
 -- ids are never reused, so a stale reference can never reach a newer blob.
 CREATE TABLE blobs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,8 +92,10 @@ CREATE TABLE blobs (
     page_count  INTEGER NOT NULL CHECK (page_count > 0),
     stored_size INTEGER NOT NULL,
     checksum    INTEGER NOT NULL,
-    data        BLOB NOT NULL
+    pack_id     INTEGER NOT NULL,
+    pack_offset INTEGER NOT NULL
 );
+CREATE INDEX blobs_by_pack ON blobs(pack_id, pack_offset);
 
 -- The content index that makes dedup store-wide: page digest -> the blob
 -- slot that holds a page with that content. digest is the first 8 bytes of

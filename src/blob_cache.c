@@ -220,9 +220,10 @@ bool blob_cache_contains(struct blob_cache *c, int64_t id)
 
 /* Find or load blob id; *ret_blob is NULL for BLOB_AHEAD (no reference
  * is kept). */
-static int cache_get(struct blob_cache *c, int64_t id, enum blob_use use,
+static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob_use use,
 		     blob_load_fn load, void *ctx, const struct cached_blob **ret_blob)
 {
+	int64_t id = loc->id;
 	unsigned char *data = NULL;
 	size_t size = 0, b;
 	struct entry *e;
@@ -276,7 +277,7 @@ static int cache_get(struct blob_cache *c, int64_t id, enum blob_use use,
 		table_grow(c);
 	pthread_mutex_unlock(&c->lock);
 
-	rc = load(ctx, id, &data, &size);
+	rc = load(ctx, loc, use != BLOB_RANDOM, &data, &size);
 
 	pthread_mutex_lock(&c->lock);
 	if (rc < 0) {
@@ -304,19 +305,19 @@ static int cache_get(struct blob_cache *c, int64_t id, enum blob_use use,
 	return 0;
 }
 
-int blob_cache_get(struct blob_cache *c, int64_t id, enum blob_use use,
+int blob_cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob_use use,
 		   blob_load_fn load, void *ctx, const struct cached_blob **ret_blob)
 {
 	assert(use != BLOB_AHEAD);
-	return cache_get(c, id, use, load, ctx, ret_blob);
+	return cache_get(c, loc, use, load, ctx, ret_blob);
 }
 
-int blob_cache_load_ahead(struct blob_cache *c, int64_t id, blob_load_fn load,
-			  void *ctx)
+int blob_cache_load_ahead(struct blob_cache *c, const struct blob_loc *loc,
+			  blob_load_fn load, void *ctx)
 {
 	const struct cached_blob *unused;
 
-	return cache_get(c, id, BLOB_AHEAD, load, ctx, &unused);
+	return cache_get(c, loc, BLOB_AHEAD, load, ctx, &unused);
 }
 
 void blob_cache_put(struct blob_cache *c, const struct cached_blob *blob)

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blob_store.h"
+
 struct blob_cache;
 
 /* Bytes of blobs that sequential readers are done with kept for the
@@ -26,9 +28,10 @@ struct cached_blob {
 };
 
 /* Fill *ret_data (malloc'ed, handed to the cache) and *ret_size with the
- * decoded blob id, or return a negative error. */
-typedef int (*blob_load_fn)(void *ctx, int64_t id, unsigned char **ret_data,
-			    size_t *ret_size);
+ * decoded blob at loc, or return a negative error. sequential: the reader
+ * goes on in order (see blob_store_load()). */
+typedef int (*blob_load_fn)(void *ctx, const struct blob_loc *loc, bool sequential,
+			    unsigned char **ret_data, size_t *ret_size);
 
 struct blob_cache *blob_cache_new(size_t limit_bytes);
 void blob_cache_free(struct blob_cache *cache);
@@ -42,15 +45,15 @@ enum blob_use {
 	BLOB_AHEAD,                  /* decode-ahead: for a BLOB_STREAM reader */
 };
 
-/* The decoded blob id, loading it with load(ctx, ...) on a miss. The entry
- * stays valid until blob_cache_put(). A failed load is not cached. use is
- * BLOB_RANDOM or BLOB_STREAM. */
-int blob_cache_get(struct blob_cache *cache, int64_t id, enum blob_use use,
+/* The decoded blob loc->id, loading it with load(ctx, loc, ...) on a miss.
+ * The entry stays valid until blob_cache_put(). A failed load is not
+ * cached. use is BLOB_RANDOM or BLOB_STREAM. */
+int blob_cache_get(struct blob_cache *cache, const struct blob_loc *loc, enum blob_use use,
 		   blob_load_fn load, void *ctx, const struct cached_blob **ret_blob);
-/* Decode blob id into the cache for a sequential reader that will ask for
- * it soon, unless it is there already; no reference is kept. */
-int blob_cache_load_ahead(struct blob_cache *cache, int64_t id, blob_load_fn load,
-			  void *ctx);
+/* Decode blob loc->id into the cache for a sequential reader that will ask
+ * for it soon, unless it is there already; no reference is kept. */
+int blob_cache_load_ahead(struct blob_cache *cache, const struct blob_loc *loc,
+			  blob_load_fn load, void *ctx);
 void blob_cache_put(struct blob_cache *cache, const struct cached_blob *blob);
 
 /* true if blob id is held or being decoded now. */

@@ -24,7 +24,7 @@
 #include "compress_pool.h"
 #include "digest.h"
 #include "errors.h"
-#include "reader.h"
+#include "blob_store.h"
 
 /* Batches in the ring: the pending one and those being compressed. */
 #define RING 8
@@ -45,6 +45,8 @@ struct batch {
 
 struct blob_writer {
 	struct catalog *cat;
+	struct blob_store *bs;
+	int64_t pack_id;                 /* the pack new blobs go to */
 	int64_t snapshot_id;
 	enum snapfs_codec codec;
 	int level;
@@ -84,7 +86,23 @@ static struct batch *pending(struct blob_writer *w)
 	return batch_of(w, w->next_seq);
 }
 
-int blob_writer_new(struct catalog *cat, int64_t snapshot_id,
+/* Start appending to the newest pack, or to a new one when it is full. */
+static int pack_begin(struct blob_writer *w)
+{
+	uint64_t length = 0;
+	int rc;
+
+	rc = catalog_pack_last(w->cat, &w->pack_id, &length);
+	if (rc == -ENOENT || (rc == 0 && length >= PACK_MAX_BYTES)) {
+		length = 0;
+		rc = catalog_pack_new(w->cat, &w->pack_id);
+	}
+	if (rc < 0)
+		return rc;
+	return blob_store_append_begin(w->bs, w->pack_id, length);
+}
+
+int blob_writer_new(struct catalog *cat, struct blob_store *bs, int64_t snapshot_id,
 		    enum snapfs_codec codec, int level,
 		    struct blob_writer **ret_writer)
 {
@@ -96,6 +114,7 @@ int blob_writer_new(struct catalog *cat, int64_t snapshot_id,
 	if (!w)
 		return -ENOMEM;
 	w->cat = cat;
+	w->bs = bs;
 	w->snapshot_id = snapshot_id;
 	w->codec = codec;
 	w->level = level;
@@ -113,6 +132,8 @@ int blob_writer_new(struct catalog *cat, int64_t snapshot_id,
 			goto out_nomem;
 	}
 	rc = compress_pool_new(0, &w->pool);
+	if (rc == 0)
+		rc = pack_begin(w);
 	if (rc < 0) {
 		blob_writer_free(w);
 		return rc;
@@ -134,6 +155,8 @@ void blob_writer_free(struct blob_writer *w)
 	for (uint64_t seq = w->tail_seq; w->pool && seq < w->next_seq; seq++)
 		compress_pool_wait(w->pool, &batch_of(w, seq)->job);
 	compress_pool_free(w->pool);
+	/* Never cut here: the caller may have committed. */
+	blob_store_append_end(w->bs, true);
 	for (int i = 0; i < RING; i++) {
 		free(w->ring[i].raw);
 		free(w->ring[i].job.out);
@@ -160,18 +183,21 @@ int64_t blob_writer_map_digest(const struct blob_writer *w, uint64_t file_size)
 static int retire_oldest(struct blob_writer *w)
 {
 	struct batch *b = batch_of(w, w->tail_seq);
-	struct blob_row row = { 0 };
+	struct blob_loc loc = { 0 };
 	int rc;
 
 	compress_pool_wait(w->pool, &b->job);
 	if (b->job.rc < 0)
 		return error_set(b->job.rc, "compress pages: %s", snapfs_strerror(b->job.rc));
-	row.codec = b->job.stored_codec;
-	row.page_count = b->count;
-	row.data = b->job.stored;
-	row.data_len = b->job.stored_len;
-	row.checksum = b->job.checksum;
-	rc = catalog_blob_insert(w->cat, &row, &b->blob_id);
+	loc.codec = b->job.stored_codec;
+	loc.page_count = (uint32_t)b->count;
+	loc.length = (uint32_t)b->job.stored_len;
+	loc.checksum = b->job.checksum;
+	loc.pack_id = w->pack_id;
+	rc = blob_store_append(w->bs, b->job.stored, b->job.stored_len, &loc.offset);
+	if (rc < 0)
+		return rc;
+	rc = catalog_blob_insert(w->cat, &loc, &b->blob_id);
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < b->count; i++) {
@@ -303,8 +329,12 @@ static int stored_page_equals(struct blob_writer *w, int64_t id, int slot,
 	int rc;
 
 	if (w->seen_id != id || !w->seen) {
-		rc = blob_decode(w->cat, id, &data, &size);
-		if (rc == -SNAPFS_ECORRUPT) {
+		struct blob_loc loc;
+
+		rc = catalog_blob_loc(w->cat, id, &loc);
+		if (rc == 0)
+			rc = blob_store_load(w->bs, &loc, false, &data, &size);
+		if (rc == -SNAPFS_ECORRUPT || rc == -ENOENT) {
 			*ret_equal = false;
 			return 0;
 		}
@@ -390,6 +420,8 @@ int blob_writer_add(struct blob_writer *w, uint64_t page_no,
 
 int blob_writer_finish(struct blob_writer *w)
 {
+	int64_t pack_id;
+	uint64_t length;
 	int rc = run_close(w);
 
 	if (rc < 0)
@@ -397,5 +429,18 @@ int blob_writer_finish(struct blob_writer *w)
 	rc = submit_pending(w);
 	while (rc == 0 && w->tail_seq < w->next_seq)
 		rc = retire_oldest(w);
-	return rc;
+	if (rc < 0)
+		return rc;
+	/* The bytes are durable before the rows that name them commit. */
+	rc = blob_store_append_sync(w->bs, &length);
+	if (rc < 0)
+		return rc;
+	blob_store_append_state(w->bs, &pack_id, &length);
+	return catalog_pack_set_length(w->cat, pack_id, length);
+}
+
+void blob_writer_abort(struct blob_writer *w)
+{
+	if (w)
+		blob_store_append_end(w->bs, false);
 }

@@ -2,9 +2,9 @@
 /*
  * The blob writer: takes a snapshot's non-zero pages in file order, reuses
  * any page already stored in the store (found by digest, confirmed byte by
- * byte), packs new pages into blobs, compresses and checksums them, and
- * writes blobs, content-index rows and page-map runs through the writer
- * connection, inside the caller's transaction.
+ * byte), packs new pages into blobs, compresses and checksums them,
+ * appends them to a pack file and writes blob, content-index and page-map
+ * rows through the writer connection, inside the caller's transaction.
  */
 #pragma once
 
@@ -13,16 +13,20 @@
 #include "snapfs.h"
 
 struct catalog;
+struct blob_store;
 struct blob_writer;
 
-/* Pages packed into one blob (128 KiB): see BENCHMARKS.md. Against 16
- * pages, 2-3 % smaller stores and 17 % less decoding time per byte read in
- * order, for ~25 us more per cold random 4 KiB read. A build may override
+/* Pages packed into one blob (32 KiB): a cold random 4 KiB read decodes
+ * at most this much after one read of ~8-16 KiB from a pack; see
+ * BENCHMARKS.md for the sizes against 32-page blobs. A build may override
  * it (-DBLOB_PAGES=N, N <= BLOB_PAGES_MAX) to measure others; readers take
  * each blob's page count from its row. */
 #ifndef BLOB_PAGES
-#define BLOB_PAGES 32
+#define BLOB_PAGES 8
 #endif
+
+/* A pack grows to about this size; then saves start a new one. */
+#define PACK_MAX_BYTES ((uint64_t)1 << 30)
 
 struct blob_writer_stats {
 	uint64_t data_pages;      /* pages added */
@@ -31,7 +35,9 @@ struct blob_writer_stats {
 	uint64_t new_blob_bytes;  /* compressed bytes of new blobs */
 };
 
-int blob_writer_new(struct catalog *cat, int64_t snapshot_id,
+/* Appends new blobs to bs's newest pack (the caller holds the write
+ * transaction of cat). */
+int blob_writer_new(struct catalog *cat, struct blob_store *bs, int64_t snapshot_id,
 		    enum snapfs_codec codec, int level,
 		    struct blob_writer **ret_writer);
 void blob_writer_free(struct blob_writer *writer);
@@ -40,8 +46,11 @@ void blob_writer_free(struct blob_writer *writer);
  * increasing page_no order. */
 int blob_writer_add(struct blob_writer *writer, uint64_t page_no,
 		    const unsigned char *page);
-/* Write what is still pending. Call once, after the last page. */
+/* Write what is still pending, make the pack durable and record its
+ * length. Call once, after the last page, before the commit. */
 int blob_writer_finish(struct blob_writer *writer);
+/* The transaction was rolled back: cut the pack back to where it was. */
+void blob_writer_abort(struct blob_writer *writer);
 /* snapshots.map_digest of the runs written, for a file of file_size. */
 int64_t blob_writer_map_digest(const struct blob_writer *writer, uint64_t file_size);
 void blob_writer_stats(const struct blob_writer *writer,

@@ -14,10 +14,12 @@
 
 #include <sqlite3.h>
 
+#include "blob_store.h"
 #include "blob_writer.h"
 #include "errors.h"
 
 extern const char snapfs_schema_sql[];
+extern const char snapfs_upgrade_v2_sql[];
 
 /* How long a writer waits for another writer before "store busy". */
 #define BUSY_TIMEOUT_MS 5000
@@ -45,6 +47,12 @@ enum stmt_id {
 	ST_DELETE_STALE_INDEX,
 	ST_BLOB_IDS,
 	ST_RECOUNT,
+	ST_PACK_LAST,
+	ST_PACK_NEW,
+	ST_PACK_SET_LENGTH,
+	ST_PACK_LIST,
+	ST_PACK_DELETE,
+	ST_PACK_EXTENTS,
 	ST_COUNT
 };
 
@@ -54,6 +62,9 @@ enum stmt_id {
 	"s.notes, s.segment_count, s.committed_bytes, s.data_bytes, s.stored_bytes, " \
 	"s.map_digest " \
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
+
+/* A blob's place and checks, read by loc_from_row(). */
+#define BLOB_LOC_COLUMNS "codec, page_count, stored_size, checksum, pack_id, pack_offset"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SNAP_BY_NAME] = "SELECT " SNAP_COLUMNS "WHERE s.name = ?1",
@@ -74,11 +85,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"SELECT start, end, kind, memcg_id, committed, label FROM segments "
 		"WHERE snapshot_id = ?1 ORDER BY start",
 	[ST_BLOB_INSERT] =
-		"INSERT INTO blobs (codec, page_count, stored_size, checksum, data) "
-		"VALUES (?1, ?2, ?3, ?4, ?5)",
+		"INSERT INTO blobs (codec, page_count, stored_size, checksum, pack_id, "
+		"pack_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_BLOB_GET] =
-		"SELECT codec, page_count, stored_size, checksum, data FROM blobs "
-		"WHERE id = ?1",
+		"SELECT " BLOB_LOC_COLUMNS " FROM blobs WHERE id = ?1",
 	[ST_SNAP_BLOB_BYTES] =
 		"SELECT coalesce(sum(stored_size), 0) FROM blobs WHERE id IN "
 		"(SELECT blob_id FROM page_map WHERE snapshot_id = ?1)",
@@ -90,8 +100,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"INSERT INTO page_map (snapshot_id, first_page, page_count, blob_id, "
 		"slot, run_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_MAP_LOAD] =
-		"SELECT first_page, page_count, blob_id, slot, run_hash FROM page_map "
-		"WHERE snapshot_id = ?1 ORDER BY first_page",
+		"SELECT m.first_page, m.page_count, m.blob_id, m.slot, m.run_hash, "
+		"b.codec, b.page_count, b.stored_size, b.checksum, b.pack_id, b.pack_offset "
+		"FROM page_map m LEFT JOIN blobs b ON b.id = m.blob_id "
+		"WHERE m.snapshot_id = ?1 ORDER BY m.first_page",
 	[ST_MAP_COUNT] = "SELECT count(*) FROM page_map WHERE snapshot_id = ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
 	[ST_UNUSED_BLOBS] =
@@ -103,10 +115,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_DELETE_STALE_INDEX] =
 		"DELETE FROM page_index WHERE NOT EXISTS "
 		"(SELECT 1 FROM blobs b WHERE b.id = page_index.blob_id)",
-	[ST_BLOB_IDS] = "SELECT id, stored_size FROM blobs ORDER BY id",
+	[ST_BLOB_IDS] =
+		"SELECT id, " BLOB_LOC_COLUMNS " FROM blobs ORDER BY pack_id, pack_offset",
 	[ST_RECOUNT] =
 		"SELECT v.segment_count, v.committed_bytes, v.data_bytes, v.stored_bytes "
 		"FROM snapshot_summary v JOIN snapshots s ON s.name = v.name WHERE s.id = ?1",
+	[ST_PACK_LAST] = "SELECT id, length FROM packs ORDER BY id DESC LIMIT 1",
+	[ST_PACK_NEW] = "INSERT INTO packs (length) VALUES (0)",
+	[ST_PACK_SET_LENGTH] = "UPDATE packs SET length = ?2 WHERE id = ?1",
+	[ST_PACK_LIST] = "SELECT id, length FROM packs ORDER BY id",
+	[ST_PACK_DELETE] = "DELETE FROM packs WHERE id = ?1",
+	[ST_PACK_EXTENTS] =
+		"SELECT pack_offset, stored_size FROM blobs WHERE pack_id = ?1 "
+		"ORDER BY pack_offset",
 };
 
 struct catalog {
@@ -115,8 +136,6 @@ struct catalog {
 	sqlite3_stmt *stmt[ST_COUNT];
 };
 
-/* Upgrade steps: entry N-2 turns version N-1 into version N. None yet. */
-static const char *const upgrade_steps[] = { NULL };
 
 static int exec_sql(struct catalog *cat, const char *sql, const char *what)
 {
@@ -288,32 +307,116 @@ int catalog_schema_version(struct catalog *cat, int *ret_version)
 	return 0;
 }
 
-int catalog_upgrade(struct catalog *cat, int from_version)
+/* Part n ("-- @part n" up to the next marker) of schema/upgrade/v2.sql,
+ * malloc'ed. */
+static char *upgrade_part(int n)
 {
-	char sql[64];
+	char marker[32], *start, *end;
+
+	snprintf(marker, sizeof(marker), "-- @part %d", n);
+	start = strstr(snapfs_upgrade_v2_sql, marker);
+	if (!start)
+		return NULL;
+	end = strstr(start + strlen(marker), "-- @part ");
+	return strndup(start, end ? (size_t)(end - start) : strlen(start));
+}
+
+static int exec_upgrade_part(struct catalog *cat, int n)
+{
+	char *sql = upgrade_part(n);
 	int rc;
 
-	if (from_version < 1 || from_version > SNAPFS_SCHEMA_VERSION)
-		return error_set(-SNAPFS_ENOTSTORE, "unknown schema version %d",
-				 from_version);
-	if (from_version == SNAPFS_SCHEMA_VERSION)
-		return 0;
-	rc = catalog_begin_write(cat);
+	if (!sql)
+		return -ENOMEM;
+	rc = exec_sql(cat, sql, "upgrade schema");
+	free(sql);
+	return rc;
+}
+
+int catalog_upgrade_v2_begin(struct catalog *cat)
+{
+	int rc;
+
+	/* The old blobs table goes while page_map still names it. */
+	rc = exec_sql(cat, "PRAGMA foreign_keys = OFF", "upgrade schema");
 	if (rc < 0)
 		return rc;
-	for (int v = from_version + 1; v <= SNAPFS_SCHEMA_VERSION; v++) {
-		rc = exec_sql(cat, upgrade_steps[v - 2], "upgrade schema");
-		if (rc < 0)
-			goto out_rollback;
+	rc = catalog_begin_write(cat);
+	if (rc == 0)
+		rc = exec_upgrade_part(cat, 1);
+	if (rc < 0) {
+		catalog_rollback(cat);
+		exec_sql(cat, "PRAGMA foreign_keys = ON", "upgrade schema");
 	}
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
-	rc = exec_sql(cat, sql, "upgrade schema");
-	if (rc < 0)
-		goto out_rollback;
-	return catalog_commit(cat);
+	return rc;
+}
 
-out_rollback:
-	catalog_rollback(cat);
+int catalog_upgrade_v2_blobs(struct catalog *cat,
+			     int (*append)(void *ctx, const void *data, size_t len,
+					   uint64_t *ret_offset),
+			     void *ctx)
+{
+	sqlite3_stmt *sel = NULL, *ins = NULL;
+	int rc, step;
+
+	rc = sqlite3_prepare_v2(cat->db,
+				"SELECT id, codec, page_count, checksum, data FROM blobs ORDER BY id",
+				-1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(cat->db,
+					"INSERT INTO blobs_v2 (id, codec, page_count, stored_size, "
+					"checksum, pack_id, pack_offset) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+					-1, &ins, NULL);
+	if (rc != SQLITE_OK) {
+		rc = error_sqlite(cat->db, rc, "upgrade schema");
+		goto out_finalize;
+	}
+	while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
+		const void *data = sqlite3_column_blob(sel, 4);
+		size_t len = (size_t)sqlite3_column_bytes(sel, 4);
+		uint64_t offset;
+
+		rc = append(ctx, data, len, &offset);
+		if (rc < 0)
+			goto out_finalize;
+		sqlite3_bind_int64(ins, 1, sqlite3_column_int64(sel, 0));
+		sqlite3_bind_int64(ins, 2, sqlite3_column_int64(sel, 1));
+		sqlite3_bind_int64(ins, 3, sqlite3_column_int64(sel, 2));
+		sqlite3_bind_int64(ins, 4, (sqlite3_int64)len);
+		sqlite3_bind_int64(ins, 5, sqlite3_column_int64(sel, 3));
+		sqlite3_bind_int64(ins, 6, (sqlite3_int64)offset);
+		step = sqlite3_step(ins);
+		sqlite3_reset(ins);
+		if (step != SQLITE_DONE) {
+			rc = error_sqlite(cat->db, step, "upgrade schema: copy blob");
+			goto out_finalize;
+		}
+	}
+	rc = step == SQLITE_DONE ? 0 : error_sqlite(cat->db, step, "upgrade schema: read blob");
+out_finalize:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
+	return rc;
+}
+
+int catalog_upgrade_v2_end(struct catalog *cat, uint64_t pack_length, bool commit)
+{
+	char sql[64];
+	int rc = 0;
+
+	if (commit) {
+		rc = catalog_pack_set_length(cat, 1, pack_length);
+		if (rc == 0)
+			rc = exec_upgrade_part(cat, 2);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
+		if (rc == 0)
+			rc = exec_sql(cat, sql, "upgrade schema");
+		if (rc == 0)
+			rc = catalog_commit(cat);
+	}
+	if (!commit || rc < 0)
+		catalog_rollback(cat);
+	exec_sql(cat, "PRAGMA foreign_keys = ON", "upgrade schema");
 	return rc;
 }
 
@@ -687,7 +790,7 @@ out_free:
 
 /* --- blobs --- */
 
-int catalog_blob_insert(struct catalog *cat, const struct blob_row *row,
+int catalog_blob_insert(struct catalog *cat, const struct blob_loc *loc,
 			int64_t *ret_id)
 {
 	sqlite3_stmt *st = NULL;
@@ -695,21 +798,39 @@ int catalog_blob_insert(struct catalog *cat, const struct blob_row *row,
 
 	if (rc < 0)
 		return rc;
-	sqlite3_bind_int(st, 1, row->codec);
-	sqlite3_bind_int64(st, 2, row->page_count);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)row->data_len);
-	sqlite3_bind_int64(st, 4, row->checksum);
-	sqlite3_bind_blob64(st, 5, row->data, row->data_len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 1, loc->codec);
+	sqlite3_bind_int64(st, 2, loc->page_count);
+	sqlite3_bind_int64(st, 3, loc->length);
+	sqlite3_bind_int64(st, 4, loc->checksum);
+	sqlite3_bind_int64(st, 5, loc->pack_id);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)loc->offset);
 	rc = stmt_done(cat, st, sqlite3_step(st), "store blob");
 	if (rc == 0)
 		*ret_id = sqlite3_last_insert_rowid(cat->db);
 	return rc;
 }
 
-int catalog_blob_with(struct catalog *cat, int64_t id,
-		      int (*fn)(void *ctx, const struct blob_row *row), void *ctx)
+/* The blob_loc of blob id from BLOB_LOC_COLUMNS at column col. Values out
+ * of range (damage) become ones the blob layer refuses (length 0). */
+static void loc_from_row(sqlite3_stmt *st, int col, int64_t id, struct blob_loc *loc)
 {
-	struct blob_row row = { .id = id };
+	int64_t pages = sqlite3_column_int64(st, col + 1);
+	int64_t len = sqlite3_column_int64(st, col + 2);
+	int64_t off = sqlite3_column_int64(st, col + 5);
+
+	loc->id = id;
+	loc->codec = sqlite3_column_int(st, col);
+	loc->page_count = pages > 0 && pages <= BLOB_PAGES_MAX ? (uint32_t)pages : 0;
+	loc->length = len > 0 && len <= UINT32_MAX ? (uint32_t)len : 0;
+	loc->checksum = sqlite3_column_int64(st, col + 3);
+	loc->pack_id = sqlite3_column_int64(st, col + 4);
+	loc->offset = off >= 0 ? (uint64_t)off : 0;
+	if (off < 0)
+		loc->length = 0;
+}
+
+int catalog_blob_loc(struct catalog *cat, int64_t id, struct blob_loc *ret_loc)
+{
 	sqlite3_stmt *st = NULL;
 	int rc, step;
 
@@ -722,15 +843,8 @@ int catalog_blob_with(struct catalog *cat, int64_t id,
 		rc = stmt_done(cat, st, step, "read blob");
 		return rc < 0 ? rc : -ENOENT;
 	}
-	row.codec = sqlite3_column_int(st, 0);
-	row.page_count = sqlite3_column_int64(st, 1);
-	row.stored_size = sqlite3_column_int64(st, 2);
-	row.checksum = sqlite3_column_int64(st, 3);
-	row.data = sqlite3_column_blob(st, 4);
-	row.data_len = (size_t)sqlite3_column_bytes(st, 4);
-	rc = fn(ctx, &row);
-	stmt_done(cat, st, SQLITE_DONE, "");
-	return rc;
+	loc_from_row(st, 0, id, ret_loc);
+	return stmt_done(cat, st, SQLITE_DONE, "read blob");
 }
 
 int catalog_snapshot_blob_bytes(struct catalog *cat, int64_t snapshot_id,
@@ -804,9 +918,11 @@ int catalog_map_insert(struct catalog *cat, int64_t snapshot_id,
 }
 
 int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
-		     struct map_run **ret_runs, size_t *ret_count)
+		     struct map_run **ret_runs, struct blob_loc **ret_locs,
+		     size_t *ret_count)
 {
 	struct map_run *runs = NULL, *r;
+	struct blob_loc *locs = NULL;
 	size_t count = 0, cap = 0;
 	sqlite3_stmt *st = NULL;
 	int64_t n = 0;
@@ -827,8 +943,11 @@ int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
 		return rc;
 	cap = n > 0 && n < (1 << 26) ? (size_t)n : 16;
 	runs = malloc(cap * sizeof(*runs));
-	if (!runs)
-		return -ENOMEM;
+	locs = ret_locs ? malloc(cap * sizeof(*locs)) : NULL;
+	if (!runs || (ret_locs && !locs)) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
 
 	rc = stmt_get(cat, ST_MAP_LOAD, &st);
 	if (rc < 0)
@@ -844,12 +963,21 @@ int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
 
 			cap *= 2;
 			bigger = realloc(runs, cap * sizeof(*runs));
+			if (bigger)
+				runs = bigger;
+			if (bigger && locs) {
+				struct blob_loc *more = realloc(locs, cap * sizeof(*locs));
+
+				if (more)
+					locs = more;
+				else
+					bigger = NULL;
+			}
 			if (!bigger) {
 				rc = -ENOMEM;
 				stmt_done(cat, st, SQLITE_DONE, "");
 				goto out_free;
 			}
-			runs = bigger;
 		}
 		if (first < 0 || pages <= 0 || pages > UINT32_MAX || slot < 0 ||
 		    slot > UINT32_MAX) {
@@ -865,16 +993,25 @@ int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
 		r->blob_id = sqlite3_column_int64(st, 2);
 		r->slot = (uint32_t)slot;
 		r->hash = sqlite3_column_int64(st, 4);
+		/* A run whose blob row is gone gets a place that reads as
+		 * damage (length 0). */
+		if (locs && sqlite3_column_type(st, 5) == SQLITE_NULL)
+			locs[count - 1] = (struct blob_loc){ .id = r->blob_id };
+		else if (locs)
+			loc_from_row(st, 5, r->blob_id, &locs[count - 1]);
 	}
 	rc = stmt_done(cat, st, step, "read page map");
 	if (rc < 0)
 		goto out_free;
 	*ret_runs = runs;
+	if (ret_locs)
+		*ret_locs = locs;
 	*ret_count = count;
 	return 0;
 
 out_free:
 	free(runs);
+	free(locs);
 	return rc;
 }
 
@@ -922,45 +1059,164 @@ int catalog_delete_stale_index(struct catalog *cat, uint64_t *ret_deleted)
 			   "delete stale content index rows");
 }
 
-/* --- verify --- */
+/* --- packs --- */
 
-int catalog_for_each_blob(struct catalog *cat, int (*fn)(void *ctx, int64_t id,
-			  int64_t stored_size), void *ctx)
+int catalog_pack_last(struct catalog *cat, int64_t *ret_id, uint64_t *ret_length)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t *ids = NULL, *sizes = NULL;
+	int rc = stmt_get(cat, ST_PACK_LAST, &st), step;
+
+	if (rc < 0)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		int64_t len = sqlite3_column_int64(st, 1);
+
+		*ret_id = sqlite3_column_int64(st, 0);
+		*ret_length = len > 0 ? (uint64_t)len : 0;
+	}
+	rc = stmt_done(cat, st, step, "read packs");
+	if (rc == 0 && step != SQLITE_ROW)
+		rc = -ENOENT;
+	return rc;
+}
+
+int catalog_pack_new(struct catalog *cat, int64_t *ret_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_PACK_NEW, &st);
+
+	if (rc < 0)
+		return rc;
+	rc = stmt_done(cat, st, sqlite3_step(st), "add pack");
+	if (rc == 0)
+		*ret_id = sqlite3_last_insert_rowid(cat->db);
+	return rc;
+}
+
+int catalog_pack_set_length(struct catalog *cat, int64_t id, uint64_t length)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_PACK_SET_LENGTH, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)length);
+	return stmt_done(cat, st, sqlite3_step(st), "record pack length");
+}
+
+int catalog_pack_delete(struct catalog *cat, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_PACK_DELETE, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	return stmt_done(cat, st, sqlite3_step(st), "delete pack");
+}
+
+int catalog_pack_list(struct catalog *cat, int64_t **ret_ids, uint64_t **ret_lengths,
+		      size_t *ret_count)
+{
+	int64_t *ids = NULL;
+	uint64_t *lengths = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_PACK_LIST, &st), step;
+
+	if (rc < 0)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t len = sqlite3_column_int64(st, 1);
+
+		if (count == cap) {
+			size_t n = cap ? cap * 2 : 16;
+			int64_t *more_ids = realloc(ids, n * sizeof(*ids));
+			uint64_t *more_lengths = more_ids ? realloc(lengths, n * sizeof(*lengths)) : NULL;
+
+			if (more_ids)
+				ids = more_ids;
+			if (!more_lengths) {
+				stmt_done(cat, st, SQLITE_DONE, "");
+				free(ids);
+				free(lengths);
+				return -ENOMEM;
+			}
+			lengths = more_lengths;
+			cap = n;
+		}
+		ids[count] = sqlite3_column_int64(st, 0);
+		lengths[count++] = len > 0 ? (uint64_t)len : 0;
+	}
+	rc = stmt_done(cat, st, step, "list packs");
+	if (rc < 0) {
+		free(ids);
+		free(lengths);
+		return rc;
+	}
+	*ret_ids = ids;
+	*ret_lengths = lengths;
+	*ret_count = count;
+	return 0;
+}
+
+int catalog_pack_extents(struct catalog *cat, int64_t id,
+			 int (*fn)(void *ctx, uint64_t offset, uint64_t length), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_PACK_EXTENTS, &st), step;
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t off = sqlite3_column_int64(st, 0), len = sqlite3_column_int64(st, 1);
+
+		rc = fn(ctx, off > 0 ? (uint64_t)off : 0, len > 0 ? (uint64_t)len : 0);
+		if (rc < 0) {
+			stmt_done(cat, st, SQLITE_DONE, "");
+			return rc;
+		}
+	}
+	return stmt_done(cat, st, step, "list pack extents");
+}
+
+/* --- verify --- */
+
+int catalog_for_each_blob(struct catalog *cat,
+			  int (*fn)(void *ctx, const struct blob_loc *loc), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	struct blob_loc *locs = NULL;
 	size_t count = 0, cap = 0;
 	int rc, step;
 
-	/* Collect first: fn reads blobs through this same connection. */
+	/* Collect first: fn may use this same connection. */
 	rc = stmt_get(cat, ST_BLOB_IDS, &st);
 	if (rc < 0)
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (count == cap) {
 			size_t n = cap ? cap * 2 : 1024;
-			int64_t *bi = realloc(ids, n * sizeof(*bi)), *bs;
+			struct blob_loc *more = realloc(locs, n * sizeof(*more));
 
-			if (bi)
-				ids = bi;
-			bs = bi ? realloc(sizes, n * sizeof(*bs)) : NULL;
-			if (!bs) {
+			if (!more) {
 				stmt_done(cat, st, SQLITE_DONE, "");
 				rc = -ENOMEM;
 				goto out_free;
 			}
-			sizes = bs;
+			locs = more;
 			cap = n;
 		}
-		ids[count] = sqlite3_column_int64(st, 0);
-		sizes[count++] = sqlite3_column_int64(st, 1);
+		loc_from_row(st, 1, sqlite3_column_int64(st, 0), &locs[count++]);
 	}
 	rc = stmt_done(cat, st, step, "list blobs");
 	for (size_t i = 0; rc == 0 && i < count; i++)
-		rc = fn(ctx, ids[i], sizes[i]);
+		rc = fn(ctx, &locs[i]);
 out_free:
-	free(ids);
-	free(sizes);
+	free(locs);
 	return rc;
 }
 

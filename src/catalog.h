@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "map_run.h"
 #include "snapfs.h"
 
 struct catalog;
@@ -27,8 +28,17 @@ int catalog_create_schema(struct catalog *cat, const char *created_at);
  * has not, -SNAPFS_ECORRUPT if it cannot be read as a database. */
 int catalog_check_store(struct catalog *cat);
 int catalog_schema_version(struct catalog *cat, int *ret_version);
-/* Bring an older schema up to SNAPFS_SCHEMA_VERSION, in one transaction. */
-int catalog_upgrade(struct catalog *cat, int from_version);
+/* Version 1 -> 2 (schema/upgrade/v2.sql), driven by src/upgrade.c: begin
+ * (write transaction, foreign keys off, new tables), copy every blob's
+ * bytes through append() into pack 1 with a new row each, then end:
+ * commit with the pack's length (the pack durable by then), or roll
+ * back. */
+int catalog_upgrade_v2_begin(struct catalog *cat);
+int catalog_upgrade_v2_blobs(struct catalog *cat,
+			     int (*append)(void *ctx, const void *data, size_t len,
+					   uint64_t *ret_offset),
+			     void *ctx);
+int catalog_upgrade_v2_end(struct catalog *cat, uint64_t pack_length, bool commit);
 int catalog_page_size(struct catalog *cat, uint32_t *ret_page_size);
 int catalog_data_version(struct catalog *cat, int64_t *ret_version);
 
@@ -67,21 +77,12 @@ int catalog_segments_get(struct catalog *cat, int64_t snapshot_id,
 			 struct snapfs_segment **ret_segs, size_t *ret_count);
 
 /* --- blobs --- */
-struct blob_row {
-	int64_t id;
-	int codec;
-	int64_t page_count;
-	int64_t stored_size;
-	int64_t checksum;
-	const void *data;      /* owned by SQLite, valid only inside the callback */
-	size_t data_len;
-};
-int catalog_blob_insert(struct catalog *cat, const struct blob_row *row,
+struct blob_loc;
+/* Insert a blob row for loc (its id is ignored); the new id in *ret_id. */
+int catalog_blob_insert(struct catalog *cat, const struct blob_loc *loc,
 			int64_t *ret_id);
-/* Look up blob id and call fn with its row while it is valid. -ENOENT when
- * no such blob; otherwise fn's return value. */
-int catalog_blob_with(struct catalog *cat, int64_t id,
-		      int (*fn)(void *ctx, const struct blob_row *row), void *ctx);
+/* The place of blob id, or -ENOENT. */
+int catalog_blob_loc(struct catalog *cat, int64_t id, struct blob_loc *ret_loc);
 /* Sum of stored_size of the blobs a snapshot's page map uses. */
 int catalog_snapshot_blob_bytes(struct catalog *cat, int64_t snapshot_id,
 				uint64_t *ret_bytes);
@@ -94,19 +95,15 @@ int catalog_index_lookup(struct catalog *cat, int64_t digest,
 int catalog_index_put(struct catalog *cat, int64_t digest, int64_t blob_id,
 		      int slot);
 
-/* --- page map --- */
-struct map_run {
-	uint64_t first_page;
-	uint32_t page_count;
-	uint32_t slot;
-	int64_t blob_id;
-	int64_t hash;
-};
+/* --- page map (struct map_run: map_run.h) --- */
 int catalog_map_insert(struct catalog *cat, int64_t snapshot_id,
 		       const struct map_run *run);
-/* All runs of a snapshot, ordered by first_page; caller frees *ret_runs. */
+/* All runs of a snapshot, ordered by first_page, and (ret_locs not NULL)
+ * the place of each run's blob (a run whose blob row is missing gets a
+ * place of length 0); caller frees *ret_runs and *ret_locs. */
 int catalog_map_load(struct catalog *cat, int64_t snapshot_id,
-		     struct map_run **ret_runs, size_t *ret_count);
+		     struct map_run **ret_runs, struct blob_loc **ret_locs,
+		     size_t *ret_count);
 
 /* --- gc --- */
 /* Number and stored bytes of blobs no page map uses. */
@@ -116,10 +113,24 @@ int catalog_delete_unused_blobs(struct catalog *cat, int limit, uint64_t *ret_de
 /* Delete content-index rows whose blob is gone; the number in *ret_deleted. */
 int catalog_delete_stale_index(struct catalog *cat, uint64_t *ret_deleted);
 
+/* --- packs --- */
+/* The newest pack and its committed length; -ENOENT when there is none. */
+int catalog_pack_last(struct catalog *cat, int64_t *ret_id, uint64_t *ret_length);
+/* A new, empty pack row; its id in *ret_id. */
+int catalog_pack_new(struct catalog *cat, int64_t *ret_id);
+int catalog_pack_set_length(struct catalog *cat, int64_t id, uint64_t length);
+int catalog_pack_delete(struct catalog *cat, int64_t id);
+/* Every pack, in id order; caller frees *ret_ids and *ret_lengths. */
+int catalog_pack_list(struct catalog *cat, int64_t **ret_ids, uint64_t **ret_lengths,
+		      size_t *ret_count);
+/* Call fn(ctx, offset, length) for every blob of pack id, by offset. */
+int catalog_pack_extents(struct catalog *cat, int64_t id,
+			 int (*fn)(void *ctx, uint64_t offset, uint64_t length), void *ctx);
+
 /* --- verify --- */
-/* Call fn for every blob id in the store, in id order. */
-int catalog_for_each_blob(struct catalog *cat, int (*fn)(void *ctx, int64_t id,
-			  int64_t stored_size), void *ctx);
+/* Call fn for every blob of the store, in pack order. */
+int catalog_for_each_blob(struct catalog *cat,
+			  int (*fn)(void *ctx, const struct blob_loc *loc), void *ctx);
 /* The figures snapshot_summary recomputes for one snapshot. */
 int catalog_snapshot_recount(struct catalog *cat, int64_t snapshot_id,
 			     struct snapfs_snapshot *ret_figures);

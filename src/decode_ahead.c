@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The decode-ahead workers: a bounded ring of blob ids under one mutex,
+ * The decode-ahead workers: a bounded ring of blob places under one mutex,
  * and threads that take ids from it and load them through the blob cache
  * (which decodes a blob once however many threads want it, so a reader
  * that arrives while a worker decodes its blob waits for that decode
@@ -12,10 +12,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "reader.h"
+#include "blob_store.h"
 
 /* Requests waiting: a sequential reader asks for a few MiB ahead. */
-#define QUEUE_SIZE 128
+#define QUEUE_SIZE 256
 
 struct decode_ahead {
 	struct blob_cache *cache;
@@ -23,7 +23,7 @@ struct decode_ahead {
 	void *ctx;
 	pthread_mutex_t lock;
 	pthread_cond_t work;
-	int64_t queue[QUEUE_SIZE];
+	struct blob_loc queue[QUEUE_SIZE];
 	unsigned head, count;        /* ring: next to take, ids waiting */
 	bool stopping;
 	unsigned thread_count;
@@ -36,21 +36,21 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&da->lock);
 	for (;;) {
-		int64_t id;
+		struct blob_loc loc;
 
 		while (!da->stopping && da->count == 0)
 			pthread_cond_wait(&da->work, &da->lock);
 		if (da->stopping)
 			break;
-		id = da->queue[da->head];
+		loc = da->queue[da->head];
 		da->head = (da->head + 1) % QUEUE_SIZE;
 		da->count--;
 		pthread_mutex_unlock(&da->lock);
-		(void)blob_cache_load_ahead(da->cache, id, da->load, da->ctx);
+		(void)blob_cache_load_ahead(da->cache, &loc, da->load, da->ctx);
 		pthread_mutex_lock(&da->lock);
 	}
 	pthread_mutex_unlock(&da->lock);
-	reader_thread_release();
+	blob_store_thread_release();
 	return NULL;
 }
 
@@ -98,11 +98,11 @@ void decode_ahead_free(struct decode_ahead *da)
 	free(da);
 }
 
-void decode_ahead_want(struct decode_ahead *da, int64_t id)
+void decode_ahead_want(struct decode_ahead *da, const struct blob_loc *loc)
 {
 	pthread_mutex_lock(&da->lock);
 	if (da->count < QUEUE_SIZE && !da->stopping) {
-		da->queue[(da->head + da->count) % QUEUE_SIZE] = id;
+		da->queue[(da->head + da->count) % QUEUE_SIZE] = *loc;
 		da->count++;
 		pthread_cond_signal(&da->work);
 	}

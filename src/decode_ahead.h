@@ -22,5 +22,5 @@ int decode_ahead_new(struct blob_cache *cache, blob_load_fn load, void *ctx,
 /* Stop and join the workers; queued requests are dropped. NULL is fine. */
 void decode_ahead_free(struct decode_ahead *da);
 
-/* Ask for blob id to be decoded into the cache soon. */
-void decode_ahead_want(struct decode_ahead *da, int64_t id);
+/* Ask for the blob at loc to be decoded into the cache soon. */
+void decode_ahead_want(struct decode_ahead *da, const struct blob_loc *loc);

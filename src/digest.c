@@ -11,7 +11,7 @@
 
 #include <openssl/evp.h>
 
-#include "catalog.h"
+#include "map_run.h"
 #include <xxhash.h>
 
 struct page_hasher {

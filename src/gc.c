@@ -2,17 +2,98 @@
 /*
  * snapfs_gc(): delete the blobs no snapshot uses any more and give their
  * space back to the file system. The deletions are one transaction (a gc
- * killed at any moment leaves the store as it was, or as it is after);
- * shrinking the file is a separate, equally atomic step.
+ * killed at any moment leaves the store as it was, or as it is after).
+ * Then, under the write lock, the packs give their space back: holes are
+ * punched wherever no blob row names the bytes (so a gc killed before this
+ * step leaves nothing behind: the next one punches them), a pack no blob
+ * is left in is deleted, and a tail past a pack's committed length (a
+ * killed save's) is cut. Last, the database file shrinks.
  */
 #include <errno.h>
+#include <stdlib.h>
 
+#include "blob_store.h"
 #include "catalog.h"
 #include "errors.h"
 #include "store.h"
 
 /* Blobs deleted per statement, between progress reports. */
 #define GC_BATCH 256
+
+struct pack_gaps {
+	struct blob_store *bs;
+	int64_t pack_id;
+	uint64_t end;                /* of the live bytes seen so far */
+	uint64_t blobs;
+};
+
+static int punch_gap(void *ctx, uint64_t offset, uint64_t length)
+{
+	struct pack_gaps *g = ctx;
+	int rc = 0;
+
+	if (offset > g->end)
+		rc = blob_store_punch(g->bs, g->pack_id, g->end, offset - g->end);
+	if (offset + length > g->end)
+		g->end = offset + length;
+	g->blobs++;
+	return rc;
+}
+
+/* Give back the space of every pack that no blob row names. */
+static int reclaim_packs(struct snapfs_store *store, struct catalog *cat,
+			 struct snapfs_gc_result *r)
+{
+	struct blob_store *bs = store_blobs(store);
+	int64_t *ids = NULL;
+	uint64_t *lengths = NULL, disk, length;
+	size_t count = 0, dead = 0;
+	int rc;
+
+	rc = catalog_begin_write(cat);
+	if (rc < 0)
+		return rc;
+	rc = catalog_pack_list(cat, &ids, &lengths, &count);
+	if (rc < 0)
+		goto out_rollback;
+	for (size_t i = 0; i < count; i++) {
+		struct pack_gaps g = { .bs = bs, .pack_id = ids[i] };
+
+		if (blob_store_pack_size(bs, ids[i], &disk, &length) < 0)
+			continue;       /* missing: verify reports it */
+		rc = catalog_pack_extents(cat, ids[i], punch_gap, &g);
+		if (rc < 0)
+			goto out_rollback;
+		if (g.blobs == 0) {
+			rc = catalog_pack_delete(cat, ids[i]);
+			if (rc < 0)
+				goto out_rollback;
+			ids[dead++] = ids[i];   /* unlinked after the commit */
+			continue;
+		}
+		if (length > lengths[i])
+			rc = blob_store_truncate(bs, ids[i], lengths[i]);
+		if (rc == 0 && lengths[i] > g.end)
+			rc = blob_store_punch(bs, ids[i], g.end, lengths[i] - g.end);
+		if (rc < 0)
+			goto out_rollback;
+	}
+	rc = catalog_commit(cat);
+	for (size_t i = 0; rc == 0 && i < dead; i++) {
+		rc = blob_store_remove(bs, ids[i]);
+		if (rc == 0)
+			r->packs_removed++;
+	}
+	free(ids);
+	free(lengths);
+	return rc;
+
+out_rollback:
+	catalog_rollback(cat);
+	free(ids);
+	free(lengths);
+	return rc;
+}
 
 int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress,
 	      struct snapfs_gc_result *ret_result)
@@ -49,6 +130,9 @@ int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress
 	if (rc < 0)
 		goto out_rollback;
 	rc = catalog_commit(cat);
+	if (rc < 0)
+		return error_prefix(rc, "gc");
+	rc = reclaim_packs(store, cat, &r);
 	if (rc < 0)
 		return error_prefix(rc, "gc");
 	rc = catalog_shrink(cat);

@@ -17,7 +17,6 @@
 
 #include "blob_cache.h"
 #include "catalog.h"
-#include "codec.h"
 #include "decode_ahead.h"
 #include "digest.h"
 #include "errors.h"
@@ -28,6 +27,7 @@ enum run_state { RUN_UNCHECKED = 0, RUN_GOOD = 1, RUN_BAD = -1 };
 
 struct image_run {
 	struct map_run map;
+	struct blob_loc loc;         /* where its blob is */
 	atomic_int state;            /* enum run_state */
 };
 
@@ -51,6 +51,7 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 	struct snapfs_snapshot snap;
 	struct snapfs_image *img;
 	struct map_run *runs = NULL;
+	struct blob_loc *locs = NULL;
 	struct catalog *cat;
 	size_t count = 0;
 	uint64_t prev_end = 0;
@@ -66,7 +67,7 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 	rc = catalog_snapshot_get_id(cat, snapshot_id, &snap);
 	if (rc < 0)
 		goto out_end;
-	rc = catalog_map_load(cat, snapshot_id, &runs, &count);
+	rc = catalog_map_load(cat, snapshot_id, &runs, &locs, &count);
 	snapfs_snapshot_release(&snap);
 	if (rc < 0)
 		goto out_end;
@@ -86,6 +87,7 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 		struct image_run *r = &img->runs[i];
 
 		r->map = runs[i];
+		r->loc = locs[i];
 		/* A run that overlaps the one before it or reaches past the end
 		 * of the file can only come from damage: its pages read as
 		 * -EIO. */
@@ -100,6 +102,7 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 	rc = 0;
 out_end:
 	free(runs);
+	free(locs);
 	catalog_rollback(cat);
 out_put:
 	store_reader_put(store, cat);
@@ -182,118 +185,6 @@ uint64_t snapfs_image_data_bytes(const struct snapfs_image *img,
 	return total;
 }
 
-struct blob_decode {
-	struct codec_ctx *codec;
-	unsigned char *out;
-	size_t out_len;
-	const char *why;             /* what was wrong, on -SNAPFS_ECORRUPT */
-};
-
-static int decode_row(void *ctx, const struct blob_row *row)
-{
-	struct blob_decode *d = ctx;
-	size_t raw;
-	int rc;
-
-	if (row->page_count <= 0 || row->page_count > BLOB_PAGES_MAX ||
-	    row->stored_size != (int64_t)row->data_len || !row->data) {
-		d->why = "malformed row (page count or stored size)";
-		return -SNAPFS_ECORRUPT;
-	}
-	if (blob_checksum(row->data, row->data_len) != row->checksum) {
-		d->why = "checksum mismatch";
-		return -SNAPFS_ECORRUPT;
-	}
-	raw = (size_t)row->page_count * SNAPFS_PAGE_SIZE;
-	d->out = malloc(raw);
-	if (!d->out)
-		return -ENOMEM;
-	rc = codec_decompress(d->codec, row->codec, row->data, row->data_len,
-			      d->out, raw);
-	if (rc < 0) {
-		free(d->out);
-		d->out = NULL;
-		d->why = "does not decode";
-		return rc;
-	}
-	d->out_len = raw;
-	return 0;
-}
-
-/* Each thread decodes with a codec context of its own, freed when the
- * thread ends (FUSE worker threads come and go). */
-static pthread_key_t codec_key;
-static pthread_once_t codec_key_once = PTHREAD_ONCE_INIT;
-
-static void codec_key_destroy(void *ctx)
-{
-	codec_ctx_free(ctx);
-}
-
-static void codec_key_create(void)
-{
-	pthread_key_create(&codec_key, codec_key_destroy);
-}
-
-static struct codec_ctx *thread_codec(void)
-{
-	struct codec_ctx *ctx;
-
-	pthread_once(&codec_key_once, codec_key_create);
-	ctx = pthread_getspecific(codec_key);
-	if (!ctx) {
-		ctx = codec_ctx_new();
-		if (ctx && pthread_setspecific(codec_key, ctx) != 0) {
-			codec_ctx_free(ctx);
-			ctx = NULL;
-		}
-	}
-	return ctx;
-}
-
-void reader_thread_release(void)
-{
-	pthread_once(&codec_key_once, codec_key_create);
-	codec_ctx_free(pthread_getspecific(codec_key));
-	pthread_setspecific(codec_key, NULL);
-}
-
-int blob_decode(struct catalog *cat, int64_t id, unsigned char **ret_data,
-		size_t *ret_size)
-{
-	struct blob_decode d = { 0 };
-	int rc;
-
-	d.codec = thread_codec();
-	if (!d.codec)
-		return -ENOMEM;
-	rc = catalog_blob_with(cat, id, decode_row, &d);
-	if (rc == -ENOENT)
-		return error_set(-SNAPFS_ECORRUPT, "blob %lld: missing", (long long)id);
-	if (rc == -SNAPFS_ECORRUPT)
-		return error_set(rc, "blob %lld: %s", (long long)id, d.why ? d.why : "damaged");
-	if (rc < 0)
-		return rc;
-	*ret_data = d.out;
-	*ret_size = d.out_len;
-	return 0;
-}
-
-int reader_load_blob(void *ctx, int64_t id, unsigned char **ret_data,
-		     size_t *ret_size)
-{
-	struct snapfs_store *store = ctx;
-	struct catalog *cat;
-	int rc;
-
-	rc = store_reader_get(store, &cat);
-	if (rc < 0)
-		return rc;
-	rc = blob_decode(cat, id, ret_data, ret_size);
-	store_reader_put(store, cat);
-	return rc;
-}
-
 /* Zeros for holes and zero pages, shared by every read. */
 #define ZERO_BYTES SNAPFS_READ_SLICES_BYTES
 static unsigned char zero_bytes[ZERO_BYTES];
@@ -324,8 +215,8 @@ static int run_blob(struct snapfs_image *img, const struct image_run *r,
 {
 	int rc;
 
-	rc = blob_cache_get(store_cache(img->store), r->map.blob_id, use,
-			    reader_load_blob, img->store, ret_blob);
+	rc = blob_cache_get(store_cache(img->store), &r->loc, use,
+			    store_load_blob, store_blobs(img->store), ret_blob);
 	if (rc < 0) {
 		/* The loading thread has the detail; this one may have waited. */
 		if (rc == -ENOMEM)
@@ -479,7 +370,7 @@ void snapfs_read_slices_release(struct snapfs_read_slices *s)
  * memory in order). Sequential is judged in runs, not bytes, so that a
  * reader that skips holes (restore, cp --sparse) still counts, and with
  * some slack, because the kernel's readahead sends requests out of order. */
-#define AHEAD_RUNS 48                /* runs (a blob or less each) kept decoded ahead */
+#define AHEAD_RUNS 128               /* runs (a blob or less each, 32 KiB) kept decoded ahead */
 #define AHEAD_SLACK 4                /* runs a "sequential" read may be off by */
 
 /* first: the index of the first run the read [.., end) touches or
@@ -516,7 +407,7 @@ static enum blob_use read_ahead(struct snapfs_image *img, size_t first, uint64_t
 		const struct image_run *r = &img->runs[i];
 
 		if (r->map.blob_id != prev_id && atomic_load(&r->state) != RUN_BAD)
-			decode_ahead_want(da, r->map.blob_id);
+			decode_ahead_want(da, &r->loc);
 		prev_id = r->map.blob_id;
 	}
 	return BLOB_STREAM;

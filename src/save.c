@@ -173,7 +173,8 @@ static int write_snapshot(struct save_job *job)
 		if (g->committed)
 			job->snap.committed_bytes += g->end - g->start;
 	}
-	rc = blob_writer_new(cat, job->snap.id, o->codec, o->level, &job->writer);
+	rc = blob_writer_new(cat, store_blobs(job->store), job->snap.id, o->codec, o->level,
+			     &job->writer);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < job->segs->count; i++) {
@@ -216,11 +217,14 @@ int snapfs_save(struct snapfs_store *store, const char *name,
 	rc = write_snapshot(&job);
 	if (rc < 0) {
 		catalog_rollback(job.cat);
+		blob_writer_abort(job.writer);
 		goto out_release;
 	}
 	rc = catalog_commit(job.cat);
-	if (rc < 0)
+	if (rc < 0) {
+		blob_writer_abort(job.writer);
 		goto out_release;
+	}
 	blob_writer_stats(job.writer, &ws);
 	if (ret_result)
 		*ret_result = (struct snapfs_save_result){

@@ -28,7 +28,7 @@
 /* Longest snapshot name. */
 #define SNAPFS_NAME_MAX 128
 /* The schema version this library writes (PRAGMA user_version). */
-#define SNAPFS_SCHEMA_VERSION 1
+#define SNAPFS_SCHEMA_VERSION 2
 /* The database file inside a store directory. */
 #define SNAPFS_DB_FILE "snapfs.db"
 
@@ -91,7 +91,7 @@ struct snapfs_store_summary {
 	uint64_t unique_pages;   /* distinct stored pages (blob slots) */
 	uint64_t blob_count;
 	uint64_t blob_bytes;     /* sum of blobs' stored_size */
-	uint64_t file_bytes;     /* snapfs.db (+ -wal) on disk */
+	uint64_t file_bytes;     /* snapfs.db (+ -wal) and packs on disk */
 };
 int snapfs_store_summary(struct snapfs_store *store,
 			 struct snapfs_store_summary *ret_summary);
@@ -305,7 +305,8 @@ struct snapfs_gc_result {
 	uint64_t blobs_removed;
 	uint64_t blob_bytes_removed;  /* stored bytes of the blobs removed */
 	uint64_t index_rows_removed;
-	uint64_t file_bytes_before;   /* snapfs.db + -wal */
+	uint64_t packs_removed;       /* pack files no blob was left in */
+	uint64_t file_bytes_before;   /* snapfs.db + -wal + packs on disk */
 	uint64_t file_bytes_after;
 };
 

@@ -16,10 +16,11 @@
 #include <unistd.h>
 
 #include "blob_cache.h"
+#include "blob_store.h"
 #include "catalog.h"
 #include "decode_ahead.h"
 #include "errors.h"
-#include "reader.h"
+#include "upgrade.h"
 
 struct snapfs_store {
 	char *dir;
@@ -29,6 +30,7 @@ struct snapfs_store {
 	pthread_mutex_t pool_lock;      /* guards idle[] */
 	struct catalog **idle;          /* read connections not in use */
 	size_t idle_count, idle_cap;
+	struct blob_store *blobs;       /* the pack files */
 	struct blob_cache *cache;
 	pthread_mutex_t ahead_lock;     /* guards ahead, ahead_tried */
 	struct decode_ahead *ahead;     /* started by the first sequential read */
@@ -179,7 +181,8 @@ int snapfs_store_open(const char *dir, unsigned flags,
 	store->dir = strdup(dir);
 	store->db_path = path_join(dir, SNAPFS_DB_FILE);
 	store->cache = blob_cache_new(SNAPFS_DEFAULT_CACHE_SIZE);
-	if (!store->dir || !store->db_path || !store->cache) {
+	if (!store->dir || !store->db_path || !store->cache ||
+	    blob_store_open(dir, !store->readonly, &store->blobs) < 0) {
 		rc = -ENOMEM;
 		goto out_close;
 	}
@@ -192,7 +195,7 @@ int snapfs_store_open(const char *dir, unsigned flags,
 			error_prefix(rc, "store '%s'", dir);
 			goto out_close;
 		}
-		rc = catalog_upgrade(store->writer, version);
+		rc = upgrade_store(store->writer, store->blobs, version);
 		if (rc < 0) {
 			error_prefix(rc, "store '%s'", dir);
 			goto out_close;
@@ -230,7 +233,8 @@ void snapfs_store_close(struct snapfs_store *store)
 	catalog_close(store->watcher);
 	pthread_mutex_destroy(&store->watch_lock);
 	blob_cache_free(store->cache);
-	reader_thread_release();
+	blob_store_close(store->blobs);
+	blob_store_thread_release();
 	pthread_mutex_destroy(&store->pool_lock);
 	free(store->db_path);
 	free(store->dir);
@@ -240,6 +244,17 @@ void snapfs_store_close(struct snapfs_store *store)
 void snapfs_store_set_cache_size(struct snapfs_store *store, size_t bytes)
 {
 	blob_cache_set_limit(store->cache, bytes);
+}
+
+int store_load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
+		    unsigned char **ret_data, size_t *ret_size)
+{
+	return blob_store_load(ctx, loc, sequential, ret_data, ret_size);
+}
+
+struct blob_store *store_blobs(struct snapfs_store *store)
+{
+	return store->blobs;
 }
 
 struct decode_ahead *store_decode_ahead(struct snapfs_store *store)
@@ -253,7 +268,7 @@ struct decode_ahead *store_decode_ahead(struct snapfs_store *store)
 		store->ahead_tried = true;
 		/* One worker per core, a few at most: they only keep a
 		 * sequential reader's next blobs decoded. */
-		if (decode_ahead_new(store->cache, reader_load_blob, store,
+		if (decode_ahead_new(store->cache, store_load_blob, store->blobs,
 				     cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned)cpus,
 				     &store->ahead) < 0)
 			store->ahead = NULL;
@@ -415,7 +430,7 @@ static uint64_t file_bytes(const char *path)
 
 uint64_t store_file_bytes(const struct snapfs_store *store)
 {
-	uint64_t bytes = file_bytes(store->db_path);
+	uint64_t bytes = file_bytes(store->db_path) + blob_store_disk_bytes(store->blobs);
 	char *wal;
 
 	if (asprintf(&wal, "%s-wal", store->db_path) >= 0) {

@@ -11,6 +11,8 @@
 struct catalog;
 struct blob_cache;
 struct decode_ahead;
+struct blob_store;
+struct blob_loc;
 
 /* Borrow a read-only connection; give it back with store_reader_put(). */
 int store_reader_get(struct snapfs_store *store, struct catalog **ret_cat);
@@ -19,12 +21,17 @@ void store_reader_put(struct snapfs_store *store, struct catalog *cat);
 /* The writer connection, or NULL for a store opened read-only. */
 struct catalog *store_writer(struct snapfs_store *store);
 struct blob_cache *store_cache(struct snapfs_store *store);
+/* The store's pack files. */
+struct blob_store *store_blobs(struct snapfs_store *store);
+/* blob_load_fn for the store's cache: ctx is store_blobs(store). */
+int store_load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
+		    unsigned char **ret_data, size_t *ret_size);
 /* The store's decode-ahead workers, started on first use; NULL if they
  * could not be started (reads then decode on their own). */
 struct decode_ahead *store_decode_ahead(struct snapfs_store *store);
 const char *store_dir(const struct snapfs_store *store);
 
-/* Bytes of snapfs.db and its -wal file on disk. */
+/* Bytes of snapfs.db, its -wal file and the pack files on disk. */
 uint64_t store_file_bytes(const struct snapfs_store *store);
 
 /* Current time as ISO-8601 UTC ("2026-11-27T05:46:05Z"). */

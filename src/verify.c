@@ -17,6 +17,7 @@
 
 #include "catalog.h"
 #include "errors.h"
+#include "blob_store.h"
 #include "reader.h"
 #include "store.h"
 
@@ -60,21 +61,48 @@ static int advance(struct verify_job *job, uint64_t bytes)
 	return 0;
 }
 
-static int check_blob(void *ctx, int64_t id, int64_t stored_size)
+static int check_blob(void *ctx, const struct blob_loc *loc)
 {
 	struct verify_job *job = ctx;
 	unsigned char *data = NULL;
 	size_t size = 0;
 	int rc;
 
-	(void)stored_size;
-	rc = blob_decode(job->cat, id, &data, &size);
+	rc = blob_store_load(store_blobs(job->store), loc, true, &data, &size);
 	if (rc == -SNAPFS_ECORRUPT || rc == -EIO)
-		report(job, "blob %" PRId64 ": damaged (checksum, length or decode fails)", id);
+		report(job, "blob %" PRId64 " (pack %" PRId64 ", offset %" PRIu64
+		       "): damaged (missing pack, short pack, checksum or decode fails)",
+		       loc->id, loc->pack_id, loc->offset);
 	else if (rc < 0)
 		return rc;
 	free(data);
 	return advance(job, size);
+}
+
+/* Every pack the database names is there and holds its committed bytes. */
+static int check_packs(struct verify_job *job)
+{
+	int64_t *ids = NULL;
+	uint64_t *lengths = NULL, disk, length;
+	size_t count = 0;
+	int rc;
+
+	rc = catalog_pack_list(job->cat, &ids, &lengths, &count);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < count; i++) {
+		rc = blob_store_pack_size(store_blobs(job->store), ids[i], &disk, &length);
+		if (rc == -ENOENT)
+			report(job, "pack %" PRId64 ": missing", ids[i]);
+		else if (rc < 0)
+			report(job, "pack %" PRId64 ": cannot be read: %s", ids[i], snapfs_strerror(rc));
+		else if (length < lengths[i])
+			report(job, "pack %" PRId64 ": %" PRIu64 " bytes, %" PRIu64 " recorded",
+			       ids[i], length, lengths[i]);
+	}
+	free(ids);
+	free(lengths);
+	return 0;
 }
 
 static void check_segments(struct verify_job *job, const struct snapfs_snapshot *snap)
@@ -246,7 +274,9 @@ int snapfs_verify(struct snapfs_store *store, const char *const *names,
 	if (count == 0 && catalog_store_summary(job.cat, &summary) == 0)
 		job.total += summary.unique_pages * SNAPFS_PAGE_SIZE;
 	if (count == 0) {
-		rc = catalog_for_each_blob(job.cat, check_blob, &job);
+		rc = check_packs(&job);
+		if (rc == 0)
+			rc = catalog_for_each_blob(job.cat, check_blob, &job);
 		if (rc == -SNAPFS_ECORRUPT) {
 			report(&job, "database: blob table cannot be read: %s", snapfs_errmsg());
 			rc = 0;

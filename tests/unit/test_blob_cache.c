@@ -20,11 +20,14 @@
 
 static unsigned loads;
 
-static int load_blob(void *ctx, int64_t id, unsigned char **ret_data, size_t *ret_size)
+static int load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
+		     unsigned char **ret_data, size_t *ret_size)
 {
 	unsigned char *data = malloc(BLOB_BYTES);
+	int64_t id = loc->id;
 
 	(void)ctx;
+	(void)sequential;
 	if (!data)
 		return -12;
 	memset(data, (int)(id & 0xff), BLOB_BYTES);
@@ -32,6 +35,15 @@ static int load_blob(void *ctx, int64_t id, unsigned char **ret_data, size_t *re
 	*ret_data = data;
 	*ret_size = BLOB_BYTES;
 	return 0;
+}
+
+/* A place that names blob id only (load_blob needs nothing more). */
+static const struct blob_loc *loc_of(int64_t id)
+{
+	static __thread struct blob_loc loc;
+
+	loc = (struct blob_loc){ .id = id };
+	return &loc;
 }
 
 /* Take and let go of blobs first .. first + count - 1 as use says. */
@@ -42,7 +54,7 @@ static void read_blobs(struct blob_cache *c, int64_t first, unsigned count,
 		const struct cached_blob *b = NULL;
 		int64_t id = first + i;
 
-		EXPECT_OK(blob_cache_get(c, id, use, load_blob, NULL, &b));
+		EXPECT_OK(blob_cache_get(c, loc_of(id), use, load_blob, NULL, &b));
 		EXPECT(b && b->id == id && b->size == BLOB_BYTES &&
 		       b->data[0] == (unsigned char)(id & 0xff));
 		blob_cache_put(c, b);
@@ -83,9 +95,9 @@ static void test_ahead_waits_for_its_reader(void)
 
 	loads = 0;
 	for (int64_t id = 1; id <= 300; id++)       /* 37.5 MiB, more than kept spent */
-		EXPECT_OK(blob_cache_load_ahead(c, id, load_blob, NULL));
+		EXPECT_OK(blob_cache_load_ahead(c, loc_of(id), load_blob, NULL));
 	EXPECT(blob_cache_bytes(c) == 300 * BLOB_BYTES);
-	EXPECT_OK(blob_cache_load_ahead(c, 1, load_blob, NULL));
+	EXPECT_OK(blob_cache_load_ahead(c, loc_of(1), load_blob, NULL));
 	EXPECT(loads == 300);                       /* there already: not loaded again */
 	read_blobs(c, 1, 300, BLOB_STREAM);
 	EXPECT(loads == 300);
@@ -117,7 +129,7 @@ static void test_limit_holds(void)
 	read_blobs(c, 100, 50, BLOB_RANDOM);
 	EXPECT(blob_cache_bytes(c) <= limit);
 	/* A blob in use is never dropped, whatever the limit. */
-	EXPECT_OK(blob_cache_get(c, 1000, BLOB_STREAM, load_blob, NULL, &held));
+	EXPECT_OK(blob_cache_get(c, loc_of(1000), BLOB_STREAM, load_blob, NULL, &held));
 	read_blobs(c, 200, 50, BLOB_STREAM);
 	EXPECT(held && held->data[0] == (unsigned char)(1000 & 0xff));
 	EXPECT(blob_cache_contains(c, 1000));

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "blob_cache.h"
+#include "blob_writer.h"
 #include "catalog.h"
 #include "expect.h"
 #include "reader.h"
@@ -150,7 +151,7 @@ int main(void)
 		EXPECT(memcmp(buf, src + off, PAGE) == 0);
 	}
 	usleep(200000);
-	EXPECT(blob_cache_bytes(store_cache(store)) == 8 * 32 * (size_t)PAGE);
+	EXPECT(blob_cache_bytes(store_cache(store)) == 8 * BLOB_PAGES * (size_t)PAGE);
 	snapfs_image_close(img);
 	snapfs_store_close(store);
 
@@ -161,12 +162,28 @@ int main(void)
 	EXPECT_OK(snapfs_image_open(store, id, &img));
 	ahead = blob_at(img, 1u << 20);
 	{
-		char sql[200];
+		char sql[200], pack[600];
+		sqlite3_stmt *st = NULL;
 
+		/* Zeros over the blob's bytes in its pack. */
 		snprintf(sql, sizeof(sql),
-			 "UPDATE blobs SET data = zeroblob(length(data)) WHERE id = %lld",
+			 "SELECT pack_id, pack_offset, stored_size FROM blobs WHERE id = %lld",
 			 (long long)ahead);
-		EXPECT(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+		EXPECT(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+		EXPECT(sqlite3_step(st) == SQLITE_ROW);
+		snprintf(pack, sizeof(pack), "%s/packs/%08lld.pack", store_dir,
+			 (long long)sqlite3_column_int64(st, 0));
+		{
+			int fd = open(pack, O_WRONLY);
+			size_t len = (size_t)sqlite3_column_int64(st, 2);
+			unsigned char *zeros = calloc(1, len);
+
+			EXPECT(fd >= 0 && zeros);
+			EXPECT(pwrite(fd, zeros, len, sqlite3_column_int64(st, 1)) == (ssize_t)len);
+			close(fd);
+			free(zeros);
+		}
+		sqlite3_finalize(st);
 	}
 	sqlite3_close(db);
 	read_in_order(img, src, 0, 768u * 1024);

@@ -208,12 +208,13 @@ int main(void)
 	EXPECT(snapfs_save(store, "../bad", img, &opts, &r2) == -SNAPFS_EBADNAME);
 	EXPECT(snapfs_save(store, "dir", dir, &opts, &r2) == -EISDIR);
 
-	/* Damage: a flipped byte in one blob fails reads of its pages with
-	 * EIO; a page-map row pointed at another blob fails too. */
+	/* Damage: a blob whose stored bytes no longer match its checksum
+	 * fails reads of its pages with EIO; a page-map row pointed at
+	 * another blob fails too. */
 	src = slurp(img, &size);
 	EXPECT_OK(snapfs_image_open(store, snapshot_id(store, "img-2"), &image));
 	snapfs_image_close(image);
-	sql(db, "UPDATE blobs SET data = zeroblob(length(data)) WHERE id = "
+	sql(db, "UPDATE blobs SET checksum = checksum + 1 WHERE id = "
 		"(SELECT blob_id FROM page_map WHERE snapshot_id = "
 		"(SELECT id FROM snapshots WHERE name = 'again') ORDER BY first_page LIMIT 1)");
 	{

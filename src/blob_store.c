@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Pack files: append-only files of compressed blobs in STORE/packs/, named
+ * after their id in the packs table (never after anything else the
+ * database says). Readers keep two descriptors per pack: one with the
+ * kernel's readahead off, so that a cold random blob costs exactly one disk
+ * request of its own size, and one left to readahead for readers that go
+ * on in order.
+ */
+#include "blob_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "digest.h"
+#include "errors.h"
+
+#define PACK_DIR "packs"
+
+struct pack_fds {
+	int64_t id;
+	int random_fd;               /* POSIX_FADV_RANDOM: no readahead */
+	int seq_fd;                  /* default readahead */
+};
+
+struct blob_store {
+	char *dir;                   /* STORE/packs */
+	bool writable;
+	pthread_rwlock_t lock;       /* guards packs[] */
+	struct pack_fds *packs;
+	size_t pack_count, pack_cap;
+	/* The writer's pack. */
+	int append_fd;
+	int64_t append_id;
+	uint64_t append_committed;   /* length when appending began */
+	uint64_t append_length;      /* length so far */
+	bool append_created;         /* the file was made by this writer */
+};
+
+static int pack_path(const struct blob_store *bs, int64_t id, char *buf, size_t cap)
+{
+	if (id <= 0)
+		return error_set(-SNAPFS_ECORRUPT, "pack %" PRId64 ": invalid id", id);
+	snprintf(buf, cap, "%s/%08" PRId64 ".pack", bs->dir, id);
+	return 0;
+}
+
+int blob_store_open(const char *dir, bool writable, struct blob_store **ret_bs)
+{
+	struct blob_store *bs = calloc(1, sizeof(*bs));
+
+	if (!bs)
+		return -ENOMEM;
+	if (asprintf(&bs->dir, "%s/" PACK_DIR, dir) < 0) {
+		free(bs);
+		return -ENOMEM;
+	}
+	pthread_rwlock_init(&bs->lock, NULL);
+	bs->writable = writable;
+	bs->append_fd = -1;
+	*ret_bs = bs;
+	return 0;
+}
+
+void blob_store_close(struct blob_store *bs)
+{
+	if (!bs)
+		return;
+	blob_store_append_end(bs, true);
+	for (size_t i = 0; i < bs->pack_count; i++) {
+		close(bs->packs[i].random_fd);
+		close(bs->packs[i].seq_fd);
+	}
+	free(bs->packs);
+	pthread_rwlock_destroy(&bs->lock);
+	free(bs->dir);
+	free(bs);
+}
+
+static const struct pack_fds *find_pack(const struct blob_store *bs, int64_t id)
+{
+	for (size_t i = 0; i < bs->pack_count; i++)
+		if (bs->packs[i].id == id)
+			return &bs->packs[i];
+	return NULL;
+}
+
+/* The descriptor to read pack id with, opening the pack on first use. */
+static int pack_fd(struct blob_store *bs, int64_t id, bool sequential, int *ret_fd)
+{
+	const struct pack_fds *p;
+	struct pack_fds fds;
+	char path[4096];
+	int rc;
+
+	pthread_rwlock_rdlock(&bs->lock);
+	p = find_pack(bs, id);
+	if (p)
+		*ret_fd = sequential ? p->seq_fd : p->random_fd;
+	pthread_rwlock_unlock(&bs->lock);
+	if (p)
+		return 0;
+
+	rc = pack_path(bs, id, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	fds.id = id;
+	fds.random_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fds.random_fd < 0)
+		return error_set(errno == ENOENT ? -SNAPFS_ECORRUPT : -errno,
+				 "pack '%s': %s", path, errno_text(errno));
+	fds.seq_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fds.seq_fd < 0) {
+		rc = error_set(-errno, "pack '%s': %s", path, errno_text(errno));
+		close(fds.random_fd);
+		return rc;
+	}
+	posix_fadvise(fds.random_fd, 0, 0, POSIX_FADV_RANDOM);
+
+	pthread_rwlock_wrlock(&bs->lock);
+	p = find_pack(bs, id);           /* another thread may have won */
+	if (!p && bs->pack_count == bs->pack_cap) {
+		size_t cap = bs->pack_cap ? bs->pack_cap * 2 : 16;
+		struct pack_fds *bigger = realloc(bs->packs, cap * sizeof(*bigger));
+
+		if (!bigger) {
+			pthread_rwlock_unlock(&bs->lock);
+			close(fds.random_fd);
+			close(fds.seq_fd);
+			return -ENOMEM;
+		}
+		bs->packs = bigger;
+		bs->pack_cap = cap;
+	}
+	if (!p) {
+		bs->packs[bs->pack_count++] = fds;
+		p = &fds;
+	} else {
+		close(fds.random_fd);
+		close(fds.seq_fd);
+	}
+	*ret_fd = sequential ? p->seq_fd : p->random_fd;
+	pthread_rwlock_unlock(&bs->lock);
+	return 0;
+}
+
+/* Each thread decodes with a codec context of its own, freed when the
+ * thread ends (FUSE worker threads come and go). */
+static pthread_key_t codec_key;
+static pthread_once_t codec_key_once = PTHREAD_ONCE_INIT;
+
+static void codec_key_destroy(void *ctx)
+{
+	codec_ctx_free(ctx);
+}
+
+static void codec_key_create(void)
+{
+	pthread_key_create(&codec_key, codec_key_destroy);
+}
+
+static struct codec_ctx *thread_codec(void)
+{
+	struct codec_ctx *ctx;
+
+	pthread_once(&codec_key_once, codec_key_create);
+	ctx = pthread_getspecific(codec_key);
+	if (!ctx) {
+		ctx = codec_ctx_new();
+		if (ctx && pthread_setspecific(codec_key, ctx) != 0) {
+			codec_ctx_free(ctx);
+			ctx = NULL;
+		}
+	}
+	return ctx;
+}
+
+void blob_store_thread_release(void)
+{
+	pthread_once(&codec_key_once, codec_key_create);
+	codec_ctx_free(pthread_getspecific(codec_key));
+	pthread_setspecific(codec_key, NULL);
+}
+
+static int damaged(const struct blob_loc *loc, const char *why)
+{
+	return error_set(-SNAPFS_ECORRUPT, "blob %" PRId64 " (pack %" PRId64 " offset %" PRIu64
+			 "): %s", loc->id, loc->pack_id, loc->offset, why);
+}
+
+/* Read exactly len bytes at off; a short read is damage (a cut pack). */
+static int read_exact(int fd, void *buf, size_t len, uint64_t off, const struct blob_loc *loc)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EIO ? damaged(loc, "read error")
+					    : error_set(-errno, "blob %" PRId64 ": %s", loc->id,
+							errno_text(errno));
+		if (n == 0)
+			return damaged(loc, "pack file too short");
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
+		    bool sequential, unsigned char **ret_data, size_t *ret_size)
+{
+	size_t raw = (size_t)loc->page_count * SNAPFS_PAGE_SIZE;
+	struct codec_ctx *codec = thread_codec();
+	unsigned char *stored, *out;
+	int fd, rc;
+
+	if (!codec)
+		return -ENOMEM;
+	if (loc->page_count == 0 || loc->page_count > BLOB_PAGES_MAX || loc->length == 0 ||
+	    loc->length > (size_t)BLOB_PAGES_MAX * SNAPFS_PAGE_SIZE + 65536 ||
+	    loc->offset > (uint64_t)INT64_MAX - loc->length)
+		return damaged(loc, "malformed row (page count, length or offset)");
+	rc = pack_fd(bs, loc->pack_id, sequential, &fd);
+	if (rc < 0)
+		return rc;
+	stored = malloc(loc->length);
+	out = malloc(raw);
+	if (!stored || !out) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	rc = read_exact(fd, stored, loc->length, loc->offset, loc);
+	if (rc < 0)
+		goto out_free;
+	if (blob_checksum(stored, loc->length) != loc->checksum) {
+		rc = damaged(loc, "checksum mismatch");
+		goto out_free;
+	}
+	rc = codec_decompress(codec, loc->codec, stored, loc->length, out, raw);
+	if (rc < 0) {
+		rc = damaged(loc, "does not decode");
+		goto out_free;
+	}
+	free(stored);
+	*ret_data = out;
+	*ret_size = raw;
+	return 0;
+
+out_free:
+	free(stored);
+	free(out);
+	return rc;
+}
+
+/* fsync the packs folder, so that a new pack's name is durable. */
+static int sync_dir(const struct blob_store *bs)
+{
+	int fd = open(bs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return error_set(-errno, "packs '%s': %s", bs->dir, errno_text(errno));
+	if (fsync(fd) < 0)
+		rc = error_set(-errno, "packs '%s': sync: %s", bs->dir, errno_text(errno));
+	close(fd);
+	return rc;
+}
+
+int blob_store_append_begin(struct blob_store *bs, int64_t pack_id, uint64_t committed)
+{
+	char path[4096];
+	struct stat st;
+	int fd, rc;
+
+	if (!bs->writable)
+		return error_set(-EROFS, "packs '%s': opened read-only", bs->dir);
+	blob_store_append_end(bs, true);
+	rc = pack_path(bs, pack_id, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	if (mkdir(bs->dir, 0755) < 0 && errno != EEXIST)
+		return error_set(-errno, "packs '%s': %s", bs->dir, errno_text(errno));
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && committed == 0) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		bs->append_created = fd >= 0;
+	}
+	if (fd < 0)
+		return error_set(errno == ENOENT ? -SNAPFS_ECORRUPT : -errno,
+				 "pack '%s': %s", path, errno_text(errno));
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < committed) {
+		rc = fstat(fd, &st) < 0 ? -errno : -SNAPFS_ECORRUPT;
+		close(fd);
+		return error_set(rc, "pack '%s': shorter than its recorded length %" PRIu64,
+				 path, committed);
+	}
+	/* A tail past the committed length was never named by a row. */
+	if ((uint64_t)st.st_size > committed && ftruncate(fd, (off_t)committed) < 0) {
+		rc = error_set(-errno, "pack '%s': %s", path, errno_text(errno));
+		close(fd);
+		return rc;
+	}
+	bs->append_fd = fd;
+	bs->append_id = pack_id;
+	bs->append_committed = bs->append_length = committed;
+	return 0;
+}
+
+int blob_store_append(struct blob_store *bs, const void *data, size_t len,
+		      uint64_t *ret_offset)
+{
+	size_t done = 0;
+
+	if (bs->append_fd < 0)
+		return -EINVAL;
+	while (done < len) {
+		ssize_t n = pwrite(bs->append_fd, (const char *)data + done, len - done,
+				   (off_t)(bs->append_length + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return error_set(-errno, "pack %" PRId64 ": write: %s", bs->append_id,
+					 errno_text(errno));
+		done += (size_t)n;
+	}
+	*ret_offset = bs->append_length;
+	bs->append_length += len;
+	return 0;
+}
+
+int blob_store_append_sync(struct blob_store *bs, uint64_t *ret_length)
+{
+	int rc;
+
+	if (bs->append_fd < 0)
+		return -EINVAL;
+	if (fdatasync(bs->append_fd) < 0)
+		return error_set(-errno, "pack %" PRId64 ": sync: %s", bs->append_id,
+				 errno_text(errno));
+	if (bs->append_created) {
+		rc = sync_dir(bs);
+		if (rc < 0)
+			return rc;
+	}
+	*ret_length = bs->append_length;
+	return 0;
+}
+
+void blob_store_append_state(const struct blob_store *bs, int64_t *ret_pack_id,
+			     uint64_t *ret_length)
+{
+	*ret_pack_id = bs->append_fd >= 0 ? bs->append_id : 0;
+	*ret_length = bs->append_fd >= 0 ? bs->append_length : 0;
+}
+
+void blob_store_append_end(struct blob_store *bs, bool committed)
+{
+	if (bs->append_fd < 0)
+		return;
+	/* Best effort: the next writer cuts the tail anyway. */
+	if (!committed && bs->append_length > bs->append_committed &&
+	    ftruncate(bs->append_fd, (off_t)bs->append_committed) < 0)
+		(void)0;
+	close(bs->append_fd);
+	bs->append_fd = -1;
+	bs->append_created = false;
+}
+
+static int open_rw(struct blob_store *bs, int64_t pack_id, int *ret_fd)
+{
+	char path[4096];
+	int rc = pack_path(bs, pack_id, path, sizeof(path));
+
+	if (rc < 0)
+		return rc;
+	*ret_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (*ret_fd < 0)
+		return error_set(-errno, "pack '%s': %s", path, errno_text(errno));
+	return 0;
+}
+
+int blob_store_punch(struct blob_store *bs, int64_t pack_id, uint64_t off, uint64_t len)
+{
+	uint64_t start = (off + 4095) / 4096 * 4096, end = (off + len) / 4096 * 4096;
+	int fd, rc;
+
+	if (end <= start)
+		return 0;
+	rc = open_rw(bs, pack_id, &fd);
+	if (rc < 0)
+		return rc;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start,
+		      (off_t)(end - start)) < 0 && errno != EOPNOTSUPP)
+		rc = error_set(-errno, "pack %" PRId64 ": punch hole: %s", pack_id,
+			       errno_text(errno));
+	close(fd);
+	return rc;
+}
+
+int blob_store_truncate(struct blob_store *bs, int64_t pack_id, uint64_t length)
+{
+	int fd, rc = open_rw(bs, pack_id, &fd);
+
+	if (rc < 0)
+		return rc;
+	if (ftruncate(fd, (off_t)length) < 0)
+		rc = error_set(-errno, "pack %" PRId64 ": truncate: %s", pack_id,
+			       errno_text(errno));
+	close(fd);
+	return rc;
+}
+
+int blob_store_remove(struct blob_store *bs, int64_t pack_id)
+{
+	char path[4096];
+	int rc = pack_path(bs, pack_id, path, sizeof(path));
+
+	if (rc < 0)
+		return rc;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return error_set(-errno, "pack '%s': %s", path, errno_text(errno));
+	return sync_dir(bs);
+}
+
+int blob_store_pack_size(struct blob_store *bs, int64_t pack_id,
+			 uint64_t *ret_disk_bytes, uint64_t *ret_length)
+{
+	char path[4096];
+	struct stat st;
+	int rc = pack_path(bs, pack_id, path, sizeof(path));
+
+	if (rc < 0)
+		return rc;
+	if (stat(path, &st) < 0)
+		return -errno;
+	*ret_disk_bytes = (uint64_t)st.st_blocks * 512;
+	*ret_length = (uint64_t)st.st_size;
+	return 0;
+}
+
+uint64_t blob_store_disk_bytes(struct blob_store *bs)
+{
+	uint64_t total = 0;
+	struct dirent *e;
+	struct stat st;
+	DIR *d = opendir(bs->dir);
+
+	if (!d)
+		return 0;
+	/* Every *.pack file there, whatever the database says. */
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (n > 5 && strcmp(e->d_name + n - 5, ".pack") == 0 &&
+		    fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+			total += (uint64_t)st.st_blocks * 512;
+	}
+	closedir(d);
+	return total;
+}

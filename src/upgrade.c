@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Store upgrades. Version 1 kept blob bytes in blobs.data; version 2 keeps
+ * them in pack files. The move copies every blob into pack 1, makes the
+ * pack durable, then commits the new tables in one transaction: until that
+ * commit the store is a whole version-1 store, after it a whole version-2
+ * one, and the pack bytes a failed attempt left are cut off by the next.
+ */
+#include "upgrade.h"
+
+#include <errno.h>
+
+#include "blob_store.h"
+#include "catalog.h"
+#include "errors.h"
+#include "snapfs.h"
+
+static int append_blob(void *ctx, const void *data, size_t len, uint64_t *ret_offset)
+{
+	return blob_store_append(ctx, data, len, ret_offset);
+}
+
+static int upgrade_to_v2(struct catalog *cat, struct blob_store *bs)
+{
+	uint64_t length = 0;
+	int rc;
+
+	rc = catalog_upgrade_v2_begin(cat);
+	if (rc < 0)
+		return rc;
+	rc = blob_store_append_begin(bs, 1, 0);
+	if (rc == 0)
+		rc = catalog_upgrade_v2_blobs(cat, append_blob, bs);
+	if (rc == 0)
+		rc = blob_store_append_sync(bs, &length);
+	rc = catalog_upgrade_v2_end(cat, length, rc == 0) ?: rc;
+	blob_store_append_end(bs, rc == 0);
+	if (rc == 0)
+		rc = catalog_shrink(cat);
+	return rc;
+}
+
+int upgrade_store(struct catalog *cat, struct blob_store *bs, int from_version)
+{
+	int rc;
+
+	if (from_version < 1 || from_version > SNAPFS_SCHEMA_VERSION)
+		return error_set(-SNAPFS_ENOTSTORE, "unknown schema version %d", from_version);
+	if (from_version < 2) {
+		rc = upgrade_to_v2(cat, bs);
+		if (rc < 0)
+			return error_prefix(rc, "upgrade to schema version 2");
+	}
+	return 0;
+}
