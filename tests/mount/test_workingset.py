@@ -11,7 +11,8 @@ opened, pushes those pages into the page cache by itself: mincore() on a
 MAP_SHARED mapping that never touches them shows them resident, and the
 bytes read through MAP_PRIVATE equal the image. With -o noprefetch nothing
 is pushed. A window of -o record=1 leaves out pages read after it. `snapfs
-rm` removes the record with the snapshot. Bad -o record values are
+workingset` lists the runs and --clear removes them; `snapfs info` counts
+the pages. `snapfs rm` removes the record with the snapshot. Bad -o record values are
 refused.
 """
 import ctypes
@@ -109,6 +110,11 @@ def test(work):
     check(rows == RUNS, f"working_set rows {rows}, expected {RUNS}")
     check(table(store, "other") == [], "a snapshot not opened has a record")
     log(f"recorded {len(rows)} runs in first-touch order: {rows}")
+    out = snapfs("workingset", store, "vm").stdout.split("\n")
+    want = [f"{f * PAGE:#x} {(f + n) * PAGE:#x}" for f, n in RUNS] + [""]
+    check(out == want, f"snapfs workingset: {out}, expected {want}")
+    check("working_set_pages: 9\n" in snapfs("info", store, "vm").stdout,
+          "snapfs info: no 'working_set_pages: 9' line")
 
     # 2. Prefetch, on by default: the pages are in the page cache before
     # anything touches them.
@@ -157,7 +163,15 @@ def test(work):
           "expected [(5, 2)]")
     log("-o record=1: a page read after the window is not recorded")
 
-    # 5. rm takes the record with it.
+    # 5. --clear removes it; a new record comes back for rm to take.
+    snapfs("workingset", store, "vm", "--clear")
+    check(table(store, "vm") == [], "rows left after workingset --clear")
+    with Mount(store, mnt, "-o", "record,read_ahead_kb=0") as m:
+        touch(mem, [7])
+        m.unmount()
+    check(table(store, "vm") == [(7, 1)], f"rows {table(store, 'vm')}")
+
+    # 6. rm takes the record with it.
     snapfs("rm", store, "vm")
     n = run(["sqlite3", "-readonly", os.path.join(store, "snapfs.db"),
              "SELECT count(*) FROM working_set"]).stdout.strip()
