@@ -13,6 +13,7 @@
 
 #include "listing.h"
 #include "snapfs.h"
+#include "workset.h"
 
 struct fs {
 	struct snapfs_store *store;      /* opened read-only, owned by main */
@@ -21,6 +22,7 @@ struct fs {
 	gid_t gid;
 	unsigned read_ahead_kb;          /* -o read_ahead_kb: the readahead window */
 	bool read_ahead_set;
+	struct workset workset;          /* -o record, prefetch of working sets */
 };
 
 /* The low-level operations; the session's userdata is a struct fs. */

@@ -21,16 +21,31 @@ void fslog_use_syslog(bool use_syslog)
 	atomic_store(&to_syslog, use_syslog);
 }
 
-void fslog_error(const char *fmt, ...)
+static void log_line(int priority, const char *fmt, va_list ap)
 {
 	char line[1024];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (atomic_load(&to_syslog))
+		syslog(priority, "%s", line);
+	else
+		fprintf(stderr, "snapfs: %s\n", line);
+}
+
+void fslog_error(const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	log_line(LOG_ERR, fmt, ap);
 	va_end(ap);
-	if (atomic_load(&to_syslog))
-		syslog(LOG_ERR, "%s", line);
-	else
-		fprintf(stderr, "snapfs: %s\n", line);
+}
+
+void fslog_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line(LOG_INFO, fmt, ap);
+	va_end(ap);
 }

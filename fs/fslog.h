@@ -12,3 +12,5 @@ void fslog_use_syslog(bool use_syslog);
 
 /* One message line, without the "snapfs: " prefix or a newline. */
 void fslog_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An informational line (syslog LOG_INFO in the background). */
+void fslog_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

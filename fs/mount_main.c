@@ -37,6 +37,9 @@ enum mount_key {
 	KEY_READ_AHEAD,
 	KEY_RW,
 	KEY_ALLOW_OTHER,
+	KEY_RECORD,
+	KEY_RECORD_SECONDS,
+	KEY_NOPREFETCH,
 };
 
 /* What the first pass over the arguments finds. */
@@ -48,6 +51,9 @@ struct mount_args {
 	unsigned read_ahead_kb;          /* -o read_ahead_kb */
 	bool read_ahead_set;
 	bool allow_other;
+	bool record;                     /* -o record[=SECONDS] */
+	unsigned record_seconds;
+	bool noprefetch;                 /* -o noprefetch */
 	char error[256];                 /* first bad argument, if any */
 };
 
@@ -56,6 +62,9 @@ static const struct fuse_opt mount_opt_spec[] = {
 	FUSE_OPT_KEY("read_ahead_kb=", KEY_READ_AHEAD),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("record", KEY_RECORD),
+	FUSE_OPT_KEY("record=", KEY_RECORD_SECONDS),
+	FUSE_OPT_KEY("noprefetch", KEY_NOPREFETCH),
 	/* Always read-only: "ro" is added below. */
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
 	/* fstab words that mean nothing to a running mount. */
@@ -113,6 +122,25 @@ static int parse_read_ahead(struct mount_args *ma, const char *arg)
 	return 0;
 }
 
+static int parse_record(struct mount_args *ma, const char *arg)
+{
+	const char *value = arg + strlen("record=");
+	unsigned long long sec;
+	char *end;
+
+	errno = 0;
+	sec = strtoull(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' ||
+	    value[0] == '+' || sec < 1 || sec > WORKSET_MAX_SECONDS) {
+		set_error(ma, "option '%s': expected a whole number of seconds "
+			  "from 1 to 86400", arg);
+		return 0;
+	}
+	ma->record = true;
+	ma->record_seconds = (unsigned)sec;
+	return 0;
+}
+
 /* fuse_opt_parse() callback: keep what libfuse should see (1), take the
  * rest (0). Errors are recorded and reported once STORE is known. */
 static int opt_proc(void *data, const char *arg, int key,
@@ -141,6 +169,15 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_ALLOW_OTHER:
 		ma->allow_other = true;
 		return 1;
+	case KEY_RECORD:
+		ma->record = true;
+		ma->record_seconds = WORKSET_DEFAULT_SECONDS;
+		return 0;
+	case KEY_RECORD_SECONDS:
+		return parse_record(ma, arg);
+	case KEY_NOPREFETCH:
+		ma->noprefetch = true;
+		return 0;
 	default:
 		return 1;
 	}
@@ -160,10 +197,19 @@ static void print_help(void)
 	       "    -o read_ahead_kb=N     the mount's readahead window in KiB, 0..65536 (root\n"
 	       "                           only; the kernel's default is 128): 1024 lets\n"
 	       "                           sequential reads come in 1 MiB requests\n"
+	       "    -o record[=SECONDS]    record each snapshot's working set: the pages of\n"
+	       "                           its memory file read in the first SECONDS (default\n"
+	       "                           %d) after the mount first opens it, in first-touch\n"
+	       "                           order, saved to the store at the end of the window\n"
+	       "                           (or when the file is closed, or at unmount); the\n"
+	       "                           store must be writable; nothing is prefetched\n"
+	       "    -o noprefetch          do not prefetch recorded working sets (by default,\n"
+	       "                           the first open of a memory file whose snapshot has\n"
+	       "                           one pushes its pages into the page cache)\n"
 	       "    -o allow_other         let other users in (permissions are then checked)\n"
 	       "    -o ro                  accepted; the mount is always read-only\n"
 	       "\n",
-	       SNAPFS_DEFAULT_CACHE_SIZE >> 20);
+	       SNAPFS_DEFAULT_CACHE_SIZE >> 20, WORKSET_DEFAULT_SECONDS);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -243,6 +289,7 @@ int snapfs_mount_main(int argc, char **argv)
 	struct fuse_session *se;
 	struct fs fs;
 	const char *store;
+	bool ws_live = false;
 	int rc, status = EXIT_USAGE;
 
 	memset(&opts, 0, sizeof(opts));
@@ -316,6 +363,25 @@ int snapfs_mount_main(int argc, char **argv)
 			status = EXIT_FAILED;
 		goto out_destroy_session;
 	}
+	/* -o record writes: find out now, in the foreground, whether it can.
+	 * The handle that writes is opened later, in the daemon. */
+	if (ma.record) {
+		struct snapfs_store *writer;
+
+		rc = snapfs_store_open(store, 0, &writer);
+		if (rc < 0) {
+			fprintf(stderr, "snapfs: mount '%s': -o record: %s\n",
+				ma.store, snapfs_errmsg()[0] ? snapfs_errmsg() :
+				snapfs_strerror(rc));
+			status = EXIT_FAILED;
+			snapfs_store_close(fs.store);
+			goto out_destroy_session;
+		}
+		snapfs_store_close(writer);
+	}
+	workset_init(&fs.workset, fs.store, store, se, ma.record,
+		     ma.record_seconds, !ma.noprefetch);
+	ws_live = true;
 	if (ma.cache_set)
 		snapfs_store_set_cache_size(fs.store, ma.cache_bytes);
 	fs.read_ahead_kb = ma.read_ahead_kb;
@@ -377,10 +443,19 @@ int snapfs_mount_main(int argc, char **argv)
 	status = rc < 0 ? EXIT_FAILED : EXIT_OK;
 
 out_unmount:
+	/* Before the unmount closes the session's fd: the prefetch writes
+	 * to it. A worker that does not stop (stuck in the kernel on a page
+	 * whose read will never be answered) is left to the process exit,
+	 * with everything it uses. */
+	ws_live = false;
+	if (!workset_stop(&fs.workset))
+		return status;
 	fuse_session_unmount(se);
 out_remove_handlers:
 	fuse_remove_signal_handlers(se);
 out_close_store:
+	if (ws_live)
+		workset_stop(&fs.workset);
 	listing_cache_release(&fs.listings);
 	snapfs_store_close(fs.store);
 out_destroy_session:

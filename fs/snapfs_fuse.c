@@ -51,6 +51,7 @@ struct open_file {
 	uint64_t size;                   /* memory, region: the file's size */
 	const char *text;                /* segments, info: owned by node */
 	size_t text_len;
+	struct workset_recorder *rec;    /* memory: records its reads, or NULL */
 };
 
 /* The entries of a snapshot directory, sorted by name. */
@@ -127,10 +128,11 @@ static struct open_file *file_of(const struct fuse_file_info *fi)
 	return (struct open_file *)(uintptr_t)fi->fh;
 }
 
-static void open_file_free(struct open_file *of)
+static void open_file_free(struct fs *fs, struct open_file *of)
 {
 	if (!of)
 		return;
+	workset_release(&fs->workset, of->rec);
 	if (of->image)
 		node_image_put(of->node);
 	node_unref(of->node);
@@ -411,9 +413,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	switch (kind) {
 	case INODE_KIND_MEMORY:
 		rc = node_image_get(of->node, fs->store, &of->image);
-		if (rc == 0)
-			of->size = snapfs_image_size(of->image);
+		if (rc < 0)
+			break;
+		of->size = snapfs_image_size(of->image);
+		/* Kept: pages a prefetch pushed stay for the faults. */
 		fi->keep_cache = 1;
+		workset_open_memory(&fs->workset, of->node, &of->rec);
 		break;
 	case INODE_KIND_REGION:
 		rc = region_of(fs, of->node, ino, &seg);
@@ -443,11 +448,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->noflush = 1;
 	fi->fh = (uint64_t)(uintptr_t)of;
 	if (fuse_reply_open(req, fi) != 0)
-		open_file_free(of);     /* interrupted: no release will come */
+		open_file_free(fs, of);     /* interrupted: no release will come */
 	return;
 
 out_free:
-	open_file_free(of);
+	open_file_free(fs, of);
 	fuse_reply_err(req, reply_errno(rc));
 }
 
@@ -479,6 +484,7 @@ static void read_image(fuse_req_t req, struct open_file *of, size_t size,
 	}
 	if (size > of->size - (uint64_t)off)
 		size = (size_t)(of->size - (uint64_t)off);
+	workset_record(of->rec, of->base + (uint64_t)off, size);
 	rc = snapfs_image_read_slices(of->image, of->base + (uint64_t)off, size,
 				      &slices);
 	/* A short read would be taken for the end of the file. */
@@ -563,7 +569,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino UNUSED, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino UNUSED,
 		       struct fuse_file_info *fi)
 {
-	open_file_free(file_of(fi));
+	open_file_free(req_fs(req), file_of(fi));
 	fuse_reply_err(req, 0);
 }
 

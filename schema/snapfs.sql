@@ -173,3 +173,17 @@ SELECT s.name,
        m.blob_id,
        m.slot
   FROM page_map m JOIN snapshots s ON s.id = m.snapshot_id;
+
+-- --- Working sets ----------------------------------------------------------
+-- The pages of a snapshot's memory file that a mount with `-o record` saw
+-- read in the first seconds after the file was opened, in first-touch
+-- order: one row per run of consecutive pages, seq 0, 1, 2 ... in the order
+-- the runs were first touched. A mount prefetches these pages when the
+-- file is opened again. Replaced as a whole by each new record.
+CREATE TABLE working_set (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL CHECK (seq >= 0),
+    first_page  INTEGER NOT NULL CHECK (first_page >= 0),
+    page_count  INTEGER NOT NULL CHECK (page_count > 0),
+    PRIMARY KEY (snapshot_id, seq)
+) WITHOUT ROWID;

@@ -1306,3 +1306,133 @@ int catalog_store_summary(struct catalog *cat, struct snapfs_store_summary *ret)
 	*ret = s;
 	return 0;
 }
+
+/* --- working sets --------------------------------------------------------
+ * Kept apart from the statement table above: these run once per record or
+ * per first open of a memory file, so they are prepared on each use. */
+
+/* The working_set table of schema/snapfs.sql, for version-1 stores made
+ * before it existed. The same text is the upgrade step's. */
+#define WORKING_SET_TABLE_SQL \
+	"CREATE TABLE IF NOT EXISTS working_set (" \
+	"snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE, " \
+	"seq INTEGER NOT NULL CHECK (seq >= 0), " \
+	"first_page INTEGER NOT NULL CHECK (first_page >= 0), " \
+	"page_count INTEGER NOT NULL CHECK (page_count > 0), " \
+	"PRIMARY KEY (snapshot_id, seq)) WITHOUT ROWID"
+
+static int working_set_exists(struct catalog *cat, bool *ret_exists)
+{
+	int64_t n;
+	int rc = query_int(cat, "SELECT count(*) FROM sqlite_master WHERE "
+			   "type = 'table' AND name = 'working_set'", &n,
+			   "working set table");
+
+	if (rc < 0)
+		return rc;
+	*ret_exists = n > 0;
+	return 0;
+}
+
+int catalog_working_set_replace(struct catalog *cat, int64_t snapshot_id,
+				const struct snapfs_page_run *runs, size_t count)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = exec_sql(cat, WORKING_SET_TABLE_SQL, "working set table");
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_prepare_v2(cat->db, "DELETE FROM working_set WHERE snapshot_id = ?1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "clear working set");
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return error_sqlite(cat->db, rc, "clear working set");
+	if (count == 0)
+		return 0;
+	rc = sqlite3_prepare_v2(cat->db,
+				"INSERT INTO working_set (snapshot_id, seq, first_page, "
+				"page_count) VALUES (?1, ?2, ?3, ?4)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "save working set");
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	for (size_t i = 0; i < count; i++) {
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)runs[i].first_page);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)runs[i].page_count);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			rc = error_sqlite(cat->db, rc, "save working set");
+			goto out_finalize;
+		}
+	}
+	rc = 0;
+out_finalize:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_working_set_load(struct catalog *cat, int64_t snapshot_id,
+			     struct snapfs_page_run **ret_runs, size_t *ret_count)
+{
+	struct snapfs_page_run *runs = NULL, *bigger;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	bool exists;
+	int rc;
+
+	rc = working_set_exists(cat, &exists);
+	if (rc < 0)
+		return rc;
+	if (!exists)
+		goto out_done;
+	rc = sqlite3_prepare_v2(cat->db,
+				"SELECT first_page, page_count FROM working_set "
+				"WHERE snapshot_id = ?1 ORDER BY seq", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "read working set");
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t first = sqlite3_column_int64(st, 0);
+		int64_t pages = sqlite3_column_int64(st, 1);
+
+		if (first < 0 || pages <= 0) {
+			rc = error_set(-SNAPFS_ECORRUPT, "snapshot #%lld: working set "
+				       "run %zu: bad pages %lld+%lld",
+				       (long long)snapshot_id, count,
+				       (long long)first, (long long)pages);
+			goto out_free;
+		}
+		if (count == cap) {
+			cap = cap ? cap * 2 : 64;
+			bigger = realloc(runs, cap * sizeof(*runs));
+			if (!bigger) {
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			runs = bigger;
+		}
+		runs[count].first_page = (uint64_t)first;
+		runs[count].page_count = (uint64_t)pages;
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = error_sqlite(cat->db, rc, "read working set");
+		goto out_free;
+	}
+	sqlite3_finalize(st);
+out_done:
+	*ret_runs = runs;
+	*ret_count = count;
+	return 0;
+
+out_free:
+	sqlite3_finalize(st);
+	free(runs);
+	return rc;
+}

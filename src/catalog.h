@@ -139,3 +139,14 @@ int catalog_integrity_check(struct catalog *cat, char *buf, size_t cap, bool *re
 
 /* --- store-wide --- */
 int catalog_store_summary(struct catalog *cat, struct snapfs_store_summary *ret);
+
+/* --- working sets --- */
+/* Inside a write transaction: replace the working set of a snapshot with
+ * runs (seq 0..count-1; count 0 only deletes). Creates the table in a
+ * version-1 store made before it existed. */
+int catalog_working_set_replace(struct catalog *cat, int64_t snapshot_id,
+				const struct snapfs_page_run *runs, size_t count);
+/* The runs of a snapshot ordered by seq; caller frees *ret_runs. A store
+ * without the table has none. */
+int catalog_working_set_load(struct catalog *cat, int64_t snapshot_id,
+			     struct snapfs_page_run **ret_runs, size_t *ret_count);

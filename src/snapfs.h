@@ -349,3 +349,30 @@ struct snapfs_restore_opts {
  * an existing file untouched. -EEXIST if output exists and !force. */
 int snapfs_restore(struct snapfs_store *store, const char *name,
 		   const char *output, const struct snapfs_restore_opts *opts);
+
+/* --- working sets -------------------------------------------------------- */
+
+/* A run of consecutive pages of a memory file: pages first_page ..
+ * first_page + page_count - 1 (page numbers are byte offsets / 4096). */
+struct snapfs_page_run {
+	uint64_t first_page;
+	uint64_t page_count;               /* > 0 */
+};
+
+/* Replace the recorded working set of a snapshot with runs, in one
+ * transaction: the pages a reader touched first after opening its memory
+ * file, in first-touch order (a page should appear once; runs is not
+ * sorted). count 0 removes the record. The record goes with the snapshot
+ * when it is removed. Needs a store opened read-write (-EROFS otherwise);
+ * -ENOENT if there is no such snapshot, -EINVAL if a run is empty or
+ * reaches past the end of the memory file. */
+int snapfs_working_set_save(struct snapfs_store *store, int64_t snapshot_id,
+			    const struct snapfs_page_run *runs, size_t count);
+
+/* The recorded working set of a snapshot, in first-touch order: *ret_runs
+ * is malloc'ed (NULL when count is 0), the caller frees it. A snapshot with
+ * no record (or a store older than working sets) has count 0. Runs are
+ * checked against the snapshot's file size: a record that reaches past it,
+ * or an empty run, is -SNAPFS_ECORRUPT. */
+int snapfs_working_set_get(struct snapfs_store *store, int64_t snapshot_id,
+			   struct snapfs_page_run **ret_runs, size_t *ret_count);

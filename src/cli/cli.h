@@ -48,3 +48,4 @@ int cmd_rm(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_workingset(int argc, char **argv);

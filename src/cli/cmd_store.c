@@ -102,6 +102,24 @@ static void print_store_summary(const struct snapfs_store_summary *s, bool json)
 }
 
 
+/* "working_set_pages: N" (pages recorded with mount -o record). */
+static int print_working_set_pages(struct snapfs_store *store, int64_t id)
+{
+	struct snapfs_page_run *runs;
+	uint64_t pages = 0;
+	size_t count;
+	int rc;
+
+	rc = snapfs_working_set_get(store, id, &runs, &count);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < count; i++)
+		pages += runs[i].page_count;
+	free(runs);
+	printf("working_set_pages: %" PRIu64 "\n", pages);
+	return 0;
+}
+
 int cmd_info(int argc, char **argv)
 {
 	static const char usage[] = "info STORE [NAME] [--json]";
@@ -149,6 +167,7 @@ int cmd_info(int argc, char **argv)
 		if (rc == 0) {
 			fwrite(text, 1, len, stdout);
 			free(text);
+			rc = print_working_set_pages(store, snap.id);
 		}
 		rc = rc < 0 ? cli_fail(rc, "info") : EXIT_OK;
 	}
@@ -181,6 +200,76 @@ int cmd_rm(int argc, char **argv)
 		rc = cli_fail(rc, "rm");
 	else
 		rc = EXIT_OK;
+	snapfs_store_close(store);
+	return rc;
+}
+
+/* snapfs workingset STORE NAME [--clear] [--json]: the recorded working
+ * set, one run a line in first-touch order, "0xSTART 0xEND" (byte offsets,
+ * half-open); --clear removes it. */
+int cmd_workingset(int argc, char **argv)
+{
+	static const char usage[] = "workingset STORE NAME [--clear] [--json]";
+	struct cli_common c = { 0 };
+	struct snapfs_page_run *runs = NULL;
+	struct snapfs_snapshot snap;
+	struct snapfs_store *store;
+	bool clear = false;
+	size_t count = 0;
+	int rc;
+
+	/* --clear is this command's own: take it out before the common
+	 * parse. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--clear") == 0) {
+			clear = true;
+			for (int j = i; j < argc - 1; j++)
+				argv[j] = argv[j + 1];
+			argc--;
+			i--;
+		}
+	}
+	rc = cli_parse_common(argc, argv, usage, true, &c);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 2)
+		return cli_usage_error("workingset: expected STORE NAME (usage: snapfs %s)", usage);
+	if (!snapfs_name_valid(argv[optind + 1]))
+		return cli_usage_error("workingset: snapshot '%s': invalid name", argv[optind + 1]);
+	rc = cli_open_store(argv[optind], clear ? 0 : SNAPFS_OPEN_READONLY, &store);
+	if (rc)
+		return rc;
+	rc = snapfs_snapshot_get(store, argv[optind + 1], &snap);
+	if (rc < 0) {
+		rc = cli_fail(rc, "workingset");
+		goto out_close;
+	}
+	if (clear)
+		rc = snapfs_working_set_save(store, snap.id, NULL, 0);
+	else
+		rc = snapfs_working_set_get(store, snap.id, &runs, &count);
+	snapfs_snapshot_release(&snap);
+	if (rc < 0) {
+		rc = cli_fail(rc, "workingset");
+		goto out_close;
+	}
+	if (c.json)
+		fputc('[', stdout);
+	for (size_t i = 0; i < count; i++) {
+		uint64_t start = runs[i].first_page * SNAPFS_PAGE_SIZE;
+		uint64_t end = start + runs[i].page_count * SNAPFS_PAGE_SIZE;
+
+		if (c.json)
+			printf("%s{\"start\":%" PRIu64 ",\"end\":%" PRIu64 "}",
+			       i ? "," : "", start, end);
+		else
+			printf("0x%" PRIx64 " 0x%" PRIx64 "\n", start, end);
+	}
+	if (c.json)
+		fputs("]\n", stdout);
+	free(runs);
+	rc = EXIT_OK;
+out_close:
 	snapfs_store_close(store);
 	return rc;
 }

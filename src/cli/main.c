@@ -30,6 +30,7 @@ static const char usage_text[] =
 	"  diff STORE NAME_A NAME_B [--json]   page ranges that differ\n"
 	"  gc STORE                            drop unused blobs, give space back\n"
 	"  verify STORE [NAME...]              re-read and check everything\n"
+	"  workingset STORE NAME [--clear]     the pages a mount recorded (-o record)\n"
 	"  mount STORE MOUNTPOINT [-f] [-o OPT,...]\n"
 	"                                      show every snapshot as a file\n"
 	"\n"
@@ -114,6 +115,7 @@ static const struct command {
 	{ "diff", cmd_diff },
 	{ "gc", cmd_gc },
 	{ "verify", cmd_verify },
+	{ "workingset", cmd_workingset },
 	{ "mount", snapfs_mount_main },
 };
 

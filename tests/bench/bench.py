@@ -5,7 +5,11 @@
 Run it through tests/bench/run.sh (root, Debian 12), which installs the peers,
 builds snapfs and the two helpers (nullfs, randread) and then runs
 
-    bench.py --snapfs BIN --nullfs BIN --randread BIN --dir DIR [--quick]
+    bench.py --snapfs BIN --nullfs BIN --randread BIN --replay BIN --dir DIR
+             [--quick] [--only PHASE,...]
+
+--only runs some phases: save, restore, reads (each image), dedup, replay
+(reads needs the stores that save makes; replay makes its own).
 
 The corpus is made here, on the fly, in DIR/corpus:
 
@@ -28,6 +32,14 @@ read with constant bytes, mounted with snapfs's options: the FUSE ceiling).
 Every FUSE mount gets the same readahead window, READ_AHEAD_KB: snapfs and
 nullfs through `-o read_ahead_kb=N`, squashfuse_ll and borg by writing
 /sys/class/bdi/MAJ:MIN/read_ahead_kb once they are mounted.
+
+Working set replay (phase replay, core image): a fault trace that mimics a
+guest resume (about 10 % of the image's data pages in 40 hot regions,
+touched in bursts that interleave a few regions at a time) is replayed by
+replay.c through a MAP_PRIVATE mapping, cold, on snapfs without a working
+set (-o noprefetch), on snapfs with the working set recorded by one replay
+under -o record (prefetch on), on the plain file and on squashfuse_ll
+(zstd), 5 runs each.
 
 Every timing is repeated (3 runs, 5 for the cheap ones); the tables give
 medians and ratios. Cold means: fresh mount (new daemon), then `sync; echo 3 >
@@ -60,6 +72,9 @@ ZERO_PAGE = bytes(PAGE)
 # 128): snapfs and nullfs get it as -o read_ahead_kb, the other peers by
 # set_read_ahead() after mounting, so that all read with the same requests.
 READ_AHEAD_KB = 1024
+# The working set replay: hot regions of the trace, runs of each system.
+REPLAY_REGIONS = 40
+REPLAY_RUNS = 5
 
 
 def log(msg):
@@ -858,6 +873,120 @@ class Bench:
                         log(f"{image}: WARNING: {metric}: {s} returned other bytes than the file")
                         res.setdefault("rand_ok", {})[s] = False
 
+    # --- working set replay ----------------------------------------------------
+
+    def replay_trace(self, src):
+        """A fault trace of a guest resume: ~10 % of the image's data pages,
+        in REPLAY_REGIONS hot regions (a random stretch of data pages each,
+        about two thirds of them touched, in ascending order), touched in
+        bursts of 1-16 pages from one of a few regions active at a time.
+        Returns page numbers in fault order."""
+        r = random.Random(f"{self.a.seed}-replay")
+        size = os.path.getsize(src)
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            pages = [p for a, b in data_ranges(fd, size)
+                     for p in range(a // PAGE, (b + PAGE - 1) // PAGE)]
+        finally:
+            os.close(fd)
+        per = max(1, len(pages) // 10 // REPLAY_REGIONS)
+        used, regions = set(), []
+        for _ in range(REPLAY_REGIONS):
+            i = r.randrange(len(pages))
+            span = pages[i:i + per * 3 // 2]
+            chosen = [p for p in sorted(r.sample(span, min(per, len(span)))) if p not in used]
+            used.update(chosen)
+            if chosen:
+                regions.append(chosen)
+        r.shuffle(regions)
+        order, active = [], []
+        while regions or active:
+            while len(active) < 4 and regions:
+                active.append(regions.pop())
+            reg = r.choice(active)
+            k = r.randint(1, 16)
+            order += reg[:k]
+            del reg[:k]
+            if not reg:
+                active.remove(reg)
+        return order, len(pages)
+
+    def replay_once(self, path, trace):
+        out = run([self.a.replay, path, trace], capture=True).stdout
+        return json.loads(out)
+
+    def phase_replay(self, image, src):
+        """(a) snapfs without a working set, (b) snapfs with the working
+        set that one replay under -o record left, (c) the plain file, (d)
+        squashfuse_ll zstd: the same trace, cold, REPLAY_RUNS runs each."""
+        d = os.path.join(self.art, image)
+        os.makedirs(d, exist_ok=True)
+        store = os.path.join(d, "snapfs-ws")
+        sqfs = os.path.join(d, "sqfs-zstd.sqfs")
+        if not os.path.exists(os.path.join(store, "snapfs.db")):
+            rmtree(store)
+            run([self.snapfs, "init", store, "--quiet"])
+            run([self.snapfs, "save", store, "img", src, "--format", "raw", "--quiet"])
+        if not os.path.exists(sqfs):
+            run(["mksquashfs", src, sqfs, "-comp", "zstd", "-noappend", "-quiet", "-no-progress"])
+        order, data_pages = self.replay_trace(src)
+        trace = os.path.join(self.out, f"replay-{image}.txt")
+        with open(trace, "w") as f:
+            f.write("".join(f"{p}\n" for p in order))
+        res = self.results.setdefault("replay", {})
+        res.update(image=image, trace_pages=len(order), data_pages=data_pages,
+                   regions=REPLAY_REGIONS, runs=REPLAY_RUNS)
+        log(f"replay: trace of {len(order)} pages ({len(order) / data_pages * 100:.1f} % "
+            f"of {data_pages} data pages)")
+        mnt = os.path.join(self.mnt, "snapfs-ws")
+        mem = os.path.join(mnt, "img", "memory")
+        ra = ["-o", f"read_ahead_kb={READ_AHEAD_KB}"]
+
+        def snapfs_mount(*opts):
+            return Mount([self.snapfs, "mount", store, mnt, "-f", *ra, *opts], mnt, mem)
+
+        # The record: one cold replay under -o record, saved at unmount,
+        # without readahead, so that it holds the pages touched and not
+        # the windows read around them.
+        with Mount([self.snapfs, "mount", store, mnt, "-f", "-o", "record=60,read_ahead_kb=0"],
+                   mnt, mem):
+            drop_caches()
+            self.replay_once(mem, trace)
+        rows = run(["sqlite3", "-readonly", os.path.join(store, "snapfs.db"),
+                    "SELECT count(*), coalesce(sum(page_count), 0) FROM working_set"],
+                   capture=True).stdout.strip().split("|")
+        res["ws_runs"], res["ws_pages"] = int(rows[0]), int(rows[1])
+        log(f"replay: working set recorded, {rows[1]} pages in {rows[0]} runs")
+        base = os.path.basename(src)
+        sq_mnt = os.path.join(self.mnt, "sqfs-zstd")
+        systems = {
+            "snapfs": lambda: (snapfs_mount("-o", "noprefetch"), mem),
+            "snapfs-ws": lambda: (snapfs_mount(), mem),
+            "plain": lambda: (None, src),
+            "sqfs-zstd": lambda: (Mount(["squashfuse_ll", "-f", sqfs, sq_mnt], sq_mnt,
+                                        os.path.join(sq_mnt, base),
+                                        read_ahead_kb=READ_AHEAD_KB),
+                                  os.path.join(sq_mnt, base)),
+        }
+        for run_i in range(REPLAY_RUNS):
+            for system, make in systems.items():
+                m, path = make()
+                with (m if m else _Null()):
+                    drop_caches()
+                    v = self.replay_once(path, trace)
+                if system == "snapfs-ws":
+                    log_text = open(mnt + ".log").read()
+                    v["prefetch_log"] = [l for l in log_text.splitlines() if "prefetched" in l]
+                res.setdefault("samples", {}).setdefault(system, []).append(v)
+            log(f"replay run {run_i + 1}/{REPLAY_RUNS}: " + ", ".join(
+                f"{s} {res['samples'][s][-1]['seconds'] * 1e3:.0f} ms" for s in systems))
+        hashes = {v["hash"] for v in res["samples"]["plain"]}
+        for system in systems:
+            got = {v["hash"] for v in res["samples"][system]}
+            res.setdefault("bytes_ok", {})[system] = got == hashes
+            if got != hashes:
+                log(f"replay: WARNING: {system} returned other bytes than the file")
+
     # --- dedup ------------------------------------------------------------------
 
     def phase_dedup(self):
@@ -939,18 +1068,28 @@ class Bench:
             "core_mib": self.core_mib, "layout_nonzero_pages": self.layout["nonzero_pages"],
             "changed_pages": self.layout["changed"], "extents": len(self.layout["extents"]),
         }
+        only = set(self.a.only.split(",")) if self.a.only else None
+
+        def want(phase):
+            return only is None or phase in only
+
         for image, src in self.images():
+            if not (want("save") or want("restore") or want("reads")):
+                break
             self.results["images"][image] = {"file_size": os.path.getsize(src),
                                              "alloc": os.stat(src).st_blocks * 512}
-            self.note_load(f"{image} save")
-            self.phase_save(image, src)
-            self.note_load(f"{image} restore")
-            self.phase_restore(image, src)
-            self.note_load(f"{image} reads")
-            self.phase_reads(image, src)
+            for phase, fn in (("save", self.phase_save), ("restore", self.phase_restore),
+                              ("reads", self.phase_reads)):
+                if want(phase):
+                    self.note_load(f"{image} {phase}")
+                    fn(image, src)
             self.dump()
-        self.note_load("dedup")
-        self.phase_dedup()
+        if want("dedup"):
+            self.note_load("dedup")
+            self.phase_dedup()
+        if want("replay"):
+            self.note_load("replay")
+            self.phase_replay("core", os.path.join(self.corpus, "core.raw"))
         self.note_load("end")
         self.results["elapsed_s"] = time.monotonic() - self.t_start
         self.dump()
@@ -1130,6 +1269,18 @@ def targets(res):
         limit = 128 * MiB + 64 * MiB
         out.append(("sparse: daemon RSS ≤ cache size (128 MiB default) + 64 MiB", fmt_bytes(hwm),
                     fmt_bytes(limit), f"{hwm / limit:.2f}× of the limit", hwm <= limit))
+    rp = res.get("replay")
+    if rp and rp.get("samples"):
+        m = replay_medians(rp)
+        a, b, c = m.get("snapfs"), m.get("snapfs-ws"), m.get("plain")
+        if a and b:
+            out.append(("replay: with the working set ≥ 2× faster than without",
+                        f"{b * 1e3:.1f} ms", f"{a * 1e3:.1f} ms",
+                        f"{a / b:.2f}× faster (need ≥ 2×)", a >= 2 * b))
+        if b and c:
+            out.append(("replay: with the working set faster than the plain file",
+                        f"{b * 1e3:.1f} ms", f"{c * 1e3:.1f} ms",
+                        f"{b / c:.2f}× time (need < 1.00×)", b < c))
     d = res.get("dedup", {})
     if "snapfs_1" in d and d.get("first_snapfs"):
         frac = d["snapfs_1"]["added"] / d["first_snapfs"]
@@ -1138,6 +1289,35 @@ def targets(res):
                     f"{fmt_bytes(d['first_snapfs'] * 0.02)} (2 %)", f"{frac / 0.02:.2f}× of the limit",
                     frac <= 0.02))
     return out
+
+
+REPLAY_LABELS = {
+    "snapfs": "(a) snapfs, no working set",
+    "snapfs-ws": "(b) snapfs, working set prefetched",
+    "plain": "(c) plain file",
+    "sqfs-zstd": "(d) squashfuse_ll zstd",
+}
+
+
+def replay_medians(rp):
+    return {s: med([v["seconds"] for v in vs]) for s, vs in rp["samples"].items()}
+
+
+def replay_lines(rp):
+    m = replay_medians(rp)
+    lines = [f"### Working set replay: {rp['trace_pages']} first touches through MAP_PRIVATE, "
+             f"cold ({rp['trace_pages'] / rp['data_pages'] * 100:.1f} % of the {rp['image']} "
+             f"image's {rp['data_pages']} data pages, {rp['regions']} hot regions)", "",
+             f"Working set recorded by one replay under -o record: {rp.get('ws_pages')} pages "
+             f"in {rp.get('ws_runs')} runs (recorded with read_ahead_kb=0). Medians of {rp['runs']} runs.", "",
+             "| system | time | ÷ (a) | ÷ plain file | bytes |", "|---|---|---|---|---|"]
+    for s, label in REPLAY_LABELS.items():
+        if m.get(s) is None:
+            continue
+        ok = rp.get("bytes_ok", {}).get(s, True)
+        lines.append(f"| {label} | {m[s] * 1e3:.1f} ms | {m[s] / m['snapfs']:.2f}× | "
+                     f"{m[s] / m['plain']:.2f}× | {'same' if ok else '**differ**'} |")
+    return lines + [""]
 
 
 def load_line(res):
@@ -1195,6 +1375,9 @@ def report(res):
         lines += ["", f"First snapshot: snapfs {fmt_bytes(d.get('first_snapfs'))}, "
                   f"borg {fmt_bytes(d.get('first_borg'))}. "
                   f"Changed pages: {c.get('changed_pages')} of {c.get('layout_nonzero_pages')} non-zero.", ""]
+    rp = res.get("replay")
+    if rp and rp.get("samples"):
+        lines += replay_lines(rp)
     t = targets(res)
     if t:
         lines += ["### Targets", "", "| target | snapfs | reference | ratio | |", "|---|---|---|---|---|"]
@@ -1209,6 +1392,9 @@ def main():
     p.add_argument("--snapfs")
     p.add_argument("--nullfs")
     p.add_argument("--randread")
+    p.add_argument("--replay")
+    p.add_argument("--only", metavar="PHASE,...",
+                   help="run only these phases: save, restore, reads, dedup, replay")
     p.add_argument("--dir", default="/var/tmp/snapfs-bench")
     p.add_argument("--quick", action="store_true", help="small corpus, 1 run: a smoke test")
     p.add_argument("--runs", type=int, default=0, help="override the number of runs")
@@ -1228,7 +1414,7 @@ def main():
     if os.geteuid() != 0:
         print("bench.py: must run as root (drop_caches, mounts)", file=sys.stderr)
         return 2
-    for need in ("snapfs", "nullfs", "randread"):
+    for need in ("snapfs", "nullfs", "randread", "replay"):
         if not getattr(a, need):
             print(f"bench.py: --{need} is required (use tests/bench/run.sh)", file=sys.stderr)
             return 2

@@ -86,6 +86,7 @@ fi
 read -ra fuse_flags < <(pkg-config --cflags --libs fuse3)
 cc -O2 -Wall -o "$dir/bin/nullfs" "$here/nullfs.c" "${fuse_flags[@]}"
 cc -O2 -Wall -pthread -o "$dir/bin/randread" "$here/randread.c"
+cc -O2 -Wall -o "$dir/bin/replay" "$here/replay.c"
 
 # A mount left over from an interrupted run would make every mount fail.
 if [[ -d $dir/mnt ]]; then
@@ -95,7 +96,7 @@ if [[ -d $dir/mnt ]]; then
 fi
 
 python3 "$here/bench.py" --snapfs "$SNAPFS" --nullfs "$dir/bin/nullfs" \
-	--randread "$dir/bin/randread" --dir "$dir" "${args[@]}"
+	--randread "$dir/bin/randread" --replay "$dir/bin/replay" --dir "$dir" "${args[@]}"
 
 if $profile; then
 	SNAPFS=$SNAPFS "$here/profile.sh" "$dir"
