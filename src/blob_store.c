@@ -32,12 +32,19 @@ struct pack_fds {
 	int seq_fd;                  /* default readahead */
 };
 
+struct known_dict {
+	int64_t id;
+	struct codec_ddict *ddict;
+};
+
 struct blob_store {
 	char *dir;                   /* STORE/packs */
 	bool writable;
-	pthread_rwlock_t lock;       /* guards packs[] */
+	pthread_rwlock_t lock;       /* guards packs[] and dicts[] */
 	struct pack_fds *packs;
 	size_t pack_count, pack_cap;
+	struct known_dict *dicts;
+	size_t dict_count;
 	/* The writer's pack. */
 	int append_fd;
 	int64_t append_id;
@@ -81,6 +88,9 @@ void blob_store_close(struct blob_store *bs)
 		close(bs->packs[i].seq_fd);
 	}
 	free(bs->packs);
+	for (size_t i = 0; i < bs->dict_count; i++)
+		codec_ddict_free(bs->dicts[i].ddict);
+	free(bs->dicts);
 	pthread_rwlock_destroy(&bs->lock);
 	free(bs->dir);
 	free(bs);
@@ -153,6 +163,49 @@ static int pack_fd(struct blob_store *bs, int64_t id, bool sequential, int *ret_
 	return 0;
 }
 
+static const struct codec_ddict *find_dict(const struct blob_store *bs, int64_t id)
+{
+	for (size_t i = 0; i < bs->dict_count; i++)
+		if (bs->dicts[i].id == id)
+			return bs->dicts[i].ddict;
+	return NULL;
+}
+
+int blob_store_add_dict(struct blob_store *bs, int64_t id, const void *data, size_t len)
+{
+	struct codec_ddict *dd;
+	struct known_dict *more;
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&bs->lock);
+	if (find_dict(bs, id))
+		goto out_unlock;
+	dd = codec_ddict_new(data, len);
+	more = dd ? realloc(bs->dicts, (bs->dict_count + 1) * sizeof(*more)) : NULL;
+	if (!more) {
+		codec_ddict_free(dd);
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	bs->dicts = more;
+	bs->dicts[bs->dict_count++] = (struct known_dict){ .id = id, .ddict = dd };
+out_unlock:
+	pthread_rwlock_unlock(&bs->lock);
+	return rc;
+}
+
+int64_t blob_store_dict_max(struct blob_store *bs)
+{
+	int64_t max = 0;
+
+	pthread_rwlock_rdlock(&bs->lock);
+	for (size_t i = 0; i < bs->dict_count; i++)
+		if (bs->dicts[i].id > max)
+			max = bs->dicts[i].id;
+	pthread_rwlock_unlock(&bs->lock);
+	return max;
+}
+
 /* Each thread decodes with a codec context of its own, freed when the
  * thread ends (FUSE worker threads come and go). */
 static pthread_key_t codec_key;
@@ -223,6 +276,7 @@ int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
 {
 	size_t raw = (size_t)loc->page_count * SNAPFS_PAGE_SIZE;
 	struct codec_ctx *codec = thread_codec();
+	const struct codec_ddict *dict = NULL;
 	unsigned char *stored, *out;
 	int fd, rc;
 
@@ -232,6 +286,14 @@ int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
 	    loc->length > (size_t)BLOB_PAGES_MAX * SNAPFS_PAGE_SIZE + 65536 ||
 	    loc->offset > (uint64_t)INT64_MAX - loc->length)
 		return damaged(loc, "malformed row (page count, length or offset)");
+	if (loc->dict_id != 0) {
+		/* Dictionaries are never freed before the store is closed. */
+		pthread_rwlock_rdlock(&bs->lock);
+		dict = find_dict(bs, loc->dict_id);
+		pthread_rwlock_unlock(&bs->lock);
+		if (!dict)
+			return damaged(loc, "its dictionary is missing or damaged");
+	}
 	rc = pack_fd(bs, loc->pack_id, sequential, &fd);
 	if (rc < 0)
 		return rc;
@@ -248,7 +310,7 @@ int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
 		rc = damaged(loc, "checksum mismatch");
 		goto out_free;
 	}
-	rc = codec_decompress(codec, loc->codec, stored, loc->length, out, raw);
+	rc = codec_decompress(codec, loc->codec, dict, stored, loc->length, out, raw);
 	if (rc < 0) {
 		rc = damaged(loc, "does not decode");
 		goto out_free;

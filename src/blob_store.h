@@ -27,6 +27,7 @@ struct blob_loc {
 	uint32_t length;             /* stored (compressed) bytes */
 	uint32_t page_count;         /* decoded size: page_count pages */
 	int codec;                   /* enum snapfs_codec as stored */
+	int64_t dict_id;             /* the zstd dictionary it needs; 0: none */
 	int64_t checksum;            /* XXH3-64 of the stored bytes */
 };
 
@@ -46,6 +47,12 @@ void blob_store_close(struct blob_store *bs);
  * -SNAPFS_ECORRUPT with the detail in snapfs_errmsg(). */
 int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
 		    bool sequential, unsigned char **ret_data, size_t *ret_size);
+
+/* Make dictionary id (its bytes) known for decoding; a dictionary already
+ * known is kept as it is. */
+int blob_store_add_dict(struct blob_store *bs, int64_t id, const void *data, size_t len);
+/* The highest dictionary id known, 0 if none. */
+int64_t blob_store_dict_max(struct blob_store *bs);
 
 /* Free the calling thread's decoding state now (other threads' goes when
  * they end). */

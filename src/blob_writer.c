@@ -47,6 +47,8 @@ struct blob_writer {
 	struct catalog *cat;
 	struct blob_store *bs;
 	int64_t pack_id;                 /* the pack new blobs go to */
+	int64_t dict_id;                 /* 0, or the dictionary of new blobs */
+	struct codec_cdict *dict;
 	int64_t snapshot_id;
 	enum snapfs_codec codec;
 	int level;
@@ -103,7 +105,7 @@ static int pack_begin(struct blob_writer *w)
 }
 
 int blob_writer_new(struct catalog *cat, struct blob_store *bs, int64_t snapshot_id,
-		    enum snapfs_codec codec, int level,
+		    enum snapfs_codec codec, int level, const struct blob_writer_dict *dict,
 		    struct blob_writer **ret_writer)
 {
 	size_t raw_len = (size_t)BLOB_PAGES * SNAPFS_PAGE_SIZE;
@@ -122,6 +124,12 @@ int blob_writer_new(struct catalog *cat, struct blob_store *bs, int64_t snapshot
 	w->run_hasher = run_hasher_new();
 	if (!w->hasher || !w->run_hasher)
 		goto out_nomem;
+	if (dict && dict->id && codec == SNAPFS_CODEC_ZSTD) {
+		w->dict = codec_cdict_new(dict->data, dict->len, level);
+		if (!w->dict)
+			goto out_nomem;
+		w->dict_id = dict->id;
+	}
 	for (int i = 0; i < RING; i++) {
 		struct batch *b = &w->ring[i];
 
@@ -161,6 +169,7 @@ void blob_writer_free(struct blob_writer *w)
 		free(w->ring[i].raw);
 		free(w->ring[i].job.out);
 	}
+	codec_cdict_free(w->dict);
 	page_hasher_free(w->hasher);
 	run_hasher_free(w->run_hasher);
 	free(w->seen);
@@ -194,6 +203,8 @@ static int retire_oldest(struct blob_writer *w)
 	loc.length = (uint32_t)b->job.stored_len;
 	loc.checksum = b->job.checksum;
 	loc.pack_id = w->pack_id;
+	/* Only what was compressed names the dictionary. */
+	loc.dict_id = b->job.stored_codec == SNAPFS_CODEC_ZSTD ? w->dict_id : 0;
 	rc = blob_store_append(w->bs, b->job.stored, b->job.stored_len, &loc.offset);
 	if (rc < 0)
 		return rc;
@@ -230,6 +241,7 @@ static int submit_pending(struct blob_writer *w)
 	b->job.raw_len = (size_t)b->count * SNAPFS_PAGE_SIZE;
 	b->job.codec = w->codec;
 	b->job.level = w->level;
+	b->job.dict = w->dict;
 	compress_pool_submit(w->pool, &b->job);
 	w->next_seq++;
 	if (w->next_seq - w->tail_seq >= RING) {

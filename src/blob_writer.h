@@ -35,10 +35,17 @@ struct blob_writer_stats {
 	uint64_t new_blob_bytes;  /* compressed bytes of new blobs */
 };
 
+/* The zstd dictionary new blobs are compressed with (id 0: none). */
+struct blob_writer_dict {
+	int64_t id;
+	const void *data;             /* copied by blob_writer_new() */
+	size_t len;
+};
+
 /* Appends new blobs to bs's newest pack (the caller holds the write
- * transaction of cat). */
+ * transaction of cat). dict may be NULL. */
 int blob_writer_new(struct catalog *cat, struct blob_store *bs, int64_t snapshot_id,
-		    enum snapfs_codec codec, int level,
+		    enum snapfs_codec codec, int level, const struct blob_writer_dict *dict,
 		    struct blob_writer **ret_writer);
 void blob_writer_free(struct blob_writer *writer);
 

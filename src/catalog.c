@@ -53,6 +53,9 @@ enum stmt_id {
 	ST_PACK_LIST,
 	ST_PACK_DELETE,
 	ST_PACK_EXTENTS,
+	ST_DICT_INSERT,
+	ST_DICT_AFTER,
+	ST_DICT_NEWEST,
 	ST_COUNT
 };
 
@@ -64,7 +67,8 @@ enum stmt_id {
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
 
 /* A blob's place and checks, read by loc_from_row(). */
-#define BLOB_LOC_COLUMNS "codec, page_count, stored_size, checksum, pack_id, pack_offset"
+#define BLOB_LOC_COLUMNS \
+	"codec, page_count, stored_size, checksum, pack_id, pack_offset, dict_id"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SNAP_BY_NAME] = "SELECT " SNAP_COLUMNS "WHERE s.name = ?1",
@@ -86,7 +90,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"WHERE snapshot_id = ?1 ORDER BY start",
 	[ST_BLOB_INSERT] =
 		"INSERT INTO blobs (codec, page_count, stored_size, checksum, pack_id, "
-		"pack_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		"pack_offset, dict_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_BLOB_GET] =
 		"SELECT " BLOB_LOC_COLUMNS " FROM blobs WHERE id = ?1",
 	[ST_SNAP_BLOB_BYTES] =
@@ -101,8 +105,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"slot, run_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_MAP_LOAD] =
 		"SELECT m.first_page, m.page_count, m.blob_id, m.slot, m.run_hash, "
-		"b.codec, b.page_count, b.stored_size, b.checksum, b.pack_id, b.pack_offset "
-		"FROM page_map m LEFT JOIN blobs b ON b.id = m.blob_id "
+		"b.codec, b.page_count, b.stored_size, b.checksum, b.pack_id, b.pack_offset, "
+		"b.dict_id FROM page_map m LEFT JOIN blobs b ON b.id = m.blob_id "
 		"WHERE m.snapshot_id = ?1 ORDER BY m.first_page",
 	[ST_MAP_COUNT] = "SELECT count(*) FROM page_map WHERE snapshot_id = ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
@@ -125,6 +129,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PACK_SET_LENGTH] = "UPDATE packs SET length = ?2 WHERE id = ?1",
 	[ST_PACK_LIST] = "SELECT id, length FROM packs ORDER BY id",
 	[ST_PACK_DELETE] = "DELETE FROM packs WHERE id = ?1",
+	[ST_DICT_INSERT] = "INSERT INTO dictionaries (codec, checksum, data) VALUES (?1, ?2, ?3)",
+	[ST_DICT_AFTER] =
+		"SELECT id, codec, checksum, data FROM dictionaries WHERE id > ?1 ORDER BY id",
+	[ST_DICT_NEWEST] =
+		"SELECT id, codec, checksum, data FROM dictionaries ORDER BY id DESC LIMIT 1",
 	[ST_PACK_EXTENTS] =
 		"SELECT pack_offset, stored_size FROM blobs WHERE pack_id = ?1 "
 		"ORDER BY pack_offset",
@@ -804,6 +813,7 @@ int catalog_blob_insert(struct catalog *cat, const struct blob_loc *loc,
 	sqlite3_bind_int64(st, 4, loc->checksum);
 	sqlite3_bind_int64(st, 5, loc->pack_id);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)loc->offset);
+	sqlite3_bind_int64(st, 7, loc->dict_id);
 	rc = stmt_done(cat, st, sqlite3_step(st), "store blob");
 	if (rc == 0)
 		*ret_id = sqlite3_last_insert_rowid(cat->db);
@@ -825,6 +835,7 @@ static void loc_from_row(sqlite3_stmt *st, int col, int64_t id, struct blob_loc 
 	loc->checksum = sqlite3_column_int64(st, col + 3);
 	loc->pack_id = sqlite3_column_int64(st, col + 4);
 	loc->offset = off >= 0 ? (uint64_t)off : 0;
+	loc->dict_id = sqlite3_column_int64(st, col + 6);
 	if (off < 0)
 		loc->length = 0;
 }
@@ -1183,6 +1194,53 @@ int catalog_pack_extents(struct catalog *cat, int64_t id,
 	return stmt_done(cat, st, step, "list pack extents");
 }
 
+/* --- dictionaries --- */
+
+int catalog_dict_insert(struct catalog *cat, int codec, int64_t checksum,
+			const void *data, size_t len, int64_t *ret_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_DICT_INSERT, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int(st, 1, codec);
+	sqlite3_bind_int64(st, 2, checksum);
+	sqlite3_bind_blob64(st, 3, data, len, SQLITE_STATIC);
+	rc = stmt_done(cat, st, sqlite3_step(st), "store dictionary");
+	if (rc == 0)
+		*ret_id = sqlite3_last_insert_rowid(cat->db);
+	return rc;
+}
+
+int catalog_dict_each(struct catalog *cat, int64_t after_id, bool newest_only,
+		      int (*fn)(void *ctx, const struct dict_row *row), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, newest_only ? ST_DICT_NEWEST : ST_DICT_AFTER, &st), step;
+
+	if (rc < 0)
+		return rc;
+	if (!newest_only)
+		sqlite3_bind_int64(st, 1, after_id);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct dict_row row = {
+			.id = sqlite3_column_int64(st, 0),
+			.codec = sqlite3_column_int(st, 1),
+			.checksum = sqlite3_column_int64(st, 2),
+			.data = sqlite3_column_blob(st, 3),
+			.len = (size_t)sqlite3_column_bytes(st, 3),
+		};
+
+		rc = fn(ctx, &row);
+		if (rc < 0) {
+			stmt_done(cat, st, SQLITE_DONE, "");
+			return rc;
+		}
+	}
+	return stmt_done(cat, st, step, "read dictionaries");
+}
+
 /* --- verify --- */
 
 int catalog_for_each_blob(struct catalog *cat,
@@ -1311,38 +1369,12 @@ int catalog_store_summary(struct catalog *cat, struct snapfs_store_summary *ret)
  * Kept apart from the statement table above: these run once per record or
  * per first open of a memory file, so they are prepared on each use. */
 
-/* The working_set table of schema/snapfs.sql, for version-1 stores made
- * before it existed. The same text is the upgrade step's. */
-#define WORKING_SET_TABLE_SQL \
-	"CREATE TABLE IF NOT EXISTS working_set (" \
-	"snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE, " \
-	"seq INTEGER NOT NULL CHECK (seq >= 0), " \
-	"first_page INTEGER NOT NULL CHECK (first_page >= 0), " \
-	"page_count INTEGER NOT NULL CHECK (page_count > 0), " \
-	"PRIMARY KEY (snapshot_id, seq)) WITHOUT ROWID"
-
-static int working_set_exists(struct catalog *cat, bool *ret_exists)
-{
-	int64_t n;
-	int rc = query_int(cat, "SELECT count(*) FROM sqlite_master WHERE "
-			   "type = 'table' AND name = 'working_set'", &n,
-			   "working set table");
-
-	if (rc < 0)
-		return rc;
-	*ret_exists = n > 0;
-	return 0;
-}
-
 int catalog_working_set_replace(struct catalog *cat, int64_t snapshot_id,
 				const struct snapfs_page_run *runs, size_t count)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = exec_sql(cat, WORKING_SET_TABLE_SQL, "working set table");
-	if (rc < 0)
-		return rc;
 	rc = sqlite3_prepare_v2(cat->db, "DELETE FROM working_set WHERE snapshot_id = ?1",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
@@ -1383,14 +1415,8 @@ int catalog_working_set_load(struct catalog *cat, int64_t snapshot_id,
 	struct snapfs_page_run *runs = NULL, *bigger;
 	size_t count = 0, cap = 0;
 	sqlite3_stmt *st = NULL;
-	bool exists;
 	int rc;
 
-	rc = working_set_exists(cat, &exists);
-	if (rc < 0)
-		return rc;
-	if (!exists)
-		goto out_done;
 	rc = sqlite3_prepare_v2(cat->db,
 				"SELECT first_page, page_count FROM working_set "
 				"WHERE snapshot_id = ?1 ORDER BY seq", -1, &st, NULL);
@@ -1426,7 +1452,6 @@ int catalog_working_set_load(struct catalog *cat, int64_t snapshot_id,
 		goto out_free;
 	}
 	sqlite3_finalize(st);
-out_done:
 	*ret_runs = runs;
 	*ret_count = count;
 	return 0;

@@ -127,6 +127,21 @@ int catalog_pack_list(struct catalog *cat, int64_t **ret_ids, uint64_t **ret_len
 int catalog_pack_extents(struct catalog *cat, int64_t id,
 			 int (*fn)(void *ctx, uint64_t offset, uint64_t length), void *ctx);
 
+/* --- dictionaries --- */
+struct dict_row {
+	int64_t id;
+	int codec;
+	int64_t checksum;
+	const void *data;      /* owned by SQLite, valid only inside the callback */
+	size_t len;
+};
+int catalog_dict_insert(struct catalog *cat, int codec, int64_t checksum,
+			const void *data, size_t len, int64_t *ret_id);
+/* Call fn for each dictionary with an id above after_id, in id order, or
+ * (newest_only) for the newest one only. */
+int catalog_dict_each(struct catalog *cat, int64_t after_id, bool newest_only,
+		      int (*fn)(void *ctx, const struct dict_row *row), void *ctx);
+
 /* --- verify --- */
 /* Call fn for every blob of the store, in pack order. */
 int catalog_for_each_blob(struct catalog *cat,

@@ -11,6 +11,7 @@
 
 #include <lz4.h>
 #include <lz4hc.h>
+#include <zdict.h>
 #include <zstd.h>
 
 /* zstd level 9: measured on 128 KiB blobs of the benchmark corpus (see
@@ -106,8 +107,8 @@ size_t codec_bound(enum snapfs_codec codec, size_t len)
 }
 
 int codec_compress(struct codec_ctx *ctx, enum snapfs_codec codec, int level,
-		   const void *src, size_t len, void *dst, size_t cap,
-		   size_t *ret_len)
+		   const struct codec_cdict *dict, const void *src, size_t len,
+		   void *dst, size_t cap, size_t *ret_len)
 {
 	size_t n;
 	int k;
@@ -124,7 +125,11 @@ int codec_compress(struct codec_ctx *ctx, enum snapfs_codec codec, int level,
 	case SNAPFS_CODEC_ZSTD:
 		if (!ctx->zc && !(ctx->zc = ZSTD_createCCtx()))
 			return -ENOMEM;
-		n = ZSTD_compressCCtx(ctx->zc, dst, cap, src, len, level);
+		if (dict)
+			n = ZSTD_compress_usingCDict(ctx->zc, dst, cap, src, len,
+						     (const ZSTD_CDict *)dict);
+		else
+			n = ZSTD_compressCCtx(ctx->zc, dst, cap, src, len, level);
 		if (ZSTD_isError(n))
 			return -EIO;
 		*ret_len = n;
@@ -142,8 +147,8 @@ int codec_compress(struct codec_ctx *ctx, enum snapfs_codec codec, int level,
 	return -EINVAL;
 }
 
-int codec_decompress(struct codec_ctx *ctx, int codec_id, const void *src,
-		     size_t len, void *dst, size_t raw_len)
+int codec_decompress(struct codec_ctx *ctx, int codec_id, const struct codec_ddict *dict,
+		     const void *src, size_t len, void *dst, size_t raw_len)
 {
 	size_t n;
 	int k;
@@ -157,7 +162,11 @@ int codec_decompress(struct codec_ctx *ctx, int codec_id, const void *src,
 	case SNAPFS_CODEC_ZSTD:
 		if (!ctx->zd && !(ctx->zd = ZSTD_createDCtx()))
 			return -ENOMEM;
-		n = ZSTD_decompressDCtx(ctx->zd, dst, raw_len, src, len);
+		if (dict)
+			n = ZSTD_decompress_usingDDict(ctx->zd, dst, raw_len, src, len,
+						       (const ZSTD_DDict *)dict);
+		else
+			n = ZSTD_decompressDCtx(ctx->zd, dst, raw_len, src, len);
 		if (ZSTD_isError(n) || n != raw_len)
 			return -SNAPFS_ECORRUPT;
 		return 0;
@@ -171,4 +180,37 @@ int codec_decompress(struct codec_ctx *ctx, int codec_id, const void *src,
 	default:
 		return -SNAPFS_ECORRUPT;
 	}
+}
+
+int codec_dict_train(const void *samples, const size_t *sizes, unsigned count,
+		     void *dst, size_t cap, size_t *ret_len)
+{
+	size_t n = ZDICT_trainFromBuffer(dst, cap, samples, sizes, count);
+
+	if (ZDICT_isError(n))
+		return -EINVAL;
+	*ret_len = n;
+	return 0;
+}
+
+struct codec_cdict *codec_cdict_new(const void *data, size_t len, int level)
+{
+	if (level == 0)
+		level = ZSTD_DEFAULT_LEVEL;
+	return (struct codec_cdict *)ZSTD_createCDict(data, len, level);
+}
+
+void codec_cdict_free(struct codec_cdict *dict)
+{
+	ZSTD_freeCDict((ZSTD_CDict *)dict);
+}
+
+struct codec_ddict *codec_ddict_new(const void *data, size_t len)
+{
+	return (struct codec_ddict *)ZSTD_createDDict(data, len);
+}
+
+void codec_ddict_free(struct codec_ddict *dict)
+{
+	ZSTD_freeDDict((ZSTD_DDict *)dict);
 }

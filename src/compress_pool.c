@@ -29,8 +29,8 @@ static void run_job(struct codec_ctx *ctx, struct compress_job *job)
 {
 	size_t len = 0;
 
-	job->rc = codec_compress(ctx, job->codec, job->level, job->raw, job->raw_len,
-				 job->out, job->out_cap, &len);
+	job->rc = codec_compress(ctx, job->codec, job->level, job->dict, job->raw,
+				 job->raw_len, job->out, job->out_cap, &len);
 	if (job->rc < 0)
 		return;
 	if (len >= job->raw_len) {

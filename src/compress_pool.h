@@ -13,6 +13,7 @@
 #include "snapfs.h"
 
 struct compress_pool;
+struct codec_cdict;
 
 /* One blob to pack. The caller owns the job and its buffers and must not
  * touch them between compress_pool_submit() and compress_pool_wait(). */
@@ -23,6 +24,7 @@ struct compress_job {
 	size_t out_cap;
 	enum snapfs_codec codec;     /* in */
 	int level;                   /* in */
+	const struct codec_cdict *dict; /* in: NULL, or the store's dictionary */
 	/* out, valid after compress_pool_wait(): */
 	int rc;                      /* 0 or -errno */
 	int stored_codec;            /* codec, or none when packing did not pay */

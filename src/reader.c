@@ -64,6 +64,9 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 	rc = catalog_begin_read(cat);
 	if (rc < 0)
 		goto out_put;
+	rc = store_load_dicts(store, cat);
+	if (rc < 0)
+		goto out_end;
 	rc = catalog_snapshot_get_id(cat, snapshot_id, &snap);
 	if (rc < 0)
 		goto out_end;

@@ -11,13 +11,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blob_store.h"
 #include "blob_writer.h"
 #include "catalog.h"
+#include "codec.h"
+#include "digest.h"
 #include "errors.h"
 #include "scanner.h"
 #include "source.h"
 #include "store.h"
 #include "usage.h"
+
+/* The dictionary a store's first zstd save trains: DICT_BYTES at most,
+ * from about DICT_SAMPLE_BYTES of its pages taken evenly across the data
+ * in blob-sized groups (zstd suggests ~100 times the dictionary's size);
+ * not below DICT_MIN_DATA bytes of data. Measured on a 200 MiB process
+ * core (BENCHMARKS.md): 8-page blobs 3.7 % smaller at level 9. */
+#define DICT_BYTES ((size_t)112 << 10)
+#define DICT_SAMPLE_BYTES ((uint64_t)16 << 20)
+#define DICT_MIN_DATA ((uint64_t)4 << 20)
+#define DICT_GROUP_PAGES BLOB_PAGES
+
+struct dict_sample {
+	unsigned char *buf;          /* groups of pages, end to end */
+	size_t *sizes;               /* bytes of each group */
+	unsigned groups, cap_groups;
+	uint64_t stride;             /* keep one group in stride */
+	uint64_t seen_pages;
+};
 
 struct save_job {
 	struct snapfs_store *store;
@@ -33,6 +54,8 @@ struct save_job {
 	uint64_t total_bytes;        /* data bytes to scan, for progress */
 	uint64_t ignored_bytes;      /* data outside committed segments */
 	uint64_t data_bytes;         /* non-zero bytes within file_size */
+	struct blob_writer_dict dict;
+	void *dict_data;             /* owned: the dictionary's bytes */
 };
 
 static int check_options(struct save_job *job)
@@ -154,6 +177,100 @@ static int add_page(void *ctx, uint64_t page_no, const unsigned char *page)
 	return blob_writer_add(job->writer, page_no, page);
 }
 
+static int sample_page(void *ctx, uint64_t page_no, const unsigned char *page)
+{
+	struct dict_sample *d = ctx;
+	uint64_t group = d->seen_pages / DICT_GROUP_PAGES;
+	size_t slot = (size_t)(d->seen_pages % DICT_GROUP_PAGES);
+
+	(void)page_no;
+	d->seen_pages++;
+	if (group % d->stride != 0)
+		return 0;
+	if (slot == 0) {
+		if (d->groups == d->cap_groups)
+			return 1;            /* full: stop the scan */
+		d->sizes[d->groups++] = 0;
+	}
+	memcpy(d->buf + (size_t)(d->groups - 1) * DICT_GROUP_PAGES * SNAPFS_PAGE_SIZE +
+	       slot * SNAPFS_PAGE_SIZE, page, SNAPFS_PAGE_SIZE);
+	d->sizes[d->groups - 1] += SNAPFS_PAGE_SIZE;
+	return 0;
+}
+
+/* Train the store's first dictionary from this save's pages and record
+ * it. Samples too few or too alike to make one leave the store without
+ * (blobs are then compressed alone). */
+static int train_dictionary(struct save_job *job)
+{
+	size_t group_bytes = (size_t)DICT_GROUP_PAGES * SNAPFS_PAGE_SIZE, len = 0;
+	struct snapfs_progress cancel_only = { .cancel = job->opts->progress.cancel };
+	struct dict_sample d = { 0 };
+	struct scan_stats unused = { 0 };
+	int rc = 0;
+
+	d.cap_groups = (unsigned)(DICT_SAMPLE_BYTES / group_bytes);
+	d.stride = job->total_bytes / DICT_SAMPLE_BYTES + 1;
+	d.buf = malloc((size_t)d.cap_groups * group_bytes);
+	d.sizes = malloc(d.cap_groups * sizeof(*d.sizes));
+	job->dict_data = malloc(DICT_BYTES);
+	if (!d.buf || !d.sizes || !job->dict_data) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	/* Segments in order until the sample is full. */
+	for (size_t i = 0; rc == 0 && i < job->segs->count && d.groups < d.cap_groups; i++) {
+		const struct snapfs_segment *g = &job->segs->segs[i];
+
+		if (g->committed)
+			rc = scan_range(&job->src, g->start, g->end, sample_page, &d, &unused,
+					&cancel_only, 0);
+	}
+	if (rc < 0)
+		goto out_free;
+	if (codec_dict_train(d.buf, d.sizes, d.groups, job->dict_data, DICT_BYTES, &len) < 0)
+		goto out_free;       /* no dictionary: not an error */
+	rc = catalog_dict_insert(job->cat, SNAPFS_CODEC_ZSTD, blob_checksum(job->dict_data, len),
+				 job->dict_data, len, &job->dict.id);
+	if (rc < 0)
+		goto out_free;
+	job->dict.data = job->dict_data;
+	job->dict.len = len;
+	rc = blob_store_add_dict(store_blobs(job->store), job->dict.id, job->dict_data, len);
+out_free:
+	free(d.buf);
+	free(d.sizes);
+	return rc;
+}
+
+static int take_newest(void *ctx, const struct dict_row *row)
+{
+	struct save_job *job = ctx;
+
+	if (row->codec != SNAPFS_CODEC_ZSTD || blob_checksum(row->data, row->len) != row->checksum)
+		return 0;            /* damaged: compress without (verify names it) */
+	job->dict_data = malloc(row->len);
+	if (!job->dict_data)
+		return -ENOMEM;
+	memcpy(job->dict_data, row->data, row->len);
+	job->dict = (struct blob_writer_dict){ .id = row->id, .data = job->dict_data,
+					       .len = row->len };
+	return 0;
+}
+
+/* The dictionary new zstd blobs use: the store's newest, or a new one. */
+static int choose_dictionary(struct save_job *job)
+{
+	int rc;
+
+	if (job->opts->codec != SNAPFS_CODEC_ZSTD)
+		return 0;
+	rc = catalog_dict_each(job->cat, 0, true, take_newest, job);
+	if (rc < 0 || job->dict.id || job->total_bytes < DICT_MIN_DATA)
+		return rc;
+	return train_dictionary(job);
+}
+
 static int write_snapshot(struct save_job *job)
 {
 	const struct snapfs_save_opts *o = job->opts;
@@ -173,8 +290,13 @@ static int write_snapshot(struct save_job *job)
 		if (g->committed)
 			job->snap.committed_bytes += g->end - g->start;
 	}
+	rc = store_load_dicts(job->store, cat);
+	if (rc == 0)
+		rc = choose_dictionary(job);
+	if (rc < 0)
+		return rc;
 	rc = blob_writer_new(cat, store_blobs(job->store), job->snap.id, o->codec, o->level,
-			     &job->writer);
+			     &job->dict, &job->writer);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < job->segs->count; i++) {
@@ -242,6 +364,7 @@ out_release:
 	if (rc < 0 && rc != -SNAPFS_EBADNAME)
 		error_prefix(rc, "save '%s'", name);
 	blob_writer_free(job.writer);
+	free(job.dict_data);
 	segment_list_release(&job.usage);
 	source_close(&job.src);
 	snapfs_snapshot_release(&job.snap);

@@ -47,8 +47,8 @@ int scan_range(struct source *src, uint64_t start, uint64_t end, page_fn fn,
 					continue;
 				}
 				rc = fn(ctx, (at + p) / SNAPFS_PAGE_SIZE, buf + p);
-				if (rc < 0)
-					return rc;
+				if (rc != 0)
+					return rc < 0 ? rc : 0;
 			}
 			at += len;
 			stats->scanned_bytes += len;

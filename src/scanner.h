@@ -16,7 +16,9 @@ struct source;
 #define SCAN_CHUNK ((size_t)1 << 20)
 
 /* Called for each non-zero page: page_no is offset / SNAPFS_PAGE_SIZE; a
- * last partial page comes zero-padded to a whole page. */
+ * last partial page comes zero-padded to a whole page. Returns 0 to go on,
+ * a positive value to end the walk early (scan_range() then returns 0), or
+ * a negative error. */
 typedef int (*page_fn)(void *ctx, uint64_t page_no, const unsigned char *page);
 
 struct scan_stats {

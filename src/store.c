@@ -19,6 +19,7 @@
 #include "blob_store.h"
 #include "catalog.h"
 #include "decode_ahead.h"
+#include "digest.h"
 #include "errors.h"
 #include "upgrade.h"
 
@@ -250,6 +251,21 @@ int store_load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
 		    unsigned char **ret_data, size_t *ret_size)
 {
 	return blob_store_load(ctx, loc, sequential, ret_data, ret_size);
+}
+
+static int add_dict(void *ctx, const struct dict_row *row)
+{
+	/* One that fails its checksum stays unknown: its blobs read as
+	 * damage and verify names it. */
+	if (row->codec != SNAPFS_CODEC_ZSTD || blob_checksum(row->data, row->len) != row->checksum)
+		return 0;
+	return blob_store_add_dict(ctx, row->id, row->data, row->len);
+}
+
+int store_load_dicts(struct snapfs_store *store, struct catalog *cat)
+{
+	return catalog_dict_each(cat, blob_store_dict_max(store->blobs), false, add_dict,
+				 store->blobs);
 }
 
 struct blob_store *store_blobs(struct snapfs_store *store)

@@ -21,6 +21,9 @@ void store_reader_put(struct snapfs_store *store, struct catalog *cat);
 /* The writer connection, or NULL for a store opened read-only. */
 struct catalog *store_writer(struct snapfs_store *store);
 struct blob_cache *store_cache(struct snapfs_store *store);
+/* Make the dictionaries cat sees that the pack layer does not know yet
+ * known to it (call before decoding blobs that may need them). */
+int store_load_dicts(struct snapfs_store *store, struct catalog *cat);
 /* The store's pack files. */
 struct blob_store *store_blobs(struct snapfs_store *store);
 /* blob_load_fn for the store's cache: ctx is store_blobs(store). */

@@ -18,6 +18,7 @@
 #include "catalog.h"
 #include "errors.h"
 #include "blob_store.h"
+#include "digest.h"
 #include "reader.h"
 #include "store.h"
 
@@ -77,6 +78,13 @@ static int check_blob(void *ctx, const struct blob_loc *loc)
 		return rc;
 	free(data);
 	return advance(job, size);
+}
+
+static int check_dict(void *ctx, const struct dict_row *row)
+{
+	if (row->codec != SNAPFS_CODEC_ZSTD || blob_checksum(row->data, row->len) != row->checksum)
+		report(ctx, "dictionary %" PRId64 ": damaged (codec or checksum)", row->id);
+	return 0;
 }
 
 /* Every pack the database names is there and holds its committed bytes. */
@@ -273,8 +281,13 @@ int snapfs_verify(struct snapfs_store *store, const char *const *names,
 		job.total += snaps[i].data_bytes;
 	if (count == 0 && catalog_store_summary(job.cat, &summary) == 0)
 		job.total += summary.unique_pages * SNAPFS_PAGE_SIZE;
+	rc = store_load_dicts(store, job.cat);
+	if (rc < 0)
+		goto out_put;
 	if (count == 0) {
-		rc = check_packs(&job);
+		rc = catalog_dict_each(job.cat, 0, false, check_dict, &job);
+		if (rc == 0)
+			rc = check_packs(&job);
 		if (rc == 0)
 			rc = catalog_for_each_blob(job.cat, check_blob, &job);
 		if (rc == -SNAPFS_ECORRUPT) {

@@ -1,6 +1,8 @@
 -- SPDX-License-Identifier: MIT
 --
--- Version 1 -> 2: blob bytes move out of blobs.data into pack files.
+-- Version 1 -> 2: blob bytes move out of blobs.data into pack files, and
+-- the tables dictionaries (zstd dictionaries) and working_set (recorded
+-- working sets) are added.
 -- src/upgrade.c runs this in one transaction, with foreign keys off, in
 -- two parts around the copy: part 1 makes the new tables; then every
 -- blob's bytes are appended to pack 1 (packs/00000001.pack) in id order,
@@ -20,7 +22,14 @@ CREATE TABLE blobs_v2 (
     stored_size INTEGER NOT NULL,
     checksum    INTEGER NOT NULL,
     pack_id     INTEGER NOT NULL,
-    pack_offset INTEGER NOT NULL
+    pack_offset INTEGER NOT NULL,
+    dict_id     INTEGER NOT NULL DEFAULT 0      -- dictionaries.id; 0: none
+);
+CREATE TABLE dictionaries (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    codec    INTEGER NOT NULL,
+    checksum INTEGER NOT NULL,
+    data     BLOB NOT NULL
 );
 INSERT INTO packs (length) VALUES (0);
 
@@ -33,3 +42,10 @@ SELECT 'blobs_v2', max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'b
 DROP TABLE blobs;
 ALTER TABLE blobs_v2 RENAME TO blobs;
 CREATE INDEX blobs_by_pack ON blobs(pack_id, pack_offset);
+CREATE TABLE working_set (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL CHECK (seq >= 0),
+    first_page  INTEGER NOT NULL CHECK (first_page >= 0),
+    page_count  INTEGER NOT NULL CHECK (page_count > 0),
+    PRIMARY KEY (snapshot_id, seq)
+) WITHOUT ROWID;
