@@ -665,10 +665,19 @@ class Bench:
     # --- save and size --------------------------------------------------------
 
     def checkpoint_size(self, store):
+        """The store's bytes on disk, as `snapfs info STORE` counts them:
+        snapfs.db and its WAL plus the allocated blocks of packs/*.pack
+        (where the blobs are, since schema version 2)."""
         db = os.path.join(store, "snapfs.db")
         run(["sqlite3", db, "PRAGMA wal_checkpoint(TRUNCATE);"])
         wal = db + "-wal"
-        return os.path.getsize(db) + (os.path.getsize(wal) if os.path.exists(wal) else 0)
+        size = os.path.getsize(db) + (os.path.getsize(wal) if os.path.exists(wal) else 0)
+        packs = os.path.join(store, "packs")
+        if os.path.isdir(packs):
+            for n in os.listdir(packs):
+                if n.endswith(".pack"):
+                    size += os.stat(os.path.join(packs, n)).st_blocks * 512
+        return size
 
     def save_one(self, system, image, src, run_i):
         """One timed save into a fresh target; returns (seconds, stored bytes, extra)."""

@@ -109,6 +109,10 @@ def run(args, *, expect=None, input=None, stdin=None, stdout=None,
     if not quiet:
         log("$ " + shlex.join(args))
     kwargs = dict(timeout=timeout, env=env)
+    if text:
+        # A damaged store may hold any bytes, and a message may quote
+        # them: show them (as U+FFFD) rather than fail to decode.
+        kwargs["errors"] = "replace"
     if input is not None:
         kwargs["input"] = input
     elif stdin is not None:
@@ -250,6 +254,113 @@ def check_state_unchanged(store, before, what):
     for k in before:
         if before[k] != after[k]:
             fail(f"store changed by {what}: {k}: before {before[k]!r}, after {after[k]!r}")
+
+
+# --------------------------------------------------------------------------
+# Pack files (schema version 2: blob bytes live in STORE/packs/NNNNNNNN.pack)
+
+
+SCHEMA_VERSION = 2
+# The entries of a store directory: the database, its WAL files, packs/.
+STORE_ENTRIES = {"snapfs.db", "snapfs.db-wal", "snapfs.db-shm", "packs"}
+PACK_NAME = re.compile(r"^[0-9]{8}\.pack$")
+
+
+def pack_path(store, pack_id):
+    """The file of pack pack_id (its name comes from the id alone)."""
+    return Path(store) / "packs" / f"{int(pack_id):08d}.pack"
+
+
+def pack_files(store):
+    """Names of the files in STORE/packs (sorted; [] without the folder)."""
+    d = Path(store) / "packs"
+    return sorted(os.listdir(d)) if d.is_dir() else []
+
+
+def check_pack_files(store, what=""):
+    """packs/ holds exactly the files of the packs table's rows, each at
+    least as long as its committed length, and nothing else."""
+    where = f" ({what})" if what else ""
+    rows = sql(store, "SELECT id, length FROM packs ORDER BY id")
+    names = pack_files(store)
+    check_eq(names, sorted(pack_path(store, r["id"]).name for r in rows),
+             f"files in packs/ vs the packs table{where}")
+    for r in rows:
+        size = os.path.getsize(pack_path(store, r["id"]))
+        check(size >= r["length"], f"pack {r['id']} is {size} bytes, shorter than its "
+                                   f"committed length {r['length']}{where}")
+
+
+def blob_place(store, blob_id):
+    """(pack file, offset, stored_size) of a blob's stored bytes."""
+    rows = sql(store, "SELECT pack_id, pack_offset, stored_size FROM blobs "
+                      f"WHERE id = {int(blob_id)}")
+    check(len(rows) == 1, f"blob {blob_id}: expected one blobs row, got {rows!r}")
+    r = rows[0]
+    return pack_path(store, r["pack_id"]), r["pack_offset"], r["stored_size"]
+
+
+def blob_bytes(store, blob_id):
+    """The stored (compressed) bytes of a blob, read from its pack."""
+    path, off, size = blob_place(store, blob_id)
+    with open(path, "rb") as f:
+        f.seek(off)
+        data = f.read(size)
+    check_eq(len(data), size, f"bytes of blob {blob_id} in {path}")
+    return data
+
+
+def damage_blob(store, blob_id, how="zero", at=None):
+    """Damage a blob's stored bytes in its pack file, as a disk or a
+    careless hand would; the database is not touched. how:
+      'zero'      overwrite all its stored_size bytes with zeros;
+      'flip'      invert one byte: byte `at` of the blob (default: the
+                  middle; negative counts from its end);
+      'truncate'  cut the pack file inside the blob, `at` bytes into it
+                  (default: half of it). Every blob after it in the same
+                  pack loses its bytes too.
+    Returns (pack file, offset, stored_size). Fails if nothing changed."""
+    path, off, size = blob_place(store, blob_id)
+    check(size > 0, f"blob {blob_id} has no stored bytes")
+    old = blob_bytes(store, blob_id)
+    log(f"damage blob {blob_id} ({how}): {size} bytes at {off} of {path}")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if how == "zero":
+            check(old != bytes(size), f"blob {blob_id} is all zeros already")
+            os.pwrite(fd, bytes(size), off)
+        elif how == "flip":
+            i = size // 2 if at is None else at % size
+            os.pwrite(fd, bytes([old[i] ^ 0xFF]), off + i)
+        elif how == "truncate":
+            i = size // 2 if at is None else at
+            check(0 <= i < size, f"truncate at {i}: not inside blob {blob_id} ({size} bytes)")
+            os.ftruncate(fd, off + i)
+        else:
+            raise ValueError(f"damage_blob: unknown way {how!r}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if how != "truncate":
+        check(blob_bytes(store, blob_id) != old, f"damage of blob {blob_id} changed nothing")
+    else:
+        check_eq(os.path.getsize(path), off + i, f"size of {path} after truncation")
+    return path, off, size
+
+
+def store_file_bytes(store):
+    """What snapfs counts as the store's size on disk (`snapfs info
+    STORE`'s file_bytes, gc's figures): the sizes of snapfs.db and its WAL
+    plus the allocated blocks of the pack files (gc punches holes)."""
+    store = Path(store)
+    total = 0
+    for name in ("snapfs.db", "snapfs.db-wal"):
+        if (store / name).exists():
+            total += os.path.getsize(store / name)
+    for name in pack_files(store):
+        if PACK_NAME.match(name):
+            total += allocated_bytes(store / "packs" / name)
+    return total
 
 
 def snapshot_names(store):

@@ -136,6 +136,8 @@ def case_newer_schema(ctx):
     c.sql(store, "PRAGMA user_version = 99")
     db = store / "snapfs.db"
     before = c.sha_file(db)
+    packs_before = {n: c.sha_file(store / "packs" / n) for n in c.pack_files(store)}
+    c.check(packs_before, "the store has a pack file")
     problems = []
     for args in (["list", store], ["info", store, "keep"], ["save", store, "new", img.path],
                  ["restore", store, "keep", ctx.path("out")], ["rm", store, "keep"]):
@@ -148,6 +150,9 @@ def case_newer_schema(ctx):
         collect(problems, f"snapfs {args[0]} on a newer store", one)
     collect(problems, "snapfs.db byte-identical",
             lambda: c.check_eq(c.sha_file(db), before, "sha256 of snapfs.db after refused commands"))
+    collect(problems, "pack files byte-identical",
+            lambda: c.check_eq({n: c.sha_file(store / "packs" / n) for n in c.pack_files(store)},
+                               packs_before, "sha256 of the pack files after refused commands"))
     collect(problems, "no output", lambda: c.check(not ctx.path("out").exists(),
                                                    "restore from a newer store wrote its output"))
     finish(problems)
@@ -327,13 +332,22 @@ def case_save_enospc(ctx):
     out = ctx.path("small.out")
     c.snapfs("restore", store, "small", out)
     c.cmp_files(small.path, out)
-    extra = sorted(set(os.listdir(store)) - {"snapfs.db", "snapfs.db-wal", "snapfs.db-shm"})
+    extra = sorted(set(os.listdir(store)) - c.STORE_ENTRIES)
     c.check_eq(extra, [], "files left in the store directory")
+    c.check_eq(c.pack_files(store), ["00000001.pack"], "files left in packs/")
+    c.check_pack_files(store, "after the failed save")
+    pack = c.pack_path(store, 1)
+    c.log(f"pack 1 after the failed save: {pack.stat().st_size} bytes, committed "
+          f"{c.sql_value(store, 'SELECT length FROM packs WHERE id = 1')}")
     # The space of the failed save came back: a small save fits again.
     small2 = c.Image(ctx.path("small2.img"), 1 * MIB)
     small2.pages(0, 64, "random", rng)
     small2.close()
     c.snapfs("save", store, "small2", small2.path)
+    # ... and cut off whatever the failed save had appended to the pack.
+    c.check_pack_files(store, "after the next save")
+    c.check_eq(pack.stat().st_size, c.sql_value(store, "SELECT length FROM packs WHERE id = 1"),
+               "size of pack 1 after the next save (its committed length)")
     out2 = ctx.path("small2.out")
     c.snapfs("restore", store, "small2", out2)
     c.cmp_files(small2.path, out2)

@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: MIT
 """diff, verify and gc from the command line: diff's `0xSTART 0xEND STATUS`
 lines and --json; verify exit 0 on a sound store and 3 on damage (a blob's
-bytes or a page-map row changed with sqlite3), restore of damaged data
-failing with exit 1 and no output; gc deleting only unused blobs and giving
-space back."""
+bytes zeroed in its pack file, or a page-map row changed with sqlite3),
+restore of damaged data failing with exit 1 and no output; gc deleting only
+unused blobs and giving space back (snapfs.db + WAL + the pack files'
+allocated blocks shrink)."""
 
-import os
 import random
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -105,13 +106,14 @@ def case_verify_sound_store(ctx):
 def case_verify_damaged_blob(ctx):
     store, x, y = damage_store(ctx)
     blob = blob_only_in(store, "x", "y")
-    # Flip the stored bytes of one blob of x, keeping its length.
-    c.sql(store, f"UPDATE blobs SET data = zeroblob(length(data)) WHERE id = {blob}")
+    # Zero the stored bytes of one blob of x in its pack, keeping its length.
+    c.damage_blob(store, blob, "zero")
     cp = c.snapfs("verify", store, expect=c.EXIT_DAMAGE)
     err = c.stderr_text(cp)
     c.check(err.startswith("snapfs: ") and all(l.startswith("snapfs: ") for l in err.splitlines()),
             f"verify's report lines must start with 'snapfs: ': {err!r}")
     c.check("x" in err, f"verify's report should name snapshot 'x': {err!r}")
+    c.check(f"blob {blob}" in err, f"verify's report should name blob {blob}: {err!r}")
     c.snapfs("verify", store, "x", expect=c.EXIT_DAMAGE)
     c.snapfs("verify", store, "y")
     out = ctx.path("x.out")
@@ -165,18 +167,24 @@ def case_gc(ctx):
     keep_blobs = c.sql_value(store, "SELECT count(*) FROM blobs")
     c.snapfs("save", store, "big", big.path)
     c.sql(store, "PRAGMA wal_checkpoint(TRUNCATE)")
-    size_full = os.path.getsize(store / "snapfs.db")
+    size_full = c.store_file_bytes(store)
     c.snapfs("rm", store, "big")
     c.check(c.sql_value(store, "SELECT count(*) FROM blobs") > keep_blobs,
             "rm deleted blobs (SPEC: they stay until gc)")
-    c.snapfs("gc", store)
+    gc_out = c.snapfs("gc", store).stdout
     c.check_eq(c.sql_value(store, "SELECT count(*) FROM blobs"), keep_blobs,
                "blobs left after gc (those of 'keep')")
     c.check_eq(c.sql_value(store, "SELECT count(*) FROM blobs WHERE id NOT IN "
                                   "(SELECT blob_id FROM page_map)"), 0, "unused blobs after gc")
+    c.check_pack_files(store, "after gc")
+    m = re.search(r"store file (\d+) -> (\d+) bytes", gc_out)
+    c.check(m, f"gc should report the store's size before and after: {gc_out!r}")
+    c.check_eq(int(m.group(2)), c.store_file_bytes(store),
+               "gc's 'after' figure vs snapfs.db + WAL + allocated bytes of packs/")
     c.sql(store, "PRAGMA wal_checkpoint(TRUNCATE)")
-    size_gc = os.path.getsize(store / "snapfs.db")
-    c.log(f"snapfs.db: {size_full} bytes with 'big', {size_gc} after rm + gc")
+    size_gc = c.store_file_bytes(store)
+    c.log(f"store (snapfs.db + WAL + packs' allocated bytes): {size_full} bytes with "
+          f"'big', {size_gc} after rm + gc")
     c.check(size_gc <= size_full - 8 * MIB,
             f"gc gave back too little: {size_full} -> {size_gc} bytes after removing 16 MiB "
             "of incompressible data")

@@ -3,7 +3,8 @@
 """The metadata a save writes, read with the sqlite3 shell: the snapshots
 row, segments equal to the data ranges widened to pages, snapshot_summary
 and kind_usage figures, the figures recorded in snapshots agreeing with the
-views, the pragmas (user_version 1, WAL)."""
+views, the pragmas (user_version 2, WAL), the store's files (snapfs.db and
+packs/NNNNNNNN.pack, as the packs table says)."""
 
 import datetime
 import os
@@ -18,7 +19,7 @@ from common import PAGE, MIB  # noqa: E402
 
 def case_pragmas(ctx):
     store = ctx.store()
-    c.check_eq(c.sql_value(store, "PRAGMA user_version"), 1, "PRAGMA user_version")
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), c.SCHEMA_VERSION, "PRAGMA user_version")
     c.check_eq(c.sql_value(store, "PRAGMA journal_mode"), "wal", "PRAGMA journal_mode")
     for table in ("snapshots", "segments"):
         c.sql(store, f"SELECT * FROM {table} LIMIT 0")
@@ -42,7 +43,8 @@ def case_snapshot_row_and_segments(ctx):
     c.snapfs("save", store, "vm1", img.path)
     t1 = datetime.datetime.now(datetime.timezone.utc)
 
-    c.check_eq(c.sql_value(store, "PRAGMA user_version"), 1, "PRAGMA user_version after a save")
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), c.SCHEMA_VERSION,
+               "PRAGMA user_version after a save")
     c.check_eq(c.sql_value(store, "PRAGMA journal_mode"), "wal", "PRAGMA journal_mode after a save")
 
     rows = c.sql(store, "SELECT id, name, created_at, parent_id, file_size, page_size, format, "
@@ -158,8 +160,22 @@ def case_store_files(ctx):
     c.check(os.path.isfile(store / "snapfs.db"), "a store holds snapfs.db")
     img = c.standard_image(ctx.path("mixed.img"), seed=35)
     c.snapfs("save", store, "x", img.path)
-    extra = sorted(set(os.listdir(store)) - {"snapfs.db", "snapfs.db-wal", "snapfs.db-shm"})
-    c.check_eq(extra, [], "files in the store directory besides snapfs.db and its WAL")
+    extra = sorted(set(os.listdir(store)) - c.STORE_ENTRIES)
+    c.check_eq(extra, [], "files in the store directory besides snapfs.db, its WAL and packs/")
+    c.check((store / "packs").is_dir(), "a store with a snapshot has a packs/ folder")
+    c.check_eq(c.pack_files(store), ["00000001.pack"], "pack files after one small save")
+    c.check_pack_files(store, "after one save")
+    # Every blob's bytes lie inside its pack's committed length, and no
+    # two blobs overlap.
+    rows = c.sql(store, "SELECT b.id, b.pack_offset, b.stored_size, p.length FROM blobs b "
+                        "JOIN packs p ON p.id = b.pack_id ORDER BY b.pack_id, b.pack_offset")
+    c.check_eq(len(rows), c.sql_value(store, "SELECT count(*) FROM blobs"),
+               "blobs whose pack_id names a packs row")
+    end = 0
+    for r in rows:
+        c.check(r["pack_offset"] >= end, f"blob {r['id']} overlaps the blob before it: {r!r}")
+        end = r["pack_offset"] + r["stored_size"]
+        c.check(end <= r["length"], f"blob {r['id']} ends past its pack's length: {r!r}")
 
 
 def case_large_image_figures(ctx):

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * Fuzz target for the read path fed with crafted database rows: the input
- * is a list of edits (change a column of a snapshots, page_map or blobs
- * row, flip bytes of a blob, delete a row) applied to a copy of a small
- * store. Then the whole image is read and sought through. Whatever the
- * edits, a read either fails or returns exactly the bytes that were saved
- * (zeros past the original end). Never a crash, never wrong bytes.
+ * Fuzz target for the read path fed with crafted database rows and
+ * damaged pack bytes: the input is a list of edits (change a column of a
+ * snapshots, page_map, blobs or packs row, delete a row; flip, zero,
+ * overwrite or cut off a blob's stored bytes in its pack file) applied to
+ * a copy of a small store (snapfs.db and packs/00000001.pack). Then the
+ * whole image is read and sought through. Whatever the edits, a read
+ * either fails or returns exactly the bytes that were saved (zeros past
+ * the original end). Never a crash, never wrong bytes.
+ *
+ * Each edit is 11 bytes: which edit, a row number (u16), a value (i64).
  */
 #include <assert.h>
 #include <errno.h>
@@ -26,10 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define TAIL 100
 #define IMAGE_SIZE ((uint64_t)PAGES * SNAPFS_PAGE_SIZE + TAIL)
 
-static char dir[64], store_dir[96], db_path[128];
+static char dir[64], store_dir[96], db_path[128], pack_path[160];
 static unsigned char *image;       /* the saved bytes */
 static unsigned char *base_db;     /* the store's database file */
 static size_t base_db_len;
+static unsigned char *base_pack;   /* its only pack file */
+static size_t base_pack_len;
 
 static void write_file(const char *path, const void *buf, size_t len)
 {
@@ -38,6 +44,21 @@ static void write_file(const char *path, const void *buf, size_t len)
 	assert(fd >= 0);
 	assert(write(fd, buf, len) == (ssize_t)len);
 	close(fd);
+}
+
+static unsigned char *read_file(const char *path, size_t *ret_len)
+{
+	unsigned char *buf;
+	FILE *f = fopen(path, "rb");
+
+	assert(f);
+	fseek(f, 0, SEEK_END);
+	*ret_len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(*ret_len ? *ret_len : 1);
+	assert(buf && fread(buf, 1, *ret_len, f) == *ret_len);
+	fclose(f);
+	return buf;
 }
 
 static void cleanup(void)
@@ -53,12 +74,13 @@ static void setup(void)
 {
 	struct snapfs_save_opts opts = { .codec = SNAPFS_CODEC_ZSTD };
 	struct snapfs_store *store;
-	char img_path[128];
-	FILE *f;
+	char img_path[128], other[192];
+	struct stat st;
 
 	snprintf(dir, sizeof(dir), "/tmp/snapfs-fuzz-%d", (int)getpid());
 	snprintf(store_dir, sizeof(store_dir), "%s/store", dir);
 	snprintf(db_path, sizeof(db_path), "%s/" SNAPFS_DB_FILE, store_dir);
+	snprintf(pack_path, sizeof(pack_path), "%s/packs/00000001.pack", store_dir);
 	snprintf(img_path, sizeof(img_path), "%s/image", dir);
 	assert(mkdir(dir, 0700) == 0 || errno == EEXIST);
 	atexit(cleanup);
@@ -81,35 +103,126 @@ static void setup(void)
 	write_file(img_path, image, IMAGE_SIZE);
 	assert(snapfs_save(store, "b", img_path, &opts, NULL) == 0);
 	snapfs_store_close(store);
-	f = fopen(db_path, "rb");
-	assert(f);
-	fseek(f, 0, SEEK_END);
-	base_db_len = (size_t)ftell(f);
-	fseek(f, 0, SEEK_SET);
-	base_db = malloc(base_db_len);
-	assert(fread(base_db, 1, base_db_len, f) == base_db_len);
-	fclose(f);
+	base_db = read_file(db_path, &base_db_len);
+	/* The small store keeps every blob in pack 1. */
+	base_pack = read_file(pack_path, &base_pack_len);
+	assert(base_pack_len > 0);
+	snprintf(other, sizeof(other), "%s/packs/00000002.pack", store_dir);
+	assert(stat(other, &st) < 0 && errno == ENOENT);
 }
 
-static const char *const edits[] = {
-	"UPDATE snapshots SET file_size = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)",
-	"UPDATE snapshots SET page_size = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)",
-	"UPDATE page_map SET first_page = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))",
-	"UPDATE page_map SET page_count = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))",
-	"UPDATE page_map SET blob_id = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))",
-	"UPDATE page_map SET slot = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))",
-	"UPDATE page_map SET snapshot_id = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))",
-	"UPDATE page_map SET run_hash = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))",
-	"UPDATE blobs SET codec = ?2 WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
-	"UPDATE blobs SET page_count = ?2 WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
-	"UPDATE blobs SET stored_size = ?2 WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
-	"UPDATE blobs SET checksum = ?2 WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
-	"UPDATE blobs SET data = substr(data, 1, ?2 % (length(data) + 1)) WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
-	"UPDATE blobs SET data = zeroblob(?2 % 100000) WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
-	"DELETE FROM blobs WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
-	"DELETE FROM page_map WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))",
-	"UPDATE blobs SET data = ?3, stored_size = length(?3) WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
+/* What an edit does besides its SQL statement (which, for the pack edits,
+ * selects the blob whose stored bytes are damaged in pack 1). */
+enum edit_kind {
+	EDIT_SQL,
+	PACK_CUT,       /* cut the pack file value % (stored_size + 1) bytes into the blob */
+	PACK_ZERO,      /* zero value % (stored_size + 1) of the blob's first bytes */
+	PACK_WRITE,     /* write up to 64 input bytes over the blob; stored_size = their count */
+	PACK_FLIP,      /* flip bits of byte value % stored_size of the blob */
 };
+
+#define BLOB_ROW "(SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))"
+#define BLOB_PLACE "SELECT id, pack_offset, stored_size FROM blobs WHERE id = " BLOB_ROW
+
+/* The first entries keep their numbers, so that the seeds keep their
+ * meaning: 12, 13 and 16 edited blobs.data before schema version 2. */
+static const struct edit {
+	enum edit_kind kind;
+	const char *sql;
+} edits[] = {
+	{ EDIT_SQL, "UPDATE snapshots SET file_size = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	{ EDIT_SQL, "UPDATE snapshots SET page_size = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	{ EDIT_SQL, "UPDATE page_map SET first_page = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))" },
+	{ EDIT_SQL, "UPDATE page_map SET page_count = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))" },
+	{ EDIT_SQL, "UPDATE page_map SET blob_id = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))" },
+	{ EDIT_SQL, "UPDATE page_map SET slot = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))" },
+	{ EDIT_SQL, "UPDATE page_map SET snapshot_id = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))" },
+	{ EDIT_SQL, "UPDATE page_map SET run_hash = ?2 WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))" },
+	{ EDIT_SQL, "UPDATE blobs SET codec = ?2 WHERE id = " BLOB_ROW },
+	{ EDIT_SQL, "UPDATE blobs SET page_count = ?2 WHERE id = " BLOB_ROW },
+	{ EDIT_SQL, "UPDATE blobs SET stored_size = ?2 WHERE id = " BLOB_ROW },
+	{ EDIT_SQL, "UPDATE blobs SET checksum = ?2 WHERE id = " BLOB_ROW },
+	{ PACK_CUT, BLOB_PLACE },
+	{ PACK_ZERO, BLOB_PLACE },
+	{ EDIT_SQL, "DELETE FROM blobs WHERE id = " BLOB_ROW },
+	{ EDIT_SQL, "DELETE FROM page_map WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))" },
+	{ PACK_WRITE, BLOB_PLACE },
+	{ EDIT_SQL, "UPDATE blobs SET pack_id = ?2 WHERE id = " BLOB_ROW },
+	{ EDIT_SQL, "UPDATE blobs SET pack_offset = ?2 WHERE id = " BLOB_ROW },
+	{ EDIT_SQL, "UPDATE packs SET length = ?2 WHERE id = (SELECT id FROM packs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM packs))" },
+	{ EDIT_SQL, "DELETE FROM packs WHERE id = (SELECT id FROM packs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM packs))" },
+	{ PACK_FLIP, BLOB_PLACE },
+	/* Another blob's place: the page map and checksums must catch it. */
+	{ EDIT_SQL, "UPDATE blobs SET (pack_offset, stored_size) = (SELECT pack_offset, stored_size FROM blobs LIMIT 1 OFFSET ?2 % (SELECT count(*) FROM blobs)) WHERE id = " BLOB_ROW },
+	{ EDIT_SQL, "UPDATE blobs SET dict_id = ?2 WHERE id = " BLOB_ROW },
+};
+
+/* Damage the stored bytes of the blob the statement st selected, in
+ * pack 1 (the only file; a row whose pack_offset lies outside it is left
+ * alone: its reads fail whatever the file holds). */
+static void damage_pack(sqlite3 *db, sqlite3_stmt *st, enum edit_kind kind, int64_t value,
+			const uint8_t *bytes, size_t len)
+{
+	int64_t id, off, stored;
+	unsigned char buf[64];
+	struct stat sb;
+	uint64_t n;
+	int fd;
+
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return;
+	id = sqlite3_column_int64(st, 0);
+	off = sqlite3_column_int64(st, 1);
+	stored = sqlite3_column_int64(st, 2);
+	fd = open(pack_path, O_RDWR);
+	if (fd < 0)
+		return;
+	assert(fstat(fd, &sb) == 0);
+	if (off < 0 || off > sb.st_size || stored < 0 || stored > (int64_t)1 << 30)
+		goto out_close;
+	n = (uint64_t)value % ((uint64_t)stored + 1);
+	switch (kind) {
+	case PACK_CUT:
+		if ((int64_t)(off + n) < sb.st_size)
+			assert(ftruncate(fd, off + (off_t)n) == 0);
+		break;
+	case PACK_ZERO:
+		memset(buf, 0, sizeof(buf));
+		for (uint64_t done = 0; done < n && off + (int64_t)done < sb.st_size;
+		     done += sizeof(buf)) {
+			size_t k = n - done < sizeof(buf) ? n - done : sizeof(buf);
+
+			assert(pwrite(fd, buf, k, off + (off_t)done) == (ssize_t)k);
+		}
+		break;
+	case PACK_WRITE: {
+		sqlite3_stmt *up;
+
+		assert(pwrite(fd, bytes, len, off) == (ssize_t)len);
+		if (sqlite3_prepare_v2(db, "UPDATE blobs SET stored_size = ?2 WHERE id = ?1", -1,
+				       &up, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(up, 1, id);
+			sqlite3_bind_int64(up, 2, (int64_t)len);
+			sqlite3_step(up);
+			sqlite3_finalize(up);
+		}
+		break;
+	}
+	case PACK_FLIP:
+		if (stored > 0 && off + (int64_t)((uint64_t)value % (uint64_t)stored) < sb.st_size) {
+			off_t at = off + (off_t)((uint64_t)value % (uint64_t)stored);
+
+			assert(pread(fd, buf, 1, at) == 1);
+			buf[0] ^= (unsigned char)((uint64_t)value >> 8) | 1;
+			assert(pwrite(fd, buf, 1, at) == 1);
+		}
+		break;
+	case EDIT_SQL:
+		break;
+	}
+out_close:
+	close(fd);
+}
 
 static void apply_edits(const uint8_t *data, size_t size)
 {
@@ -119,7 +232,7 @@ static void apply_edits(const uint8_t *data, size_t size)
 	sqlite3_exec(db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL);
 	while (size >= 11) {
 		sqlite3_stmt *st;
-		unsigned which = data[0] % (sizeof(edits) / sizeof(edits[0]));
+		const struct edit *e = &edits[data[0] % (sizeof(edits) / sizeof(edits[0]))];
 		unsigned row = data[1] | (unsigned)data[2] << 8;
 		int64_t value;
 
@@ -127,11 +240,14 @@ static void apply_edits(const uint8_t *data, size_t size)
 		/* Mostly small values: they hit real ids and offsets. */
 		if (data[0] & 0x80)
 			value &= 0xff;
-		if (sqlite3_prepare_v2(db, edits[which], -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_prepare_v2(db, e->sql, -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, row);
-			sqlite3_bind_int64(st, 2, value);
-			sqlite3_bind_blob(st, 3, data, (int)(size < 64 ? size : 64), SQLITE_TRANSIENT);
-			sqlite3_step(st);
+			if (sqlite3_bind_parameter_count(st) >= 2)
+				sqlite3_bind_int64(st, 2, value);
+			if (e->kind == EDIT_SQL)
+				sqlite3_step(st);
+			else
+				damage_pack(db, st, e->kind, value, data, size < 64 ? size : 64);
 			sqlite3_finalize(st);
 		}
 		data += 11;
@@ -181,6 +297,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!image)
 		setup();
 	write_file(db_path, base_db, base_db_len);
+	write_file(pack_path, base_pack, base_pack_len);
 	snprintf(path, sizeof(path), "%s-wal", db_path);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s-shm", db_path);

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """rm and gc: rm removes metadata at once, gc gives the space back (the
-database file shrinks) and every remaining snapshot still restores byte
-for byte; gc is safe while a mount reads; gc killed with SIGKILL at random
+store's bytes on disk shrink: snapfs.db and its WAL plus the allocated
+blocks of the pack files, where gc punches holes) and every remaining
+snapshot still restores byte for byte; gc is safe while a mount reads; gc killed with SIGKILL at random
 moments loses nothing still referenced."""
 
 import os
@@ -15,10 +16,15 @@ from lifelib import MIB, PAGE, Mount, check, common, log, random_pages, restore_
 from lifelib import snapfs, sql_value, write_pages
 
 
-def db_bytes(store):
-    db = common.db_path(store)
-    wal = f"{db}-wal"
-    return os.path.getsize(db) + (os.path.getsize(wal) if os.path.exists(wal) else 0)
+def pack_slack(store):
+    """Allocated bytes of the pack files beyond what the live blobs need
+    (each blob's bytes rounded out to whole 4 KiB blocks): what a gc that
+    punched every dead byte leaves is 0."""
+    live = 0
+    for r in common.sql(store, "SELECT pack_offset AS o, stored_size AS n FROM blobs"):
+        live += (r["o"] + r["n"] + PAGE - 1) // PAGE * PAGE - r["o"] // PAGE * PAGE
+    packs = sum(common.allocated_bytes(store / "packs" / n) for n in common.pack_files(store))
+    return packs - live
 
 
 def make_images(ctx, count, pages=4096, seed=0):
@@ -38,15 +44,20 @@ def case_rm_then_gc_reclaims(ctx):
         snapfs("save", store, f"s{i}", p, "--quiet")
     stored = {r.split("\t")[0]: int(r.split("\t")[4])
               for r in snapfs("list", store, quiet=True).stdout.splitlines()}
-    before = db_bytes(store)
+    before = common.store_file_bytes(store)
     snapfs("rm", store, "s0", "s2")
     check(common.snapshot_names(store) == ["s1", "s3"], "rm removes from list at once")
     out = snapfs("gc", store).stdout
-    after = db_bytes(store)
+    after = common.store_file_bytes(store)
     freed = stored["s0"] + stored["s2"]
-    log(f"gc: {out.strip()}; file {before} -> {after} bytes, blobs of s0+s2: {freed}")
+    log(f"gc: {out.strip()}; store (snapfs.db + WAL + packs' allocated bytes) "
+        f"{before} -> {after} bytes, blobs of s0+s2: {freed}")
     check(before - after >= freed * 0.8,
-          f"database should shrink by about the removed blobs ({freed} bytes): {before} -> {after}")
+          f"the store should shrink by about the removed blobs ({freed} bytes): {before} -> {after}")
+    check(f"-> {after} bytes" in out, f"gc's 'after' figure should be the store's size {after}: {out!r}")
+    common.check_pack_files(store, "after gc")
+    slack = pack_slack(store)
+    check(slack <= 0, f"gc left {slack} allocated bytes of dead blobs in the packs")
     for i in (1, 3):
         check(restore_equals(store, f"s{i}", imgs[i], ctx.tmp), f"s{i} restores byte-identical")
     snapfs("verify", store)
@@ -139,6 +150,12 @@ def case_gc_killed(ctx):
         check(restore_equals(store, f"keep{i}", p, ctx.tmp), f"keep{i} after killed gcs")
     snapfs("gc", store)
     snapfs("verify", store)
+    # A whole gc after killed ones gives back everything they left behind:
+    # no stray pack file, no dead bytes still allocated.
+    common.check_pack_files(store, "after killed gcs and a whole one")
+    slack = pack_slack(store)
+    check(slack <= 0, f"after killed gcs and a whole one, {slack} allocated bytes of dead "
+                      "blobs remain in the packs")
 
 
 common.main()

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: MIT
 """snapfs verify and damage: a clean store verifies (exit 0); each kind of
-damage (blob bytes, a missing blob, a page-map row pointing elsewhere,
+damage (blob bytes zeroed, flipped or cut off in their pack file, a missing
+pack file, a missing blob row, a page-map row pointing elsewhere,
 overlapping segments, SQLite-level corruption) gives exit 3 and names the
 snapshot or blob and the byte range; and flipping or zeroing random bytes
-of the database file in many rounds never makes restore or diff return
-bytes that differ from what was saved."""
+of the database file, or of the pack file, in many rounds never makes
+restore return bytes that differ from what was saved."""
 
 import os
 import random
@@ -42,13 +43,55 @@ def case_clean(ctx):
     common.expect_error(["verify", ctx.path("nostore")], 2, "snapfs init")
 
 
+def first_blob_of(store, name):
+    return common.sql_value(store, "SELECT blob_id FROM page_map WHERE snapshot_id = "
+                                   f"(SELECT id FROM snapshots WHERE name='{name}') "
+                                   "ORDER BY first_page LIMIT 1")
+
+
 def case_blob_bytes(ctx):
     store, _ = saved_store(ctx)
-    bid = common.sql_value(store, "SELECT blob_id FROM page_map WHERE snapshot_id = "
-                                  "(SELECT id FROM snapshots WHERE name='s0') ORDER BY first_page LIMIT 1")
-    sql(store, f"UPDATE blobs SET data = zeroblob(length(data)) WHERE id = {bid}")
+    bid = first_blob_of(store, "s0")
+    common.damage_blob(store, bid, "zero")
     err = expect_damage(store, f"blob {bid}", "s0", "0x")
     log(err)
+
+
+def case_blob_byte_flipped(ctx):
+    store, imgs = saved_store(ctx)
+    bid = first_blob_of(store, "s1")
+    common.damage_blob(store, bid, "flip", at=-1)  # its last byte
+    expect_damage(store, f"blob {bid}", "s1", "0x")
+    check(not check_restore_never_wrong(store, "s1", imgs[1], ctx.tmp),
+          "restore of s1 with a flipped blob byte succeeded")
+
+
+def case_pack_truncated(ctx):
+    """The pack cut off inside the last blob: that blob (and only the
+    snapshots using it) read as damage."""
+    store, imgs = saved_store(ctx)
+    bid = common.sql_value(store, "SELECT id FROM blobs ORDER BY pack_id DESC, pack_offset DESC LIMIT 1")
+    common.damage_blob(store, bid, "truncate")
+    expect_damage(store, f"blob {bid}", "0x")
+    users = {r["name"] for r in common.sql(
+        store, f"SELECT DISTINCT s.name FROM page_map m JOIN snapshots s ON s.id = m.snapshot_id "
+               f"WHERE m.blob_id = {bid}")}
+    for i, img in enumerate(imgs):
+        ok = check_restore_never_wrong(store, f"s{i}", img, ctx.tmp)
+        check(ok == (f"s{i}" not in users),
+              f"restore of s{i} {'succeeded' if ok else 'failed'}; users of blob {bid}: {users}")
+
+
+def case_pack_missing(ctx):
+    store, imgs = saved_store(ctx)
+    pack = common.pack_path(store, 1)
+    check(pack.exists(), f"{pack} exists")
+    pack.unlink()
+    bid = first_blob_of(store, "s0")
+    expect_damage(store, f"blob {bid}", "s0", "s1")
+    for i, img in enumerate(imgs):
+        check(not check_restore_never_wrong(store, f"s{i}", img, ctx.tmp),
+              f"restore of s{i} without its pack file succeeded")
 
 
 def case_missing_blob(ctx):
@@ -99,6 +142,8 @@ def check_restore_never_wrong(store, name, image, tmp):
                 common.fail(f"restore of damaged {name} exited 0 with wrong bytes")
         os.unlink(out)
         return True
+    if "\ufffd" in common.stderr_text(cp):
+        log(f"restore of damaged {name}: stderr is not UTF-8: {common.stderr_text(cp)!r}")
     check(cp.returncode in (1, 2), f"restore of damaged store: exit {cp.returncode}")
     check(not os.path.exists(out), "a failed restore leaves no output")
     return False
@@ -136,6 +181,44 @@ def case_random_damage_rounds(ctx):
         verify_codes[code] = verify_codes.get(code, 0) + 1
         check(code in (0, 2, 3), f"round {round_}: verify exit {code}")
     log(f"restores: {outcomes}; verify exit codes: {verify_codes}")
+
+
+def case_random_pack_damage_rounds(ctx):
+    """Many rounds of flipped or zeroed bytes anywhere in the pack file:
+    restore gives the saved bytes or fails, never wrong bytes, and verify
+    finds every damage that made a restore fail."""
+    store, imgs = saved_store(ctx, pages=600, seed=5)
+    pack = common.pack_path(store, 1)
+    pristine = ctx.path("pristine.pack")
+    shutil.copyfile(pack, pristine)
+    size = os.path.getsize(pristine)
+    rng = random.Random(98)
+    outcomes = {"intact": 0, "refused": 0}
+    for round_ in range(40):
+        shutil.copyfile(pristine, pack)
+        with open(pack, "r+b") as f:
+            for _ in range(rng.randint(1, 4)):
+                off = rng.randrange(size)
+                f.seek(off)
+                if rng.random() < 0.5:
+                    b = f.read(1)
+                    f.seek(off)
+                    f.write(bytes([b[0] ^ (1 << rng.randrange(8))]))
+                else:
+                    f.write(bytes(rng.randint(1, 64)))
+        refused = 0
+        for i, img in enumerate(imgs):
+            ok = check_restore_never_wrong(store, f"s{i}", img, ctx.tmp)
+            outcomes["intact" if ok else "refused"] += 1
+            refused += not ok
+        code = run([common.SNAPFS, "verify", store, "--quiet"], quiet=True).returncode
+        check(code in (0, 3), f"round {round_}: verify exit {code}")
+        check(code == 3 or refused == 0,
+              f"round {round_}: {refused} restores failed but verify exits {code}")
+    shutil.copyfile(pristine, pack)
+    snapfs("verify", store)
+    log(f"restores: {outcomes}")
+    check(outcomes["refused"] > 0, "no round of pack damage was ever noticed")
 
 
 common.main()

@@ -16,6 +16,12 @@ import sys
 import tempfile
 import time
 import traceback
+from pathlib import Path
+
+# Where a blob's bytes live and how to damage them in its pack file: the
+# helpers of the e2e tests (tests/e2e/common.py), shared by every folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from common import blob_place, damage_blob, pack_files, pack_path  # noqa: E402,F401
 
 PAGE = 4096
 SNAPFS = os.environ.get("SNAPFS", "")

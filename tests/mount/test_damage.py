@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: MIT
 """Damage reads as EIO on the damaged pages only, never as wrong bytes.
 
-The store is damaged with the real sqlite3 shell, one way at a time, on a
-fresh copy of a good store, then mounted:
-  - a byte of a blob's stored data flipped (the blob found from a page
-    number through page_map, as a user would);
+The store is damaged one way at a time, on a fresh copy of a good store,
+then mounted; rows are changed with the real sqlite3 shell, pack bytes
+where the blobs table (read with the sqlite3 shell) says they are:
+  - a byte of a blob's stored bytes flipped in its pack file (the blob
+    found from a page number through page_map, as a user would);
+  - the pack file cut off inside a blob (that blob and every later one
+    lose their bytes);
   - a blob's checksum changed;
   - a page_map row pointed at another, valid blob (caught by the run hash);
   - a page_map row's slot moved by one.
@@ -16,12 +19,13 @@ error, and the daemon logs the damage once for the snapshot. The good copy
 of the store reads back fine (the test can tell the difference).
 """
 import errno
+import hashlib
 import os
 import shutil
 import subprocess
 
-from mountlib import (PAGE, Mount, check, drop_cache, log, main, make_image,
-                      run, save)
+from mountlib import (PAGE, Mount, blob_place, check, damage_blob, drop_cache,
+                      log, main, make_image, pack_files, run, save)
 
 
 def sql(db, query):
@@ -125,37 +129,60 @@ def test(work):
         f"FROM blobs WHERE page_count >= {target[3] + target[1]}) "
         "LIMIT 1")).strip())
 
+    target_blob = int(sql(db, f"SELECT {find_blob}").strip())
+    check(target_blob == target[2], f"page {page}: blob {target_blob}, "
+          f"expected {target[2]}")
+    # The pack cut inside the target blob: every run of vm whose blob
+    # ends past the cut fails (blobs after the target lose all bytes).
+    _, t_off, t_size = blob_place(store, target_blob)
+    cut = t_off + t_size // 2
+    ends = {int(k): int(v) for k, v in (ln.split("|") for ln in sql(
+        db, "SELECT id, pack_offset + stored_size FROM blobs WHERE "
+        f"pack_id = (SELECT pack_id FROM blobs WHERE id = {target_blob})"
+    ).split())}
+    cut_pages = set().union(*(pages_of_blob(b) for b, end in ends.items()
+                              if end > cut))
+
+    def update(query):
+        return lambda: sql(db, query)
+
+    # label, damage, pages that must fail, whether 'other' stays readable
     damages = [
         ("flipped blob byte",
-         f"UPDATE blobs SET data = substr(data, 1, 40) || CASE WHEN "
-         f"substr(data, 41, 1) = x'00' THEN x'01' ELSE x'00' END || "
-         f"substr(data, 42) WHERE id = {find_blob};",
-         pages_of_blob(target[2])),
+         lambda: damage_blob(store, target_blob, "flip", at=40),
+         pages_of_blob(target[2]), True),
+        ("pack cut inside a blob",
+         lambda: damage_blob(store, target_blob, "truncate", at=t_size // 2),
+         cut_pages, False),
         ("wrong blob checksum",
-         f"UPDATE blobs SET checksum = checksum + 1 WHERE id = {find_blob};",
-         pages_of_blob(target[2])),
+         update(f"UPDATE blobs SET checksum = checksum + 1 WHERE id = {find_blob};"),
+         pages_of_blob(target[2]), True),
         ("page_map row pointing at another blob",
-         f"UPDATE page_map SET blob_id = {other_blob} WHERE snapshot_id = "
-         f"{sid} AND first_page = {target[0]};",
-         set(range(target[0], target[0] + target[1]))),
+         update(f"UPDATE page_map SET blob_id = {other_blob} WHERE snapshot_id = "
+                f"{sid} AND first_page = {target[0]};"),
+         set(range(target[0], target[0] + target[1])), False),
         ("page_map row with a moved slot",
-         f"UPDATE page_map SET slot = slot + 1 WHERE snapshot_id = {sid} "
-         f"AND first_page = {runs[0][0]};",
-         set(range(runs[0][0], runs[0][0] + runs[0][1]))),
+         update(f"UPDATE page_map SET slot = slot + 1 WHERE snapshot_id = {sid} "
+                f"AND first_page = {runs[0][0]};"),
+         set(range(runs[0][0], runs[0][0] + runs[0][1])), True),
     ]
+
+    def state():
+        """The rows and the pack bytes a damage may change."""
+        packs = {n: hashlib.sha256(open(os.path.join(store, "packs", n), "rb")
+                                   .read()).hexdigest() for n in pack_files(store)}
+        return (sql(db, "SELECT first_page, blob_id, slot FROM page_map; "
+                    "SELECT id, checksum, pack_id, pack_offset, stored_size "
+                    "FROM blobs"), packs)
+
     mnt = os.path.join(work, "mnt")
     mem = os.path.join(mnt, "vm", "memory")
-    for label, update, bad in damages:
+    for label, damage, bad, other_ok in damages:
         shutil.rmtree(store)
         shutil.copytree(pristine, store)
-        before = sql(db, "SELECT count(*) FROM page_map; SELECT total("
-                     "checksum) FROM blobs; SELECT total(length(data)) "
-                     "FROM blobs")
-        sql(db, update)
-        check(sql(db, "SELECT count(*) FROM page_map; SELECT total("
-                  "checksum) FROM blobs; SELECT total(length(data)) FROM "
-                  "blobs") != before or "page_map" in update,
-              f"{label}: the update changed nothing")
+        before = state()
+        damage()
+        check(state() != before, f"{label}: the damage changed nothing")
         check(bad, f"{label}: no pages expected to fail")
         with Mount(store, mnt) as m:
             n = read_pages(mem, data, bad, label)
@@ -172,8 +199,8 @@ def test(work):
                   f"{label}: cmp: exit {p.returncode} {p.stderr.strip()} "
                   f"{p.stdout.strip()}")
             # The other snapshot is untouched.
-            run(["cmp", other, os.path.join(mnt, "other", "memory")]) \
-                if "another blob" not in label else None
+            if other_ok:
+                run(["cmp", other, os.path.join(mnt, "other", "memory")])
             m.unmount()
             logged = [ln for ln in m.stderr().splitlines()
                       if "'vm'" in ln]
