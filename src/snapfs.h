@@ -170,6 +170,17 @@ struct snapfs_progress {
 	volatile sig_atomic_t *cancel;  /* non-NULL and set: stop, -SNAPFS_ECANCELED */
 };
 
+/*
+ * A process-wide cancel flag for every SQL statement libsnapfs runs, on
+ * every connection (NULL, the default: none). Once *flag is non-zero, a
+ * statement that is running stops within about a thousand SQLite steps
+ * and any new one fails at once, all with -SNAPFS_ECANCELED; transactions
+ * roll back, so nothing half-written stays. Meant for SIGINT / SIGTERM
+ * handlers that set the flag: a long query (verify's integrity check, a
+ * large store) cannot outlast the signal.
+ */
+void snapfs_set_cancel_flag(volatile sig_atomic_t *flag);
+
 /* --- save ---------------------------------------------------------------- */
 
 enum snapfs_codec {
