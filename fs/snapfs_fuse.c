@@ -457,12 +457,12 @@ out_free:
 }
 
 /* Log the first failed read of a snapshot; later ones would only repeat. */
-static void report_read_error(struct node *node, size_t size, off_t off,
-			      ssize_t rc)
+static void report_read_error(struct snapfs_store *store, struct node *node,
+			      size_t size, off_t off, ssize_t rc)
 {
 	const char *why = snapfs_errmsg();
 
-	if (!node_first_damage(node))
+	if (fslog_store_replaced(store) || !node_first_damage(node))
 		return;
 	fslog_error("snapshot '%s': read of %zu bytes at 0x%" PRIx64 ": %s "
 		    "(further errors on this snapshot are not logged)",
@@ -485,13 +485,19 @@ static void read_image(fuse_req_t req, struct open_file *of, size_t size,
 	if (size > of->size - (uint64_t)off)
 		size = (size_t)(of->size - (uint64_t)off);
 	workset_record(of->rec, of->base + (uint64_t)off, size);
-	rc = snapfs_image_read_slices(of->image, of->base + (uint64_t)off, size,
-				      &slices);
+	/* Never bytes of a database that replaced the one mounted. */
+	if (snapfs_store_replaced(req_fs(req)->store)) {
+		slices = (struct snapfs_read_slices){ 0 };
+		rc = -EIO;
+	} else {
+		rc = snapfs_image_read_slices(of->image, of->base + (uint64_t)off, size,
+					      &slices);
+	}
 	/* A short read would be taken for the end of the file. */
 	if (rc == 0 && slices.len != size)
 		rc = -EIO;
 	if (rc < 0) {
-		report_read_error(of->node, size,
+		report_read_error(req_fs(req)->store, of->node, size,
 				  (off_t)(of->base + (uint64_t)off), rc);
 		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
 	} else {

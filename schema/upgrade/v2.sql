@@ -39,8 +39,12 @@ DELETE FROM sqlite_sequence WHERE name = 'blobs_v2';
 INSERT INTO sqlite_sequence (name, seq)
 SELECT 'blobs_v2', max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'blobs'), 0),
                        coalesce((SELECT max(id) FROM blobs_v2), 0));
+-- Legacy renaming: the views that name blobs (snapshot_summary) must
+-- not be re-checked while the old table is gone.
+PRAGMA legacy_alter_table = ON;
 DROP TABLE blobs;
 ALTER TABLE blobs_v2 RENAME TO blobs;
+PRAGMA legacy_alter_table = OFF;
 CREATE INDEX blobs_by_pack ON blobs(pack_id, pack_offset);
 CREATE TABLE working_set (
     snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Fuzz target for the read path fed with crafted database rows: the input
- * is a list of edits (change a column of a snapshots, page_map or blobs
- * row, flip bytes of a blob, delete a row) applied to a copy of a small
- * store. Then the whole image is read and sought through. Whatever the
+ * is a list of edits (change a column of a snapshots, segments, page_map
+ * or blobs row, flip bytes of a blob, delete or add a row, plant a trigger
+ * or a view) applied to a copy of a small store. Then the whole image is read and sought through. Whatever the
  * edits, a read either fails or returns exactly the bytes that were saved
  * (zeros past the original end). Never a crash, never wrong bytes.
  */
@@ -109,6 +109,24 @@ static const char *const edits[] = {
 	"DELETE FROM blobs WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
 	"DELETE FROM page_map WHERE (snapshot_id, first_page) = (SELECT snapshot_id, first_page FROM page_map LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM page_map))",
 	"UPDATE blobs SET data = ?3, stored_size = length(?3) WHERE id = (SELECT id FROM blobs LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM blobs))",
+	/* Snapshot rows: everything but the name (a name swap is issue 14's
+	 * point 1: not yet bound to the content). */
+	"UPDATE snapshots SET parent_id = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)",
+	"UPDATE snapshots SET map_digest = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)",
+	"UPDATE snapshots SET file_size = CAST(?3 AS TEXT) WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)",
+	"UPDATE snapshots SET id = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)",
+	"UPDATE snapshots SET segment_count = ?2, data_bytes = ?2, stored_bytes = ?2, committed_bytes = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)",
+	"UPDATE snapshots SET created_at = ?3, format = ?3, source = ?3, notes = ?3 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)",
+	/* Segment rows. */
+	"UPDATE segments SET start = ?2 WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))",
+	"UPDATE segments SET end = ?2 WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))",
+	"UPDATE segments SET snapshot_id = ?2 WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))",
+	"UPDATE segments SET kind = CAST(?3 AS TEXT), label = ?3, memcg_id = ?2, committed = ?2 WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))",
+	"INSERT OR REPLACE INTO segments (snapshot_id, start, end, kind, memcg_id, committed, label) VALUES (1 + ?1 % 2, ?2, ?2 + 4096 * (?1 % 64), 'mapped', ?1, ?1 % 2, ?3)",
+	"DELETE FROM segments WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))",
+	/* Planted schema: refused at open, before any read. */
+	"CREATE TRIGGER IF NOT EXISTS planted AFTER INSERT ON snapshots BEGIN DELETE FROM page_map; END",
+	"CREATE VIEW IF NOT EXISTS spin AS WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT x FROM n",
 };
 
 static void apply_edits(const uint8_t *data, size_t size)
@@ -171,6 +189,23 @@ static void check_snapshot(struct snapfs_store *store, const struct snapfs_snaps
 	snapfs_image_close(img);
 }
 
+/* The mount's text files of a snapshot: built from whatever the rows say,
+ * never a crash. */
+static void check_texts(struct snapfs_store *store, const struct snapfs_snapshot *snap)
+{
+	struct snapfs_segment *segs;
+	size_t count, len;
+	char *text;
+
+	if (snapfs_info_text(snap, &text, &len) == 0)
+		free(text);
+	if (snapfs_segments_get(store, snap->id, &segs, &count) < 0)
+		return;
+	if (snapfs_segments_text(segs, count, &text, &len) == 0)
+		free(text);
+	snapfs_segments_free(segs, count);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct snapfs_snapshot *snaps;
@@ -189,8 +224,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (snapfs_store_open(store_dir, SNAPFS_OPEN_READONLY, &store) < 0)
 		return 0;
 	if (snapfs_snapshot_list(store, &snaps, &count) == 0) {
-		for (size_t i = 0; i < count; i++)
+		for (size_t i = 0; i < count; i++) {
 			check_snapshot(store, &snaps[i]);
+			check_texts(store, &snaps[i]);
+		}
 		snapfs_snapshot_list_free(snaps, count);
 	}
 	snapfs_store_close(store);
