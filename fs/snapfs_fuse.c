@@ -432,11 +432,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->keep_cache = 1;
 		break;
 	case INODE_KIND_SEGMENTS:
-		rc = node_segments(of->node, fs->store, &of->text,
-				   &of->text_len);
+		/* Never metadata that fails the snapshot's seal. */
+		rc = snapfs_snapshot_check(fs->store, &of->node->snap);
+		if (rc == 0)
+			rc = node_segments(of->node, fs->store, &of->text,
+					   &of->text_len);
 		fi->keep_cache = 1;
 		break;
 	default:
+		rc = snapfs_snapshot_check(fs->store, &of->node->snap);
 		of->text = of->node->info;
 		of->text_len = of->node->info_len;
 		/* info may change (its parent removed): no stale pages. */

@@ -36,6 +36,8 @@ enum stmt_id {
 	ST_SNAP_INSERT,
 	ST_SNAP_FIGURES,
 	ST_SNAP_DELETE,
+	ST_SNAP_CHILDREN,
+	ST_SNAP_SEAL,
 	ST_SEG_INSERT,
 	ST_SEG_LIST,
 	ST_BLOB_INSERT,
@@ -68,7 +70,7 @@ enum stmt_id {
 	"s.id, s.name, s.created_at, coalesce(s.parent_id, 0), " \
 	"coalesce(p.name, ''), s.file_size, s.page_size, s.format, s.source, " \
 	"s.notes, s.segment_count, s.committed_bytes, s.data_bytes, s.stored_bytes, " \
-	"s.map_digest " \
+	"s.map_digest, s.meta_digest " \
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
 
 /* A blob's place and checks, read by loc_from_row(). */
@@ -85,8 +87,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"VALUES (?1, ?2, nullif(?3, 0), ?4, ?5, ?6, ?7, ?8)",
 	[ST_SNAP_FIGURES] =
 		"UPDATE snapshots SET segment_count = ?2, committed_bytes = ?3, "
-		"data_bytes = ?4, stored_bytes = ?5, map_digest = ?6 WHERE id = ?1",
+		"data_bytes = ?4, stored_bytes = ?5, map_digest = ?6, meta_digest = ?7 "
+		"WHERE id = ?1",
 	[ST_SNAP_DELETE] = "DELETE FROM snapshots WHERE name = ?1",
+	[ST_SNAP_CHILDREN] =
+		"SELECT id FROM snapshots WHERE parent_id = (SELECT id FROM snapshots WHERE name = ?1) "
+		"ORDER BY id",
+	[ST_SNAP_SEAL] = "UPDATE snapshots SET meta_digest = ?2 WHERE id = ?1",
 	[ST_SEG_INSERT] =
 		"INSERT INTO segments (snapshot_id, start, end, kind, memcg_id, "
 		"committed, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -435,21 +442,23 @@ out_finalize:
 	return rc;
 }
 
-int catalog_upgrade_v2_end(struct catalog *cat, uint64_t pack_length, bool commit)
+int catalog_upgrade_v2_finish(struct catalog *cat, uint64_t pack_length)
 {
 	char sql[64];
-	int rc = 0;
+	int rc = catalog_pack_set_length(cat, 1, pack_length);
 
-	if (commit) {
-		rc = catalog_pack_set_length(cat, 1, pack_length);
-		if (rc == 0)
-			rc = exec_upgrade_part(cat, 2);
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
-		if (rc == 0)
-			rc = exec_sql(cat, sql, "upgrade schema");
-		if (rc == 0)
-			rc = catalog_commit(cat);
-	}
+	if (rc == 0)
+		rc = exec_upgrade_part(cat, 2);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
+	if (rc == 0)
+		rc = exec_sql(cat, sql, "upgrade schema");
+	return rc;
+}
+
+int catalog_upgrade_v2_end(struct catalog *cat, bool commit)
+{
+	int rc = commit ? catalog_commit(cat) : 0;
+
 	if (!commit || rc < 0)
 		catalog_rollback(cat);
 	exec_sql(cat, "PRAGMA foreign_keys = ON", "upgrade schema");
@@ -571,6 +580,7 @@ static int snapshot_from_row(sqlite3_stmt *st, struct snapfs_snapshot *s)
 	s->data_bytes = (uint64_t)sqlite3_column_int64(st, 12);
 	s->stored_bytes = (uint64_t)sqlite3_column_int64(st, 13);
 	s->map_digest = sqlite3_column_int64(st, 14);
+	s->meta_digest = sqlite3_column_int64(st, 15);
 	if (!s->source) {
 		snapfs_snapshot_release(s);
 		return -ENOMEM;
@@ -728,7 +738,52 @@ int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapsh
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)s->data_bytes);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)s->stored_bytes);
 	sqlite3_bind_int64(st, 6, s->map_digest);
+	sqlite3_bind_int64(st, 7, s->meta_digest);
 	return stmt_done(cat, st, sqlite3_step(st), "record snapshot figures");
+}
+
+int catalog_snapshot_children(struct catalog *cat, const char *name, int64_t **ret_ids,
+			      size_t *ret_count)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t *ids = NULL;
+	size_t count = 0;
+	int rc = stmt_get(cat, ST_SNAP_CHILDREN, &st), step;
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t *more = realloc(ids, (count + 1) * sizeof(*ids));
+
+		if (!more) {
+			stmt_done(cat, st, SQLITE_DONE, "");
+			free(ids);
+			return -ENOMEM;
+		}
+		ids = more;
+		ids[count++] = sqlite3_column_int64(st, 0);
+	}
+	rc = stmt_done(cat, st, step, "list children");
+	if (rc < 0) {
+		free(ids);
+		return rc;
+	}
+	*ret_ids = ids;
+	*ret_count = count;
+	return 0;
+}
+
+int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t digest)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_SEAL, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, digest);
+	return stmt_done(cat, st, sqlite3_step(st), "record snapshot digest");
 }
 
 int catalog_snapshot_delete(struct catalog *cat, const char *name)

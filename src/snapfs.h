@@ -124,8 +124,16 @@ struct snapfs_snapshot {
 	uint64_t data_bytes;
 	uint64_t stored_bytes;
 	int64_t map_digest;                /* integrity hash of the page map */
+	int64_t meta_digest;               /* integrity hash of the fields above that
+	                                    * decide the bytes (see schema/README.md) */
 };
 void snapfs_snapshot_release(struct snapfs_snapshot *snap);
+/* 0 if snap's name, parent, size, page size, format, segments and page
+ * map digest are the ones snapfs recorded (snapshots.meta_digest);
+ * -SNAPFS_ECORRUPT if anything was changed outside snapfs (two names
+ * swapped, a size edited...). Reading a snapshot (snapfs_image_open)
+ * checks this itself; callers that show a snapshot's metadata call it. */
+int snapfs_snapshot_check(struct snapfs_store *store, const struct snapfs_snapshot *snap);
 
 /* Look up a snapshot by name: -ENOENT if there is none. */
 int snapfs_snapshot_get(struct snapfs_store *store, const char *name,

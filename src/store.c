@@ -22,6 +22,7 @@
 #include "decode_ahead.h"
 #include "digest.h"
 #include "errors.h"
+#include "seal.h"
 #include "upgrade.h"
 
 struct snapfs_store {
@@ -439,6 +440,20 @@ int64_t snapfs_store_generation(struct snapfs_store *store)
 	return rc < 0 ? rc : version;
 }
 
+int snapfs_snapshot_check(struct snapfs_store *store, const struct snapfs_snapshot *snap)
+{
+	struct catalog *cat;
+	int rc;
+
+	error_clear();
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		return rc;
+	rc = snapshot_check(cat, snap);
+	store_reader_put(store, cat);
+	return rc;
+}
+
 int snapfs_snapshot_get(struct snapfs_store *store, const char *name,
 			struct snapfs_snapshot *ret_snap)
 {
@@ -484,6 +499,44 @@ int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
 	return rc;
 }
 
+/* Delete snapshot name. Its children lose their parent (parent_id NULL):
+ * each child whose digest held before is sealed again; one that was
+ * already changed outside snapfs stays caught. */
+static int remove_one(struct catalog *cat, const char *name)
+{
+	struct snapfs_snapshot child;
+	int64_t *ids = NULL;
+	size_t count = 0;
+	bool *sound = NULL;
+	int rc;
+
+	rc = catalog_snapshot_children(cat, name, &ids, &count);
+	if (rc < 0)
+		return rc;
+	sound = calloc(count + 1, sizeof(*sound));
+	if (!sound) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < count; i++) {
+		rc = catalog_snapshot_get_id(cat, ids[i], &child);
+		if (rc < 0)
+			goto out_free;
+		sound[i] = snapshot_check(cat, &child) == 0;
+		snapfs_snapshot_release(&child);
+	}
+	error_clear();
+	rc = catalog_snapshot_delete(cat, name);
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		if (sound[i])
+			rc = snapshot_reseal(cat, ids[i]);
+	}
+out_free:
+	free(sound);
+	free(ids);
+	return rc;
+}
+
 int snapfs_snapshot_remove(struct snapfs_store *store,
 			   const char *const *names, size_t count)
 {
@@ -500,7 +553,7 @@ int snapfs_snapshot_remove(struct snapfs_store *store,
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < count; i++) {
-		rc = catalog_snapshot_delete(cat, names[i]);
+		rc = remove_one(cat, names[i]);
 		if (rc < 0)
 			goto out_rollback;
 	}
