@@ -83,18 +83,49 @@ def drop_caches():
         f.write("3\n")
 
 
-def disk_sectors_read(path):
-    """Sectors read so far from the block device that holds path, or None
-    when /proc/diskstats does not list it (a device-mapper or overlay
-    stack, say)."""
+def block_device(path):
+    """(major, minor) of the block device that holds path, as /proc/diskstats
+    lists it: a whole disk (vda, a virtio disk without partitions), a
+    partition (sda1, nvme0n1p2: diskstats counts partitions on their own)
+    or a device-mapper node (dm-0). st_dev names it, except on file systems
+    whose st_dev is an anonymous device (btrfs, overlay): then the mount's
+    source device, from findmnt. None if neither is a block device."""
     st = os.stat(path)
-    want = (os.major(st.st_dev), os.minor(st.st_dev))
+    dev = (os.major(st.st_dev), os.minor(st.st_dev))
+    if os.path.exists(f"/sys/dev/block/{dev[0]}:{dev[1]}"):
+        return dev
+    try:
+        src = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "-T", path],
+                             capture_output=True, text=True).stdout.strip()
+        rdev = os.stat(src).st_rdev
+        return (os.major(rdev), os.minor(rdev))
+    except (OSError, ValueError):
+        return None
+
+
+def disk_stats(dev):
+    """(read requests completed, sectors read) so far on block device dev,
+    from /proc/diskstats (fields 4 and 6), or None when it is not listed."""
+    if dev is None:
+        return None
     with open("/proc/diskstats") as f:
         for line in f:
             p = line.split()
-            if (int(p[0]), int(p[1])) == want:
-                return int(p[5])
+            if (int(p[0]), int(p[1])) == dev:
+                return int(p[3]), int(p[5])
     return None
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far (all its threads),
+    from /proc/PID/stat; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is the state (field 3): utime, stime are fields 14, 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(cmd, env=None, cwd=None, sync=False):
@@ -494,6 +525,9 @@ class Mount:
 # The benchmark
 # ----------------------------------------------------------------------------
 
+# The workloads, as --only names them ("size" is measured by "save").
+WORKLOADS = ("save", "restore", "seq", "rand1", "rand8", "cp", "dedup")
+
 SYSTEM_LABELS = {
     "snapfs": "snapfs (zstd)",
     "snapfs-lz4": "snapfs (lz4)",
@@ -528,8 +562,24 @@ class Bench:
         if a.runs:
             self.runs = self.runs_cheap = a.runs
         self.systems = ["snapfs", "snapfs-lz4", "sqfs-zstd", "sqfs-lz4", "borg"]
+        self.readers = ["plain", "null"]          # read-only peers: no save
         if a.no_borg:
             self.systems.remove("borg")
+        if a.systems:
+            keep = set(a.systems.split(","))
+            unknown = keep - set(self.systems) - set(self.readers) - {"zstd3"}
+            if unknown:
+                raise SystemExit(f"bench.py: --systems: unknown {', '.join(sorted(unknown))} "
+                                 f"(known: {', '.join(self.systems + self.readers + ['zstd3'])})")
+            self.systems = [x for x in self.systems if x in keep]
+            self.readers = [x for x in self.readers if x in keep]
+        self.with_zstd3 = not a.systems or "zstd3" in a.systems.split(",")
+        self.only = set(a.only.split(",")) if a.only else set(WORKLOADS)
+        self.only = {"save" if w == "size" else w for w in self.only}
+        if self.only - set(WORKLOADS):
+            raise SystemExit(f"bench.py: --only: unknown {', '.join(sorted(self.only - set(WORKLOADS)))} "
+                             f"(known: {', '.join(WORKLOADS)}, size = save)")
+        self.disk = block_device(self.dir)
 
     def nruns(self, phase, image):
         """Runs of one measure: 5 where cheap (the core image's restores,
@@ -675,6 +725,13 @@ class Bench:
             secs = time.perf_counter() - t0
             extra = json.loads(res.stdout)
             size = self.checkpoint_size(store) - before
+            # What a cold random read decodes: one blob, on average this big.
+            row = run(["sqlite3", "-readonly", os.path.join(store, "snapfs.db"),
+                       "SELECT avg(page_count), avg(stored_size), count(*) FROM blobs;"],
+                      capture=True).stdout.strip().split("|")
+            extra["blob_pages_avg"] = float(row[0] or 0)
+            extra["blob_stored_avg"] = float(row[1] or 0)
+            extra["blobs"] = int(row[2] or 0)
         elif system.startswith("sqfs"):
             img = os.path.join(d, f"{system}.sqfs")
             rmtree(img)
@@ -706,7 +763,7 @@ class Bench:
 
     def phase_save(self, image, src):
         res = self.results["images"][image]
-        systems = [s for s in self.systems] + ["zstd3"]
+        systems = [s for s in self.systems] + (["zstd3"] if self.with_zstd3 else [])
         n = self.nruns("save", image)
         for run_i in range(n):
             for system in systems:
@@ -739,7 +796,7 @@ class Bench:
                                    os.path.join(d, "sqfs-lz4.sqfs")],
             "borg": lambda o: ["borg", "extract", "--sparse", f"{os.path.join(d, 'borg')}::img"],
         }
-        order = [s for s in self.systems + ["zstd3"] if s in cmds]
+        order = [s for s in self.systems + (["zstd3"] if self.with_zstd3 else []) if s in cmds]
         for run_i in range(n):
             for system in order:
                 rmtree(outdir)
@@ -802,18 +859,27 @@ class Bench:
         with ctx:
             drop_caches()
             if metric == "seq":
+                cpu0 = cpu_seconds(m.proc.pid) if m else None
                 t = timed(["dd", f"if={path}", "of=/dev/null", "bs=1M", "status=none"])
                 value = os.path.getsize(src) / t / 1e6          # MB/s
+                if cpu0 is not None:
+                    cpu1 = cpu_seconds(m.proc.pid)
+                    if cpu1 is not None:
+                        self.results["images"][image].setdefault("seq_cpu_s_per_gb", {}).setdefault(
+                            system, []).append((cpu1 - cpu0) / (os.path.getsize(src) / 1e9))
             elif metric in ("rand1", "rand8"):
                 n = self.rand_n if metric == "rand1" else self.rand8_n
                 threads = 1 if metric == "rand1" else 8
                 offs = self.offsets_file(image, src, n, run_i)
-                sectors = disk_sectors_read(self.dir)
+                before = disk_stats(self.disk)
                 out = run([self.a.randread, path, offs, str(threads)], capture=True).stdout
                 value = json.loads(out)
-                if sectors is not None:
-                    value["disk_kib_per_read"] = ((disk_sectors_read(self.dir) - sectors)
-                                                  * 512 / KiB / value["count"])
+                after = disk_stats(self.disk)
+                if before is not None and after is not None:
+                    # Everything the data's disk served meanwhile, readahead
+                    # included, per 4 KiB read asked for.
+                    value["disk_reqs_per_read"] = (after[0] - before[0]) / value["count"]
+                    value["disk_kib_per_read"] = (after[1] - before[1]) * 512 / KiB / value["count"]
                 if system == "null":
                     value["hash"] = None
             elif metric == "cp":
@@ -835,8 +901,15 @@ class Bench:
 
     def phase_reads(self, image, src):
         res = self.results["images"][image]
-        systems = ["plain", "null"] + [s for s in self.systems]
-        metrics = ["seq", "rand1", "rand8", "cp"]
+        systems = self.readers + [s for s in self.systems]
+        metrics = [w for w in ("seq", "rand1", "rand8", "cp") if w in self.only]
+        for s in self.systems:
+            d = os.path.join(self.art, image)
+            stored = os.path.join(d, {"sqfs-zstd": "sqfs-zstd.sqfs",
+                                      "sqfs-lz4": "sqfs-lz4.sqfs"}.get(s, s))
+            if metrics and not os.path.exists(stored):
+                raise SystemExit(f"bench.py: {stored} is missing: run the save workload first "
+                                 f"(--only save,...)")
         for metric in metrics:
             n = self.nruns(metric, image)
             for run_i in range(n):
@@ -850,7 +923,7 @@ class Bench:
                             metric, []).append(hwm)
                 log(f"{image}: {metric} run {run_i + 1}/{n}: " + ", ".join(
                     f"{s} {_brief(res[metric][s][-1], metric)}" for s in systems if s in res[metric]))
-            if metric.startswith("rand"):
+            if metric.startswith("rand") and "plain" in res[metric]:
                 ref = {v["hash"] for v in res[metric]["plain"]}
                 for s in systems:
                     got = {v["hash"] for v in res[metric].get(s, []) if v.get("hash")}
@@ -939,18 +1012,23 @@ class Bench:
             "core_mib": self.core_mib, "layout_nonzero_pages": self.layout["nonzero_pages"],
             "changed_pages": self.layout["changed"], "extents": len(self.layout["extents"]),
         }
+        self.results["config"]["only"] = sorted(self.only)
+        self.results["config"]["systems"] = self.readers + self.systems
         for image, src in self.images():
             self.results["images"][image] = {"file_size": os.path.getsize(src),
                                              "alloc": os.stat(src).st_blocks * 512}
-            self.note_load(f"{image} save")
-            self.phase_save(image, src)
-            self.note_load(f"{image} restore")
-            self.phase_restore(image, src)
+            if "save" in self.only:
+                self.note_load(f"{image} save")
+                self.phase_save(image, src)
+            if "restore" in self.only:
+                self.note_load(f"{image} restore")
+                self.phase_restore(image, src)
             self.note_load(f"{image} reads")
             self.phase_reads(image, src)
             self.dump()
-        self.note_load("dedup")
-        self.phase_dedup()
+        if "dedup" in self.only and "snapfs" in self.systems and "save" in self.only:
+            self.note_load("dedup")
+            self.phase_dedup()
         self.note_load("end")
         self.results["elapsed_s"] = time.monotonic() - self.t_start
         self.dump()
@@ -1025,6 +1103,17 @@ def metric_values(img, key):
         p = key.split("_", 1)[1]
         return ({s: med([x[f"{p}_us"] for x in v if f"{p}_us" in x])
                  for s, v in img.get("rand1", {}).items()}, fmt_us, False)
+    if key in ("rand1_disk_reqs", "rand8_disk_reqs"):
+        m = key.split("_")[0]
+        return ({s: med([x["disk_reqs_per_read"] for x in v if "disk_reqs_per_read" in x])
+                 for s, v in img.get(m, {}).items() if s != "null"},
+                lambda x: "-" if x is None else f"{x:.2f}", False)
+    if key == "blob_kib":
+        return ({s: j["blob_pages_avg"] * PAGE for s, j in img.get("save_json", {}).items()
+                 if j.get("blob_pages_avg")}, fmt_bytes, False)
+    if key == "seq_cpu":
+        return ({s: med(v) for s, v in img.get("seq_cpu_s_per_gb", {}).items()},
+                lambda x: "-" if x is None else f"{x:.2f} s/GB", False)
     if key == "rand1_disk":
         return ({s: med([x["disk_kib_per_read"] for x in v if "disk_kib_per_read" in x])
                  for s, v in img.get("rand1", {}).items() if s != "null"},
@@ -1055,8 +1144,12 @@ ROWS = [
     ("rand1_p99", "random 4 KiB read, cold, p99 (1 reader)"),
     ("rand1_first_fifth_p50", "random 4 KiB read, cold, p50 of the first fifth (1 reader)"),
     ("rand1_disk", "disk read per random 4 KiB read (1 reader)"),
+    ("rand1_disk_reqs", "disk read requests per random 4 KiB read (1 reader)"),
+    ("blob_kib", "decoded per cold random read (mean blob size)"),
+    ("seq_cpu", "daemon CPU (user+sys) per GB of the cold sequential read"),
     ("rand8", "random 4 KiB reads, cold, 8 readers"),
     ("rand8_p99", "random 4 KiB read, cold, p99 (8 readers)"),
+    ("rand8_disk_reqs", "disk read requests per random 4 KiB read (8 readers)"),
     ("cp", "cp --sparse=always out of the mount, cold"),
     ("hwm", "daemon peak RSS (VmHWM)"),
     ("hwm_seq", "daemon peak RSS (VmHWM), sequential read only"),
@@ -1214,6 +1307,13 @@ def main():
     p.add_argument("--runs", type=int, default=0, help="override the number of runs")
     p.add_argument("--seed", type=int, default=20261127)
     p.add_argument("--no-borg", action="store_true")
+    p.add_argument("--only", metavar="LIST",
+                   help="run only these workloads, comma-separated: " + ", ".join(WORKLOADS)
+                   + " (size = save; reads need the stores a save made, in this run or an "
+                   "earlier one in the same DIR)")
+    p.add_argument("--systems", metavar="LIST",
+                   help="only these systems, comma-separated: snapfs, snapfs-lz4, sqfs-zstd, "
+                   "sqfs-lz4, borg, zstd3, plain, null")
     p.add_argument("--reuse-corpus", action="store_true",
                    help="keep DIR/corpus if it was made with the same parameters")
     p.add_argument("--report", metavar="RESULTS_JSON", help="only print the tables of a results.json")

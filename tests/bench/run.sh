@@ -11,6 +11,15 @@
 #   --profile    after the benchmark, perf profiles of the snapfs daemon
 #                (cold sequential and random reads) and of snapfs save, and
 #                the read request sizes the kernel sends (tests/bench/profile.sh)
+#   --only LIST  only these workloads, comma-separated: save (also "size"),
+#                restore, seq, rand1, rand8, cp, dedup. Reads need the stores a
+#                save made (in this run, or an earlier one in the same
+#                directory). E.g. the layout comparison of BENCHMARKS.md:
+#                --only save,seq,rand1 --systems snapfs,sqfs-zstd,plain
+#   --systems LIST  only these systems: snapfs, snapfs-lz4, sqfs-zstd,
+#                sqfs-lz4, borg, zstd3, plain, null
+#   --reuse-corpus  keep the corpus of an earlier run with the same parameters
+#   --runs N     N runs of every measure
 #
 # Environment:
 #   SNAPFS_BENCH_DIR   where the corpus, stores and results go
