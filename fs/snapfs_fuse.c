@@ -12,7 +12,8 @@
  *   /NAME/info        the metadata as text
  *
  * Everything is read-only; every request that would change something gets
- * EROFS. Errors from storage reach the kernel as EIO, never as short reads
+ * EROFS. Under -o private_rw a memory file also opens O_RDWR, for a VMM
+ * that maps it MAP_PRIVATE (op_open says how writes still fail). Errors from storage reach the kernel as EIO, never as short reads
  * or wrong bytes.
  */
 #include <errno.h>
@@ -254,6 +255,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->max_readahead = fs->read_ahead_kb * 1024;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* -o private_rw refuses MAP_SHARED of O_RDWR files through direct
+	 * I/O (op_open): neither a writeback cache, which would take writes
+	 * and fail them later, nor shared mmap of direct-I/O files. */
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+#ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+	if (fs->private_rw)
+		conn->want &= ~(unsigned)FUSE_CAP_DIRECT_IO_ALLOW_MMAP;
+#endif
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -382,6 +391,15 @@ static void op_access(fuse_req_t req, fuse_ino_t ino UNUSED, int mask)
 	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
 }
 
+/* -o private_rw lets a memory file open O_RDWR (not O_WRONLY): a VMM that
+ * maps guest RAM MAP_PRIVATE from it opens it so (QEMU 7.2's
+ * memory-backend-file with share=off). */
+static bool private_rw_open(const struct fs *fs, unsigned kind, int flags)
+{
+	return fs->private_rw && kind == INODE_KIND_MEMORY &&
+	       (flags & O_ACCMODE) == O_RDWR;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
@@ -394,7 +412,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+	if (((fi->flags & O_ACCMODE) != O_RDONLY &&
+	     !private_rw_open(fs, kind, fi->flags)) || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
@@ -418,6 +437,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		of->size = snapfs_image_size(of->image);
 		/* Kept: pages a prefetch pushed stay for the faults. */
 		fi->keep_cache = 1;
+		/* O_RDWR (-o private_rw): direct I/O, so that the kernel
+		 * refuses every MAP_SHARED mapping of this open file with
+		 * ENODEV at mmap time (fuse_file_mmap) and sends each write(2)
+		 * here, to fail with EROFS. MAP_PRIVATE maps through the page
+		 * cache as before; the kernel drops the file's unmapped cached
+		 * pages when it is mapped. */
+		if ((fi->flags & O_ACCMODE) == O_RDWR)
+			fi->direct_io = 1;
 		workset_open_memory(&fs->workset, of->node, &of->rec);
 		break;
 	case INODE_KIND_REGION:
