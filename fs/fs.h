@@ -23,6 +23,9 @@ struct fs {
 	unsigned read_ahead_kb;          /* -o read_ahead_kb: the readahead window */
 	bool read_ahead_set;
 	struct workset workset;          /* -o record, prefetch of working sets */
+	/* -o private_rw: memory files open O_RDWR for private mappings (a
+	 * VMM's guest RAM); writes and shared mappings still fail at once. */
+	bool private_rw;
 };
 
 /* The low-level operations; the session's userdata is a struct fs. */

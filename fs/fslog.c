@@ -49,3 +49,14 @@ void fslog_info(const char *fmt, ...)
 	log_line(LOG_INFO, fmt, ap);
 	va_end(ap);
 }
+
+bool fslog_store_replaced(struct snapfs_store *store)
+{
+	static atomic_bool logged;
+
+	if (!snapfs_store_replaced(store))
+		return false;
+	if (!atomic_exchange(&logged, true))
+		fslog_error("%s; every read fails with EIO from now on", snapfs_errmsg());
+	return true;
+}

@@ -237,7 +237,7 @@ int listing_cache_get(struct listing_cache *cache, bool refresh,
 	pthread_mutex_lock(&cache->reload_lock);
 	/* current only changes under reload_lock, which is held. */
 	rc = refresh_locked(cache, cache->current != NULL);
-	if (rc < 0 && !cache->failing)
+	if (rc < 0 && !cache->failing && !fslog_store_replaced(cache->store))
 		fslog_error("cannot list snapshots: %s",
 			    snapfs_errmsg()[0] ? snapfs_errmsg() :
 			    snapfs_strerror(rc));

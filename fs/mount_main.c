@@ -40,6 +40,7 @@ enum mount_key {
 	KEY_RECORD,
 	KEY_RECORD_SECONDS,
 	KEY_NOPREFETCH,
+	KEY_PRIVATE_RW,
 };
 
 /* What the first pass over the arguments finds. */
@@ -54,6 +55,7 @@ struct mount_args {
 	bool record;                     /* -o record[=SECONDS] */
 	unsigned record_seconds;
 	bool noprefetch;                 /* -o noprefetch */
+	bool private_rw;                 /* -o private_rw */
 	char error[256];                 /* first bad argument, if any */
 };
 
@@ -65,6 +67,7 @@ static const struct fuse_opt mount_opt_spec[] = {
 	FUSE_OPT_KEY("record", KEY_RECORD),
 	FUSE_OPT_KEY("record=", KEY_RECORD_SECONDS),
 	FUSE_OPT_KEY("noprefetch", KEY_NOPREFETCH),
+	FUSE_OPT_KEY("private_rw", KEY_PRIVATE_RW),
 	/* Always read-only: "ro" is added below. */
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
 	/* fstab words that mean nothing to a running mount. */
@@ -178,6 +181,9 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_NOPREFETCH:
 		ma->noprefetch = true;
 		return 0;
+	case KEY_PRIVATE_RW:
+		ma->private_rw = true;
+		return 0;
 	default:
 		return 1;
 	}
@@ -207,16 +213,26 @@ static void print_help(void)
 	       "                           the first open of a memory file whose snapshot has\n"
 	       "                           one pushes its pages into the page cache)\n"
 	       "    -o allow_other         let other users in (permissions are then checked)\n"
+	       "    -o private_rw          for VMMs that open guest RAM O_RDWR and map it\n"
+	       "                           MAP_PRIVATE (QEMU's memory-backend-file,\n"
+	       "                           share=off): open(O_RDWR) of a memory file\n"
+	       "                           succeeds; write(2) on it fails with EROFS and\n"
+	       "                           any MAP_SHARED mapping of it with ENODEV, at\n"
+	       "                           once. The store is never written.\n"
 	       "    -o ro                  accepted; the mount is always read-only\n"
+	       "                           (with private_rw the kernel sees a rw mount and\n"
+	       "                           the daemon refuses every change itself)\n"
 	       "\n",
 	       SNAPFS_DEFAULT_CACHE_SIZE >> 20, WORKSET_DEFAULT_SECONDS);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
 
-/* "-o ro,subtype=snapfs,fsname=STORE[,default_permissions]". */
+/* "-o ro,subtype=snapfs,fsname=STORE[,default_permissions]". Without
+ * "ro" under -o private_rw: on a read-only mount the kernel refuses
+ * open(O_RDWR) before the daemon sees it. */
 static int add_fixed_opts(struct fuse_args *args, const char *store,
-			  bool allow_other)
+			  bool allow_other, bool private_rw)
 {
 	char *opts = NULL, *fsname = NULL;
 	int rc = -ENOMEM;
@@ -225,7 +241,7 @@ static int add_fixed_opts(struct fuse_args *args, const char *store,
 		fsname = NULL;
 		goto out_free;
 	}
-	if (fuse_opt_add_opt(&opts, "ro") == -1 ||
+	if (fuse_opt_add_opt(&opts, private_rw ? "rw" : "ro") == -1 ||
 	    fuse_opt_add_opt(&opts, "subtype=snapfs") == -1 ||
 	    fuse_opt_add_opt_escaped(&opts, fsname) == -1)
 		goto out_free;
@@ -307,7 +323,8 @@ int snapfs_mount_main(int argc, char **argv)
 	/* Threads of the daemon open the store later, after chdir("/"). */
 	if (store && realpath(store, store_path))
 		store = store_path;
-	if (store && add_fixed_opts(&args, store, ma.allow_other) < 0) {
+	if (store && add_fixed_opts(&args, store, ma.allow_other,
+				    ma.private_rw) < 0) {
 		fprintf(stderr, "snapfs: mount '%s': out of memory\n", ma.store);
 		status = EXIT_FAILED;
 		goto out_free_args;
@@ -386,6 +403,7 @@ int snapfs_mount_main(int argc, char **argv)
 		snapfs_store_set_cache_size(fs.store, ma.cache_bytes);
 	fs.read_ahead_kb = ma.read_ahead_kb;
 	fs.read_ahead_set = ma.read_ahead_set;
+	fs.private_rw = ma.private_rw;
 	listing_cache_init(&fs.listings, fs.store);
 	fs.uid = getuid();
 	fs.gid = getgid();

@@ -12,7 +12,8 @@
  *   /NAME/info        the metadata as text
  *
  * Everything is read-only; every request that would change something gets
- * EROFS. Errors from storage reach the kernel as EIO, never as short reads
+ * EROFS. Under -o private_rw a memory file also opens O_RDWR, for a VMM
+ * that maps it MAP_PRIVATE (op_open says how writes still fail). Errors from storage reach the kernel as EIO, never as short reads
  * or wrong bytes.
  */
 #include <errno.h>
@@ -254,6 +255,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->max_readahead = fs->read_ahead_kb * 1024;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* -o private_rw refuses MAP_SHARED of O_RDWR files through direct
+	 * I/O (op_open): neither a writeback cache, which would take writes
+	 * and fail them later, nor shared mmap of direct-I/O files. */
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+#ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+	if (fs->private_rw)
+		conn->want &= ~(unsigned)FUSE_CAP_DIRECT_IO_ALLOW_MMAP;
+#endif
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -382,6 +391,15 @@ static void op_access(fuse_req_t req, fuse_ino_t ino UNUSED, int mask)
 	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
 }
 
+/* -o private_rw lets a memory file open O_RDWR (not O_WRONLY): a VMM that
+ * maps guest RAM MAP_PRIVATE from it opens it so (QEMU 7.2's
+ * memory-backend-file with share=off). */
+static bool private_rw_open(const struct fs *fs, unsigned kind, int flags)
+{
+	return fs->private_rw && kind == INODE_KIND_MEMORY &&
+	       (flags & O_ACCMODE) == O_RDWR;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
@@ -394,7 +412,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+	if (((fi->flags & O_ACCMODE) != O_RDONLY &&
+	     !private_rw_open(fs, kind, fi->flags)) || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
@@ -418,6 +437,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		of->size = snapfs_image_size(of->image);
 		/* Kept: pages a prefetch pushed stay for the faults. */
 		fi->keep_cache = 1;
+		/* O_RDWR (-o private_rw): direct I/O, so that the kernel
+		 * refuses every MAP_SHARED mapping of this open file with
+		 * ENODEV at mmap time (fuse_file_mmap) and sends each write(2)
+		 * here, to fail with EROFS. MAP_PRIVATE maps through the page
+		 * cache as before; the kernel drops the file's unmapped cached
+		 * pages when it is mapped. */
+		if ((fi->flags & O_ACCMODE) == O_RDWR)
+			fi->direct_io = 1;
 		workset_open_memory(&fs->workset, of->node, &of->rec);
 		break;
 	case INODE_KIND_REGION:
@@ -432,11 +459,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->keep_cache = 1;
 		break;
 	case INODE_KIND_SEGMENTS:
-		rc = node_segments(of->node, fs->store, &of->text,
-				   &of->text_len);
+		/* Never metadata that fails the snapshot's seal. */
+		rc = snapfs_snapshot_check(fs->store, &of->node->snap);
+		if (rc == 0)
+			rc = node_segments(of->node, fs->store, &of->text,
+					   &of->text_len);
 		fi->keep_cache = 1;
 		break;
 	default:
+		rc = snapfs_snapshot_check(fs->store, &of->node->snap);
 		of->text = of->node->info;
 		of->text_len = of->node->info_len;
 		/* info may change (its parent removed): no stale pages. */
@@ -457,12 +488,12 @@ out_free:
 }
 
 /* Log the first failed read of a snapshot; later ones would only repeat. */
-static void report_read_error(struct node *node, size_t size, off_t off,
-			      ssize_t rc)
+static void report_read_error(struct snapfs_store *store, struct node *node,
+			      size_t size, off_t off, ssize_t rc)
 {
 	const char *why = snapfs_errmsg();
 
-	if (!node_first_damage(node))
+	if (fslog_store_replaced(store) || !node_first_damage(node))
 		return;
 	fslog_error("snapshot '%s': read of %zu bytes at 0x%" PRIx64 ": %s "
 		    "(further errors on this snapshot are not logged)",
@@ -485,13 +516,19 @@ static void read_image(fuse_req_t req, struct open_file *of, size_t size,
 	if (size > of->size - (uint64_t)off)
 		size = (size_t)(of->size - (uint64_t)off);
 	workset_record(of->rec, of->base + (uint64_t)off, size);
-	rc = snapfs_image_read_slices(of->image, of->base + (uint64_t)off, size,
-				      &slices);
+	/* Never bytes of a database that replaced the one mounted. */
+	if (snapfs_store_replaced(req_fs(req)->store)) {
+		slices = (struct snapfs_read_slices){ 0 };
+		rc = -EIO;
+	} else {
+		rc = snapfs_image_read_slices(of->image, of->base + (uint64_t)off, size,
+					      &slices);
+	}
 	/* A short read would be taken for the end of the file. */
 	if (rc == 0 && slices.len != size)
 		rc = -EIO;
 	if (rc < 0) {
-		report_read_error(of->node, size,
+		report_read_error(req_fs(req)->store, of->node, size,
 				  (off_t)(of->base + (uint64_t)off), rc);
 		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
 	} else {

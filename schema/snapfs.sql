@@ -46,7 +46,12 @@ CREATE TABLE snapshots (
     -- XXH3-64 over snapshot id, file_size and every page_map run's
     -- (first_page, page_count, run_hash) in order: a deleted, moved or
     -- added run, or a changed file_size, makes the snapshot read as EIO.
-    map_digest      INTEGER NOT NULL DEFAULT 0
+    map_digest      INTEGER NOT NULL DEFAULT 0,
+    -- XXH3-64 over id, name, parent_id, file_size, page_size, format,
+    -- map_digest and every segment row in order: a snapshot renamed,
+    -- reparented, resized or resegmented outside snapfs, or two names
+    -- swapped, is refused when it is opened.
+    meta_digest     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX snapshots_by_parent ON snapshots(parent_id);
 

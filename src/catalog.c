@@ -8,18 +8,23 @@
 #include "catalog.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
 #include "blob_store.h"
 #include "blob_writer.h"
 #include "errors.h"
+#include "schema_check.h"
 
 extern const char snapfs_schema_sql[];
 extern const char snapfs_upgrade_v2_sql[];
+extern const char snapfs_schema_v1_sql[];
 
 /* How long a writer waits for another writer before "store busy". */
 #define BUSY_TIMEOUT_MS 5000
@@ -31,6 +36,8 @@ enum stmt_id {
 	ST_SNAP_INSERT,
 	ST_SNAP_FIGURES,
 	ST_SNAP_DELETE,
+	ST_SNAP_CHILDREN,
+	ST_SNAP_SEAL,
 	ST_SEG_INSERT,
 	ST_SEG_LIST,
 	ST_BLOB_INSERT,
@@ -63,7 +70,7 @@ enum stmt_id {
 	"s.id, s.name, s.created_at, coalesce(s.parent_id, 0), " \
 	"coalesce(p.name, ''), s.file_size, s.page_size, s.format, s.source, " \
 	"s.notes, s.segment_count, s.committed_bytes, s.data_bytes, s.stored_bytes, " \
-	"s.map_digest " \
+	"s.map_digest, s.meta_digest " \
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
 
 /* A blob's place and checks, read by loc_from_row(). */
@@ -80,8 +87,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"VALUES (?1, ?2, nullif(?3, 0), ?4, ?5, ?6, ?7, ?8)",
 	[ST_SNAP_FIGURES] =
 		"UPDATE snapshots SET segment_count = ?2, committed_bytes = ?3, "
-		"data_bytes = ?4, stored_bytes = ?5, map_digest = ?6 WHERE id = ?1",
+		"data_bytes = ?4, stored_bytes = ?5, map_digest = ?6, meta_digest = ?7 "
+		"WHERE id = ?1",
 	[ST_SNAP_DELETE] = "DELETE FROM snapshots WHERE name = ?1",
+	[ST_SNAP_CHILDREN] =
+		"SELECT id FROM snapshots WHERE parent_id = (SELECT id FROM snapshots WHERE name = ?1) "
+		"ORDER BY id",
+	[ST_SNAP_SEAL] = "UPDATE snapshots SET meta_digest = ?2 WHERE id = ?1",
 	[ST_SEG_INSERT] =
 		"INSERT INTO segments (snapshot_id, start, end, kind, memcg_id, "
 		"committed, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -142,9 +154,20 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct catalog {
 	sqlite3 *db;
 	bool readonly;
+	struct catalog *next_open;      /* in the list the cancel watcher walks */
+	struct catalog **prev_open;     /* NULL when not in it */
 	sqlite3_stmt *stmt[ST_COUNT];
 };
 
+static int catalog_harden(struct catalog *cat, const char *path);
+static int catalog_check_schema(struct catalog *cat, const char *path);
+static bool catalog_cancelled(void);
+static void catalog_unregister(struct catalog *cat);
+
+/* Upgrade steps as SQL: entry N-2 turns version N-1 into version N. The
+ * schema check replays them on an empty database; src/upgrade.c runs them
+ * on a store (with the data moves SQL cannot do). */
+static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql };
 
 static int exec_sql(struct catalog *cat, const char *sql, const char *what)
 {
@@ -160,6 +183,8 @@ static int stmt_get(struct catalog *cat, enum stmt_id id, sqlite3_stmt **ret)
 {
 	int rc;
 
+	if (catalog_cancelled())
+		return error_set(-SNAPFS_ECANCELED, "interrupted");
 	if (!cat->stmt[id]) {
 		rc = sqlite3_prepare_v3(cat->db, stmt_sql[id], -1,
 					SQLITE_PREPARE_PERSISTENT, &cat->stmt[id], NULL);
@@ -199,6 +224,14 @@ int catalog_open(const char *path, bool readonly, struct catalog **ret_cat)
 	}
 	sqlite3_extended_result_codes(cat->db, 1);
 	sqlite3_busy_timeout(cat->db, BUSY_TIMEOUT_MS);
+	/* A store may come from anyone: harden the connection and check the
+	 * schema before any other statement (end of this file). */
+	rc = catalog_harden(cat, path);
+	if (rc < 0)
+		goto out_close;
+	rc = catalog_check_schema(cat, path);
+	if (rc < 0)
+		goto out_close;
 	rc = exec_sql(cat, "PRAGMA foreign_keys = ON", path);
 	if (rc < 0)
 		goto out_close;
@@ -223,6 +256,7 @@ void catalog_close(struct catalog *cat)
 {
 	if (!cat)
 		return;
+	catalog_unregister(cat);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(cat->stmt[i]);
 	sqlite3_close_v2(cat->db);
@@ -408,21 +442,23 @@ out_finalize:
 	return rc;
 }
 
-int catalog_upgrade_v2_end(struct catalog *cat, uint64_t pack_length, bool commit)
+int catalog_upgrade_v2_finish(struct catalog *cat, uint64_t pack_length)
 {
 	char sql[64];
-	int rc = 0;
+	int rc = catalog_pack_set_length(cat, 1, pack_length);
 
-	if (commit) {
-		rc = catalog_pack_set_length(cat, 1, pack_length);
-		if (rc == 0)
-			rc = exec_upgrade_part(cat, 2);
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
-		if (rc == 0)
-			rc = exec_sql(cat, sql, "upgrade schema");
-		if (rc == 0)
-			rc = catalog_commit(cat);
-	}
+	if (rc == 0)
+		rc = exec_upgrade_part(cat, 2);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
+	if (rc == 0)
+		rc = exec_sql(cat, sql, "upgrade schema");
+	return rc;
+}
+
+int catalog_upgrade_v2_end(struct catalog *cat, bool commit)
+{
+	int rc = commit ? catalog_commit(cat) : 0;
+
 	if (!commit || rc < 0)
 		catalog_rollback(cat);
 	exec_sql(cat, "PRAGMA foreign_keys = ON", "upgrade schema");
@@ -544,6 +580,7 @@ static int snapshot_from_row(sqlite3_stmt *st, struct snapfs_snapshot *s)
 	s->data_bytes = (uint64_t)sqlite3_column_int64(st, 12);
 	s->stored_bytes = (uint64_t)sqlite3_column_int64(st, 13);
 	s->map_digest = sqlite3_column_int64(st, 14);
+	s->meta_digest = sqlite3_column_int64(st, 15);
 	if (!s->source) {
 		snapfs_snapshot_release(s);
 		return -ENOMEM;
@@ -701,7 +738,52 @@ int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapsh
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)s->data_bytes);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)s->stored_bytes);
 	sqlite3_bind_int64(st, 6, s->map_digest);
+	sqlite3_bind_int64(st, 7, s->meta_digest);
 	return stmt_done(cat, st, sqlite3_step(st), "record snapshot figures");
+}
+
+int catalog_snapshot_children(struct catalog *cat, const char *name, int64_t **ret_ids,
+			      size_t *ret_count)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t *ids = NULL;
+	size_t count = 0;
+	int rc = stmt_get(cat, ST_SNAP_CHILDREN, &st), step;
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t *more = realloc(ids, (count + 1) * sizeof(*ids));
+
+		if (!more) {
+			stmt_done(cat, st, SQLITE_DONE, "");
+			free(ids);
+			return -ENOMEM;
+		}
+		ids = more;
+		ids[count++] = sqlite3_column_int64(st, 0);
+	}
+	rc = stmt_done(cat, st, step, "list children");
+	if (rc < 0) {
+		free(ids);
+		return rc;
+	}
+	*ret_ids = ids;
+	*ret_count = count;
+	return 0;
+}
+
+int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t digest)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_SEAL, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, digest);
+	return stmt_done(cat, st, sqlite3_step(st), "record snapshot digest");
 }
 
 int catalog_snapshot_delete(struct catalog *cat, const char *name)
@@ -1309,6 +1391,10 @@ int catalog_integrity_check(struct catalog *cat, char *buf, size_t cap, bool *re
 		return 0;
 	}
 	rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_INTERRUPT || catalog_cancelled()) {
+		sqlite3_finalize(st);
+		return error_set(-SNAPFS_ECANCELED, "interrupted");
+	}
 	if (rc == SQLITE_ROW) {
 		const unsigned char *t = sqlite3_column_text(st, 0);
 
@@ -1459,5 +1545,280 @@ int catalog_working_set_load(struct catalog *cat, int64_t snapshot_id,
 out_free:
 	sqlite3_finalize(st);
 	free(runs);
+	return rc;
+}
+
+/* --- untrusted stores: hardening, schema check, cancellation --- */
+
+/* The schema text that creates a store of version v; entry v. The current
+ * version's is schema/snapfs.sql; older ones are frozen copies kept in
+ * schema/history/ (see its README). */
+static const char *const schema_texts[] = {
+	[1] = snapfs_schema_v1_sql,
+};
+
+#define SCHEMA_TEXT_COUNT (int)(sizeof(schema_texts) / sizeof(schema_texts[0]))
+
+/* Run this many SQLite virtual-machine steps between looks at the flag. */
+#define CANCEL_CHECK_STEPS 1000
+
+/* How often the cancel watcher looks at the flag. */
+#define CANCEL_POLL_NS (20 * 1000 * 1000)
+
+static volatile sig_atomic_t *cancel_flag;
+/* Every open connection, for the cancel watcher: a statement that is one
+ * long step (PRAGMA integrity_check) never calls the progress handler,
+ * only sqlite3_interrupt() stops it. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct catalog *open_list;
+static bool watcher_started;
+
+static void catalog_register(struct catalog *cat)
+{
+	pthread_mutex_lock(&open_lock);
+	cat->next_open = open_list;
+	if (open_list)
+		open_list->prev_open = &cat->next_open;
+	cat->prev_open = &open_list;
+	open_list = cat;
+	pthread_mutex_unlock(&open_lock);
+}
+
+static void catalog_unregister(struct catalog *cat)
+{
+	pthread_mutex_lock(&open_lock);
+	if (cat->prev_open) {
+		*cat->prev_open = cat->next_open;
+		if (cat->next_open)
+			cat->next_open->prev_open = cat->prev_open;
+		cat->prev_open = NULL;
+	}
+	pthread_mutex_unlock(&open_lock);
+}
+
+/* Each time the flag gets set: interrupt every open connection once. */
+static void *cancel_watcher(void *unused)
+{
+	const struct timespec pause = { .tv_nsec = CANCEL_POLL_NS };
+
+	(void)unused;
+	for (;;) {
+		while (!catalog_cancelled())
+			nanosleep(&pause, NULL);
+		pthread_mutex_lock(&open_lock);
+		for (struct catalog *c = open_list; c; c = c->next_open)
+			sqlite3_interrupt(c->db);
+		pthread_mutex_unlock(&open_lock);
+		while (catalog_cancelled())
+			nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+void snapfs_set_cancel_flag(volatile sig_atomic_t *flag)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+
+	pthread_mutex_lock(&open_lock);
+	cancel_flag = flag;
+	if (flag && !watcher_started && pthread_attr_init(&attr) == 0) {
+		/* Signals go to the caller's threads, not to this one. */
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		watcher_started = pthread_create(&thread, &attr, cancel_watcher, NULL) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_mutex_unlock(&open_lock);
+}
+
+static bool catalog_cancelled(void)
+{
+	volatile sig_atomic_t *flag = cancel_flag;
+
+	return flag && *flag;
+}
+
+static int cancel_progress(void *unused)
+{
+	(void)unused;
+	return catalog_cancelled();
+}
+
+/*
+ * SQLite's defensive mode (no writable_schema, no shadow-table writes),
+ * trusted_schema off (functions with side effects cannot run from the
+ * schema), no extension loading, no triggers at all (snapfs has none, so
+ * a planted one could never fire even if the schema check missed it), and
+ * the cancel flag looked at while statements run.
+ */
+static int catalog_harden(struct catalog *cat, const char *path)
+{
+	static const int settings[][2] = {
+		{ SQLITE_DBCONFIG_DEFENSIVE, 1 },
+		{ SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0 },
+		{ SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0 },
+		{ SQLITE_DBCONFIG_ENABLE_TRIGGER, 0 },
+	};
+	int got, rc;
+
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		rc = sqlite3_db_config(cat->db, settings[i][0], settings[i][1], &got);
+		if (rc != SQLITE_OK)
+			return error_sqlite(cat->db, rc, path);
+		if (got != settings[i][1])
+			return error_set(-EIO, "%s: cannot set up a safe connection", path);
+	}
+	sqlite3_progress_handler(cat->db, CANCEL_CHECK_STEPS, cancel_progress, NULL);
+	catalog_register(cat);
+	return exec_sql(cat, "PRAGMA trusted_schema = OFF", path);
+}
+
+/* The rows of db's sqlite_schema. */
+static int schema_read(sqlite3 *db, struct schema *ret)
+{
+	struct schema s = { 0 };
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "SELECT type, name, tbl_name, sql FROM sqlite_schema",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(db, rc, "read schema");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = schema_add(&s, (const char *)sqlite3_column_text(st, 0),
+				(const char *)sqlite3_column_text(st, 1),
+				(const char *)sqlite3_column_text(st, 2),
+				(const char *)sqlite3_column_text(st, 3));
+		if (rc < 0)
+			goto out_release;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = error_sqlite(db, rc, "read schema");
+		goto out_release;
+	}
+	sqlite3_finalize(st);
+	schema_sort(&s);
+	*ret = s;
+	return 0;
+
+out_release:
+	sqlite3_finalize(st);
+	schema_release(&s);
+	return rc;
+}
+
+/* The schema of a version-`version` store made at version `from` and
+ * brought up by the upgrade steps: built in an in-memory database. */
+static int schema_expected(int version, int from, struct schema *ret)
+{
+	const char *text = NULL;
+	sqlite3 *db = NULL;
+	int rc;
+
+	if (from == SNAPFS_SCHEMA_VERSION)
+		text = snapfs_schema_sql;
+	else if (from >= 1 && from < SCHEMA_TEXT_COUNT)
+		text = schema_texts[from];
+	if (!text)
+		return -ENOENT;
+	rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		goto out_sqlite;
+	rc = sqlite3_exec(db, text, NULL, NULL, NULL);
+	for (int v = from + 1; rc == SQLITE_OK && v <= version; v++)
+		rc = sqlite3_exec(db, upgrade_steps[v - 2], NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto out_sqlite;
+	rc = schema_read(db, ret);
+	sqlite3_close(db);
+	return rc;
+
+out_sqlite:
+	rc = error_sqlite(db, rc, "expected schema");
+	sqlite3_close(db);
+	return rc;
+}
+
+/* The current version's schema, built on first use (never freed: one
+ * small copy for the life of the process). */
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct schema current_schema;
+static bool current_built;
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Compare the store's schema with the one its version has, made fresh or
+ * reached by upgrade steps from an older version. Read in one transaction
+ * with user_version. A database of version 0 (new, or not a store) or of a
+ * newer version is left to the store's own checks (store.c), which refuse
+ * it. */
+static int compare_schema(struct catalog *cat, const char *path, int version)
+{
+	struct schema got = { 0 }, want = { 0 };
+	char diff[600] = "";
+	int rc;
+
+	rc = schema_read(cat->db, &got);
+	if (rc < 0)
+		return rc;
+	/* The usual case first, from a copy made once per process. */
+	pthread_mutex_lock(&current_lock);
+	rc = 0;
+	if (!current_built && version == SNAPFS_SCHEMA_VERSION) {
+		rc = schema_expected(version, version, &current_schema);
+		current_built = rc == 0;
+	}
+	if (rc == 0 && version == SNAPFS_SCHEMA_VERSION &&
+	    schema_compare(&current_schema, &got, diff, sizeof(diff)) == 0) {
+		pthread_mutex_unlock(&current_lock);
+		goto out_release;
+	}
+	pthread_mutex_unlock(&current_lock);
+	if (rc < 0)
+		goto out_release;
+	for (int from = version; from >= 1; from--) {
+		char other[600];
+
+		schema_release(&want);
+		rc = schema_expected(version, from, &want);
+		if (rc == -ENOENT)
+			continue;
+		if (rc < 0)
+			goto out_release;
+		if (schema_compare(&want, &got, from == version ? diff : other,
+				   from == version ? sizeof(diff) : sizeof(other)) == 0)
+			goto out_release;
+	}
+	rc = error_set(-SNAPFS_ENOTSTORE, "%s: not the schema of a version %d store: %s "
+		       "(edited or made outside snapfs; refused, not modified)",
+		       base_name(path), version, diff[0] ? diff : "no schema known");
+out_release:
+	schema_release(&want);
+	schema_release(&got);
+	return rc;
+}
+
+static int catalog_check_schema(struct catalog *cat, const char *path)
+{
+	int64_t version;
+	int rc;
+
+	rc = exec_sql(cat, "BEGIN", path);
+	if (rc < 0)
+		return rc;
+	rc = query_int(cat, "PRAGMA user_version", &version, "schema version");
+	if (rc == 0 && version >= 1 && version <= SNAPFS_SCHEMA_VERSION)
+		rc = compare_schema(cat, path, (int)version);
+	sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
 	return rc;
 }

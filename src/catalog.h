@@ -38,7 +38,10 @@ int catalog_upgrade_v2_blobs(struct catalog *cat,
 			     int (*append)(void *ctx, const void *data, size_t len,
 					   uint64_t *ret_offset),
 			     void *ctx);
-int catalog_upgrade_v2_end(struct catalog *cat, uint64_t pack_length, bool commit);
+/* Part 2 of v2.sql with the pack's length and the new user_version, in
+ * the transaction (the caller seals the snapshots before it ends). */
+int catalog_upgrade_v2_finish(struct catalog *cat, uint64_t pack_length);
+int catalog_upgrade_v2_end(struct catalog *cat, bool commit);
 int catalog_page_size(struct catalog *cat, uint32_t *ret_page_size);
 int catalog_data_version(struct catalog *cat, int64_t *ret_version);
 
@@ -67,6 +70,10 @@ int catalog_snapshot_insert(struct catalog *cat, const struct snapfs_snapshot *s
 			    int64_t *ret_id);
 /* Record the figures of a finished save. */
 int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapshot *snap);
+/* The ids of the snapshots whose parent is name; caller frees *ret_ids. */
+int catalog_snapshot_children(struct catalog *cat, const char *name, int64_t **ret_ids,
+			      size_t *ret_count);
+int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t digest);
 /* Delete one snapshot by name (segments and page map go with it). */
 int catalog_snapshot_delete(struct catalog *cat, const char *name);
 

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "map_run.h"
+#include "snapfs.h"
 #include <xxhash.h>
 
 struct page_hasher {
@@ -74,6 +75,44 @@ int64_t run_hash(const void *data, size_t len, int64_t snapshot_id,
 		 uint64_t first_page)
 {
 	return (int64_t)XXH3_64bits_withSeed(data, len, run_seed(snapshot_id, first_page));
+}
+
+/* A text field with its length first, so that fields cannot run into
+ * each other. */
+static void update_text(XXH3_state_t *state, const char *text)
+{
+	uint64_t len = text ? strlen(text) + 1 : 0;
+
+	XXH3_64bits_update(state, &len, sizeof(len));
+	if (text)
+		XXH3_64bits_update(state, text, len);
+}
+
+int64_t snapshot_digest(const struct snapfs_snapshot *snap,
+			const struct snapfs_segment *segs, size_t count)
+{
+	XXH3_state_t *state = XXH3_createState();
+	uint64_t head[5] = { (uint64_t)snap->id, (uint64_t)snap->parent_id, snap->file_size,
+			     snap->page_size, (uint64_t)snap->map_digest };
+	int64_t digest;
+
+	if (!state)
+		return 0;
+	XXH3_64bits_reset_withSeed(state, 0x736e6170667331ull);   /* "snapfs1" */
+	XXH3_64bits_update(state, head, sizeof(head));
+	update_text(state, snap->name);
+	update_text(state, snap->format);
+	for (size_t i = 0; i < count; i++) {
+		uint64_t item[4] = { segs[i].start, segs[i].end, (uint64_t)segs[i].memcg_id,
+				     segs[i].committed };
+
+		XXH3_64bits_update(state, item, sizeof(item));
+		update_text(state, segs[i].kind);
+		update_text(state, segs[i].label);
+	}
+	digest = (int64_t)XXH3_64bits_digest(state);
+	XXH3_freeState(state);
+	return digest;
 }
 
 int64_t map_digest(int64_t snapshot_id, uint64_t file_size,

@@ -34,6 +34,15 @@ struct map_run;
 int64_t map_digest(int64_t snapshot_id, uint64_t file_size,
 		   const struct map_run *runs, size_t count);
 
+/* The integrity hash of a snapshot's identity and shape
+ * (snapshots.meta_digest): id, name, parent_id, file_size, page_size,
+ * format, map_digest and every segment (start, end, kind, memcg,
+ * committed, label) in order. */
+struct snapfs_snapshot;
+struct snapfs_segment;
+int64_t snapshot_digest(const struct snapfs_snapshot *snap,
+			const struct snapfs_segment *segs, size_t count);
+
 /* The same hash computed a page at a time. */
 struct run_hasher;
 struct run_hasher *run_hasher_new(void);

@@ -20,6 +20,7 @@
 #include "decode_ahead.h"
 #include "digest.h"
 #include "errors.h"
+#include "seal.h"
 #include "reader.h"
 #include "store.h"
 
@@ -70,6 +71,11 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 	rc = catalog_snapshot_get_id(cat, snapshot_id, &snap);
 	if (rc < 0)
 		goto out_end;
+	rc = snapshot_check(cat, &snap);
+	if (rc < 0) {
+		snapfs_snapshot_release(&snap);
+		goto out_end;
+	}
 	rc = catalog_map_load(cat, snapshot_id, &runs, &locs, &count);
 	snapfs_snapshot_release(&snap);
 	if (rc < 0)

@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "digest.h"
 #include "errors.h"
+#include "seal.h"
 #include "scanner.h"
 #include "source.h"
 #include "store.h"
@@ -314,6 +315,9 @@ static int write_snapshot(struct save_job *job)
 		return rc;
 	job->snap.data_bytes = job->data_bytes;
 	job->snap.map_digest = blob_writer_map_digest(job->writer, job->snap.file_size);
+	rc = snapshot_seal(cat, &job->snap);
+	if (rc < 0)
+		return rc;
 	rc = catalog_snapshot_blob_bytes(cat, job->snap.id, &job->snap.stored_bytes);
 	if (rc < 0)
 		return rc;

@@ -82,6 +82,14 @@ void snapfs_store_set_cache_size(struct snapfs_store *store, size_t bytes);
  * (PRAGMA data_version): cheap to poll to notice new or removed snapshots.
  * Returns < 0 on failure. */
 int64_t snapfs_store_generation(struct snapfs_store *store);
+/* True once the store's directory or its snapfs.db is found to be another
+ * file than the one snapfs_store_open() opened (moved, replaced by `mv`,
+ * removed); snapfs_errmsg() then says so. From then on every read of the
+ * store fails with -EIO: snapfs never mixes two databases. Checked when a
+ * connection is opened, at every snapfs_store_generation(), and here (the
+ * files looked at again at most every 100 ms: cheap enough to call for
+ * every read). */
+bool snapfs_store_replaced(struct snapfs_store *store);
 
 /* Store-wide accounting. */
 struct snapfs_store_summary {
@@ -116,8 +124,16 @@ struct snapfs_snapshot {
 	uint64_t data_bytes;
 	uint64_t stored_bytes;
 	int64_t map_digest;                /* integrity hash of the page map */
+	int64_t meta_digest;               /* integrity hash of the fields above that
+	                                    * decide the bytes (see schema/README.md) */
 };
 void snapfs_snapshot_release(struct snapfs_snapshot *snap);
+/* 0 if snap's name, parent, size, page size, format, segments and page
+ * map digest are the ones snapfs recorded (snapshots.meta_digest);
+ * -SNAPFS_ECORRUPT if anything was changed outside snapfs (two names
+ * swapped, a size edited...). Reading a snapshot (snapfs_image_open)
+ * checks this itself; callers that show a snapshot's metadata call it. */
+int snapfs_snapshot_check(struct snapfs_store *store, const struct snapfs_snapshot *snap);
 
 /* Look up a snapshot by name: -ENOENT if there is none. */
 int snapfs_snapshot_get(struct snapfs_store *store, const char *name,
@@ -169,6 +185,17 @@ struct snapfs_progress {
 	void *data;
 	volatile sig_atomic_t *cancel;  /* non-NULL and set: stop, -SNAPFS_ECANCELED */
 };
+
+/*
+ * A process-wide cancel flag for every SQL statement libsnapfs runs, on
+ * every connection (NULL, the default: none). Once *flag is non-zero, a
+ * statement that is running stops within about a thousand SQLite steps
+ * and any new one fails at once, all with -SNAPFS_ECANCELED; transactions
+ * roll back, so nothing half-written stays. Meant for SIGINT / SIGTERM
+ * handlers that set the flag: a long query (verify's integrity check, a
+ * large store) cannot outlast the signal.
+ */
+void snapfs_set_cancel_flag(volatile sig_atomic_t *flag);
 
 /* --- save ---------------------------------------------------------------- */
 

@@ -307,19 +307,17 @@ out_close:
  * check that it holds them all. */
 static int open_pages(struct criu_level *lv, uint64_t present_pages)
 {
-	char name[64];
+	char name[64], shown[4300];
 	struct stat st;
+	int rc;
 
 	if (present_pages == 0)
 		return 0;
 	snprintf(name, sizeof(name), "pages-%u.img", lv->pages_id);
-	lv->pages_fd = openat(lv->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (lv->pages_fd < 0 || fstat(lv->pages_fd, &st) < 0)
-		return error_set(errno == ENOENT ? -SNAPFS_ECORRUPT : -errno,
-				 "source '%s': %s: %s", lv->shown, name, errno_text(errno));
-	if (!S_ISREG(st.st_mode))
-		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: not a regular file",
-				 lv->shown, name);
+	snprintf(shown, sizeof(shown), "source '%s': %s", lv->shown, name);
+	rc = source_file_open(lv->dirfd, name, shown, false, &lv->pages_fd, &st);
+	if (rc < 0)
+		return rc == -ENOENT || rc == -ENODEV ? -SNAPFS_ECORRUPT : rc;
 	if ((uint64_t)st.st_size / SNAPFS_PAGE_SIZE < present_pages)
 		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: holds %llu bytes, but "
 				 "the pagemap has %llu pages in it: truncated?", lv->shown,

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -423,6 +424,7 @@ int source_open_elf(const char *path, struct source *src)
 	struct note_list skipped = { 0 };
 	struct elf_load *loads = NULL;
 	struct elf_source *es;
+	char shown[4200];
 	size_t count = 0;
 	struct stat st;
 	Elf *elf;
@@ -433,14 +435,11 @@ int source_open_elf(const char *path, struct source *src)
 		return -ENOMEM;
 	src->ops = &elf_ops;
 	src->impl = es;
-	es->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (es->fd < 0)
-		return error_set(-errno, "source '%s': %s", path, errno_text(errno));
-	if (fstat(es->fd, &st) < 0)
-		return error_set(-errno, "source '%s': %s", path, errno_text(errno));
-	if (!S_ISREG(st.st_mode))
-		return error_set(-EINVAL, "source '%s': not a regular file (an ELF core is one)",
-				 path);
+	es->fd = -1;
+	snprintf(shown, sizeof(shown), "source '%s'", path);
+	rc = source_file_open(AT_FDCWD, path, shown, false, &es->fd, &st);
+	if (rc < 0)
+		return rc == -ENODEV ? -EINVAL : rc;  /* an ELF core is a regular file */
 	es->core_size = (uint64_t)st.st_size;
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return error_set(-EINVAL, "libelf: %s", elf_errmsg(-1));

@@ -40,6 +40,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -133,21 +134,17 @@ static int read_metadata(const char *path, int dirfd, struct pb_budget *budget,
 			 meta_proto **ret_meta, uint64_t *ret_rest)
 {
 	unsigned char len_buf[8], *data = NULL;
+	char shown[4200];
 	uint64_t len = 0;
 	struct stat st;
 	meta_proto *meta;
 	ssize_t n;
 	int fd, rc;
 
-	fd = openat(dirfd, GVISOR_META_FILE, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return error_set(-errno, "source '%s': %s: %s", path, GVISOR_META_FILE,
-				 errno_text(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = error_set(-EINVAL, "source '%s': %s: not a regular file", path,
-			       GVISOR_META_FILE);
-		goto out_close;
-	}
+	snprintf(shown, sizeof(shown), "source '%s': %s", path, GVISOR_META_FILE);
+	rc = source_file_open(dirfd, GVISOR_META_FILE, shown, false, &fd, &st);
+	if (rc < 0)
+		return rc == -ENODEV ? -EINVAL : rc;
 	n = pread_full(fd, len_buf, sizeof(len_buf), 0);
 	if (n != (ssize_t)sizeof(len_buf)) {
 		rc = n < 0 ? error_set((int)n, "source '%s': %s: %s", path, GVISOR_META_FILE,
@@ -259,6 +256,7 @@ int source_open_gvisor(const char *path, struct source *src)
 	struct pb_budget budget;
 	meta_proto *meta = NULL;
 	uint64_t rest = 0, committed = 0;
+	char shown[4200];
 	struct stat st;
 	int dirfd, rc;
 
@@ -280,15 +278,11 @@ int source_open_gvisor(const char *path, struct source *src)
 	rc = lay_out(src, meta, &committed);
 	if (rc < 0)
 		goto out_free;
-	gs->pages_fd = openat(dirfd, GVISOR_PAGES_FILE, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (gs->pages_fd < 0 || fstat(gs->pages_fd, &st) < 0) {
-		rc = error_set(-errno, "source '%s': %s: %s", path, GVISOR_PAGES_FILE,
-			       errno_text(errno));
-		goto out_free;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = error_set(-EINVAL, "source '%s': %s: not a regular file", path,
-			       GVISOR_PAGES_FILE);
+	snprintf(shown, sizeof(shown), "source '%s': %s", path, GVISOR_PAGES_FILE);
+	rc = source_file_open(dirfd, GVISOR_PAGES_FILE, shown, false, &gs->pages_fd, &st);
+	if (rc < 0) {
+		if (rc == -ENODEV)
+			rc = -EINVAL;
 		goto out_free;
 	}
 	if ((uint64_t)st.st_size < committed || (rest == 0 && (uint64_t)st.st_size != committed)) {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -14,6 +15,7 @@
 
 #include "errors.h"
 #include "source.h"
+#include "source_util.h"
 
 struct raw_source {
 	int fd;
@@ -110,29 +112,27 @@ static const struct source_ops raw_ops = {
 int source_open_raw(const char *path, struct source *src)
 {
 	struct raw_source *raw;
+	char shown[4200];
 	struct stat st;
+	int rc;
 
 	raw = calloc(1, sizeof(*raw));
 	if (!raw)
 		return -ENOMEM;
 	src->ops = &raw_ops;
 	src->impl = raw;
-	raw->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (raw->fd < 0)
-		return error_set(-errno, "source '%s': %s", path, errno_text(errno));
-	if (fstat(raw->fd, &st) < 0)
-		return error_set(-errno, "source '%s': %s", path, errno_text(errno));
-	if (S_ISDIR(st.st_mode))
-		return error_set(-EISDIR, "source '%s': is a directory, not a memory file", path);
+	raw->fd = -1;
+	snprintf(shown, sizeof(shown), "source '%s'", path);
+	rc = source_file_open(AT_FDCWD, path, shown, true, &raw->fd, &st);
+	if (rc < 0)
+		return rc;
 	if (S_ISREG(st.st_mode)) {
 		src->size = (uint64_t)st.st_size;
-	} else if (S_ISBLK(st.st_mode)) {
+	} else {
 		if (ioctl(raw->fd, BLKGETSIZE64, &src->size) < 0)
 			return error_set(-errno, "source '%s': size of block device: %s",
 					 path, errno_text(errno));
 		raw->is_device = true;
-	} else {
-		return error_set(-ENODEV, "source '%s': not a regular file or block device", path);
 	}
 	posix_fadvise(raw->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return 0;

@@ -13,9 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "errors.h"
+
+/* File systems whose files report a size unrelated to what they read. */
+#define PROC_MAGIC 0x9fa0
+#define SYSFS_MAGIC 0x62656572
+#define DEBUGFS_MAGIC 0x64626720
+#define TRACEFS_MAGIC 0x74726163
+#define CONFIGFS_MAGIC 0x62656570
 
 int extent_list_push(struct extent_list *list, uint64_t start, uint64_t end,
 		     int file, uint64_t file_off)
@@ -223,25 +231,103 @@ void note_list_release(struct note_list *notes)
 	*notes = (struct note_list){ 0 };
 }
 
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	return "not a regular file";
+}
+
+/* A regular file of size 0 holds nothing if a read at 0 says end of file
+ * and it is not on a pseudo file system. */
+static int check_empty(int fd, const char *shown)
+{
+	struct statfs sfs;
+	unsigned char byte;
+	ssize_t n;
+
+	if (fstatfs(fd, &sfs) == 0 &&
+	    (sfs.f_type == PROC_MAGIC || sfs.f_type == SYSFS_MAGIC ||
+	     sfs.f_type == DEBUGFS_MAGIC || sfs.f_type == TRACEFS_MAGIC ||
+	     sfs.f_type == CONFIGFS_MAGIC))
+		return error_set(-ENODEV, "%s: a file of procfs or sysfs, whose size (0) is not "
+				 "what it holds; for a process's memory use pid:N", shown);
+	do
+		n = pread(fd, &byte, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return 0;
+	if (n < 0)
+		return error_set(-ENODEV, "%s: reports size 0 but a read fails (%s): not a "
+				 "memory file", shown, errno_text(errno));
+	return error_set(-ENODEV, "%s: reports size 0 but reads data: its size is not what "
+			 "it holds, not a memory file", shown);
+}
+
+int source_file_open(int dirfd, const char *name, const char *shown, bool allow_blk,
+		     int *ret_fd, struct stat *ret_st)
+{
+	struct stat st;
+	int fd, flags, rc;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 && errno == ENXIO && fstatat(dirfd, name, &st, 0) == 0 &&
+	    S_ISSOCK(st.st_mode))
+		return error_set(-ENODEV, "%s: a socket, not a memory file", shown);
+	if (fd < 0)
+		return error_set(-errno, "%s: %s", shown, errno_text(errno));
+	if (fstat(fd, &st) < 0) {
+		rc = error_set(-errno, "%s: %s", shown, errno_text(errno));
+		goto out_close;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		rc = error_set(-EISDIR, "%s: is a directory, not a memory file", shown);
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode) && !(allow_blk && S_ISBLK(st.st_mode))) {
+		rc = error_set(-ENODEV, "%s: %s, not a %s", shown, file_kind(st.st_mode),
+			       allow_blk ? "regular file or block device" : "regular file");
+		goto out_close;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		rc = error_set(-errno, "%s: %s", shown, errno_text(errno));
+		goto out_close;
+	}
+	if (S_ISREG(st.st_mode) && st.st_size == 0) {
+		rc = check_empty(fd, shown);
+		if (rc < 0)
+			goto out_close;
+	}
+	*ret_fd = fd;
+	if (ret_st)
+		*ret_st = st;
+	return 0;
+
+out_close:
+	close(fd);
+	return rc;
+}
+
 int read_whole_file(int dirfd, const char *name, const char *shown,
 		    size_t max_size, unsigned char **ret_buf, size_t *ret_len)
 {
 	unsigned char *buf = NULL;
+	char quoted[4200];
 	struct stat st;
 	ssize_t got;
 	int fd, rc;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return error_set(-errno, "'%s': %s", shown, errno_text(errno));
-	if (fstat(fd, &st) < 0) {
-		rc = error_set(-errno, "'%s': %s", shown, errno_text(errno));
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = error_set(-EINVAL, "'%s': not a regular file", shown);
-		goto out_close;
-	}
+	snprintf(quoted, sizeof(quoted), "'%s'", shown);
+	rc = source_file_open(dirfd, name, quoted, false, &fd, &st);
+	if (rc < 0)
+		return rc == -ENODEV ? -EINVAL : rc;
 	if ((uint64_t)st.st_size > max_size) {
 		rc = error_set(-SNAPFS_ECORRUPT, "'%s': %llu bytes, more than the %zu this "
 			       "kind of file may have", shown,

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "source.h"
@@ -96,6 +97,20 @@ int note_add(struct note_list *notes, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int note_list_finish(struct note_list *notes, struct source *src);
 void note_list_release(struct note_list *notes);
+
+/*
+ * Open dirfd/name (dirfd AT_FDCWD for a plain path) for reading, without
+ * blocking on a FIFO, a socket or a device: the open is O_NONBLOCK, the file
+ * is checked with fstat, and only then made blocking. Accepted: a regular
+ * file, and a block device if allow_blk. Refused with -ENODEV: anything
+ * else (FIFO, socket, character device) and, also -ENODEV, a regular
+ * file that reports size 0 but is not empty (procfs, sysfs: files whose
+ * size says nothing about what they read). Messages read "SHOWN: WHY",
+ * shown being how the caller names the file ("source '/x'"). The fd in *ret_fd and the fstat in *ret_st (optional) belong
+ * to the caller; both untouched on failure.
+ */
+int source_file_open(int dirfd, const char *name, const char *shown, bool allow_blk,
+		     int *ret_fd, struct stat *ret_st);
 
 /* Read the whole regular file at dirfd/name (dirfd may be AT_FDCWD) into
  * a new buffer, refusing files larger than max_size. *ret_buf is freed by

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "decode_ahead.h"
 #include "digest.h"
 #include "errors.h"
+#include "seal.h"
 #include "upgrade.h"
 
 struct snapfs_store {
@@ -38,7 +40,12 @@ struct snapfs_store {
 	bool ahead_tried;
 	pthread_mutex_t watch_lock;     /* guards watcher */
 	struct catalog *watcher;        /* polled for data_version */
+	struct stat dir_st, db_st;      /* what dir and db_path were at open */
+	atomic_bool replaced;           /* either is another file now */
+	_Atomic int64_t checked_ms;     /* when snapfs_store_replaced() last looked */
 };
+
+static int store_same_files(struct snapfs_store *store);
 
 void store_now_iso8601(char *buf, size_t cap)
 {
@@ -187,6 +194,10 @@ int snapfs_store_open(const char *dir, unsigned flags,
 		rc = -ENOMEM;
 		goto out_close;
 	}
+	/* What the store is now: every connection opened later must open
+	 * this very file (store_same_files). */
+	if (stat(dir, &store->dir_st) < 0 || stat(store->db_path, &store->db_st) < 0)
+		memset(&store->db_st, 0, sizeof(store->db_st));
 	rc = store_check(dir, store->db_path, &version);
 	if (rc < 0)
 		goto out_close;
@@ -196,6 +207,9 @@ int snapfs_store_open(const char *dir, unsigned flags,
 			error_prefix(rc, "store '%s'", dir);
 			goto out_close;
 		}
+		rc = store_same_files(store);
+		if (rc < 0)
+			goto out_close;
 		rc = upgrade_store(store->writer, store->blobs, version);
 		if (rc < 0) {
 			error_prefix(rc, "store '%s'", dir);
@@ -309,11 +323,62 @@ const char *store_dir(const struct snapfs_store *store)
 	return store->dir;
 }
 
+/* Has st the same file as recorded? */
+static bool same_file(const char *path, const struct stat *recorded)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && st.st_dev == recorded->st_dev &&
+	       st.st_ino == recorded->st_ino;
+}
+
+/*
+ * One database for the life of an open store: 0 while the store directory
+ * and its snapfs.db are the files they were at open, else -EIO from then
+ * on. Connections opened by path after a replacement would read another
+ * database and mix its pages with the first one's, so none is opened; the
+ * connections already open keep the old file and stay consistent, but
+ * are not used any more either: every read fails the same way.
+ */
+static int store_same_files(struct snapfs_store *store)
+{
+	if (!atomic_load(&store->replaced) &&
+	    (!same_file(store->dir, &store->dir_st) ||
+	     !same_file(store->db_path, &store->db_st)))
+		atomic_store(&store->replaced, true);
+	if (atomic_load(&store->replaced))
+		return error_set(-EIO, "store '%s': %s was moved or replaced since it was "
+				 "opened: not reading from another database (open the "
+				 "store again)", store->dir, SNAPFS_DB_FILE);
+	return 0;
+}
+
+/* How often snapfs_store_replaced() looks at the files again. */
+#define REPLACED_CHECK_MS 100
+
+bool snapfs_store_replaced(struct snapfs_store *store)
+{
+	struct timespec now;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	if (!atomic_load(&store->replaced) &&
+	    ms - atomic_load(&store->checked_ms) >= REPLACED_CHECK_MS) {
+		atomic_store(&store->checked_ms, ms);
+		store_same_files(store);
+	}
+	/* Again when replaced: the message for this thread. */
+	return atomic_load(&store->replaced) && store_same_files(store) < 0;
+}
+
 int store_reader_get(struct snapfs_store *store, struct catalog **ret_cat)
 {
 	struct catalog *cat = NULL;
 	int rc;
 
+	if (atomic_load(&store->replaced))
+		return store_same_files(store);
 	pthread_mutex_lock(&store->pool_lock);
 	if (store->idle_count > 0)
 		cat = store->idle[--store->idle_count];
@@ -325,6 +390,12 @@ int store_reader_get(struct snapfs_store *store, struct catalog **ret_cat)
 	rc = catalog_open(store->db_path, true, &cat);
 	if (rc < 0)
 		return error_prefix(rc, "store '%s'", store->dir);
+	/* Checked after the open: the connection has the file it checked. */
+	rc = store_same_files(store);
+	if (rc < 0) {
+		catalog_close(cat);
+		return rc;
+	}
 	*ret_cat = cat;
 	return 0;
 }
@@ -359,10 +430,28 @@ int64_t snapfs_store_generation(struct snapfs_store *store)
 	pthread_mutex_lock(&store->watch_lock);
 	if (!store->watcher)
 		rc = catalog_open(store->db_path, true, &store->watcher);
+	/* Polled about once a second by a mount: a replaced database is
+	 * noticed within that, even without new connections. */
+	if (rc == 0)
+		rc = store_same_files(store);
 	if (rc == 0)
 		rc = catalog_data_version(store->watcher, &version);
 	pthread_mutex_unlock(&store->watch_lock);
 	return rc < 0 ? rc : version;
+}
+
+int snapfs_snapshot_check(struct snapfs_store *store, const struct snapfs_snapshot *snap)
+{
+	struct catalog *cat;
+	int rc;
+
+	error_clear();
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		return rc;
+	rc = snapshot_check(cat, snap);
+	store_reader_put(store, cat);
+	return rc;
 }
 
 int snapfs_snapshot_get(struct snapfs_store *store, const char *name,
@@ -410,6 +499,44 @@ int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
 	return rc;
 }
 
+/* Delete snapshot name. Its children lose their parent (parent_id NULL):
+ * each child whose digest held before is sealed again; one that was
+ * already changed outside snapfs stays caught. */
+static int remove_one(struct catalog *cat, const char *name)
+{
+	struct snapfs_snapshot child;
+	int64_t *ids = NULL;
+	size_t count = 0;
+	bool *sound = NULL;
+	int rc;
+
+	rc = catalog_snapshot_children(cat, name, &ids, &count);
+	if (rc < 0)
+		return rc;
+	sound = calloc(count + 1, sizeof(*sound));
+	if (!sound) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < count; i++) {
+		rc = catalog_snapshot_get_id(cat, ids[i], &child);
+		if (rc < 0)
+			goto out_free;
+		sound[i] = snapshot_check(cat, &child) == 0;
+		snapfs_snapshot_release(&child);
+	}
+	error_clear();
+	rc = catalog_snapshot_delete(cat, name);
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		if (sound[i])
+			rc = snapshot_reseal(cat, ids[i]);
+	}
+out_free:
+	free(sound);
+	free(ids);
+	return rc;
+}
+
 int snapfs_snapshot_remove(struct snapfs_store *store,
 			   const char *const *names, size_t count)
 {
@@ -426,7 +553,7 @@ int snapfs_snapshot_remove(struct snapfs_store *store,
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < count; i++) {
-		rc = catalog_snapshot_delete(cat, names[i]);
+		rc = remove_one(cat, names[i]);
 		if (rc < 0)
 			goto out_rollback;
 	}

@@ -13,11 +13,25 @@
 #include "blob_store.h"
 #include "catalog.h"
 #include "errors.h"
+#include "seal.h"
 #include "snapfs.h"
 
 static int append_blob(void *ctx, const void *data, size_t len, uint64_t *ret_offset)
 {
 	return blob_store_append(ctx, data, len, ret_offset);
+}
+
+/* Version 2 seals every snapshot (snapshots.meta_digest). */
+static int seal_all(struct catalog *cat)
+{
+	struct snapfs_snapshot *snaps = NULL;
+	size_t count = 0;
+	int rc = catalog_snapshot_list(cat, &snaps, &count);
+
+	for (size_t i = 0; rc == 0 && i < count; i++)
+		rc = snapshot_reseal(cat, snaps[i].id);
+	snapfs_snapshot_list_free(snaps, count);
+	return rc;
 }
 
 static int upgrade_to_v2(struct catalog *cat, struct blob_store *bs)
@@ -33,7 +47,11 @@ static int upgrade_to_v2(struct catalog *cat, struct blob_store *bs)
 		rc = catalog_upgrade_v2_blobs(cat, append_blob, bs);
 	if (rc == 0)
 		rc = blob_store_append_sync(bs, &length);
-	rc = catalog_upgrade_v2_end(cat, length, rc == 0) ?: rc;
+	if (rc == 0)
+		rc = catalog_upgrade_v2_finish(cat, length);
+	if (rc == 0)
+		rc = seal_all(cat);
+	rc = catalog_upgrade_v2_end(cat, rc == 0) ?: rc;
 	blob_store_append_end(bs, rc == 0);
 	if (rc == 0)
 		rc = catalog_shrink(cat);

@@ -20,6 +20,7 @@
 #include "blob_store.h"
 #include "digest.h"
 #include "reader.h"
+#include "seal.h"
 #include "store.h"
 
 /* Bytes read per call when reading a run back. */
@@ -230,6 +231,12 @@ out_close:
 
 static int check_snapshot(struct verify_job *job, const struct snapfs_snapshot *snap)
 {
+	/* Nothing of it is read back when its seal fails: readers refuse it. */
+	if (snapshot_check(job->cat, snap) < 0) {
+		report(job, "snapshot '%s': changed outside snapfs: its name, parent, size, format, "
+		       "segments or page-map digest do not match its seal (meta_digest)", snap->name);
+		return 0;
+	}
 	check_segments(job, snap);
 	check_figures(job, snap);
 	return check_pages(job, snap);

@@ -34,6 +34,8 @@ CREATE TABLE dictionaries (
 INSERT INTO packs (length) VALUES (0);
 
 -- @part 2
+-- Every snapshot's meta_digest is computed by src/upgrade.c after this.
+ALTER TABLE snapshots ADD COLUMN meta_digest INTEGER NOT NULL DEFAULT 0;
 -- Keep "ids are never reused": the new table carries the old sequence on.
 DELETE FROM sqlite_sequence WHERE name = 'blobs_v2';
 INSERT INTO sqlite_sequence (name, seq)

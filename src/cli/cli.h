@@ -34,9 +34,12 @@ int cli_fail(int rc, const char *what);
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Open the store at dir (or fail with a message): an exit code, 0 on success. */
 int cli_open_store(const char *dir, unsigned flags, struct snapfs_store **ret_store);
-/* Set by SIGINT/SIGTERM while a long command runs. */
+/* 0, or the signal (SIGINT, SIGTERM, SIGHUP) that asked the command to stop. */
 extern volatile sig_atomic_t cli_cancel;
-/* Route SIGINT and SIGTERM to cli_cancel. */
+/* Route SIGINT, SIGTERM and SIGHUP to cli_cancel, and make libsnapfs's
+ * statements stop when it is set (snapfs_set_cancel_flag). main() does it
+ * for every command but the mount. An interrupted command fails with
+ * -SNAPFS_ECANCELED, which cli_fail() turns into 128 + the signal. */
 void cli_catch_signals(void);
 
 int cmd_init(int argc, char **argv);

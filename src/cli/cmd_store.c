@@ -151,6 +151,11 @@ int cmd_info(int argc, char **argv)
 		goto out_close;
 	}
 	rc = snapfs_snapshot_get(store, name, &snap);
+	if (rc == 0) {
+		rc = snapfs_snapshot_check(store, &snap);
+		if (rc < 0)
+			snapfs_snapshot_release(&snap);
+	}
 	if (rc < 0) {
 		rc = cli_fail(rc, "info");
 		goto out_close;

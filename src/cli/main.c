@@ -38,7 +38,8 @@ static const char usage_text[] =
 	"  snapfs --help | --version | COMMAND --help\n"
 	"\n"
 	"Every command takes --quiet. Exit status: 0 success, 1 failure,\n"
-	"2 bad usage, 3 damage found. See snapfs(1).\n";
+	"2 bad usage, 3 damage found, 130 / 143 stopped by SIGINT / SIGTERM.\n"
+	"See snapfs(1).\n";
 
 static int print_version(void)
 {
@@ -55,6 +56,9 @@ int cli_fail(int rc, const char *what)
 	else
 		fprintf(stderr, "snapfs: %s: %s\n", what, snapfs_strerror(rc));
 	switch (-rc) {
+	case SNAPFS_ECANCELED:
+		/* 128 + the signal, as a shell reports a process it killed. */
+		return 128 + (cli_cancel > 0 ? (int)cli_cancel : SIGINT);
 	case SNAPFS_EBADNAME:
 	case SNAPFS_ENOTSTORE:
 	case SNAPFS_ENEWER:
@@ -87,14 +91,16 @@ int cli_open_store(const char *dir, unsigned flags, struct snapfs_store **ret_st
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	cli_cancel = 1;
+	if (!cli_cancel)
+		cli_cancel = sig;
 }
 
 void cli_catch_signals(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 
+	/* Every statement on every connection stops too (a long query). */
+	snapfs_set_cancel_flag(&cli_cancel);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -129,9 +135,15 @@ int main(int argc, char **argv)
 		return fputs(usage_text, stdout), EXIT_OK;
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
 		return print_version();
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		/* The mount has libfuse's handlers; every other command stops
+		 * cleanly, with 130 / 143, whatever it is doing. */
+		if (commands[i].run != snapfs_mount_main)
+			cli_catch_signals();
+		return commands[i].run(argc - 1, argv + 1);
+	}
 	/* mount.fuse3 runs "snapfs STORE MOUNTPOINT -o OPTS". */
 	if (argc >= 3 && argv[1][0] != '-' && stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode))
 		return snapfs_mount_main(argc, argv);

@@ -98,18 +98,49 @@ def drop_caches():
         f.write("3\n")
 
 
-def disk_sectors_read(path):
-    """Sectors read so far from the block device that holds path, or None
-    when /proc/diskstats does not list it (a device-mapper or overlay
-    stack, say)."""
+def block_device(path):
+    """(major, minor) of the block device that holds path, as /proc/diskstats
+    lists it: a whole disk (vda, a virtio disk without partitions), a
+    partition (sda1, nvme0n1p2: diskstats counts partitions on their own)
+    or a device-mapper node (dm-0). st_dev names it, except on file systems
+    whose st_dev is an anonymous device (btrfs, overlay): then the mount's
+    source device, from findmnt. None if neither is a block device."""
     st = os.stat(path)
-    want = (os.major(st.st_dev), os.minor(st.st_dev))
+    dev = (os.major(st.st_dev), os.minor(st.st_dev))
+    if os.path.exists(f"/sys/dev/block/{dev[0]}:{dev[1]}"):
+        return dev
+    try:
+        src = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "-T", path],
+                             capture_output=True, text=True).stdout.strip()
+        rdev = os.stat(src).st_rdev
+        return (os.major(rdev), os.minor(rdev))
+    except (OSError, ValueError):
+        return None
+
+
+def disk_stats(dev):
+    """(read requests completed, sectors read) so far on block device dev,
+    from /proc/diskstats (fields 4 and 6), or None when it is not listed."""
+    if dev is None:
+        return None
     with open("/proc/diskstats") as f:
         for line in f:
             p = line.split()
-            if (int(p[0]), int(p[1])) == want:
-                return int(p[5])
+            if (int(p[0]), int(p[1])) == dev:
+                return int(p[3]), int(p[5])
     return None
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far (all its threads),
+    from /proc/PID/stat; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is the state (field 3): utime, stime are fields 14, 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(cmd, env=None, cwd=None, sync=False):
@@ -506,8 +537,217 @@ class Mount:
 
 
 # ----------------------------------------------------------------------------
+# A real resume: a QEMU guest whose RAM is mmap'd from the memory file
+# ----------------------------------------------------------------------------
+
+RESUME_RAM_MIB = 512
+# What the guest does: fill ~200 MiB of a tmpfs (128 MiB of random bytes,
+# 69 MiB of text: numbers 1 to 9,000,000; random bytes do not compress, so
+# the stored size is mostly theirs), print its checksum and
+# "ready", wait for a line on the serial console; once resumed print
+# "resumed" first, then the checksum again (reading every page of the data
+# back: each first touch is a page fault on the memory file), then power off.
+GUEST_INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o size=400m tmpfs /mnt
+dd if=/dev/urandom of=/mnt/random bs=1M count=128
+seq 1 9000000 > /mnt/text
+echo "sum-before $(cat /mnt/random /mnt/text | md5sum)"
+echo ready
+read line
+echo resumed
+echo "sum-after $(cat /mnt/random /mnt/text | md5sum)"
+poweroff -f
+"""
+
+
+def cpio_newc(entries):
+    """An uncompressed initramfs (cpio "newc"): entries of (name, mode,
+    data, rdev (major, minor))."""
+    out = bytearray()
+
+    def pad4():
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, (name, mode, data, rdev) in enumerate(entries + [("TRAILER!!!", 0, b"", (0, 0))], 1):
+        nb = name.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(nb), 0]
+        out.extend(b"070701" + b"".join(b"%08X" % f for f in fields))
+        out.extend(nb)
+        pad4()
+        out.extend(data)
+        pad4()
+    return bytes(out)
+
+
+def make_guest(gdir):
+    """The guest's kernel (Debian's linux-image-amd64, downloaded with
+    apt-get download and unpacked with dpkg-deb, never installed) and its
+    initramfs (busybox-static and GUEST_INIT). Returns (kernel, initrd)."""
+    os.makedirs(gdir, exist_ok=True)
+    kernels = sorted(f for f in os.listdir(gdir) if f.startswith("vmlinuz-"))
+    if not kernels:
+        dep = run(["apt-cache", "depends", "linux-image-amd64"], capture=True).stdout
+        pkg = next(l.split()[1] for l in dep.splitlines()
+                   if l.strip().startswith("Depends: linux-image-"))
+        run(["apt-get", "download", pkg], cwd=gdir)
+        deb = next(f for f in os.listdir(gdir) if f.startswith(pkg) and f.endswith(".deb"))
+        run(["sh", "-c", f"dpkg-deb --fsys-tarfile {deb} | tar -x --wildcards "
+             "--strip-components=2 './boot/vmlinuz-*' && rm -f {deb}"], cwd=gdir)
+        kernels = sorted(f for f in os.listdir(gdir) if f.startswith("vmlinuz-"))
+    kernel = os.path.join(gdir, kernels[-1])
+    initrd = os.path.join(gdir, "initrd.cpio")
+    busybox = open("/bin/busybox", "rb").read()
+    d, f, c = 0o040755, 0o100755, 0o020600
+    with open(initrd, "wb") as fh:
+        fh.write(cpio_newc([("bin", d, b"", (0, 0)), ("dev", d, b"", (0, 0)),
+                            ("dev/console", c, b"", (5, 1)), ("proc", d, b"", (0, 0)),
+                            ("mnt", d, b"", (0, 0)), ("bin/busybox", f, busybox, (0, 0)),
+                            ("init", f, GUEST_INIT.encode(), (0, 0))]))
+    return kernel, initrd
+
+
+class Qmp:
+    """A QMP client on a unix socket: commands and the events seen."""
+
+    def __init__(self, path, proc, timeout=60):
+        import socket
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"QMP socket {path}: no QEMU")
+                time.sleep(0.002)
+        self.f = self.sock.makefile("rw")
+        self.events = []
+        json.loads(self.f.readline())                   # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            msg = json.loads(self.f.readline())
+            if "event" in msg:
+                self.events.append(msg)
+                continue
+            if "error" in msg:
+                raise RuntimeError(f"QMP {name}: {msg['error']}")
+            return msg.get("return")
+
+    def wait_event(self, name, timeout):
+        self.sock.settimeout(timeout)
+        while not any(e["event"] == name for e in self.events):
+            line = self.f.readline()
+            if not line:
+                raise RuntimeError(f"QMP: QEMU went away before {name}")
+            msg = json.loads(line)
+            if "event" in msg:
+                self.events.append(msg)
+        self.sock.settimeout(None)
+
+    def close(self):
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Qemu:
+    """qemu-system-x86_64 (TCG), guest RAM from a memory-backend-file, the
+    serial console on stdin/stdout, QMP on a unix socket. .lines: the
+    console's lines with the time (since start) each arrived."""
+
+    def __init__(self, kernel, initrd, mem_path, share, workdir, incoming=None,
+                 readonly=False):
+        import threading
+        self.qmp_path = os.path.join(workdir, "qmp.sock")
+        rmtree(self.qmp_path)
+        backend = (f"memory-backend-file,id=mem,size={RESUME_RAM_MIB}M,mem-path={mem_path},"
+                   f"share={'on' if share else 'off'}" + (",readonly=on" if readonly else ""))
+        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-smp", "1",
+               "-machine", "pc,memory-backend=mem", "-m", f"{RESUME_RAM_MIB}M",
+               "-object", backend, "-kernel", kernel, "-initrd", initrd,
+               "-append", "console=ttyS0 quiet panic=-1", "-no-reboot",
+               "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+               "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if incoming:
+            cmd += ["-incoming", "defer"]
+        self.cmd = cmd
+        self.lines = []
+        self.cond = threading.Condition()
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        try:
+            self.qmp = Qmp(self.qmp_path, self.proc)
+        except (RuntimeError, OSError, ValueError):
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("QEMU did not start: " +
+                               self.proc.stderr.read().decode(errors="replace").strip()[-600:])
+        if incoming:
+            self.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "x-ignore-shared", "state": True}])
+            self.qmp.cmd("migrate-incoming", uri=f"exec:cat {incoming}")
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            with self.cond:
+                self.lines.append((time.perf_counter() - self.t0, line))
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append((time.perf_counter() - self.t0, None))     # EOF
+            self.cond.notify_all()
+
+    def wait_line(self, prefix, timeout):
+        """(seconds since start, line) of the first line starting with prefix."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for t, line in self.lines:
+                    if line is None:
+                        raise RuntimeError(f"QEMU exited before '{prefix}': "
+                                           f"{self.proc.stderr.read().decode()[-1500:]}")
+                    if line.startswith(prefix):
+                        return t, line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"no '{prefix}' from the guest in {timeout} s; "
+                                       f"last lines {self.lines[-5:]}")
+                self.cond.wait(left)
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def stop(self, timeout=60):
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.qmp.close()
+
+
+# ----------------------------------------------------------------------------
 # The benchmark
 # ----------------------------------------------------------------------------
+
+# The workloads, as --only names them ("size" is measured by "save").
+WORKLOADS = ("save", "restore", "seq", "rand1", "rand8", "cp", "dedup", "replay", "resume")
 
 SYSTEM_LABELS = {
     "snapfs": "snapfs (zstd)",
@@ -543,8 +783,35 @@ class Bench:
         if a.runs:
             self.runs = self.runs_cheap = a.runs
         self.systems = ["snapfs", "snapfs-lz4", "sqfs-zstd", "sqfs-lz4", "borg"]
+        self.readers = ["plain", "null"]          # read-only peers: no save
         if a.no_borg:
             self.systems.remove("borg")
+        if a.systems:
+            keep = set(a.systems.split(","))
+            unknown = keep - set(self.systems) - set(self.readers) - {"zstd3"}
+            if unknown:
+                raise SystemExit(f"bench.py: --systems: unknown {', '.join(sorted(unknown))} "
+                                 f"(known: {', '.join(self.systems + self.readers + ['zstd3'])})")
+            self.systems = [x for x in self.systems if x in keep]
+            self.readers = [x for x in self.readers if x in keep]
+        self.with_zstd3 = not a.systems or "zstd3" in a.systems.split(",")
+        self.only = set(a.only.split(",")) if a.only else set(WORKLOADS)
+        self.only = {"save" if w == "size" else w for w in self.only}
+        if self.only - set(WORKLOADS):
+            raise SystemExit(f"bench.py: --only: unknown {', '.join(sorted(self.only - set(WORKLOADS)))} "
+                             f"(known: {', '.join(WORKLOADS)}, size = save)")
+        self.disk = block_device(self.dir)
+        # --snapfs-variant NAME=OPTS: system "snapfs+NAME" reads the snapfs
+        # store through a mount with -o OPTS added (e.g. a working-set mode).
+        self.variants = {}
+        for v in a.snapfs_variant or []:
+            name, sep, opts = v.partition("=")
+            if not sep or not name or not opts:
+                raise SystemExit(f"bench.py: --snapfs-variant {v!r}: expected NAME=OPTS")
+            self.variants[name] = opts
+        if "snapfs" in self.systems:
+            at = self.systems.index("snapfs") + 1
+            self.systems[at:at] = [f"snapfs+{n}" for n in self.variants]
 
     def nruns(self, phase, image):
         """Runs of one measure: 5 where cheap (the core image's restores,
@@ -699,6 +966,13 @@ class Bench:
             secs = time.perf_counter() - t0
             extra = json.loads(res.stdout)
             size = self.checkpoint_size(store) - before
+            # What a cold random read decodes: one blob, on average this big.
+            row = run(["sqlite3", "-readonly", os.path.join(store, "snapfs.db"),
+                       "SELECT avg(page_count), avg(stored_size), count(*) FROM blobs;"],
+                      capture=True).stdout.strip().split("|")
+            extra["blob_pages_avg"] = float(row[0] or 0)
+            extra["blob_stored_avg"] = float(row[1] or 0)
+            extra["blobs"] = int(row[2] or 0)
         elif system.startswith("sqfs"):
             img = os.path.join(d, f"{system}.sqfs")
             rmtree(img)
@@ -730,7 +1004,7 @@ class Bench:
 
     def phase_save(self, image, src):
         res = self.results["images"][image]
-        systems = [s for s in self.systems] + ["zstd3"]
+        systems = [s for s in self.systems if "+" not in s] + (["zstd3"] if self.with_zstd3 else [])
         n = self.nruns("save", image)
         for run_i in range(n):
             for system in systems:
@@ -763,7 +1037,7 @@ class Bench:
                                    os.path.join(d, "sqfs-lz4.sqfs")],
             "borg": lambda o: ["borg", "extract", "--sparse", f"{os.path.join(d, 'borg')}::img"],
         }
-        order = [s for s in self.systems + ["zstd3"] if s in cmds]
+        order = [s for s in self.systems + (["zstd3"] if self.with_zstd3 else []) if s in cmds]
         for run_i in range(n):
             for system in order:
                 rmtree(outdir)
@@ -791,8 +1065,11 @@ class Bench:
 
     # --- reads through mounts -----------------------------------------------
 
-    def mount_for(self, system, image, src):
-        """A Mount for system (None for the plain file) and the file to read."""
+    def mount_for(self, system, image, src, snapfs_opts=()):
+        """A Mount for system (None for the plain file) and the file to read.
+        "snapfs+NAME" is the snapfs store mounted with the extra options of
+        --snapfs-variant NAME=OPTS; snapfs_opts are added to every snapfs
+        mount (the resume's -o private_rw)."""
         d = os.path.join(self.art, image)
         mnt = os.path.join(self.mnt, system)
         name = os.path.basename(src)
@@ -802,8 +1079,10 @@ class Bench:
         ra_opts = ["-o", f"read_ahead_kb={READ_AHEAD_KB}"]
         if system.startswith("snapfs"):
             path = os.path.join(mnt, "img", "memory")
-            return Mount([self.snapfs, "mount", os.path.join(d, system), mnt, "-f", *ra_opts],
-                         mnt, path), path
+            store, _, variant = system.partition("+")
+            extra = ["-o", self.variants[variant]] if variant else []
+            return Mount([self.snapfs, "mount", os.path.join(d, store), mnt, "-f", *ra_opts,
+                          *snapfs_opts, *extra], mnt, path), path
         if system.startswith("sqfs"):
             path = os.path.join(mnt, name)
             return Mount(["squashfuse_ll", "-f", os.path.join(d, f"{system}.sqfs"), mnt],
@@ -826,18 +1105,27 @@ class Bench:
         with ctx:
             drop_caches()
             if metric == "seq":
+                cpu0 = cpu_seconds(m.proc.pid) if m else None
                 t = timed(["dd", f"if={path}", "of=/dev/null", "bs=1M", "status=none"])
                 value = os.path.getsize(src) / t / 1e6          # MB/s
+                if cpu0 is not None:
+                    cpu1 = cpu_seconds(m.proc.pid)
+                    if cpu1 is not None:
+                        self.results["images"][image].setdefault("seq_cpu_s_per_gb", {}).setdefault(
+                            system, []).append((cpu1 - cpu0) / (os.path.getsize(src) / 1e9))
             elif metric in ("rand1", "rand8"):
                 n = self.rand_n if metric == "rand1" else self.rand8_n
                 threads = 1 if metric == "rand1" else 8
                 offs = self.offsets_file(image, src, n, run_i)
-                sectors = disk_sectors_read(self.dir)
+                before = disk_stats(self.disk)
                 out = run([self.a.randread, path, offs, str(threads)], capture=True).stdout
                 value = json.loads(out)
-                if sectors is not None:
-                    value["disk_kib_per_read"] = ((disk_sectors_read(self.dir) - sectors)
-                                                  * 512 / KiB / value["count"])
+                after = disk_stats(self.disk)
+                if before is not None and after is not None:
+                    # Everything the data's disk served meanwhile, readahead
+                    # included, per 4 KiB read asked for.
+                    value["disk_reqs_per_read"] = (after[0] - before[0]) / value["count"]
+                    value["disk_kib_per_read"] = (after[1] - before[1]) * 512 / KiB / value["count"]
                 if system == "null":
                     value["hash"] = None
             elif metric == "cp":
@@ -859,8 +1147,15 @@ class Bench:
 
     def phase_reads(self, image, src):
         res = self.results["images"][image]
-        systems = ["plain", "null"] + [s for s in self.systems]
-        metrics = ["seq", "rand1", "rand8", "cp"]
+        systems = self.readers + [s for s in self.systems]
+        metrics = [w for w in ("seq", "rand1", "rand8", "cp") if w in self.only]
+        for s in self.systems:
+            d = os.path.join(self.art, image)
+            stored = os.path.join(d, {"sqfs-zstd": "sqfs-zstd.sqfs",
+                                      "sqfs-lz4": "sqfs-lz4.sqfs"}.get(s, s.split("+")[0]))
+            if metrics and not os.path.exists(stored):
+                raise SystemExit(f"bench.py: {stored} is missing: run the save workload first "
+                                 f"(--only save,...)")
         for metric in metrics:
             n = self.nruns(metric, image)
             for run_i in range(n):
@@ -874,7 +1169,7 @@ class Bench:
                             metric, []).append(hwm)
                 log(f"{image}: {metric} run {run_i + 1}/{n}: " + ", ".join(
                     f"{s} {_brief(res[metric][s][-1], metric)}" for s in systems if s in res[metric]))
-            if metric.startswith("rand"):
+            if metric.startswith("rand") and "plain" in res[metric]:
                 ref = {v["hash"] for v in res[metric]["plain"]}
                 for s in systems:
                     got = {v["hash"] for v in res[metric].get(s, []) if v.get("hash")}
@@ -996,6 +1291,146 @@ class Bench:
             if got != hashes:
                 log(f"replay: WARNING: {system} returned other bytes than the file")
 
+    # --- a real resume ---------------------------------------------------------
+
+    def phase_resume(self):
+        """Boot a QEMU guest (TCG) with its RAM in a file on /dev/shm
+        (share=on), let it fill memory, migrate its device state out with
+        x-ignore-shared (RAM is not in the stream), quit; save the RAM file
+        into a snapfs store and a squashfs image, copy it to the disk as the
+        plain file; then, cold, resume from each with -incoming and the RAM
+        mapped share=off from the file, and time the guest's first output
+        ("resumed") and its checksum of the memory it filled."""
+        res = self.results.setdefault("resume", {"runs": {}, "failed": {}})
+        rdir = os.path.join(self.art, "resume")
+        rmtree(rdir)
+        os.makedirs(rdir)
+        kernel, initrd = make_guest(os.path.join(self.dir, "guest"))
+        shm = "/dev/shm/snapfs-bench-guest-ram"
+        state = os.path.join(rdir, "state")
+        ram = os.path.join(rdir, "memory")
+        rmtree(shm)
+        log(f"resume: booting the guest ({RESUME_RAM_MIB} MiB, TCG), filling its memory ...")
+        q = Qemu(kernel, initrd, shm, True, rdir)
+        try:
+            t_ready, _ = q.wait_line("ready", 1800)
+            _, line = q.wait_line("sum-before", 1)
+            res["sum"] = line.split()[1]
+            res["boot_fill_s"] = t_ready
+            q.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "x-ignore-shared", "state": True}])
+            q.qmp.cmd("migrate", uri=f"exec:cat > {state}")
+            while True:
+                st = q.qmp.cmd("query-migrate").get("status")
+                if st == "completed":
+                    break
+                if st in ("failed", "cancelled"):
+                    raise RuntimeError(f"resume: migration to {state}: {st}")
+                time.sleep(0.05)
+            q.qmp.cmd("quit")
+        finally:
+            q.stop()
+        run(["cp", "--sparse=always", shm, ram])
+        rmtree(shm)
+        os.sync()
+        res["state_bytes"] = os.path.getsize(state)
+        res["ram_alloc"] = os.stat(ram).st_blocks * 512
+        log(f"resume: guest ready after {t_ready:.0f} s, checksum {res['sum']}; state "
+            f"{res['state_bytes'] / KiB:.0f} KiB, RAM file {res['ram_alloc'] / MiB:.0f} MiB allocated")
+        sizes = res.setdefault("size", {})
+        if any(s.startswith("snapfs") for s in self.systems):
+            store = os.path.join(rdir, "snapfs")
+            run([self.snapfs, "init", store, "--quiet"])
+            before = self.checkpoint_size(store)
+            run([self.snapfs, "save", store, "img", ram, "--format", "raw", "--quiet"])
+            sizes["snapfs"] = self.checkpoint_size(store) - before
+        if "sqfs-zstd" in self.systems:
+            run(["mksquashfs", ram, os.path.join(rdir, "sqfs-zstd.sqfs"), "-comp", "zstd",
+                 "-noappend", "-quiet", "-no-progress"])
+            sizes["sqfs-zstd"] = os.path.getsize(os.path.join(rdir, "sqfs-zstd.sqfs"))
+        systems = [x for x in ["plain"] + self.systems
+                   if x == "plain" or x.startswith("snapfs") or x == "sqfs-zstd"]
+        for run_i in range(self.runs_cheap):
+            for system in systems:
+                if system in res["failed"]:
+                    continue
+                value = self.resume_one(system, kernel, initrd, ram, state, rdir)
+                if "error" in value:
+                    res["failed"][system] = value
+                    log(f"resume: {system}: {value['error']}")
+                    continue
+                res["runs"].setdefault(system, []).append(value)
+            log(f"resume run {run_i + 1}/{self.runs_cheap}: " + ", ".join(
+                f"{x} resumed {v[-1]['resumed_s']:.2f}s sum {v[-1]['sum_s']:.2f}s"
+                for x, v in res["runs"].items() if v))
+
+    def resume_one(self, system, kernel, initrd, ram, state, rdir):
+        """One cold resume; a dict of times, or {"error": why}."""
+        m, path = self.mount_for(system, "resume", ram, snapfs_opts=["-o", "private_rw"])
+        try:
+            return self._resume_mounted(system, kernel, initrd, path, state, rdir, m)
+        except RuntimeError as e:
+            return {"error": str(e)[-800:]}
+
+    def _resume_mounted(self, system, kernel, initrd, path, state, rdir, m):
+        readonly = False
+        with (m or _Null()):
+            if system.startswith("sqfs"):
+                # squashfuse_ll mounts read-only: QEMU's O_RDWR open of the
+                # file fails with EROFS. Show it, then try readonly=on.
+                try:
+                    os.close(os.open(path, os.O_RDWR))
+                    why = None
+                except OSError as e:
+                    why = f"open(O_RDWR) of the file: {e.strerror}"
+                if why:
+                    out = self._resume_try(kernel, initrd, path, state, rdir, False, m)
+                    if "error" not in out:
+                        return out
+                    readonly = True
+                    out = self._resume_try(kernel, initrd, path, state, rdir, True, m)
+                    if "error" in out:
+                        out["error"] = (f"share=off: {why}; with readonly=on: {out['error']}")
+                    else:
+                        out["mode"] = "readonly=on"
+                    return out
+            return self._resume_try(kernel, initrd, path, state, rdir, readonly, m)
+
+    def _resume_try(self, kernel, initrd, path, state, rdir, readonly, m):
+        drop_caches()
+        before = disk_stats(self.disk)
+        cpu0 = cpu_seconds(m.proc.pid) if m else None
+        try:
+            q = Qemu(kernel, initrd, path, False, rdir, incoming=state, readonly=readonly)
+        except RuntimeError as e:
+            return {"error": str(e)}
+        out = {}
+        try:
+            q.qmp.wait_event("RESUME", 300)
+            out["running_s"] = time.perf_counter() - q.t0
+            q.send("\n")
+            out["resumed_s"], _ = q.wait_line("resumed", 120)
+            out["sum_s"], line = q.wait_line("sum-after", 1800)
+            out["ok"] = line.split()[1] == self.results["resume"]["sum"]
+            if not out["ok"]:
+                log(f"resume: WARNING: checksum after resume {line.split()[1]} differs")
+        except (RuntimeError, OSError, ValueError) as e:
+            q.proc.kill()
+            q.proc.wait()
+            err = q.proc.stderr.read().decode(errors="replace").strip()
+            return {"error": (str(e) + (" / " + err[-400:] if err and err not in str(e) else ""))[:800]}
+        finally:
+            q.stop()
+        after = disk_stats(self.disk)
+        if before and after:
+            out["disk_reqs"] = after[0] - before[0]
+            out["disk_mib"] = (after[1] - before[1]) * 512 / MiB
+        if cpu0 is not None:
+            cpu1 = cpu_seconds(m.proc.pid)
+            if cpu1 is not None:
+                out["daemon_cpu_s"] = cpu1 - cpu0
+        return out
+
     # --- dedup ------------------------------------------------------------------
 
     def phase_dedup(self):
@@ -1069,7 +1504,11 @@ class Bench:
         for p in (self.art, self.out, self.mnt):
             os.makedirs(p, exist_ok=True)
         self.machine()
-        self.make_corpus()
+        image_work = self.only - {"resume", "replay"}
+        if image_work:
+            self.make_corpus()
+        else:
+            self.layout = {"nonzero_pages": None, "changed": None, "extents": []}
         self.results["config"] = {
             "quick": self.a.quick, "runs": self.runs, "runs_cheap": self.runs_cheap,
             "rand_n": self.rand_n, "rand8_n": self.rand8_n, "seed": self.a.seed,
@@ -1077,28 +1516,31 @@ class Bench:
             "core_mib": self.core_mib, "layout_nonzero_pages": self.layout["nonzero_pages"],
             "changed_pages": self.layout["changed"], "extents": len(self.layout["extents"]),
         }
-        only = set(self.a.only.split(",")) if self.a.only else None
-
-        def want(phase):
-            return only is None or phase in only
-
-        for image, src in self.images():
-            if not (want("save") or want("restore") or want("reads")):
-                break
+        self.results["config"]["only"] = sorted(self.only)
+        self.results["config"]["systems"] = self.readers + self.systems
+        for image, src in (self.images() if image_work else []):
             self.results["images"][image] = {"file_size": os.path.getsize(src),
                                              "alloc": os.stat(src).st_blocks * 512}
-            for phase, fn in (("save", self.phase_save), ("restore", self.phase_restore),
-                              ("reads", self.phase_reads)):
-                if want(phase):
-                    self.note_load(f"{image} {phase}")
-                    fn(image, src)
+            if "save" in self.only:
+                self.note_load(f"{image} save")
+                self.phase_save(image, src)
+            if "restore" in self.only:
+                self.note_load(f"{image} restore")
+                self.phase_restore(image, src)
+            self.note_load(f"{image} reads")
+            self.phase_reads(image, src)
             self.dump()
-        if want("dedup"):
+        if "dedup" in self.only and "snapfs" in self.systems and "save" in self.only:
             self.note_load("dedup")
             self.phase_dedup()
-        if want("replay"):
+        if "replay" in self.only and "snapfs" in self.systems:
             self.note_load("replay")
             self.phase_replay("core", os.path.join(self.corpus, "core.raw"))
+            self.dump()
+        if "resume" in self.only:
+            self.note_load("resume")
+            self.phase_resume()
+            self.dump()
         self.note_load("end")
         self.results["elapsed_s"] = time.monotonic() - self.t_start
         self.dump()
@@ -1173,6 +1615,17 @@ def metric_values(img, key):
         p = key.split("_", 1)[1]
         return ({s: med([x[f"{p}_us"] for x in v if f"{p}_us" in x])
                  for s, v in img.get("rand1", {}).items()}, fmt_us, False)
+    if key in ("rand1_disk_reqs", "rand8_disk_reqs"):
+        m = key.split("_")[0]
+        return ({s: med([x["disk_reqs_per_read"] for x in v if "disk_reqs_per_read" in x])
+                 for s, v in img.get(m, {}).items() if s != "null"},
+                lambda x: "-" if x is None else f"{x:.2f}", False)
+    if key == "blob_kib":
+        return ({s: j["blob_pages_avg"] * PAGE for s, j in img.get("save_json", {}).items()
+                 if j.get("blob_pages_avg")}, fmt_bytes, False)
+    if key == "seq_cpu":
+        return ({s: med(v) for s, v in img.get("seq_cpu_s_per_gb", {}).items()},
+                lambda x: "-" if x is None else f"{x:.2f} s/GB", False)
     if key == "rand1_disk":
         return ({s: med([x["disk_kib_per_read"] for x in v if "disk_kib_per_read" in x])
                  for s, v in img.get("rand1", {}).items() if s != "null"},
@@ -1203,8 +1656,12 @@ ROWS = [
     ("rand1_p99", "random 4 KiB read, cold, p99 (1 reader)"),
     ("rand1_first_fifth_p50", "random 4 KiB read, cold, p50 of the first fifth (1 reader)"),
     ("rand1_disk", "disk read per random 4 KiB read (1 reader)"),
+    ("rand1_disk_reqs", "disk read requests per random 4 KiB read (1 reader)"),
+    ("blob_kib", "decoded per cold random read (mean blob size)"),
+    ("seq_cpu", "daemon CPU (user+sys) per GB of the cold sequential read"),
     ("rand8", "random 4 KiB reads, cold, 8 readers"),
     ("rand8_p99", "random 4 KiB read, cold, p99 (8 readers)"),
+    ("rand8_disk_reqs", "disk read requests per random 4 KiB read (8 readers)"),
     ("cp", "cp --sparse=always out of the mount, cold"),
     ("hwm", "daemon peak RSS (VmHWM)"),
     ("hwm_seq", "daemon peak RSS (VmHWM), sequential read only"),
@@ -1329,6 +1786,42 @@ def replay_lines(rp):
     return lines + [""]
 
 
+def resume_lines(res):
+    r = res.get("resume")
+    if not r or not (r.get("runs") or r.get("failed")):
+        return []
+    systems = list(r.get("runs", {}))
+    label = lambda x: SYSTEM_LABELS.get(x, x.replace("snapfs+", "snapfs -o "))
+    lines = ["### Resume of a QEMU guest with its RAM mapped from the file", "",
+             f"QEMU 7.2 (TCG, 1 vCPU), {RESUME_RAM_MIB} MiB of guest RAM in a "
+             "memory-backend-file (share=off, so MAP_PRIVATE) on the file, device state "
+             f"({fmt_bytes(r.get('state_bytes'))}, saved with x-ignore-shared) read with "
+             "-incoming; the guest had filled 128 MiB with random bytes and 69 MiB with "
+             f"text ({fmt_bytes(r.get('ram_alloc'))} of the RAM file non-zero). Cold: page "
+             "cache dropped, fresh mount (snapfs with -o private_rw). Medians; times from "
+             "QEMU's start.", ""]
+    if systems:
+        lines += ["| | " + " | ".join(label(x) for x in systems) + " |",
+                  "|---|" + "---|" * len(systems)]
+        rows = [("stored size", lambda x: fmt_bytes(r.get("size", {}).get(x.split("+")[0]))
+                 if x != "plain" else fmt_bytes(r.get("ram_alloc"))),
+                ("guest running (QMP RESUME event)", lambda x: fmt_s(med([v["running_s"] for v in r["runs"][x]]))),
+                ("first output after resume (\"resumed\")", lambda x: fmt_s(med([v["resumed_s"] for v in r["runs"][x]]))),
+                ("checksum of its memory printed", lambda x: fmt_s(med([v["sum_s"] for v in r["runs"][x]]))),
+                ("checksum equal to the one before saving", lambda x: "yes" if all(v.get("ok") for v in r["runs"][x]) else "**no**"),
+                ("disk read (MiB, requests)", lambda x: f"{med([v.get('disk_mib', 0) for v in r['runs'][x]]):.0f} MiB, "
+                 f"{med([v.get('disk_reqs', 0) for v in r['runs'][x]]):.0f}"),
+                ("daemon CPU", lambda x: fmt_s(med([v["daemon_cpu_s"] for v in r["runs"][x] if "daemon_cpu_s" in v]))
+                 if any("daemon_cpu_s" in v for v in r["runs"][x]) else "-"),
+                ("runs", lambda x: str(len(r["runs"][x])))]
+        for name, f in rows:
+            lines.append(f"| {name} | " + " | ".join(f(x) for x in systems) + " |")
+        lines.append("")
+    for x, v in r.get("failed", {}).items():
+        lines += [f"**{label(x)}: could not resume** — {v['error']}", ""]
+    return lines
+
+
 def load_line(res):
     loads = res.get("load", [])
     if not loads:
@@ -1387,6 +1880,7 @@ def report(res):
     rp = res.get("replay")
     if rp and rp.get("samples"):
         lines += replay_lines(rp)
+    lines += resume_lines(res)
     t = targets(res)
     if t:
         lines += ["### Targets", "", "| target | snapfs | reference | ratio | |", "|---|---|---|---|---|"]
@@ -1402,13 +1896,21 @@ def main():
     p.add_argument("--nullfs")
     p.add_argument("--randread")
     p.add_argument("--replay")
-    p.add_argument("--only", metavar="PHASE,...",
-                   help="run only these phases: save, restore, reads, dedup, replay")
     p.add_argument("--dir", default="/var/tmp/snapfs-bench")
     p.add_argument("--quick", action="store_true", help="small corpus, 1 run: a smoke test")
     p.add_argument("--runs", type=int, default=0, help="override the number of runs")
     p.add_argument("--seed", type=int, default=20261127)
     p.add_argument("--no-borg", action="store_true")
+    p.add_argument("--only", metavar="LIST",
+                   help="run only these workloads, comma-separated: " + ", ".join(WORKLOADS)
+                   + " (size = save; reads need the stores a save made, in this run or an "
+                   "earlier one in the same DIR)")
+    p.add_argument("--snapfs-variant", metavar="NAME=OPTS", action="append",
+                   help="also measure the snapfs store through a mount with -o OPTS added, "
+                   "as system snapfs+NAME (repeatable)")
+    p.add_argument("--systems", metavar="LIST",
+                   help="only these systems, comma-separated: snapfs, snapfs-lz4, sqfs-zstd, "
+                   "sqfs-lz4, borg, zstd3, plain, null")
     p.add_argument("--reuse-corpus", action="store_true",
                    help="keep DIR/corpus if it was made with the same parameters")
     p.add_argument("--report", metavar="RESULTS_JSON", help="only print the tables of a results.json")

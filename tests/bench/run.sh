@@ -11,6 +11,26 @@
 #   --profile    after the benchmark, perf profiles of the snapfs daemon
 #                (cold sequential and random reads) and of snapfs save, and
 #                the read request sizes the kernel sends (tests/bench/profile.sh)
+#   --only LIST  only these workloads, comma-separated: save (also "size"),
+#                restore, seq, rand1, rand8, cp, dedup, replay, resume. Reads need the stores a
+#                save made (in this run, or an earlier one in the same
+#                directory). E.g. the layout comparison of BENCHMARKS.md:
+#                --only save,seq,rand1 --systems snapfs,sqfs-zstd,plain
+#   --systems LIST  only these systems: snapfs, snapfs-lz4, sqfs-zstd,
+#                sqfs-lz4, borg, zstd3, plain, null
+#   --reuse-corpus  keep the corpus of an earlier run with the same parameters
+#   --snapfs-variant NAME=OPTS  also measure the snapfs store mounted with
+#                -o OPTS added, as system snapfs+NAME (repeatable), e.g.
+#                --snapfs-variant ws=record
+#
+# resume: a QEMU guest (TCG, 512 MiB) fills memory, its device state is
+# migrated out with x-ignore-shared and its RAM file saved; then it is
+# resumed cold with the RAM mapped MAP_PRIVATE from the snapfs mount
+# (-o private_rw), from squashfuse_ll and from the plain file. The guest
+# kernel is Debian's linux-image-amd64, fetched with apt-get download and
+# unpacked into $SNAPFS_BENCH_DIR/guest (never installed); its initramfs is
+# busybox-static plus a script (tests/bench/bench.py, GUEST_INIT).
+#   --runs N     N runs of every measure
 #
 # Environment:
 #   SNAPFS_BENCH_DIR   where the corpus, stores and results go
@@ -57,6 +77,7 @@ pkgs=(
 	squashfs-tools squashfuse
 	borgbackup python3-pyfuse3
 	hyperfine gdb linux-perf strace
+	qemu-system-x86 busybox-static
 	python3 util-linux coreutils
 )
 missing=()

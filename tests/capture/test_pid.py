@@ -85,7 +85,8 @@ def interrupted(ctx, sig):
         if sig == signal.SIGKILL:
             check(save.returncode == -signal.SIGKILL, f"snapfs exit {save.returncode}")
         else:
-            check(save.returncode == 1 and "interrupted" in err,
+            # 128 + the signal, as the SPEC says (130 SIGINT, 143 SIGTERM).
+            check(save.returncode == 128 + sig and "interrupted" in err,
                   f"snapfs exit {save.returncode}: {err!r}")
         time.sleep(0.1)
         not_stopped(proc.pid)

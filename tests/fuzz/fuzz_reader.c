@@ -2,8 +2,9 @@
 /*
  * Fuzz target for the read path fed with crafted database rows and
  * damaged pack bytes: the input is a list of edits (change a column of a
- * snapshots, page_map, blobs or packs row, delete a row; flip, zero,
- * overwrite or cut off a blob's stored bytes in its pack file) applied to
+ * snapshots, segments, page_map, blobs or packs row, delete or add a row,
+ * plant a trigger or a view; flip, zero, overwrite or cut off a blob's
+ * stored bytes in its pack file) applied to
  * a copy of a small store (snapfs.db and packs/00000001.pack). Then the
  * whole image is read and sought through. Whatever the edits, a read
  * either fails or returns exactly the bytes that were saved (zeros past
@@ -155,6 +156,26 @@ static const struct edit {
 	/* Another blob's place: the page map and checksums must catch it. */
 	{ EDIT_SQL, "UPDATE blobs SET (pack_offset, stored_size) = (SELECT pack_offset, stored_size FROM blobs LIMIT 1 OFFSET ?2 % (SELECT count(*) FROM blobs)) WHERE id = " BLOB_ROW },
 	{ EDIT_SQL, "UPDATE blobs SET dict_id = ?2 WHERE id = " BLOB_ROW },
+	/* From here on, merged after the pack edits (seeds renumbered). */
+	/* Snapshot rows, the name too: the seal (meta_digest) catches a
+	 * changed one before any byte goes out. */
+	{ EDIT_SQL, "UPDATE snapshots SET name = CAST(?3 AS TEXT) WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	{ EDIT_SQL, "UPDATE snapshots SET parent_id = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	{ EDIT_SQL, "UPDATE snapshots SET map_digest = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	{ EDIT_SQL, "UPDATE snapshots SET file_size = CAST(?3 AS TEXT) WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	{ EDIT_SQL, "UPDATE snapshots SET id = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	{ EDIT_SQL, "UPDATE snapshots SET segment_count = ?2, data_bytes = ?2, stored_bytes = ?2, committed_bytes = ?2 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	{ EDIT_SQL, "UPDATE snapshots SET created_at = ?3, format = ?3, source = ?3, notes = ?3 WHERE id = (SELECT id FROM snapshots LIMIT 1 OFFSET ?1 % 2)" },
+	/* Segment rows. */
+	{ EDIT_SQL, "UPDATE segments SET start = ?2 WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))" },
+	{ EDIT_SQL, "UPDATE segments SET end = ?2 WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))" },
+	{ EDIT_SQL, "UPDATE segments SET snapshot_id = ?2 WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))" },
+	{ EDIT_SQL, "UPDATE segments SET kind = CAST(?3 AS TEXT), label = ?3, memcg_id = ?2, committed = ?2 WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))" },
+	{ EDIT_SQL, "INSERT OR REPLACE INTO segments (snapshot_id, start, end, kind, memcg_id, committed, label) VALUES (1 + ?1 % 2, ?2, ?2 + 4096 * (?1 % 64), 'mapped', ?1, ?1 % 2, ?3)" },
+	{ EDIT_SQL, "DELETE FROM segments WHERE (snapshot_id, start) = (SELECT snapshot_id, start FROM segments LIMIT 1 OFFSET ?1 % (SELECT count(*) FROM segments))" },
+	/* Planted schema: refused at open, before any read. */
+	{ EDIT_SQL, "CREATE TRIGGER IF NOT EXISTS planted AFTER INSERT ON snapshots BEGIN DELETE FROM page_map; END" },
+	{ EDIT_SQL, "CREATE VIEW IF NOT EXISTS spin AS WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT x FROM n" },
 };
 
 /* Damage the stored bytes of the blob the statement st selected, in
@@ -287,6 +308,23 @@ static void check_snapshot(struct snapfs_store *store, const struct snapfs_snaps
 	snapfs_image_close(img);
 }
 
+/* The mount's text files of a snapshot: built from whatever the rows say,
+ * never a crash. */
+static void check_texts(struct snapfs_store *store, const struct snapfs_snapshot *snap)
+{
+	struct snapfs_segment *segs;
+	size_t count, len;
+	char *text;
+
+	if (snapfs_info_text(snap, &text, &len) == 0)
+		free(text);
+	if (snapfs_segments_get(store, snap->id, &segs, &count) < 0)
+		return;
+	if (snapfs_segments_text(segs, count, &text, &len) == 0)
+		free(text);
+	snapfs_segments_free(segs, count);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct snapfs_snapshot *snaps;
@@ -306,8 +344,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (snapfs_store_open(store_dir, SNAPFS_OPEN_READONLY, &store) < 0)
 		return 0;
 	if (snapfs_snapshot_list(store, &snaps, &count) == 0) {
-		for (size_t i = 0; i < count; i++)
+		for (size_t i = 0; i < count; i++) {
 			check_snapshot(store, &snaps[i]);
+			check_texts(store, &snaps[i]);
+		}
 		snapfs_snapshot_list_free(snaps, count);
 	}
 	snapfs_store_close(store);
