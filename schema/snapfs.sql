@@ -48,7 +48,8 @@ CREATE TABLE snapshots (
     -- added run, or a changed file_size, makes the snapshot read as EIO.
     map_digest      INTEGER NOT NULL DEFAULT 0,
     -- XXH3-64 over id, name, parent_id, file_size, page_size, format,
-    -- map_digest and every segment row in order: a snapshot renamed,
+    -- map_digest and every segment row but its label, in order: a snapshot
+    -- renamed,
     -- reparented, resized or resegmented outside snapfs, or two names
     -- swapped, is refused when it is opened.
     meta_digest     INTEGER NOT NULL DEFAULT 0

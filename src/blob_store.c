@@ -513,6 +513,50 @@ int blob_store_pack_size(struct blob_store *bs, int64_t pack_id,
 	return 0;
 }
 
+/* The id of a pack file's name ("00000007.pack"), or 0 if it is not one. */
+static int64_t pack_id_of(const char *name)
+{
+	char *end;
+	long long id;
+
+	if (strlen(name) != 13 || strcmp(name + 8, ".pack") != 0)
+		return 0;
+	id = strtoll(name, &end, 10);
+	return end == name + 8 && id > 0 ? id : 0;
+}
+
+int blob_store_list_packs(struct blob_store *bs, int64_t **ret_ids, size_t *ret_count)
+{
+	int64_t *ids = NULL, *more;
+	size_t count = 0;
+	struct dirent *e;
+	DIR *d = opendir(bs->dir);
+
+	*ret_ids = NULL;
+	*ret_count = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : error_set(-errno, "packs '%s': %s", bs->dir,
+							errno_text(errno));
+	while ((e = readdir(d))) {
+		int64_t id = pack_id_of(e->d_name);
+
+		if (!id)
+			continue;
+		more = realloc(ids, (count + 1) * sizeof(*ids));
+		if (!more) {
+			closedir(d);
+			free(ids);
+			return -ENOMEM;
+		}
+		ids = more;
+		ids[count++] = id;
+	}
+	closedir(d);
+	*ret_ids = ids;
+	*ret_count = count;
+	return 0;
+}
+
 uint64_t blob_store_disk_bytes(struct blob_store *bs)
 {
 	uint64_t total = 0;

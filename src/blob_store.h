@@ -91,5 +91,8 @@ int blob_store_remove(struct blob_store *bs, int64_t pack_id);
  * -ENOENT when it is missing. */
 int blob_store_pack_size(struct blob_store *bs, int64_t pack_id,
 			 uint64_t *ret_disk_bytes, uint64_t *ret_length);
+/* The ids of the pack files in packs/ (files named as packs are, whatever
+ * the database says); caller frees *ret_ids. */
+int blob_store_list_packs(struct blob_store *bs, int64_t **ret_ids, size_t *ret_count);
 /* Bytes all pack files take on disk. */
 uint64_t blob_store_disk_bytes(struct blob_store *bs);

@@ -91,7 +91,7 @@ static struct batch *pending(struct blob_writer *w)
 /* Start appending to the newest pack, or to a new one when it is full. */
 static int pack_begin(struct blob_writer *w)
 {
-	uint64_t length = 0;
+	uint64_t length = 0, end = 0;
 	int rc;
 
 	rc = catalog_pack_last(w->cat, &w->pack_id, &length);
@@ -101,7 +101,12 @@ static int pack_begin(struct blob_writer *w)
 	}
 	if (rc < 0)
 		return rc;
-	return blob_store_append_begin(w->bs, w->pack_id, length);
+	/* What is cut is only what no row names, whatever packs.length says
+	 * (a damaged length must not take blobs with it). */
+	rc = catalog_pack_blob_end(w->cat, w->pack_id, &end);
+	if (rc < 0)
+		return rc;
+	return blob_store_append_begin(w->bs, w->pack_id, end > length ? end : length);
 }
 
 int blob_writer_new(struct catalog *cat, struct blob_store *bs, int64_t snapshot_id,

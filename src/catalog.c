@@ -60,6 +60,8 @@ enum stmt_id {
 	ST_PACK_LIST,
 	ST_PACK_DELETE,
 	ST_PACK_EXTENTS,
+	ST_PACK_BLOB_END,
+	ST_PACK_UNLISTED,
 	ST_DICT_INSERT,
 	ST_DICT_AFTER,
 	ST_DICT_NEWEST,
@@ -146,6 +148,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"SELECT id, codec, checksum, data FROM dictionaries WHERE id > ?1 ORDER BY id",
 	[ST_DICT_NEWEST] =
 		"SELECT id, codec, checksum, data FROM dictionaries ORDER BY id DESC LIMIT 1",
+	[ST_PACK_UNLISTED] =
+		"SELECT count(*) FROM blobs WHERE pack_id NOT IN (SELECT id FROM packs)",
+	[ST_PACK_BLOB_END] =
+		"SELECT pack_offset + stored_size FROM blobs WHERE pack_id = ?1 "
+		"ORDER BY pack_offset DESC LIMIT 1",
 	[ST_PACK_EXTENTS] =
 		"SELECT pack_offset, stored_size FROM blobs WHERE pack_id = ?1 "
 		"ORDER BY pack_offset",
@@ -1253,6 +1260,33 @@ int catalog_pack_list(struct catalog *cat, int64_t **ret_ids, uint64_t **ret_len
 	*ret_lengths = lengths;
 	*ret_count = count;
 	return 0;
+}
+
+int catalog_blobs_without_pack(struct catalog *cat, uint64_t *ret_count)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_PACK_UNLISTED, &st), step;
+
+	if (rc < 0)
+		return rc;
+	step = sqlite3_step(st);
+	*ret_count = step == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	return stmt_done(cat, st, step, "count blobs without a pack");
+}
+
+int catalog_pack_blob_end(struct catalog *cat, int64_t id, uint64_t *ret_end)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_PACK_BLOB_END, &st), step;
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	step = sqlite3_step(st);
+	*ret_end = 0;
+	if (step == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+		*ret_end = (uint64_t)sqlite3_column_int64(st, 0);
+	return stmt_done(cat, st, step, "read pack end");
 }
 
 int catalog_pack_extents(struct catalog *cat, int64_t id,

@@ -130,6 +130,10 @@ int catalog_pack_delete(struct catalog *cat, int64_t id);
 /* Every pack, in id order; caller frees *ret_ids and *ret_lengths. */
 int catalog_pack_list(struct catalog *cat, int64_t **ret_ids, uint64_t **ret_lengths,
 		      size_t *ret_count);
+/* Blobs whose pack_id names no packs row. */
+int catalog_blobs_without_pack(struct catalog *cat, uint64_t *ret_count);
+/* Where the last blob (by offset) of pack id ends; 0 when it has none. */
+int catalog_pack_blob_end(struct catalog *cat, int64_t id, uint64_t *ret_end);
 /* Call fn(ctx, offset, length) for every blob of pack id, by offset. */
 int catalog_pack_extents(struct catalog *cat, int64_t id,
 			 int (*fn)(void *ctx, uint64_t offset, uint64_t length), void *ctx);

@@ -108,7 +108,6 @@ int64_t snapshot_digest(const struct snapfs_snapshot *snap,
 
 		XXH3_64bits_update(state, item, sizeof(item));
 		update_text(state, segs[i].kind);
-		update_text(state, segs[i].label);
 	}
 	digest = (int64_t)XXH3_64bits_digest(state);
 	XXH3_freeState(state);

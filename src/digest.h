@@ -37,7 +37,8 @@ int64_t map_digest(int64_t snapshot_id, uint64_t file_size,
 /* The integrity hash of a snapshot's identity and shape
  * (snapshots.meta_digest): id, name, parent_id, file_size, page_size,
  * format, map_digest and every segment (start, end, kind, memcg,
- * committed, label) in order. */
+ * committed) in order. Labels are left out: they only name regions/
+ * files, never decide bytes, and may be set by hand. */
 struct snapfs_snapshot;
 struct snapfs_segment;
 int64_t snapshot_digest(const struct snapfs_snapshot *snap,

@@ -40,6 +40,35 @@ static int punch_gap(void *ctx, uint64_t offset, uint64_t length)
 	return rc;
 }
 
+static bool listed(const int64_t *ids, size_t count, int64_t id)
+{
+	for (size_t i = 0; i < count; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Pack files no packs row names (a save killed after it made a new pack,
+ * a gc killed before it unlinked one): nothing can reference them. Runs
+ * under the write lock, so no save is making one now. */
+static int remove_strays(struct blob_store *bs, const int64_t *ids, size_t count,
+			 struct snapfs_gc_result *r)
+{
+	int64_t *found = NULL;
+	size_t n = 0;
+	int rc = blob_store_list_packs(bs, &found, &n);
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (listed(ids, count, found[i]))
+			continue;
+		rc = blob_store_remove(bs, found[i]);
+		if (rc == 0)
+			r->packs_removed++;
+	}
+	free(found);
+	return rc;
+}
+
 /* Give back the space of every pack that no blob row names. */
 static int reclaim_packs(struct snapfs_store *store, struct catalog *cat,
 			 struct snapfs_gc_result *r)
@@ -71,6 +100,9 @@ static int reclaim_packs(struct snapfs_store *store, struct catalog *cat,
 			ids[dead++] = ids[i];   /* unlinked after the commit */
 			continue;
 		}
+		/* Never below the last blob, whatever packs.length says. */
+		if (lengths[i] < g.end)
+			lengths[i] = g.end;
 		if (length > lengths[i])
 			rc = blob_store_truncate(bs, ids[i], lengths[i]);
 		if (rc == 0 && lengths[i] > g.end)
@@ -78,6 +110,9 @@ static int reclaim_packs(struct snapfs_store *store, struct catalog *cat,
 		if (rc < 0)
 			goto out_rollback;
 	}
+	rc = remove_strays(bs, ids, count, r);
+	if (rc < 0)
+		goto out_rollback;
 	rc = catalog_commit(cat);
 	for (size_t i = 0; rc == 0 && i < dead; i++) {
 		rc = blob_store_remove(bs, ids[i]);

@@ -222,8 +222,8 @@ int snapfs_store_open(const char *dir, unsigned flags,
 		}
 	} else if (version != SNAPFS_SCHEMA_VERSION) {
 		rc = error_set(-SNAPFS_ENEWER,
-			       "store '%s': schema version %d needs an upgrade; run a write command first",
-			       dir, version);
+			       "store '%s': schema version %d needs an upgrade: run 'snapfs gc %s' "
+			       "(it upgrades the store in place)", dir, version, dir);
 		goto out_close;
 	}
 	*ret_store = store;

@@ -35,15 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as c  # noqa: E402
 from common import MIB, PAGE  # noqa: E402
 
-# The blobs table of schema version 1 (schema/snapfs.sql before packs).
-BLOBS_V1 = """CREATE TABLE blobs_v1 (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    codec       INTEGER NOT NULL,
-    page_count  INTEGER NOT NULL CHECK (page_count > 0),
-    stored_size INTEGER NOT NULL,
-    checksum    INTEGER NOT NULL,
-    data        BLOB NOT NULL
-)"""
 V1_TABLES = {"store_info", "snapshots", "segments", "blobs", "page_index", "page_map",
              "sqlite_sequence"}
 V1_BLOB_COLUMNS = ["id", "codec", "page_count", "stored_size", "checksum", "data"]
@@ -53,52 +44,64 @@ V1_BLOB_COLUMNS = ["id", "codec", "page_count", "stored_size", "checksum", "data
 # Making a version-1 store
 
 
+V1_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v1.sql"
+
+
 def make_v1(store):
-    """Turn a version-2 store into the version-1 layout, in place. Returns
-    {blob id: sha256 of its stored bytes}."""
+    """Turn a version-2 store into a genuine version-1 one, in place: a new
+    snapfs.db made the way `snapfs init` of version 1 made it (its page
+    size, auto-vacuum, WAL, then schema/history/snapfs-v1.sql, byte for
+    byte), the rows copied over (the columns version 1 had) and every
+    blob's bytes read out of its pack into blobs.data. Returns {blob id:
+    sha256 of its stored bytes}."""
     store = Path(store)
-    con = sqlite3.connect(str(store / "snapfs.db"), isolation_level=None)
+    db = store / "snapfs.db"
+    old = store / "snapfs-v2.db"
+    c.run([c.SQLITE3, db, "PRAGMA wal_checkpoint(TRUNCATE);"], expect=0)
+    os.replace(db, old)
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    con = sqlite3.connect(str(db), isolation_level=None)
     try:
-        con.execute("PRAGMA foreign_keys = OFF")
-        # The views name blobs: rename the table the way version 1 had it
-        # without SQLite checking the views in between.
-        con.execute("PRAGMA legacy_alter_table = ON")
+        con.execute("PRAGMA page_size = 4096")
+        con.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        con.execute("PRAGMA journal_mode = WAL")
+        con.executescript(V1_SCHEMA.read_text())
+        con.execute("ATTACH DATABASE ? AS v2", (str(old),))
         con.execute("BEGIN IMMEDIATE")
-        seq = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'blobs'").fetchone()
-        c.check(seq is not None, "the v2 store has a sqlite_sequence row for blobs")
-        con.execute(BLOBS_V1)
+        dicts = con.execute("SELECT count(*) FROM v2.blobs WHERE dict_id != 0").fetchone()[0]
+        c.check_eq(dicts, 0, "blobs compressed with a dictionary (version 1 had none)")
+        for table in ("store_info", "snapshots", "segments", "page_index", "page_map"):
+            cols = [r[1] for r in con.execute(f"PRAGMA main.table_info('{table}')")]
+            names = ", ".join(cols)
+            con.execute(f"INSERT INTO main.{table} ({names}) SELECT {names} FROM v2.{table}")
         shas = {}
         rows = con.execute("SELECT id, codec, page_count, stored_size, checksum, pack_id, "
-                           "pack_offset FROM blobs ORDER BY id").fetchall()
+                           "pack_offset FROM v2.blobs ORDER BY id").fetchall()
         for bid, codec, pages, size, checksum, pack_id, offset in rows:
             with open(c.pack_path(store, pack_id), "rb") as f:
                 f.seek(offset)
                 data = f.read(size)
             c.check_eq(len(data), size, f"bytes of blob {bid} in pack {pack_id}")
             shas[bid] = hashlib.sha256(data).hexdigest()
-            con.execute("INSERT INTO blobs_v1 (id, codec, page_count, stored_size, checksum, "
+            con.execute("INSERT INTO main.blobs (id, codec, page_count, stored_size, checksum, "
                         "data) VALUES (?, ?, ?, ?, ?, ?)",
                         (bid, codec, pages, size, checksum, data))
-        con.execute("DROP INDEX blobs_by_pack")
-        con.execute("DROP TABLE blobs")
-        con.execute("DROP TABLE packs")
-        # Tables that came with version 2 or later.
-        for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-            if name not in V1_TABLES and name != "blobs_v1":
-                con.execute(f'DROP TABLE "{name}"')
-        con.execute("ALTER TABLE blobs_v1 RENAME TO blobs")
-        con.execute("DELETE FROM sqlite_sequence WHERE name IN ('blobs', 'blobs_v1')")
-        con.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('blobs', ?)", seq)
+        # ids are never reused: the sequences carry over.
+        con.execute("DELETE FROM main.sqlite_sequence")
+        con.execute("INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq FROM "
+                    "v2.sqlite_sequence WHERE name IN ('snapshots', 'blobs')")
         # What version 1 stores said (readers go by each blob's page_count).
-        con.execute("UPDATE store_info SET value = 32 WHERE key = 'blob_pages'")
+        con.execute("UPDATE main.store_info SET value = 32 WHERE key = 'blob_pages'")
         con.execute("COMMIT")
-        con.execute("PRAGMA legacy_alter_table = OFF")
+        con.execute("DETACH DATABASE v2")
         con.execute("PRAGMA user_version = 1")
         bad = con.execute("PRAGMA integrity_check").fetchall()
         c.check_eq(bad, [("ok",)], "integrity_check of the version-1 store")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         con.close()
+    old.unlink()
     shutil.rmtree(store / "packs")
     # It is a version-1 store now.
     c.check_eq(c.sql_value(store, "PRAGMA user_version"), 1, "user_version of the v1 store")
@@ -169,7 +172,11 @@ def check_same_shape(got, want):
 def metadata(store):
     """The rows an upgrade must not change."""
     return {
-        "snapshots": c.sql(store, "SELECT * FROM snapshots ORDER BY id"),
+        # The columns version 1 had (version 2 adds meta_digest, the seal,
+        # computed by the upgrade: verify checks it).
+        "snapshots": c.sql(store, "SELECT id, name, created_at, parent_id, file_size, page_size, "
+                                  "format, source, notes, segment_count, committed_bytes, "
+                                  "data_bytes, stored_bytes, map_digest FROM snapshots ORDER BY id"),
         "segments": c.sql(store, "SELECT * FROM segments ORDER BY snapshot_id, start"),
         "page_map": c.sql(store, "SELECT * FROM page_map ORDER BY snapshot_id, first_page"),
         "page_index": c.sql(store, "SELECT * FROM page_index ORDER BY digest"),

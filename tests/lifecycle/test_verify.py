@@ -94,6 +94,40 @@ def case_pack_missing(ctx):
               f"restore of s{i} without its pack file succeeded")
 
 
+def case_pack_length_damaged(ctx):
+    """packs.length set below the blobs it holds: verify names it, and
+    neither gc nor the next save cut a single blob off."""
+    store, imgs = saved_store(ctx)
+    end = common.sql_value(store, "SELECT max(pack_offset + stored_size) FROM blobs")
+    sql(store, "UPDATE packs SET length = 10")
+    expect_damage(store, "pack 1", "past its recorded length")
+    size = common.pack_path(store, 1).stat().st_size
+    snapfs("gc", store, "--quiet")
+    check(common.pack_path(store, 1).stat().st_size >= end,
+          f"gc cut the pack to {common.pack_path(store, 1).stat().st_size} bytes, "
+          f"below its last blob's end {end} (was {size})")
+    more = ctx.path("more")
+    write_pages(more, 64 * PAGE, random_pages(random.Random(5), 64, 1.0))
+    snapfs("save", store, "more", more, "--quiet")
+    for i, img in enumerate(imgs):
+        check(check_restore_never_wrong(store, f"s{i}", img, ctx.tmp),
+              f"s{i} lost bytes after packs.length was damaged and gc and save ran")
+
+
+def case_stray_pack_removed_by_gc(ctx):
+    """A pack file no row names (a killed save's new pack, a killed gc's
+    unlink) is removed by gc; the others stay."""
+    store, imgs = saved_store(ctx)
+    stray = common.pack_path(store, 99)
+    stray.write_bytes(os.urandom(100000))
+    snapfs("gc", store, "--quiet")
+    check(not stray.exists(), f"gc left the stray {stray}")
+    check(common.pack_path(store, 1).exists(), "gc removed a live pack")
+    snapfs("verify", store)
+    for i, img in enumerate(imgs):
+        check(check_restore_never_wrong(store, f"s{i}", img, ctx.tmp), f"restore of s{i}")
+
+
 def case_missing_blob(ctx):
     store, _ = saved_store(ctx)
     sql(store, "PRAGMA foreign_keys = OFF; DELETE FROM blobs WHERE id = (SELECT max(blob_id) FROM page_map)")
