@@ -182,6 +182,8 @@ def test(work):
         # A mount reader killed outright.
         save(store, "vm2", vm_img)
         full = pack_blocks(store)
+        check(wait_for(lambda: "vm2" in os.listdir(mnt), 5),
+              "'vm2' never appeared in the mount")
         vm2 = Reader(os.path.join(mnt, "vm2", "memory"), vm_img)
         rm_claimed(store, mnt, "vm2")
         snapfs("gc", store)
