@@ -56,6 +56,21 @@ CREATE TABLE snapshots (
 );
 CREATE INDEX snapshots_by_parent ON snapshots(parent_id);
 
+-- Snapshots removed while a reader had them open (see "Claims" in
+-- schema/README.md): `snapfs rm` renames the row to '.removed-<id>' (a
+-- name no user can give, so the name is free at once) and records it
+-- here; every listing, lookup and public view leaves such snapshots out,
+-- while their segments, page map and blobs stay for the readers that hold
+-- them. `snapfs gc` deletes the snapshot (and so this row) once no reader
+-- claims it any more.
+--   name        the name it had
+--   removed_at  when `snapfs rm` ran (ISO-8601 UTC)
+CREATE TABLE removed (
+    snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    removed_at  TEXT NOT NULL
+);
+
 -- The usage set: byte ranges of the memory file, half-open [start, end),
 -- page-aligned, sorted and non-overlapping within a snapshot. The last
 -- segment may end at file_size rounded up to a whole page.
@@ -152,7 +167,8 @@ CREATE TABLE page_map (
 CREATE INDEX page_map_by_blob ON page_map(blob_id);
 
 -- Per snapshot: what it holds, recomputed from the tables (the same figures
--- that the snapshots row records at save time).
+-- that the snapshots row records at save time). Like every view here, it
+-- leaves out removed snapshots (table removed).
 --   data_bytes   bytes of non-zero pages (within file_size)
 --   stored_bytes bytes on disk of the blobs the snapshot uses, each blob
 --                counted in full once for every snapshot that uses any of
@@ -173,7 +189,8 @@ SELECT s.name,
          WHERE b.id IN (SELECT m.blob_id FROM page_map m
                          WHERE m.snapshot_id = s.id))
            AS stored_bytes
-  FROM snapshots s;
+  FROM snapshots s
+ WHERE NOT EXISTS (SELECT 1 FROM removed r WHERE r.snapshot_id = s.id);
 
 -- Per snapshot and kind: bytes of segments, and of committed segments.
 CREATE VIEW kind_usage AS
@@ -183,6 +200,7 @@ SELECT s.name,
        sum(CASE WHEN g.committed = 1 THEN g.end - g.start ELSE 0 END)
            AS committed_bytes
   FROM segments g JOIN snapshots s ON s.id = g.snapshot_id
+ WHERE NOT EXISTS (SELECT 1 FROM removed r WHERE r.snapshot_id = s.id)
  GROUP BY s.id, g.kind;
 
 -- The page map in byte offsets, one row per run: the form to join on when
@@ -193,7 +211,8 @@ SELECT s.name,
        min((m.first_page + m.page_count) * s.page_size, s.file_size) AS end,
        m.blob_id,
        m.slot
-  FROM page_map m JOIN snapshots s ON s.id = m.snapshot_id;
+  FROM page_map m JOIN snapshots s ON s.id = m.snapshot_id
+ WHERE NOT EXISTS (SELECT 1 FROM removed r WHERE r.snapshot_id = s.id);
 
 -- --- Working sets ----------------------------------------------------------
 -- The pages of a snapshot's memory file that a mount with `-o record` saw

@@ -35,7 +35,6 @@ enum stmt_id {
 	ST_SNAP_LIST,
 	ST_SNAP_INSERT,
 	ST_SNAP_FIGURES,
-	ST_SNAP_DELETE,
 	ST_SNAP_CHILDREN,
 	ST_SNAP_SEAL,
 	ST_SEG_INSERT,
@@ -75,14 +74,19 @@ enum stmt_id {
 	"s.map_digest, s.meta_digest " \
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
 
+/* Snapshots that rm did not hide for their readers (see "Claims" at the
+ * end of this file): the only ones lookups and listings see. */
+#define SNAP_VISIBLE \
+	"NOT EXISTS (SELECT 1 FROM removed r WHERE r.snapshot_id = s.id) "
+
 /* A blob's place and checks, read by loc_from_row(). */
 #define BLOB_LOC_COLUMNS \
 	"codec, page_count, stored_size, checksum, pack_id, pack_offset, dict_id"
 
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_SNAP_BY_NAME] = "SELECT " SNAP_COLUMNS "WHERE s.name = ?1",
-	[ST_SNAP_BY_ID] = "SELECT " SNAP_COLUMNS "WHERE s.id = ?1",
-	[ST_SNAP_LIST] = "SELECT " SNAP_COLUMNS "ORDER BY s.name",
+	[ST_SNAP_BY_NAME] = "SELECT " SNAP_COLUMNS "WHERE s.name = ?1 AND " SNAP_VISIBLE,
+	[ST_SNAP_BY_ID] = "SELECT " SNAP_COLUMNS "WHERE s.id = ?1 AND " SNAP_VISIBLE,
+	[ST_SNAP_LIST] = "SELECT " SNAP_COLUMNS "WHERE " SNAP_VISIBLE "ORDER BY s.name",
 	[ST_SNAP_INSERT] =
 		"INSERT INTO snapshots (name, created_at, parent_id, file_size, "
 		"page_size, format, source, notes) "
@@ -91,7 +95,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"UPDATE snapshots SET segment_count = ?2, committed_bytes = ?3, "
 		"data_bytes = ?4, stored_bytes = ?5, map_digest = ?6, meta_digest = ?7 "
 		"WHERE id = ?1",
-	[ST_SNAP_DELETE] = "DELETE FROM snapshots WHERE name = ?1",
 	[ST_SNAP_CHILDREN] =
 		"SELECT id FROM snapshots WHERE parent_id = (SELECT id FROM snapshots WHERE name = ?1) "
 		"ORDER BY id",
@@ -793,22 +796,6 @@ int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t di
 	return stmt_done(cat, st, sqlite3_step(st), "record snapshot digest");
 }
 
-int catalog_snapshot_delete(struct catalog *cat, const char *name)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = stmt_get(cat, ST_SNAP_DELETE, &st);
-
-	if (rc < 0)
-		return rc;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = stmt_done(cat, st, sqlite3_step(st), "remove snapshot");
-	if (rc < 0)
-		return rc;
-	if (sqlite3_changes(cat->db) == 0)
-		return error_set(-ENOENT, "snapshot '%s': no such snapshot", name);
-	return 0;
-}
-
 /* --- segments --- */
 
 int catalog_segment_insert(struct catalog *cat, int64_t snapshot_id,
@@ -1455,9 +1442,9 @@ int catalog_integrity_check(struct catalog *cat, char *buf, size_t cap, bool *re
 int catalog_store_summary(struct catalog *cat, struct snapfs_store_summary *ret)
 {
 	static const char sql[] =
-		"SELECT (SELECT count(*) FROM snapshots), "
-		"(SELECT coalesce(sum(file_size), 0) FROM snapshots), "
-		"(SELECT coalesce(sum(data_bytes), 0) FROM snapshots), "
+		"SELECT (SELECT count(*) FROM snapshots s WHERE " SNAP_VISIBLE "), "
+		"(SELECT coalesce(sum(file_size), 0) FROM snapshots s WHERE " SNAP_VISIBLE "), "
+		"(SELECT coalesce(sum(data_bytes), 0) FROM snapshots s WHERE " SNAP_VISIBLE "), "
 		"(SELECT coalesce(sum(page_count), 0) FROM blobs), "
 		"(SELECT count(*) FROM blobs), "
 		"(SELECT coalesce(sum(stored_size), 0) FROM blobs)";
@@ -1855,4 +1842,126 @@ static int catalog_check_schema(struct catalog *cat, const char *path)
 		rc = compare_schema(cat, path, (int)version);
 	sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
 	return rc;
+}
+
+/* --- Claims: snapshots removed while a reader holds them ------------------
+ * rm hides a claimed snapshot instead of deleting it (table removed); gc
+ * deletes it once nobody claims it (src/claims.c has the locks). Prepared
+ * on each use: these run once per rm or gc. */
+
+/* Run sql with ?1 = a, ?2 = b text (NULL: unbound), ?3 = c text. */
+static int exec_bound(struct catalog *cat, const char *sql, int64_t a,
+		      const char *b, const char *c, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, what);
+	sqlite3_bind_int64(st, 1, a);
+	if (b)
+		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	if (c)
+		sqlite3_bind_text(st, 3, c, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return error_sqlite(cat->db, rc, what);
+	return 0;
+}
+
+int catalog_snapshot_hide(struct catalog *cat, int64_t id, const char *name,
+			  const char *removed_at)
+{
+	int rc;
+
+	rc = exec_bound(cat, "INSERT INTO removed (snapshot_id, name, removed_at) "
+			"VALUES (?1, ?2, ?3)", id, name, removed_at, "hide snapshot");
+	/* '.removed-<id>': no valid name starts with '.', ids are never
+	 * reused: the name is free at once and this one never clashes. */
+	if (rc == 0)
+		rc = exec_bound(cat, "UPDATE snapshots SET name = '.removed-' || id "
+				"WHERE id = ?1", id, NULL, NULL, "hide snapshot");
+	/* As a delete would: children have no parent any more. */
+	if (rc == 0)
+		rc = exec_bound(cat, "UPDATE snapshots SET parent_id = NULL "
+				"WHERE parent_id = ?1", id, NULL, NULL, "hide snapshot");
+	return rc;
+}
+
+int catalog_snapshot_delete_id(struct catalog *cat, int64_t id)
+{
+	int rc = exec_bound(cat, "DELETE FROM snapshots WHERE id = ?1", id, NULL, NULL,
+			    "remove snapshot");
+
+	if (rc == 0 && sqlite3_changes(cat->db) == 0)
+		return error_set(-ENOENT, "snapshot #%lld: no such snapshot", (long long)id);
+	return rc;
+}
+
+int catalog_removed_list(struct catalog *cat, int64_t **ret_ids, size_t *ret_count)
+{
+	int64_t *ids = NULL, *bigger;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, "SELECT snapshot_id FROM removed ORDER BY snapshot_id",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "list removed snapshots");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			bigger = realloc(ids, cap * sizeof(*ids));
+			if (!bigger) {
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			ids = bigger;
+		}
+		ids[count++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = error_sqlite(cat->db, rc, "list removed snapshots");
+		goto out_free;
+	}
+	sqlite3_finalize(st);
+	*ret_ids = ids;
+	*ret_count = count;
+	return 0;
+
+out_free:
+	sqlite3_finalize(st);
+	free(ids);
+	return rc;
+}
+
+int catalog_removed_kept(struct catalog *cat, uint64_t *ret_blobs, uint64_t *ret_bytes)
+{
+	/* Blobs that only removed snapshots still use: what gc would have
+	 * given back without their readers. */
+	static const char sql[] =
+		"SELECT count(*), coalesce(sum(b.stored_size), 0) FROM blobs b "
+		"WHERE b.id IN (SELECT m.blob_id FROM page_map m JOIN removed r "
+		"ON r.snapshot_id = m.snapshot_id) AND NOT EXISTS (SELECT 1 FROM "
+		"page_map m WHERE m.blob_id = b.id AND m.snapshot_id NOT IN "
+		"(SELECT snapshot_id FROM removed))";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "count kept blobs");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_blobs = (uint64_t)sqlite3_column_int64(st, 0);
+		*ret_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return error_sqlite(cat->db, rc, "count kept blobs");
+	return 0;
 }

@@ -74,8 +74,6 @@ int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapsh
 int catalog_snapshot_children(struct catalog *cat, const char *name, int64_t **ret_ids,
 			      size_t *ret_count);
 int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t digest);
-/* Delete one snapshot by name (segments and page map go with it). */
-int catalog_snapshot_delete(struct catalog *cat, const char *name);
 
 /* --- segments --- */
 int catalog_segment_insert(struct catalog *cat, int64_t snapshot_id,
@@ -176,3 +174,17 @@ int catalog_working_set_replace(struct catalog *cat, int64_t snapshot_id,
  * without the table has none. */
 int catalog_working_set_load(struct catalog *cat, int64_t snapshot_id,
 			     struct snapfs_page_run **ret_runs, size_t *ret_count);
+
+/* --- claims: snapshots removed while a reader holds them --- */
+/* Inside a write transaction: hide snapshot id (named name) from every
+ * lookup, listing and public view, its rows kept: a row in removed, its
+ * name changed to '.removed-<id>', its children's parent_id NULL. */
+int catalog_snapshot_hide(struct catalog *cat, int64_t id, const char *name,
+			  const char *removed_at);
+/* Delete one snapshot by id, hidden or not (segments, page map, working
+ * set and removed row go with it); -ENOENT if there is none. */
+int catalog_snapshot_delete_id(struct catalog *cat, int64_t id);
+/* The ids of the hidden snapshots, ascending; caller frees *ret_ids. */
+int catalog_removed_list(struct catalog *cat, int64_t **ret_ids, size_t *ret_count);
+/* Blobs (and their stored bytes) that only hidden snapshots use. */
+int catalog_removed_kept(struct catalog *cat, uint64_t *ret_blobs, uint64_t *ret_bytes);

@@ -7,13 +7,16 @@
  * punched wherever no blob row names the bytes (so a gc killed before this
  * step leaves nothing behind: the next one punches them), a pack no blob
  * is left in is deleted, and a tail past a pack's committed length (a
- * killed save's) is cut. Last, the database file shrinks.
+ * killed save's) is cut. Last, the database file shrinks. Before all
+ * this, snapshots that rm only hid because a reader had them open are
+ * deleted if no reader claims them any more (src/claims.c).
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "blob_store.h"
 #include "catalog.h"
+#include "claims.h"
 #include "errors.h"
 #include "store.h"
 
@@ -130,6 +133,45 @@ out_rollback:
 	return rc;
 }
 
+/* Delete the hidden snapshots whose claim can be taken: nobody reads
+ * them any more. One short transaction, the claims held until it ends
+ * (readers wait for them, then find the snapshot gone). */
+static int purge_removed(struct snapfs_store *store, struct catalog *cat,
+			 struct snapfs_gc_result *r)
+{
+	int64_t *ids = NULL;
+	size_t count = 0;
+	int claims_fd, rc;
+
+	rc = claims_open(store_dir(store), true, &claims_fd);
+	if (rc < 0)
+		return rc;
+	rc = catalog_begin_write(cat);
+	if (rc < 0)
+		goto out_claims;
+	rc = catalog_removed_list(cat, &ids, &count);
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		rc = claim_try(claims_fd, ids[i], true);
+		if (rc == -EAGAIN) {
+			r->removed_kept++;
+			rc = 0;
+			continue;
+		}
+		if (rc == 0)
+			rc = catalog_snapshot_delete_id(cat, ids[i]);
+		if (rc == 0)
+			r->removed_purged++;
+	}
+	free(ids);
+	if (rc == 0)
+		rc = catalog_commit(cat);
+	else
+		catalog_rollback(cat);
+out_claims:
+	claims_close(claims_fd);
+	return rc;
+}
+
 int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress,
 	      struct snapfs_gc_result *ret_result)
 {
@@ -142,6 +184,9 @@ int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress
 	if (!cat)
 		return error_set(-EROFS, "store '%s': opened read-only", store_dir(store));
 	r.file_bytes_before = store_file_bytes(store);
+	rc = purge_removed(store, cat, &r);
+	if (rc < 0)
+		return error_prefix(rc, "gc");
 	rc = catalog_begin_write(cat);
 	if (rc < 0)
 		return error_prefix(rc, "gc");
@@ -162,6 +207,8 @@ int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress
 	} while (deleted > 0);
 	r.blob_bytes_removed = bytes;
 	rc = catalog_delete_stale_index(cat, &r.index_rows_removed);
+	if (rc == 0 && r.removed_kept)
+		rc = catalog_removed_kept(cat, &r.kept_blobs, &r.kept_bytes);
 	if (rc < 0)
 		goto out_rollback;
 	rc = catalog_commit(cat);

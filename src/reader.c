@@ -17,6 +17,7 @@
 
 #include "blob_cache.h"
 #include "catalog.h"
+#include "claims.h"
 #include "decode_ahead.h"
 #include "digest.h"
 #include "errors.h"
@@ -35,6 +36,7 @@ struct image_run {
 struct snapfs_image {
 	struct snapfs_store *store;
 	int64_t snapshot_id;
+	int claim_fd;                /* holds the snapshot's claim; -1: none */
 	uint64_t file_size;
 	uint64_t page_count;         /* pages of file_size, the last partial */
 	uint64_t data_pages;
@@ -56,12 +58,21 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 	struct catalog *cat;
 	size_t count = 0;
 	uint64_t prev_end = 0;
-	int rc;
+	int claim_fd, rc;
 
 	error_clear();
-	rc = store_reader_get(store, &cat);
+	/* The claim first, the rows after: a remover either sees the claim
+	 * and only hides the snapshot, or holds the claim until its delete
+	 * is committed, and then the lookup below finds nothing. */
+	rc = claims_open(store_dir(store), false, &claim_fd);
 	if (rc < 0)
 		return rc;
+	rc = claim_shared_wait(claim_fd, snapshot_id);
+	if (rc < 0)
+		goto out_claim;
+	rc = store_reader_get(store, &cat);
+	if (rc < 0)
+		goto out_claim;
 	rc = catalog_begin_read(cat);
 	if (rc < 0)
 		goto out_put;
@@ -88,6 +99,8 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 	}
 	img->store = store;
 	img->snapshot_id = snapshot_id;
+	img->claim_fd = claim_fd;
+	claim_fd = -1;
 	img->file_size = snap.file_size;
 	img->page_count = (snap.file_size + SNAPFS_PAGE_SIZE - 1) / SNAPFS_PAGE_SIZE;
 	img->run_count = count;
@@ -115,6 +128,8 @@ out_end:
 	catalog_rollback(cat);
 out_put:
 	store_reader_put(store, cat);
+out_claim:
+	claims_close(claim_fd);
 	return rc;
 }
 
@@ -122,6 +137,7 @@ void snapfs_image_close(struct snapfs_image *img)
 {
 	if (!img)
 		return;
+	claims_close(img->claim_fd);
 	free(img->runs);
 	free(img);
 }

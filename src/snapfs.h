@@ -145,7 +145,11 @@ void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count);
 
 /* Remove snapshots by name, all or none: -ENOENT names the first unknown
  * one. Their blobs stay until snapfs_gc(). Children's parent_id becomes
- * NULL. */
+ * NULL. A snapshot that a reader has open (an image, in this process or
+ * another) is only hidden, like an unlinked file: it is gone from every
+ * lookup and listing and its name is free at once, but its pages stay
+ * until the last reader closes it and a later snapfs_gc() runs. Returns
+ * the number of snapshots hidden that way (0: all deleted outright). */
 int snapfs_snapshot_remove(struct snapfs_store *store,
 			   const char *const *names, size_t count);
 
@@ -247,6 +251,11 @@ int snapfs_save(struct snapfs_store *store, const char *name,
  * every run's hash; damage gives -EIO, never wrong bytes. */
 struct snapfs_image;
 
+/* Open snapshot snapshot_id: -ENOENT if there is none (or it was
+ * removed). The image claims the snapshot until it is closed: rm only
+ * hides a claimed snapshot and gc keeps its pages, so the image reads the
+ * same bytes to the end, whatever happens to the name. The claim is a
+ * lock on the store's claims file that dies with the process. */
 int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 		      struct snapfs_image **ret_image);
 void snapfs_image_close(struct snapfs_image *image);
@@ -335,11 +344,18 @@ struct snapfs_gc_result {
 	uint64_t packs_removed;       /* pack files no blob was left in */
 	uint64_t file_bytes_before;   /* snapfs.db + -wal + packs on disk */
 	uint64_t file_bytes_after;
+	uint64_t removed_purged;      /* removed snapshots no reader held: deleted */
+	uint64_t removed_kept;        /* removed snapshots still open: kept */
+	uint64_t kept_blobs;          /* blobs only those still use */
+	uint64_t kept_bytes;          /* their stored bytes */
 };
 
-/* Delete blobs that no snapshot uses, in one transaction, then give the
- * space back to the file system. Safe while others read; a gc killed at
- * any moment loses nothing still referenced. */
+/* First delete the snapshots that rm hid for their readers and that no
+ * reader claims any more; then delete blobs that no snapshot uses, in one
+ * transaction, and give the space back to the file system. Safe while
+ * others read: pages of a snapshot still open are kept (removed_kept,
+ * kept_bytes) for a later run. A gc killed at any moment loses nothing
+ * still referenced. */
 int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress,
 	      struct snapfs_gc_result *ret_result);
 

@@ -19,6 +19,7 @@
 #include "blob_cache.h"
 #include "blob_store.h"
 #include "catalog.h"
+#include "claims.h"
 #include "decode_ahead.h"
 #include "digest.h"
 #include "errors.h"
@@ -91,6 +92,9 @@ int snapfs_store_create(const char *dir)
 		goto out_unlink;
 	store_now_iso8601(created_at, sizeof(created_at));
 	rc = catalog_create_schema(cat, created_at);
+	if (rc < 0)
+		goto out_unlink;
+	rc = claims_create(dir);
 	if (rc < 0)
 		goto out_unlink;
 	catalog_close(cat);
@@ -220,6 +224,10 @@ int snapfs_store_open(const char *dir, unsigned flags,
 			error_prefix(rc, "store '%s'", dir);
 			goto out_close;
 		}
+		/* Readers find it there, even where they cannot make it. */
+		rc = claims_create(dir);
+		if (rc < 0)
+			goto out_close;
 	} else if (version != SNAPFS_SCHEMA_VERSION) {
 		rc = error_set(-SNAPFS_ENEWER,
 			       "store '%s': schema version %d needs an upgrade: run 'snapfs gc %s' "
@@ -499,17 +507,25 @@ int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
 	return rc;
 }
 
-/* Delete snapshot name. Its children lose their parent (parent_id NULL):
- * each child whose digest held before is sealed again; one that was
- * already changed outside snapfs stays caught. */
-static int remove_one(struct catalog *cat, const char *name)
+/* Inside rm's transaction: delete the snapshot name, or hide it if a
+ * reader claims it (the claim taken stays on claims_fd until it is closed
+ * after the commit). Its children lose their parent either way: each child
+ * whose seal held before is sealed again; one that was already changed
+ * outside snapfs stays caught. 1 when hidden, 0 when deleted. */
+static int remove_one(struct catalog *cat, int claims_fd, const char *name)
 {
-	struct snapfs_snapshot child;
+	struct snapfs_snapshot snap, child;
 	int64_t *ids = NULL;
 	size_t count = 0;
 	bool *sound = NULL;
+	bool hidden = false;
+	char now[32];
 	int rc;
 
+	rc = catalog_snapshot_get(cat, name, &snap);
+	if (rc < 0)
+		return rc;
+	snapfs_snapshot_release(&snap);
 	rc = catalog_snapshot_children(cat, name, &ids, &count);
 	if (rc < 0)
 		return rc;
@@ -526,7 +542,14 @@ static int remove_one(struct catalog *cat, const char *name)
 		snapfs_snapshot_release(&child);
 	}
 	error_clear();
-	rc = catalog_snapshot_delete(cat, name);
+	rc = claim_try(claims_fd, snap.id, true);
+	if (rc == 0) {
+		rc = catalog_snapshot_delete_id(cat, snap.id);
+	} else if (rc == -EAGAIN) {
+		store_now_iso8601(now, sizeof(now));
+		rc = catalog_snapshot_hide(cat, snap.id, name, now);
+		hidden = true;
+	}
 	for (size_t i = 0; rc == 0 && i < count; i++) {
 		if (sound[i])
 			rc = snapshot_reseal(cat, ids[i]);
@@ -534,14 +557,14 @@ static int remove_one(struct catalog *cat, const char *name)
 out_free:
 	free(sound);
 	free(ids);
-	return rc;
+	return rc < 0 ? rc : hidden;
 }
 
 int snapfs_snapshot_remove(struct snapfs_store *store,
 			   const char *const *names, size_t count)
 {
 	struct catalog *cat = store->writer;
-	int rc;
+	int claims_fd, rc, hidden = 0;
 
 	error_clear();
 	if (!cat)
@@ -549,18 +572,28 @@ int snapfs_snapshot_remove(struct snapfs_store *store,
 	for (size_t i = 0; i < count; i++)
 		if (!snapfs_name_valid(names[i]))
 			return error_set(-SNAPFS_EBADNAME, "snapshot '%s': invalid name", names[i]);
-	rc = catalog_begin_write(cat);
+	rc = claims_open(store->dir, true, &claims_fd);
 	if (rc < 0)
 		return rc;
+	rc = catalog_begin_write(cat);
+	if (rc < 0)
+		goto out_claims;
 	for (size_t i = 0; i < count; i++) {
-		rc = remove_one(cat, names[i]);
+		rc = remove_one(cat, claims_fd, names[i]);
 		if (rc < 0)
 			goto out_rollback;
+		hidden += rc;
 	}
-	return catalog_commit(cat);
+	/* The claims are let go only after the commit: a reader that waited
+	 * for one then finds the snapshot gone. */
+	rc = catalog_commit(cat);
+	claims_close(claims_fd);
+	return rc < 0 ? rc : hidden;
 
 out_rollback:
 	catalog_rollback(cat);
+out_claims:
+	claims_close(claims_fd);
 	return rc;
 }
 

@@ -37,6 +37,14 @@ int cmd_gc(int argc, char **argv)
 	if (rc < 0) {
 		rc = cli_fail(rc, "gc");
 	} else {
+		if (!c.quiet && result.removed_purged)
+			printf("deleted %" PRIu64 " removed snapshots that readers had open\n",
+			       result.removed_purged);
+		if (!c.quiet && result.removed_kept)
+			printf("kept %" PRIu64 " removed snapshots still open by a reader: "
+			       "%" PRIu64 " blobs (%" PRIu64 " bytes) stay until they are "
+			       "closed\n", result.removed_kept, result.kept_blobs,
+			       result.kept_bytes);
 		if (!c.quiet)
 			printf("removed %" PRIu64 " unused blobs (%" PRIu64 " bytes); store file "
 			       "%" PRIu64 " -> %" PRIu64 " bytes\n", result.blobs_removed,

@@ -201,10 +201,15 @@ int cmd_rm(int argc, char **argv)
 		return rc;
 	rc = snapfs_snapshot_remove(store, (const char *const *)argv + optind + 1,
 				    (size_t)(argc - optind - 1));
-	if (rc < 0)
+	if (rc < 0) {
 		rc = cli_fail(rc, "rm");
-	else
+	} else {
+		if (rc > 0 && !c.quiet)
+			fprintf(stderr, "snapfs: rm: %d snapshot%s still open by a reader: "
+				"gone from listings now, pages kept until closed (then run "
+				"'snapfs gc')\n", rc, rc == 1 ? "" : "s");
 		rc = EXIT_OK;
+	}
 	snapfs_store_close(store);
 	return rc;
 }

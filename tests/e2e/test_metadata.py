@@ -161,7 +161,7 @@ def case_store_files(ctx):
     img = c.standard_image(ctx.path("mixed.img"), seed=35)
     c.snapfs("save", store, "x", img.path)
     extra = sorted(set(os.listdir(store)) - c.STORE_ENTRIES)
-    c.check_eq(extra, [], "files in the store directory besides snapfs.db, its WAL and packs/")
+    c.check_eq(extra, [], "files in the store directory besides snapfs.db, its WAL, packs/ and claims")
     c.check((store / "packs").is_dir(), "a store with a snapshot has a packs/ folder")
     c.check_eq(c.pack_files(store), ["00000001.pack"], "pack files after one small save")
     c.check_pack_files(store, "after one save")
