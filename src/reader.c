@@ -438,6 +438,35 @@ static enum blob_use read_ahead(struct snapfs_image *img, size_t first, uint64_t
 	return BLOB_STREAM;
 }
 
+/* A random read whose bytes lie in several blobs (the kernel's readahead
+ * makes a 4 KiB read a 16 KiB request, which often spans two 32 KiB
+ * blobs): the blobs after the first are handed to the decode-ahead
+ * workers, so that they are read and decoded on the other core while this
+ * thread loads the first; the loop below then finds them decoded, or
+ * waits for them. */
+static void load_rest_in_parallel(struct snapfs_image *img, size_t first, uint64_t end)
+{
+	int64_t first_id = 0;
+	struct decode_ahead *da = NULL;
+
+	for (size_t i = first; i < img->run_count; i++) {
+		const struct image_run *r = &img->runs[i];
+
+		if (r->map.first_page * SNAPFS_PAGE_SIZE >= end)
+			break;
+		if (!first_id) {
+			first_id = r->map.blob_id;
+			continue;
+		}
+		if (r->map.blob_id == first_id || atomic_load(&r->state) == RUN_BAD ||
+		    blob_cache_contains(store_cache(img->store), r->map.blob_id))
+			continue;
+		if (!da && !(da = store_decode_ahead(img->store)))
+			return;
+		decode_ahead_want(da, &r->loc);
+	}
+}
+
 int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 			     size_t len, struct snapfs_read_slices *s)
 {
@@ -461,6 +490,8 @@ int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 	pos = off;
 	i = run_at_or_after(img, pos / SNAPFS_PAGE_SIZE);
 	use = read_ahead(img, i, end);
+	if (use == BLOB_RANDOM)
+		load_rest_in_parallel(img, i, end);
 	while (pos < end) {
 		struct image_run *r = i < img->run_count ? &img->runs[i] : NULL;
 		uint64_t run_start = r ? r->map.first_page * SNAPFS_PAGE_SIZE : end;

@@ -540,6 +540,7 @@ class Mount:
 # A real resume: a QEMU guest whose RAM is mmap'd from the memory file
 # ----------------------------------------------------------------------------
 
+RESUME_WS_SECONDS = 2     # the resume's working set: its first seconds
 RESUME_RAM_MIB = 512
 # What the guest does: fill ~200 MiB of a tmpfs (128 MiB of random bytes,
 # 69 MiB of text: numbers 1 to 9,000,000; random bytes do not compress, so
@@ -1348,8 +1349,24 @@ class Bench:
             run(["mksquashfs", ram, os.path.join(rdir, "sqfs-zstd.sqfs"), "-comp", "zstd",
                  "-noappend", "-quiet", "-no-progress"])
             sizes["sqfs-zstd"] = os.path.getsize(os.path.join(rdir, "sqfs-zstd.sqfs"))
+        # snapfs twice: without a working set (-o noprefetch) and with the
+        # one an untimed resume recorded in its first RESUME_WS_SECONDS
+        # (the pages the guest's resume touches, not the whole checksum).
         systems = [x for x in ["plain"] + self.systems
-                   if x == "plain" or x.startswith("snapfs") or x == "sqfs-zstd"]
+                   if x == "plain" or x == "sqfs-zstd" or x.startswith("snapfs+")]
+        if "snapfs" in self.systems:
+            self.variants.update({"noprefetch": "noprefetch", "ws": "read_ahead_kb=1024",
+                                  "record": f"record={RESUME_WS_SECONDS},read_ahead_kb=0"})
+            systems[1:1] = ["snapfs+noprefetch", "snapfs+ws"]
+            rec = self.resume_one("snapfs+record", kernel, initrd, ram, state, rdir)
+            pages = run([self.snapfs, "workingset", os.path.join(rdir, "snapfs"), "img", "--json"],
+                        capture=True, check=False).stdout
+            try:
+                res["ws_pages"] = sum((r["end"] - r["start"]) // PAGE for r in json.loads(pages))
+            except (ValueError, KeyError, TypeError):
+                res["ws_pages"] = None
+            log(f"resume: recorded working set: {res['ws_pages']} pages "
+                f"({'ok' if 'error' not in rec else rec['error']})")
         for run_i in range(self.runs_cheap):
             for system in systems:
                 if system in res["failed"]:
@@ -1799,7 +1816,10 @@ def resume_lines(res):
              "-incoming; the guest had filled 128 MiB with random bytes and 69 MiB with "
              f"text ({fmt_bytes(r.get('ram_alloc'))} of the RAM file non-zero). Cold: page "
              "cache dropped, fresh mount (snapfs with -o private_rw). Medians; times from "
-             "QEMU's start.", ""]
+             "QEMU's start." + (f" snapfs -o ws: the working set that one untimed resume under "
+                                f"-o record={RESUME_WS_SECONDS},read_ahead_kb=0 recorded "
+                                f"({r.get('ws_pages')} pages), prefetched; snapfs -o noprefetch: "
+                                "none." if r.get("ws_pages") is not None else ""), ""]
     if systems:
         lines += ["| | " + " | ".join(label(x) for x in systems) + " |",
                   "|---|" + "---|" * len(systems)]
