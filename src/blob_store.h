@@ -18,6 +18,15 @@
 /* Most pages a blob may hold; a row claiming more is damage. */
 #define BLOB_PAGES_MAX 256
 
+/* Pages packed into one new blob (32 KiB): a cold random 4 KiB read
+ * decodes at most this much after one read of ~8-16 KiB from a pack; see
+ * BENCHMARKS.md for the sizes against 32-page blobs. A build may override
+ * it (-DBLOB_PAGES=N, N <= BLOB_PAGES_MAX) to measure others; readers take
+ * each blob's page count from its row. */
+#ifndef BLOB_PAGES
+#define BLOB_PAGES 8
+#endif
+
 /* Where a blob is and what it must be (a blobs row). All of it comes from
  * the database, so all of it is checked before use. */
 struct blob_loc {

@@ -10,20 +10,12 @@
 
 #include <stdint.h>
 
+#include "blob_store.h"
 #include "snapfs.h"
 
 struct catalog;
 struct blob_store;
 struct blob_writer;
-
-/* Pages packed into one blob (32 KiB): a cold random 4 KiB read decodes
- * at most this much after one read of ~8-16 KiB from a pack; see
- * BENCHMARKS.md for the sizes against 32-page blobs. A build may override
- * it (-DBLOB_PAGES=N, N <= BLOB_PAGES_MAX) to measure others; readers take
- * each blob's page count from its row. */
-#ifndef BLOB_PAGES
-#define BLOB_PAGES 8
-#endif
 
 /* A pack grows to about this size; then saves start a new one. */
 #define PACK_MAX_BYTES ((uint64_t)1 << 30)

@@ -18,7 +18,6 @@
 #include <sqlite3.h>
 
 #include "blob_store.h"
-#include "blob_writer.h"
 #include "errors.h"
 #include "schema_check.h"
 
