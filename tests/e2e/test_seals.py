@@ -120,6 +120,31 @@ def case_rm_parent_reseals_children(ctx):
     c.cmp_files(b, out)
 
 
+def case_rm_claimed_parent_reseals_children(ctx):
+    # The parent is being read (a restore blocked on a full pipe holds its
+    # claim): rm hides it instead of deleting it, and its child, which
+    # loses its parent all the same, is resealed and still restores.
+    store, a, b = two_snapshots(ctx)
+    reader = subprocess.Popen([c.SNAPFS, "restore", str(store), "a", "-"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        c.check(reader.poll() is None, "the blocked restore ended early")
+        cp = c.snapfs("rm", store, "a")
+        c.log(c.stderr_text(cp).strip())
+        c.check_eq(c.sql_value(store, "SELECT count(*) FROM removed"), 1,
+                   "rows of removed while a reader holds the parent")
+        c.snapfs("verify", store)
+        out = ctx.path("b.out")
+        c.snapfs("restore", store, "b", out, "--quiet")
+        c.cmp_files(b, out)
+    finally:
+        reader.kill()
+        reader.wait()
+    c.snapfs("gc", store, "--quiet")
+    c.snapfs("verify", store)
+
+
 def case_rm_parent_keeps_a_bad_child_caught(ctx):
     # A child changed by hand before its parent is removed is not
     # laundered by the reseal.
