@@ -288,7 +288,10 @@ def case_interrupt_save_and_gc(ctx):
     c.snapfs("rm", store, "big")
     rc, took, err = stop_with(["gc", store], signal.SIGTERM, 0.1)
     if rc is not None:
-        c.check(rc == 143 and took < 1.0, f"gc stopped by SIGTERM: exit {rc} after {took:.2f} s")
+        # A gc past its last cancellation point when the signal lands
+        # finishes (exit 0) instead: either way, at once.
+        c.check(rc in (143, 0) and took < 1.0,
+                f"gc stopped by SIGTERM: exit {rc} after {took:.2f} s")
     c.integrity_ok(store)
     c.snapfs("gc", store, "--quiet")
     c.snapfs("verify", store, "--quiet")
