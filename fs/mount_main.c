@@ -40,6 +40,7 @@ enum mount_key {
 	KEY_RECORD,
 	KEY_RECORD_SECONDS,
 	KEY_NOPREFETCH,
+	KEY_PREFETCH_WAIT,
 	KEY_PRIVATE_RW,
 };
 
@@ -55,6 +56,7 @@ struct mount_args {
 	bool record;                     /* -o record[=SECONDS] */
 	unsigned record_seconds;
 	bool noprefetch;                 /* -o noprefetch */
+	unsigned prefetch_wait_ms;       /* -o prefetch_wait */
 	bool private_rw;                 /* -o private_rw */
 	char error[256];                 /* first bad argument, if any */
 };
@@ -67,6 +69,7 @@ static const struct fuse_opt mount_opt_spec[] = {
 	FUSE_OPT_KEY("record", KEY_RECORD),
 	FUSE_OPT_KEY("record=", KEY_RECORD_SECONDS),
 	FUSE_OPT_KEY("noprefetch", KEY_NOPREFETCH),
+	FUSE_OPT_KEY("prefetch_wait=", KEY_PREFETCH_WAIT),
 	FUSE_OPT_KEY("private_rw", KEY_PRIVATE_RW),
 	/* Always read-only: "ro" is added below. */
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
@@ -85,62 +88,72 @@ static void set_error(struct mount_args *ma, const char *fmt, const char *arg)
 		snprintf(ma->error, sizeof(ma->error), fmt, arg);
 }
 
-static int parse_cache_size(struct mount_args *ma, const char *arg)
-{
-	const char *value = arg + strlen("cache_size=");
-	unsigned long long mib;
-	char *end;
-
-	errno = 0;
-	mib = strtoull(value, &end, 10);
-	if (errno || end == value || *end || value[0] == '-' ||
-	    mib > (SIZE_MAX >> 20)) {
-		set_error(ma, "option '%s': expected a whole number of MiB", arg);
-		return 0;
-	}
-	ma->cache_bytes = (size_t)mib << 20;
-	ma->cache_set = true;
-	return 0;
-}
-
 /* The largest readahead window -o read_ahead_kb takes: 64 MiB. */
 #define READ_AHEAD_KB_MAX 65536
 
-static int parse_read_ahead(struct mount_args *ma, const char *arg)
+/* "NAME=N" with N a whole number from min to max, in *ret (left alone
+ * otherwise). false, with the error recorded, when it is not. */
+static bool parse_number(struct mount_args *ma, const char *arg,
+			 unsigned long long min, unsigned long long max,
+			 const char *unit, unsigned long long *ret)
 {
-	const char *value = arg + strlen("read_ahead_kb=");
-	unsigned long long kb;
+	const char *value = strchr(arg, '=') + 1;
+	unsigned long long n;
 	char *end;
 
 	errno = 0;
-	kb = strtoull(value, &end, 10);
-	if (errno || end == value || *end || value[0] == '-' ||
-	    value[0] == '+' || kb > READ_AHEAD_KB_MAX) {
-		set_error(ma, "option '%s': expected a whole number of KiB "
-			  "from 0 to 65536", arg);
-		return 0;
+	n = strtoull(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' || value[0] == '+' ||
+	    n < min || n > max) {
+		if (!ma->error[0])
+			snprintf(ma->error, sizeof(ma->error),
+				 "option '%s': expected a whole number of %s from %llu to %llu",
+				 arg, unit, min, max);
+		return false;
 	}
-	ma->read_ahead_kb = (unsigned)kb;
-	ma->read_ahead_set = true;
+	*ret = n;
+	return true;
+}
+
+static int parse_cache_size(struct mount_args *ma, const char *arg)
+{
+	unsigned long long mib;
+
+	if (parse_number(ma, arg, 0, SIZE_MAX >> 20, "MiB", &mib)) {
+		ma->cache_bytes = (size_t)mib << 20;
+		ma->cache_set = true;
+	}
+	return 0;
+}
+
+static int parse_read_ahead(struct mount_args *ma, const char *arg)
+{
+	unsigned long long kb;
+
+	if (parse_number(ma, arg, 0, READ_AHEAD_KB_MAX, "KiB", &kb)) {
+		ma->read_ahead_kb = (unsigned)kb;
+		ma->read_ahead_set = true;
+	}
 	return 0;
 }
 
 static int parse_record(struct mount_args *ma, const char *arg)
 {
-	const char *value = arg + strlen("record=");
 	unsigned long long sec;
-	char *end;
 
-	errno = 0;
-	sec = strtoull(value, &end, 10);
-	if (errno || end == value || *end || value[0] == '-' ||
-	    value[0] == '+' || sec < 1 || sec > WORKSET_MAX_SECONDS) {
-		set_error(ma, "option '%s': expected a whole number of seconds "
-			  "from 1 to 86400", arg);
-		return 0;
+	if (parse_number(ma, arg, 1, WORKSET_MAX_SECONDS, "seconds", &sec)) {
+		ma->record = true;
+		ma->record_seconds = (unsigned)sec;
 	}
-	ma->record = true;
-	ma->record_seconds = (unsigned)sec;
+	return 0;
+}
+
+static int parse_prefetch_wait(struct mount_args *ma, const char *arg)
+{
+	unsigned long long ms;
+
+	if (parse_number(ma, arg, 0, WORKSET_MAX_WAIT_MS, "milliseconds", &ms))
+		ma->prefetch_wait_ms = (unsigned)ms;
 	return 0;
 }
 
@@ -181,6 +194,8 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_NOPREFETCH:
 		ma->noprefetch = true;
 		return 0;
+	case KEY_PREFETCH_WAIT:
+		return parse_prefetch_wait(ma, arg);
 	case KEY_PRIVATE_RW:
 		ma->private_rw = true;
 		return 0;
@@ -212,6 +227,10 @@ static void print_help(void)
 	       "    -o noprefetch          do not prefetch recorded working sets (by default,\n"
 	       "                           the first open of a memory file whose snapshot has\n"
 	       "                           one pushes its pages into the page cache)\n"
+	       "    -o prefetch_wait=MS    how long that open waits for the prefetch, 0..60000\n"
+	       "                           (default %d); it goes on in the background after\n"
+	       "                           (an O_RDWR open under private_rw never waits: its\n"
+	       "                           prefetch starts at the first read)\n"
 	       "    -o allow_other         let other users in (permissions are then checked)\n"
 	       "    -o private_rw          for VMMs that open guest RAM O_RDWR and map it\n"
 	       "                           MAP_PRIVATE (QEMU's memory-backend-file,\n"
@@ -223,7 +242,8 @@ static void print_help(void)
 	       "                           (with private_rw the kernel sees a rw mount and\n"
 	       "                           the daemon refuses every change itself)\n"
 	       "\n",
-	       SNAPFS_DEFAULT_CACHE_SIZE >> 20, WORKSET_DEFAULT_SECONDS);
+	       SNAPFS_DEFAULT_CACHE_SIZE >> 20, WORKSET_DEFAULT_SECONDS,
+	       WORKSET_DEFAULT_WAIT_MS);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -310,6 +330,7 @@ int snapfs_mount_main(int argc, char **argv)
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&ma, 0, sizeof(ma));
+	ma.prefetch_wait_ms = WORKSET_DEFAULT_WAIT_MS;
 	memset(&fs, 0, sizeof(fs));
 	/* The daemon's memory is the blob cache plus what the FUSE threads
 	 * hold. glibc gives each thread an arena of its own; blobs decoded in
@@ -397,7 +418,7 @@ int snapfs_mount_main(int argc, char **argv)
 		snapfs_store_close(writer);
 	}
 	workset_init(&fs.workset, fs.store, store, se, ma.record,
-		     ma.record_seconds, !ma.noprefetch);
+		     ma.record_seconds, !ma.noprefetch, ma.prefetch_wait_ms);
 	ws_live = true;
 	if (ma.cache_set)
 		snapfs_store_set_cache_size(fs.store, ma.cache_bytes);

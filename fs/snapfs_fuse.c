@@ -53,6 +53,7 @@ struct open_file {
 	const char *text;                /* segments, info: owned by node */
 	size_t text_len;
 	struct workset_recorder *rec;    /* memory: records its reads, or NULL */
+	atomic_bool prefetch_on_read;    /* memory: prefetch at the first read */
 };
 
 /* The entries of a snapshot directory, sorted by name. */
@@ -446,6 +447,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if ((fi->flags & O_ACCMODE) == O_RDWR)
 			fi->direct_io = 1;
 		workset_open_memory(&fs->workset, of->node, &of->rec);
+		/* The working set goes into the page cache before the open
+		 * returns (for a bounded time), so that the faults after it
+		 * find it there and do not race the prefetch for the disk
+		 * and the cores. Under direct I/O the kernel drops the
+		 * file's cached pages when it is mapped: pushed now, they
+		 * would be lost at the mmap that follows, so the prefetch
+		 * waits for the first read (the first fault). */
+		if (fi->direct_io)
+			atomic_store(&of->prefetch_on_read, true);
+		else
+			workset_prefetch(&fs->workset, of->node, true);
 		break;
 	case INODE_KIND_REGION:
 		rc = region_of(fs, of->node, ino, &seg);
@@ -516,6 +528,9 @@ static void read_image(fuse_req_t req, struct open_file *of, size_t size,
 	if (size > of->size - (uint64_t)off)
 		size = (size_t)(of->size - (uint64_t)off);
 	workset_record(of->rec, of->base + (uint64_t)off, size);
+	if (atomic_load(&of->prefetch_on_read) &&
+	    atomic_exchange(&of->prefetch_on_read, false))
+		workset_prefetch(&req_fs(req)->workset, of->node, false);
 	/* Never bytes of a database that replaced the one mounted. */
 	if (snapfs_store_replaced(req_fs(req)->store)) {
 		slices = (struct snapfs_read_slices){ 0 };

@@ -3,7 +3,7 @@
  * Working sets in the mount (see workset.h): the recorders that note each
  * page's first read, the worker that saves their records and runs the
  * prefetches, and the prefetch itself, which reads a recorded working set
- * through the core's checked read path (snapfs_image_read_slices) and
+ * through the core's checked read path (snapfs_image_prefetch_slices) and
  * hands the bytes to the kernel with fuse_lowlevel_notify_store(). Every
  * byte pushed is what a read of that page would have returned: a read
  * that fails, or comes back short, stops the prefetch before anything of
@@ -56,7 +56,7 @@ struct workset_job {
 
 void workset_init(struct workset *ws, struct snapfs_store *store,
 		  const char *store_path, struct fuse_session *se, bool record,
-		  unsigned record_seconds, bool prefetch)
+		  unsigned record_seconds, bool prefetch, unsigned wait_ms)
 {
 	pthread_condattr_t attr;
 
@@ -68,12 +68,14 @@ void workset_init(struct workset *ws, struct snapfs_store *store,
 	ws->record_seconds = record_seconds;
 	/* A recording mount must see every read: nothing is prefetched. */
 	ws->prefetch = prefetch && !record;
+	ws->wait_ms = wait_ms;
 	atomic_init(&ws->stopping, false);
 	pthread_mutex_init(&ws->lock, NULL);
 	/* Deadlines are on the monotonic clock: so are the waits for them. */
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&ws->wake, &attr);
+	pthread_cond_init(&ws->finished, &attr);
 	pthread_condattr_destroy(&attr);
 }
 
@@ -344,33 +346,26 @@ static int extents_make(const struct snapfs_page_run *runs, size_t count,
 }
 
 /* Read len bytes at off and push them into the kernel's cache of the
- * memory file ino. */
+ * memory file ino, a slice at a time: libfuse sends a one-buffer store
+ * as it is, but copies a store of several buffers into a fresh buffer
+ * first (all of a 1 MiB chunk: 256 page faults and a copy, per chunk). */
 static int push_chunk(struct workset *ws, struct snapfs_image *image,
 		      fuse_ino_t ino, uint64_t off, size_t len)
 {
 	struct snapfs_read_slices slices;
-	struct fuse_bufvec *bufv;
+	struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(0);
 	int rc;
 
-	rc = snapfs_image_read_slices(image, off, len, &slices);
+	rc = snapfs_image_prefetch_slices(image, off, len, &slices);
 	if (rc == 0 && slices.len != len)
 		rc = -EIO;              /* never push a short read */
-	if (rc < 0)
-		goto out_release;
-	bufv = calloc(1, sizeof(*bufv) + slices.count * sizeof(bufv->buf[0]));
-	if (!bufv) {
-		rc = -ENOMEM;
-		goto out_release;
+	for (size_t i = 0; rc == 0 && i < slices.count; i++) {
+		bufv.buf[0].size = slices.iov[i].iov_len;
+		bufv.buf[0].mem = slices.iov[i].iov_base;
+		bufv.off = 0;
+		rc = fuse_lowlevel_notify_store(ws->se, ino, (off_t)off, &bufv, 0);
+		off += slices.iov[i].iov_len;
 	}
-	bufv->count = slices.count;
-	for (size_t i = 0; i < slices.count; i++) {
-		bufv->buf[i].size = slices.iov[i].iov_len;
-		bufv->buf[i].mem = slices.iov[i].iov_base;
-		bufv->buf[i].fd = -1;
-	}
-	rc = fuse_lowlevel_notify_store(ws->se, ino, (off_t)off, bufv, 0);
-	free(bufv);
-out_release:
 	snapfs_read_slices_release(&slices);
 	return rc;
 }
@@ -490,6 +485,28 @@ static void job_free(struct workset_job *job)
 	free(job);
 }
 
+/* Under ws->lock: the prefetch of snapshot id, or NULL. */
+static struct workset_prefetch *prefetch_find_locked(struct workset *ws, int64_t id)
+{
+	for (size_t i = 0; i < ws->prefetched_count; i++)
+		if (ws->prefetched[i].snapshot_id == id)
+			return &ws->prefetched[i];
+	return NULL;
+}
+
+/* In the worker: the prefetch of snapshot id is over; wake its waiters. */
+static void prefetch_finish(struct workset *ws, int64_t id)
+{
+	struct workset_prefetch *pf;
+
+	pthread_mutex_lock(&ws->lock);
+	pf = prefetch_find_locked(ws, id);
+	if (pf)
+		pf->finished = true;
+	pthread_cond_broadcast(&ws->finished);
+	pthread_mutex_unlock(&ws->lock);
+}
+
 /* --- the worker --------------------------------------------------------------- */
 
 /* Under ws->lock: a recorder to save now (window over, last handle gone,
@@ -544,6 +561,7 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&ws->lock);
 			if (!stopping)
 				job_run(ws, job);
+			prefetch_finish(ws, job->node->snap.id);
 			job_free(job);
 			pthread_mutex_lock(&ws->lock);
 			continue;
@@ -572,14 +590,6 @@ static int worker_start_locked(struct workset *ws)
 		return -rc;
 	ws->started = true;
 	return 0;
-}
-
-static bool id_in(const int64_t *ids, size_t count, int64_t id)
-{
-	for (size_t i = 0; i < count; i++)
-		if (ids[i] == id)
-			return true;
-	return false;
 }
 
 /* Under ws->lock: the recorder of node's snapshot, made on its first open;
@@ -621,10 +631,10 @@ static int prefetch_queue_locked(struct workset *ws, struct node *node)
 {
 	struct workset_job *job, **tail;
 	struct snapfs_image *held;
-	int64_t *bigger;
+	struct workset_prefetch *bigger;
 	int rc;
 
-	if (id_in(ws->prefetched, ws->prefetched_count, node->snap.id))
+	if (prefetch_find_locked(ws, node->snap.id))
 		return 0;
 	if (ws->prefetched_count == ws->prefetched_cap) {
 		size_t cap = ws->prefetched_cap ? ws->prefetched_cap * 2 : 16;
@@ -650,7 +660,8 @@ static int prefetch_queue_locked(struct workset *ws, struct node *node)
 	for (tail = &ws->jobs; *tail; tail = &(*tail)->next)
 		;
 	*tail = job;
-	ws->prefetched[ws->prefetched_count++] = node->snap.id;
+	ws->prefetched[ws->prefetched_count++] =
+		(struct workset_prefetch){ .snapshot_id = node->snap.id };
 	pthread_cond_signal(&ws->wake);
 	return 0;
 
@@ -665,20 +676,52 @@ void workset_open_memory(struct workset *ws, struct node *node,
 	int rc = 0;
 
 	*ret_rec = NULL;
-	if (!ws->record && !ws->prefetch)
+	if (!ws->record)
 		return;
 	pthread_mutex_lock(&ws->lock);
-	if (!atomic_load(&ws->stopping)) {
-		if (ws->record)
-			rc = recorder_get_locked(ws, node, ret_rec);
-		else
-			rc = prefetch_queue_locked(ws, node);
-	}
+	if (!atomic_load(&ws->stopping))
+		rc = recorder_get_locked(ws, node, ret_rec);
 	pthread_mutex_unlock(&ws->lock);
 	if (rc < 0)
-		fslog_error("snapshot '%s': working set %s: %s", node->snap.name,
-			    ws->record ? "not recorded" : "not prefetched",
-			    snapfs_strerror(rc));
+		fslog_error("snapshot '%s': working set not recorded: %s",
+			    node->snap.name, snapfs_strerror(rc));
+}
+
+/* Under ws->lock: wait until the prefetch of snapshot id is over, or
+ * until. */
+static void prefetch_wait_locked(struct workset *ws, int64_t id, struct timespec until)
+{
+	struct workset_prefetch *pf;
+
+	while ((pf = prefetch_find_locked(ws, id)) && !pf->finished &&
+	       !atomic_load(&ws->stopping)) {
+		if (pthread_cond_timedwait(&ws->finished, &ws->lock, &until) == ETIMEDOUT)
+			break;
+	}
+}
+
+void workset_prefetch(struct workset *ws, struct node *node, bool wait)
+{
+	struct timespec until = now_mono();
+	int rc = 0;
+
+	if (!ws->prefetch)
+		return;
+	until.tv_sec += ws->wait_ms / 1000;
+	until.tv_nsec += (long)(ws->wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&ws->lock);
+	if (!atomic_load(&ws->stopping))
+		rc = prefetch_queue_locked(ws, node);
+	if (rc == 0 && wait && ws->wait_ms)
+		prefetch_wait_locked(ws, node->snap.id, until);
+	pthread_mutex_unlock(&ws->lock);
+	if (rc < 0)
+		fslog_error("snapshot '%s': working set not prefetched: %s",
+			    node->snap.name, snapfs_strerror(rc));
 }
 
 bool workset_stop(struct workset *ws)
@@ -690,6 +733,7 @@ bool workset_stop(struct workset *ws)
 	pthread_mutex_lock(&ws->lock);
 	atomic_store(&ws->stopping, true);
 	pthread_cond_signal(&ws->wake);
+	pthread_cond_broadcast(&ws->finished);
 	started = ws->started;
 	pthread_mutex_unlock(&ws->lock);
 	if (started) {
@@ -715,6 +759,7 @@ bool workset_stop(struct workset *ws)
 	}
 	free(ws->prefetched);
 	snapfs_store_close(ws->writer);
+	pthread_cond_destroy(&ws->finished);
 	pthread_cond_destroy(&ws->wake);
 	pthread_mutex_destroy(&ws->lock);
 	return true;

@@ -9,7 +9,9 @@
  * the next request may still want the blob that straddles it, nothing
  * after that will (the kernel's page cache holds what was read). So a
  * long sequential read recycles a few MiB instead of growing the cache
- * to its limit and evicting what random readers use.
+ * to its limit and evicting what random readers use. Blobs that only a
+ * prefetcher took (BLOB_ONCE: it hands their bytes to the kernel's cache)
+ * go as soon as it lets go, so that their memory serves the next ones.
  */
 #include "blob_cache.h"
 
@@ -30,6 +32,7 @@ struct entry {
 	bool streamed;                  /* decoded for a sequential reader */
 	bool taken;                     /* a reader (not decode-ahead) took it */
 	bool spent;                     /* on the spent list, not the LRU list */
+	bool once;                      /* only BLOB_ONCE readers took it */
 	struct entry *hash_next;
 	struct entry *lru_prev, *lru_next; /* LRU or spent list; only while READY and in table */
 };
@@ -252,6 +255,7 @@ static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob
 		/* A random reader wants it: an ordinary entry from now on. */
 		if (use == BLOB_RANDOM)
 			e->streamed = false;
+		e->once = use == BLOB_ONCE && (!e->taken || e->once);
 		e->taken = true;
 		entry_unlist(c, e);
 		list_push_front(&c->lru, e);
@@ -269,6 +273,7 @@ static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob
 	e->state = ENTRY_LOADING;
 	e->streamed = use != BLOB_RANDOM;
 	e->taken = use != BLOB_AHEAD;
+	e->once = use == BLOB_ONCE;
 	e->refs = 1;
 	e->in_table = true;
 	e->hash_next = c->buckets[b];
@@ -330,6 +335,9 @@ void blob_cache_put(struct blob_cache *c, const struct cached_blob *blob)
 	e->refs--;
 	if (e->refs == 0) {
 		if (!e->in_table) {
+			entry_free(e);
+		} else if (e->once) {
+			table_remove(c, e);
 			entry_free(e);
 		} else {
 			if (e->streamed && e->taken && !e->spent) {

@@ -43,11 +43,14 @@ enum blob_use {
 	BLOB_STREAM,                 /* a sequential reader: after use it is
 	                              * soon dropped (see blob_cache.c) */
 	BLOB_AHEAD,                  /* decode-ahead: for a BLOB_STREAM reader */
+	BLOB_ONCE,                   /* a prefetcher that passes the bytes on:
+	                              * unless another reader took it too, the
+	                              * blob goes when it lets go */
 };
 
 /* The decoded blob loc->id, loading it with load(ctx, loc, ...) on a miss.
  * The entry stays valid until blob_cache_put(). A failed load is not
- * cached. use is BLOB_RANDOM or BLOB_STREAM. */
+ * cached. use is BLOB_RANDOM, BLOB_STREAM or BLOB_ONCE. */
 int blob_cache_get(struct blob_cache *cache, const struct blob_loc *loc, enum blob_use use,
 		   blob_load_fn load, void *ctx, const struct cached_blob **ret_blob);
 /* Decode blob loc->id into the cache for a sequential reader that will ask

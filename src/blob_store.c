@@ -206,42 +206,67 @@ int64_t blob_store_dict_max(struct blob_store *bs)
 	return max;
 }
 
-/* Each thread decodes with a codec context of its own, freed when the
- * thread ends (FUSE worker threads come and go). */
-static pthread_key_t codec_key;
-static pthread_once_t codec_key_once = PTHREAD_ONCE_INIT;
+/* Each thread decodes with a codec context of its own and reads spans
+ * into a buffer of its own, both freed when the thread ends (FUSE worker
+ * threads come and go). The buffer is kept between spans: a fresh one
+ * each time would cost a page fault per page read. */
+struct thread_state {
+	struct codec_ctx *codec;
+	unsigned char *span;
+	size_t span_cap;
+};
 
-static void codec_key_destroy(void *ctx)
+static pthread_key_t state_key;
+static pthread_once_t state_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_state_free(void *arg)
 {
-	codec_ctx_free(ctx);
+	struct thread_state *ts = arg;
+
+	if (!ts)
+		return;
+	codec_ctx_free(ts->codec);
+	free(ts->span);
+	free(ts);
 }
 
-static void codec_key_create(void)
+static void state_key_create(void)
 {
-	pthread_key_create(&codec_key, codec_key_destroy);
+	pthread_key_create(&state_key, thread_state_free);
+}
+
+static struct thread_state *thread_state(void)
+{
+	struct thread_state *ts;
+
+	pthread_once(&state_key_once, state_key_create);
+	ts = pthread_getspecific(state_key);
+	if (!ts) {
+		ts = calloc(1, sizeof(*ts));
+		if (ts && !(ts->codec = codec_ctx_new())) {
+			free(ts);
+			ts = NULL;
+		}
+		if (ts && pthread_setspecific(state_key, ts) != 0) {
+			thread_state_free(ts);
+			ts = NULL;
+		}
+	}
+	return ts;
 }
 
 static struct codec_ctx *thread_codec(void)
 {
-	struct codec_ctx *ctx;
+	struct thread_state *ts = thread_state();
 
-	pthread_once(&codec_key_once, codec_key_create);
-	ctx = pthread_getspecific(codec_key);
-	if (!ctx) {
-		ctx = codec_ctx_new();
-		if (ctx && pthread_setspecific(codec_key, ctx) != 0) {
-			codec_ctx_free(ctx);
-			ctx = NULL;
-		}
-	}
-	return ctx;
+	return ts ? ts->codec : NULL;
 }
 
 void blob_store_thread_release(void)
 {
-	pthread_once(&codec_key_once, codec_key_create);
-	codec_ctx_free(pthread_getspecific(codec_key));
-	pthread_setspecific(codec_key, NULL);
+	pthread_once(&state_key_once, state_key_create);
+	thread_state_free(pthread_getspecific(state_key));
+	pthread_setspecific(state_key, NULL);
 }
 
 static int damaged(const struct blob_loc *loc, const char *why)
@@ -271,17 +296,13 @@ static int read_exact(int fd, void *buf, size_t len, uint64_t off, const struct 
 	return 0;
 }
 
-int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
-		    bool sequential, unsigned char **ret_data, size_t *ret_size)
+/* The dictionary loc needs (NULL for none) in *ret_dict, after checking
+ * the row's shape. */
+static int loc_check(struct blob_store *bs, const struct blob_loc *loc,
+		     const struct codec_ddict **ret_dict)
 {
-	size_t raw = (size_t)loc->page_count * SNAPFS_PAGE_SIZE;
-	struct codec_ctx *codec = thread_codec();
 	const struct codec_ddict *dict = NULL;
-	unsigned char *stored, *out;
-	int fd, rc;
 
-	if (!codec)
-		return -ENOMEM;
 	if (loc->page_count == 0 || loc->page_count > BLOB_PAGES_MAX || loc->length == 0 ||
 	    loc->length > (size_t)BLOB_PAGES_MAX * SNAPFS_PAGE_SIZE + 65536 ||
 	    loc->offset > (uint64_t)INT64_MAX - loc->length)
@@ -294,36 +315,95 @@ int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
 		if (!dict)
 			return damaged(loc, "its dictionary is missing or damaged");
 	}
+	*ret_dict = dict;
+	return 0;
+}
+
+/* Check stored (loc->length bytes) and decode it with dict. */
+static int decode(const struct blob_loc *loc, const struct codec_ddict *dict,
+		  const unsigned char *stored, unsigned char **ret_data, size_t *ret_size)
+{
+	size_t raw = (size_t)loc->page_count * SNAPFS_PAGE_SIZE;
+	struct codec_ctx *codec = thread_codec();
+	unsigned char *out;
+
+	if (!codec)
+		return -ENOMEM;
+	if (blob_checksum(stored, loc->length) != loc->checksum)
+		return damaged(loc, "checksum mismatch");
+	out = malloc(raw);
+	if (!out)
+		return -ENOMEM;
+	if (codec_decompress(codec, loc->codec, dict, stored, loc->length, out, raw) < 0) {
+		free(out);
+		return damaged(loc, "does not decode");
+	}
+	*ret_data = out;
+	*ret_size = raw;
+	return 0;
+}
+
+int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
+		    bool sequential, unsigned char **ret_data, size_t *ret_size)
+{
+	const struct codec_ddict *dict;
+	unsigned char *stored;
+	int fd, rc;
+
+	rc = loc_check(bs, loc, &dict);
+	if (rc < 0)
+		return rc;
 	rc = pack_fd(bs, loc->pack_id, sequential, &fd);
 	if (rc < 0)
 		return rc;
 	stored = malloc(loc->length);
-	out = malloc(raw);
-	if (!stored || !out) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
+	if (!stored)
+		return -ENOMEM;
 	rc = read_exact(fd, stored, loc->length, loc->offset, loc);
-	if (rc < 0)
-		goto out_free;
-	if (blob_checksum(stored, loc->length) != loc->checksum) {
-		rc = damaged(loc, "checksum mismatch");
-		goto out_free;
-	}
-	rc = codec_decompress(codec, loc->codec, dict, stored, loc->length, out, raw);
-	if (rc < 0) {
-		rc = damaged(loc, "does not decode");
-		goto out_free;
-	}
+	if (rc == 0)
+		rc = decode(loc, dict, stored, ret_data, ret_size);
 	free(stored);
-	*ret_data = out;
-	*ret_size = raw;
-	return 0;
-
-out_free:
-	free(stored);
-	free(out);
 	return rc;
+}
+
+int blob_store_read_span(struct blob_store *bs, const struct blob_loc *first,
+			 uint64_t len, const unsigned char **ret_bytes)
+{
+	struct thread_state *ts = thread_state();
+	int fd, rc;
+
+	if (!ts)
+		return -ENOMEM;
+	if (len == 0 || len > BLOB_STORE_SPAN_MAX || first->offset > (uint64_t)INT64_MAX - len)
+		return damaged(first, "malformed span of blobs");
+	rc = pack_fd(bs, first->pack_id, false, &fd);
+	if (rc < 0)
+		return rc;
+	if (ts->span_cap < len) {
+		unsigned char *bigger = realloc(ts->span, (size_t)len);
+
+		if (!bigger)
+			return -ENOMEM;
+		ts->span = bigger;
+		ts->span_cap = (size_t)len;
+	}
+	rc = read_exact(fd, ts->span, (size_t)len, first->offset, first);
+	if (rc < 0)
+		return rc;
+	*ret_bytes = ts->span;
+	return 0;
+}
+
+int blob_store_decode(struct blob_store *bs, const struct blob_loc *loc,
+		      const unsigned char *stored, unsigned char **ret_data, size_t *ret_size)
+{
+	const struct codec_ddict *dict;
+	int rc;
+
+	rc = loc_check(bs, loc, &dict);
+	if (rc < 0)
+		return rc;
+	return decode(loc, dict, stored, ret_data, ret_size);
 }
 
 /* fsync the packs folder, so that a new pack's name is durable. */

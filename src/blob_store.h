@@ -57,6 +57,19 @@ void blob_store_close(struct blob_store *bs);
 int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
 		    bool sequential, unsigned char **ret_data, size_t *ret_size);
 
+/* Most bytes blob_store_read_span() reads at once. */
+#define BLOB_STORE_SPAN_MAX ((uint64_t)4 << 20)
+/* Several blobs in one read (a prefetch): len bytes of first's pack from
+ * first->offset, into a buffer of the calling thread's (*ret_bytes, valid
+ * until the thread's next call or blob_store_thread_release()). Nothing
+ * is checked but that the bytes are there; each blob in them is then
+ * checked and decoded with blob_store_decode(). */
+int blob_store_read_span(struct blob_store *bs, const struct blob_loc *first,
+			 uint64_t len, const unsigned char **ret_bytes);
+/* Check and decode blob loc from its stored bytes (loc->length of them at
+ * stored, read by the caller), as blob_store_load() does after its read. */
+int blob_store_decode(struct blob_store *bs, const struct blob_loc *loc,
+		      const unsigned char *stored, unsigned char **ret_data, size_t *ret_size);
 /* Make dictionary id (its bytes) known for decoding; a dictionary already
  * known is kept as it is. */
 int blob_store_add_dict(struct blob_store *bs, int64_t id, const void *data, size_t len);

@@ -467,8 +467,112 @@ static void load_rest_in_parallel(struct snapfs_image *img, size_t first, uint64
 	}
 }
 
-int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
-			     size_t len, struct snapfs_read_slices *s)
+/* Stored blobs closer than this in a pack are read as one span: the gap
+ * costs less than a request of its own. */
+#define SPAN_GAP_BYTES ((uint64_t)64 << 10)
+
+static int loc_by_place(const void *a, const void *b)
+{
+	const struct blob_loc *x = a, *y = b;
+
+	if (x->pack_id != y->pack_id)
+		return x->pack_id < y->pack_id ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Where blob_store_decode() finds the blobs of a span. */
+struct span {
+	struct blob_store *bs;
+	int64_t pack_id;
+	uint64_t offset;             /* of bytes in the pack */
+	uint64_t len;
+	const unsigned char *bytes;
+};
+
+static int load_from_span(void *ctx, const struct blob_loc *loc, bool sequential,
+			  unsigned char **ret_data, size_t *ret_size)
+{
+	const struct span *sp = ctx;
+
+	if (loc->pack_id == sp->pack_id && loc->offset >= sp->offset &&
+	    loc->length <= sp->len && loc->offset - sp->offset <= sp->len - loc->length)
+		return blob_store_decode(sp->bs, loc, sp->bytes + (loc->offset - sp->offset),
+					 ret_data, ret_size);
+	return blob_store_load(sp->bs, loc, sequential, ret_data, ret_size);
+}
+
+/* Decode into the cache the blobs of locs[0..count) (sorted by place),
+ * read from their packs in spans: neighbours within SPAN_GAP_BYTES, up to
+ * BLOB_STORE_SPAN_MAX. Failures are left for the read that follows to
+ * meet and report: a span that cannot be read is skipped, a blob that
+ * does not check is not cached. */
+static void load_in_spans(struct snapfs_image *img, const struct blob_loc *locs, size_t count)
+{
+	struct blob_store *bs = store_blobs(img->store);
+	size_t a, b;
+
+	for (a = 0; a < count; a = b) {
+		uint64_t start = locs[a].offset, stop = start + locs[a].length;
+		struct span sp = { .bs = bs, .pack_id = locs[a].pack_id, .offset = start };
+		const unsigned char *bytes;
+
+		for (b = a + 1; b < count; b++) {
+			uint64_t end = locs[b].offset + locs[b].length;
+
+			if (locs[b].pack_id != locs[a].pack_id ||
+			    locs[b].offset > stop + SPAN_GAP_BYTES ||
+			    (end > stop ? end : stop) - start > BLOB_STORE_SPAN_MAX)
+				break;
+			if (end > stop)
+				stop = end;
+		}
+		if (blob_store_read_span(bs, &locs[a], stop - start, &bytes) < 0)
+			continue;
+		sp.len = stop - start;
+		sp.bytes = bytes;
+		for (size_t k = a; k < b; k++)
+			if (k == a || locs[k].id != locs[k - 1].id)
+				blob_cache_load_ahead(store_cache(img->store), &locs[k],
+						      load_from_span, &sp);
+	}
+}
+
+/* Load the blobs of [off, end) that the cache lacks in as few reads as
+ * their places in the packs allow. */
+static void warm(struct snapfs_image *img, uint64_t off, uint64_t end)
+{
+	struct blob_loc *locs = NULL;
+	size_t count = 0, cap = 0;
+	int64_t prev_id = 0;
+
+	for (size_t i = run_at_or_after(img, off / SNAPFS_PAGE_SIZE);
+	     i < img->run_count && img->runs[i].map.first_page * SNAPFS_PAGE_SIZE < end; i++) {
+		const struct image_run *r = &img->runs[i];
+
+		if (r->map.blob_id == prev_id || atomic_load(&r->state) == RUN_BAD ||
+		    blob_cache_contains(store_cache(img->store), r->map.blob_id))
+			continue;
+		prev_id = r->map.blob_id;
+		if (count == cap) {
+			struct blob_loc *more;
+
+			cap = cap ? cap * 2 : 64;
+			more = realloc(locs, cap * sizeof(*locs));
+			if (!more)
+				break;          /* the read loads the rest one by one */
+			locs = more;
+		}
+		locs[count++] = r->loc;
+	}
+	if (count) {
+		qsort(locs, count, sizeof(*locs), loc_by_place);
+		load_in_spans(img, locs, count);
+	}
+	free(locs);
+}
+
+static int read_slices(struct snapfs_image *img, uint64_t off, size_t len,
+		       bool prefetch, struct snapfs_read_slices *s)
 {
 	const struct cached_blob *blob = NULL;   /* the last one pinned */
 	enum blob_use use;
@@ -489,9 +593,18 @@ int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 		end = img->file_size;
 	pos = off;
 	i = run_at_or_after(img, pos / SNAPFS_PAGE_SIZE);
-	use = read_ahead(img, i, end);
-	if (use == BLOB_RANDOM)
-		load_rest_in_parallel(img, i, end);
+	if (prefetch) {
+		/* Not a reader's read: leaves the sequential reader's state
+		 * alone. Its bytes go to the kernel's cache, so its blobs go
+		 * when it lets go: their memory serves the next blobs instead
+		 * of fresh pages (a page fault and a cleared page each). */
+		use = BLOB_ONCE;
+		warm(img, off, end);
+	} else {
+		use = read_ahead(img, i, end);
+		if (use == BLOB_RANDOM)
+			load_rest_in_parallel(img, i, end);
+	}
 	while (pos < end) {
 		struct image_run *r = i < img->run_count ? &img->runs[i] : NULL;
 		uint64_t run_start = r ? r->map.first_page * SNAPFS_PAGE_SIZE : end;
@@ -538,6 +651,18 @@ int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
 out_release:
 	snapfs_read_slices_release(s);
 	return rc;
+}
+
+int snapfs_image_read_slices(struct snapfs_image *img, uint64_t off,
+			     size_t len, struct snapfs_read_slices *s)
+{
+	return read_slices(img, off, len, false, s);
+}
+
+int snapfs_image_prefetch_slices(struct snapfs_image *img, uint64_t off,
+				 size_t len, struct snapfs_read_slices *s)
+{
+	return read_slices(img, off, len, true, s);
 }
 
 ssize_t snapfs_image_read(struct snapfs_image *img, void *buf, size_t len,

@@ -304,6 +304,13 @@ struct snapfs_read_slices {
  * call snapfs_read_slices_release() once (on failure it holds nothing). */
 int snapfs_image_read_slices(struct snapfs_image *image, uint64_t off,
 			     size_t len, struct snapfs_read_slices *slices);
+/* snapfs_image_read_slices() for a prefetcher (a working set pushed
+ * ahead of a reader): the blobs of the range are first read from their
+ * packs in as few large reads as their places allow, and the read leaves
+ * the state by which readers are judged sequential alone. Same checks,
+ * same bytes. */
+int snapfs_image_prefetch_slices(struct snapfs_image *image, uint64_t off,
+				 size_t len, struct snapfs_read_slices *slices);
 /* Let go of the cache entries and heap arrays of slices; its bytes are
  * gone after this. */
 void snapfs_read_slices_release(struct snapfs_read_slices *slices);

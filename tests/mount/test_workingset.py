@@ -6,22 +6,25 @@ A mount with `-o record,read_ahead_kb=0` (no readahead: every fault is a
 4 KiB read of exactly the page touched) sees a known list of pages touched
 through a MAP_PRIVATE mapping, as a VMM touches guest RAM; at unmount the
 `working_set` table holds them as runs in first-touch order (checked with
-the sqlite3 shell). A second mount without options, once the memory file is
-opened, pushes those pages into the page cache by itself: mincore() on a
+the sqlite3 shell). A second mount without options pushes those pages into
+the page cache before open() of the memory file returns: mincore() on a
 MAP_SHARED mapping that never touches them shows them resident, and the
-bytes read through MAP_PRIVATE equal the image. With -o noprefetch nothing
-is pushed. A window of -o record=1 leaves out pages read after it. `snapfs
+bytes read through MAP_PRIVATE equal the image. With -o prefetch_wait=0
+they come after the open returned; under -o private_rw an O_RDWR open
+prefetches nothing until its first fault, and the pages pushed then stay.
+With -o noprefetch nothing is pushed. A window of -o record=1 leaves out pages read after it. `snapfs
 workingset` lists the runs and --clear removes them; `snapfs info` counts
-the pages. `snapfs rm` removes the record with the snapshot. Bad -o record values are
-refused.
+the pages. `snapfs rm` removes the record with the snapshot. Bad -o record
+and -o prefetch_wait values are refused.
 """
 import ctypes
+import errno
 import mmap
 import os
 import time
 
-from mountlib import (PAGE, Mount, check, log, main, make_image, run, save,
-                      snapfs, wait_for)
+from mountlib import (PAGE, Mount, blob_place, check, damage_blob, log, main,
+                      make_image, run, save, snapfs, wait_for)
 
 PAGES = 2048
 # Pages touched, in this order (702 twice: it counts once).
@@ -97,6 +100,11 @@ def test(work):
         p = snapfs("mount", store, mnt, "-o", bad, expect=2)
         check("record=" in p.stderr and "seconds" in p.stderr,
               f"-o {bad}: unclear message: {p.stderr!r}")
+    for bad in ("prefetch_wait=x", "prefetch_wait=-1", "prefetch_wait=60001",
+                "prefetch_wait="):
+        p = snapfs("mount", store, mnt, "-o", bad, expect=2)
+        check(f"option '{bad}': expected a whole number of milliseconds from 0 "
+              "to 60000" in p.stderr, f"-o {bad}: unclear message: {p.stderr!r}")
 
     # 1. Record.
     with Mount(store, mnt, "-o", "record,read_ahead_kb=0") as m:
@@ -116,14 +124,14 @@ def test(work):
     check("working_set_pages: 9\n" in snapfs("info", store, "vm").stdout,
           "snapfs info: no 'working_set_pages: 9' line")
 
-    # 2. Prefetch, on by default: the pages are in the page cache before
-    # anything touches them.
+    # 2. Prefetch, on by default: the open waits for it (-o
+    # prefetch_wait, 1 s by default), so the pages are in the page cache
+    # when open() returns, before anything touches them.
     recorded = {p for first, n in RUNS for p in range(first, first + n)}
     with Mount(store, mnt, "-o", "read_ahead_kb=0") as m:
         fd = os.open(mem, os.O_RDONLY)
-        check(wait_for(lambda: "prefetched" in m.stderr(), 10),
-              f"no prefetch line in the daemon's log:\n{m.stderr()}")
-        check("snapshot 'vm': prefetched" in m.stderr(), m.stderr())
+        check("snapshot 'vm': prefetched" in m.stderr(),
+              f"open() returned before the prefetch was over:\n{m.stderr()}")
         res = resident_pages(mem)
         check(recorded <= res, f"pages {sorted(recorded - res)} not resident "
               f"after prefetch (resident: {sorted(res)})")
@@ -141,6 +149,88 @@ def test(work):
         m.unmount()
     log(f"prefetch: {len(res)} pages resident, the {len(recorded)} recorded "
         "among them, bytes equal the image")
+
+    # 2b. -o prefetch_wait=0: the open does not wait; the prefetch comes
+    # all the same.
+    with Mount(store, mnt, "-o", "prefetch_wait=0,read_ahead_kb=0") as m:
+        fd = os.open(mem, os.O_RDONLY)
+        check(wait_for(lambda: "prefetched" in m.stderr(), 10),
+              f"no prefetch line in the daemon's log:\n{m.stderr()}")
+        res = resident_pages(mem)
+        os.close(fd)
+        check(recorded <= res, f"prefetch_wait=0: pages {sorted(recorded - res)} "
+              "not resident after the prefetch")
+        m.unmount()
+    log("-o prefetch_wait=0: the prefetch runs after the open returned")
+
+    # 2c. -o private_rw, open O_RDWR: direct I/O, whose mmap drops the
+    # file's cached pages, so the prefetch waits for the first read (a
+    # fault through the private mapping) and its pages stay.
+    with Mount(store, mnt, "-o", "private_rw,read_ahead_kb=0") as m:
+        fd = os.open(mem, os.O_RDWR)
+        time.sleep(0.5)
+        check("prefetched" not in m.stderr(),
+              f"an O_RDWR open prefetched before its mmap:\n{m.stderr()}")
+        mp = mmap.mmap(fd, 0, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
+        first = RUNS[0][0]
+        check(mp[first * PAGE:(first + 1) * PAGE] == data[first * PAGE:(first + 1) * PAGE],
+              "private_rw: first page differs")
+        check(wait_for(lambda: "prefetched" in m.stderr(), 10),
+              f"private_rw: no prefetch after the first fault:\n{m.stderr()}")
+        res = resident_pages(mem)
+        check(recorded <= res, f"private_rw: pages {sorted(recorded - res)} "
+              "not resident after the prefetch")
+        for p in sorted(recorded):
+            check(mp[p * PAGE:(p + 1) * PAGE] == data[p * PAGE:(p + 1) * PAGE],
+                  f"private_rw: page {p} differs after prefetch")
+        mp.close()
+        os.close(fd)
+        m.unmount()
+    log("-o private_rw: the prefetch starts at the first fault, its pages stay")
+
+    # 2d. A damaged blob in the working set: the prefetch stops there and
+    # says so, pushes none of that piece, and the open still returns; the
+    # damaged page reads EIO, every other page its bytes.
+    def blob_of(page):
+        return run(["sqlite3", "-readonly", os.path.join(store, "snapfs.db"),
+                    "SELECT m.blob_id FROM page_map m JOIN snapshots s "
+                    "ON s.id = m.snapshot_id WHERE s.name = 'vm' AND "
+                    f"m.first_page <= {page} AND "
+                    f"m.first_page + m.page_count > {page}"]).stdout.strip()
+    # The first recorded page that is stored (not a zero page).
+    bad_page = next(p for f, n in RUNS for p in range(f, f + n) if blob_of(p))
+    blob = blob_of(bad_page)
+    rows = run(["sqlite3", "-readonly", os.path.join(store, "snapfs.db"),
+                "SELECT first_page, page_count FROM page_map "
+                f"WHERE blob_id = {int(blob)}"]).stdout.split()
+    bad_pages = {f + i for f, n in (map(int, r.split("|")) for r in rows)
+                 for i in range(n)}
+    path, off, size = blob_place(store, int(blob))
+    with open(path, "rb") as f:
+        f.seek(off)
+        good = f.read(size)
+    damage_blob(store, int(blob), "flip")
+    with Mount(store, mnt, "-o", "read_ahead_kb=0") as m:
+        fd = os.open(mem, os.O_RDONLY)
+        check("snapshot 'vm': prefetch stopped" in m.stderr(),
+              f"damage: no 'prefetch stopped' line:\n{m.stderr()}")
+        res = resident_pages(mem)
+        check(not bad_pages & res, f"damage: pages {sorted(bad_pages & res)} pushed")
+        try:
+            os.pread(fd, PAGE, bad_page * PAGE)
+            check(False, f"damage: page {bad_page} read without error")
+        except OSError as e:
+            check(e.errno == errno.EIO, f"damage: page {bad_page}: {e}")
+        for p in sorted(recorded):
+            if p not in bad_pages:
+                check(os.pread(fd, PAGE, p * PAGE) == data[p * PAGE:(p + 1) * PAGE],
+                      f"damage: page {p} differs")
+        os.close(fd)
+        m.unmount()
+    with open(path, "r+b") as f:
+        f.seek(off)
+        f.write(good)
+    log("damage in the working set: the prefetch stops, the page reads EIO")
 
     # 3. -o noprefetch: nothing pushed.
     with Mount(store, mnt, "-o", "noprefetch,read_ahead_kb=0") as m:
