@@ -36,6 +36,7 @@ enum stmt_id {
 	ST_SNAP_FIGURES,
 	ST_SNAP_CHILDREN,
 	ST_SNAP_SEAL,
+	ST_SNAP_RENAME,
 	ST_SEG_INSERT,
 	ST_SEG_LIST,
 	ST_BLOB_INSERT,
@@ -98,6 +99,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"SELECT id FROM snapshots WHERE parent_id = (SELECT id FROM snapshots WHERE name = ?1) "
 		"ORDER BY id",
 	[ST_SNAP_SEAL] = "UPDATE snapshots SET meta_digest = ?2 WHERE id = ?1",
+	[ST_SNAP_RENAME] = "UPDATE snapshots SET name = ?2 WHERE id = ?1",
 	[ST_SEG_INSERT] =
 		"INSERT INTO segments (snapshot_id, start, end, kind, memcg_id, "
 		"committed, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -793,6 +795,23 @@ int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t di
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, digest);
 	return stmt_done(cat, st, sqlite3_step(st), "record snapshot digest");
+}
+
+int catalog_snapshot_rename(struct catalog *cat, int64_t id, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_RENAME, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		stmt_done(cat, st, SQLITE_DONE, "");
+		return error_set(-EEXIST, "snapshot '%s': name already taken", name);
+	}
+	return stmt_done(cat, st, rc, "rename snapshot");
 }
 
 /* --- segments --- */

@@ -74,6 +74,8 @@ int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapsh
 int catalog_snapshot_children(struct catalog *cat, const char *name, int64_t **ret_ids,
 			      size_t *ret_count);
 int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t digest);
+/* Give snapshot id a new name (the caller reseals it); -EEXIST if taken. */
+int catalog_snapshot_rename(struct catalog *cat, int64_t id, const char *name);
 
 /* --- segments --- */
 int catalog_segment_insert(struct catalog *cat, int64_t snapshot_id,

@@ -153,6 +153,15 @@ void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count);
 int snapfs_snapshot_remove(struct snapfs_store *store,
 			   const char *const *names, size_t count);
 
+/* Give snapshot old_name the name new_name, in one transaction that also
+ * reseals it (its seal covers the name). -ENOENT if there is no old_name,
+ * -EEXIST if new_name is taken, -SNAPFS_EBADNAME if either is invalid,
+ * -SNAPFS_ECORRUPT if the snapshot was changed outside snapfs (a rename
+ * never seals what snapfs did not write). Readers that have it open go on
+ * reading it; a mount shows the new name at its next look. */
+int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
+			   const char *new_name);
+
 /* One segment of a snapshot's usage set. label is owned by the array. */
 struct snapfs_segment {
 	uint64_t start;       /* byte offset, page-aligned */

@@ -597,6 +597,51 @@ out_claims:
 	return rc;
 }
 
+static int rename_one(struct catalog *cat, const char *dir, const char *old_name,
+		      const char *new_name)
+{
+	struct snapfs_snapshot snap;
+	int rc = catalog_snapshot_get(cat, old_name, &snap);
+
+	if (rc == -ENOENT)
+		return error_set(rc, "no such snapshot in '%s'", dir);
+	if (rc < 0)
+		return rc;
+	/* Reseal only what snapfs sealed: a snapshot changed outside snapfs
+	 * stays refused under any name. */
+	rc = snapshot_check(cat, &snap);
+	if (rc == 0)
+		rc = catalog_snapshot_rename(cat, snap.id, new_name);
+	if (rc == 0)
+		rc = snapshot_reseal(cat, snap.id);
+	snapfs_snapshot_release(&snap);
+	return rc;
+}
+
+int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
+			   const char *new_name)
+{
+	struct catalog *cat = store->writer;
+	int rc;
+
+	error_clear();
+	if (!cat)
+		return error_set(-EROFS, "store '%s': opened read-only", store->dir);
+	if (!snapfs_name_valid(old_name))
+		return error_set(-SNAPFS_EBADNAME, "rename '%s': invalid name", old_name);
+	if (!snapfs_name_valid(new_name))
+		return error_set(-SNAPFS_EBADNAME, "rename '%s': new name '%s': invalid name",
+				 old_name, new_name);
+	rc = catalog_begin_write(cat);
+	if (rc == 0)
+		rc = rename_one(cat, store->dir, old_name, new_name);
+	if (rc == 0)
+		rc = catalog_commit(cat);
+	else
+		catalog_rollback(cat);
+	return rc < 0 ? error_prefix(rc, "rename '%s'", old_name) : 0;
+}
+
 static uint64_t file_bytes(const char *path)
 {
 	struct stat st;

@@ -214,6 +214,38 @@ int cmd_rm(int argc, char **argv)
 	return rc;
 }
 
+int cmd_rename(int argc, char **argv)
+{
+	static const char usage[] = "rename STORE OLD NEW";
+	struct cli_common c = { 0 };
+	struct snapfs_store *store;
+	int rc = cli_parse_common(argc, argv, usage, false, &c);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 3)
+		return cli_usage_error("rename: expected STORE OLD NEW (usage: snapfs %s)", usage);
+	if (!snapfs_name_valid(argv[optind + 1]))
+		return cli_usage_error("rename '%s': invalid name", argv[optind + 1]);
+	if (!snapfs_name_valid(argv[optind + 2]))
+		return cli_usage_error("rename '%s': new name '%s': invalid name: use 1-128 of "
+				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'",
+				       argv[optind + 1], argv[optind + 2]);
+	rc = cli_open_store(argv[optind], 0, &store);
+	if (rc)
+		return rc;
+	rc = snapfs_snapshot_rename(store, argv[optind + 1], argv[optind + 2]);
+	if (rc < 0) {
+		rc = cli_fail(rc, "rename");
+	} else {
+		if (!c.quiet)
+			printf("renamed '%s' to '%s'\n", argv[optind + 1], argv[optind + 2]);
+		rc = EXIT_OK;
+	}
+	snapfs_store_close(store);
+	return rc;
+}
+
 /* snapfs workingset STORE NAME [--clear] [--json]: the recorded working
  * set, one run a line in first-touch order, "0xSTART 0xEND" (byte offsets,
  * half-open); --clear removes it. */

@@ -27,6 +27,7 @@ static const char usage_text[] =
 	"  info STORE [NAME] [--json]          describe a snapshot, or the store\n"
 	"  restore STORE NAME OUTPUT [--force] write a memory file back (- for stdout)\n"
 	"  rm STORE NAME...                    remove snapshots (space: see gc)\n"
+	"  rename STORE OLD NEW                give a snapshot another name\n"
 	"  diff STORE NAME_A NAME_B [--json]   page ranges that differ\n"
 	"  gc STORE                            drop unused blobs, give space back\n"
 	"  verify STORE [NAME...]              re-read and check everything\n"
@@ -118,6 +119,7 @@ static const struct command {
 	{ "info", cmd_info },
 	{ "restore", cmd_restore },
 	{ "rm", cmd_rm },
+	{ "rename", cmd_rename },
 	{ "diff", cmd_diff },
 	{ "gc", cmd_gc },
 	{ "verify", cmd_verify },
