@@ -24,6 +24,8 @@
 extern const char snapfs_schema_sql[];
 extern const char snapfs_upgrade_v2_sql[];
 extern const char snapfs_schema_v1_sql[];
+extern const char snapfs_schema_v2_sql[];
+extern const char snapfs_upgrade_v3_sql[];
 
 /* How long a writer waits for another writer before "store busy". */
 #define BUSY_TIMEOUT_MS 5000
@@ -71,7 +73,7 @@ enum stmt_id {
 	"s.id, s.name, s.created_at, coalesce(s.parent_id, 0), " \
 	"coalesce(p.name, ''), s.file_size, s.page_size, s.format, s.source, " \
 	"s.notes, s.segment_count, s.committed_bytes, s.data_bytes, s.stored_bytes, " \
-	"s.map_digest, s.meta_digest " \
+	"s.map_digest, s.meta_digest, s.comment " \
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
 
 /* Snapshots that rm did not hide for their readers (see "Claims" at the
@@ -89,8 +91,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SNAP_LIST] = "SELECT " SNAP_COLUMNS "WHERE " SNAP_VISIBLE "ORDER BY s.name",
 	[ST_SNAP_INSERT] =
 		"INSERT INTO snapshots (name, created_at, parent_id, file_size, "
-		"page_size, format, source, notes) "
-		"VALUES (?1, ?2, nullif(?3, 0), ?4, ?5, ?6, ?7, ?8)",
+		"page_size, format, source, notes, comment) "
+		"VALUES (?1, ?2, nullif(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9)",
 	[ST_SNAP_FIGURES] =
 		"UPDATE snapshots SET segment_count = ?2, committed_bytes = ?3, "
 		"data_bytes = ?4, stored_bytes = ?5, map_digest = ?6, meta_digest = ?7 "
@@ -178,7 +180,7 @@ static void catalog_unregister(struct catalog *cat);
 /* Upgrade steps as SQL: entry N-2 turns version N-1 into version N. The
  * schema check replays them on an empty database; src/upgrade.c runs them
  * on a store (with the data moves SQL cannot do). */
-static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql };
+static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql, snapfs_upgrade_v3_sql };
 
 static int exec_sql(struct catalog *cat, const char *sql, const char *what)
 {
@@ -460,7 +462,7 @@ int catalog_upgrade_v2_finish(struct catalog *cat, uint64_t pack_length)
 
 	if (rc == 0)
 		rc = exec_upgrade_part(cat, 2);
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", 2);
 	if (rc == 0)
 		rc = exec_sql(cat, sql, "upgrade schema");
 	return rc;
@@ -473,6 +475,15 @@ int catalog_upgrade_v2_end(struct catalog *cat, bool commit)
 	if (!commit || rc < 0)
 		catalog_rollback(cat);
 	exec_sql(cat, "PRAGMA foreign_keys = ON", "upgrade schema");
+	return rc;
+}
+
+int catalog_upgrade_v3(struct catalog *cat)
+{
+	int rc = exec_sql(cat, snapfs_upgrade_v3_sql, "upgrade schema");
+
+	if (rc == 0)
+		rc = exec_sql(cat, "PRAGMA user_version = 3", "upgrade schema");
 	return rc;
 }
 
@@ -592,7 +603,8 @@ static int snapshot_from_row(sqlite3_stmt *st, struct snapfs_snapshot *s)
 	s->stored_bytes = (uint64_t)sqlite3_column_int64(st, 13);
 	s->map_digest = sqlite3_column_int64(st, 14);
 	s->meta_digest = sqlite3_column_int64(st, 15);
-	if (!s->source) {
+	s->comment = dup_text(st, 16);
+	if (!s->source || (!s->comment && sqlite3_column_type(st, 16) != SQLITE_NULL)) {
 		snapfs_snapshot_release(s);
 		return -ENOMEM;
 	}
@@ -605,8 +617,10 @@ void snapfs_snapshot_release(struct snapfs_snapshot *snap)
 		return;
 	free(snap->source);
 	free(snap->notes);
+	free(snap->comment);
 	snap->source = NULL;
 	snap->notes = NULL;
+	snap->comment = NULL;
 }
 
 void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count)
@@ -725,6 +739,8 @@ int catalog_snapshot_insert(struct catalog *cat, const struct snapfs_snapshot *s
 	sqlite3_bind_text(st, 7, s->source, -1, SQLITE_STATIC);
 	if (s->notes)
 		sqlite3_bind_text(st, 8, s->notes, -1, SQLITE_STATIC);
+	if (s->comment)
+		sqlite3_bind_text(st, 9, s->comment, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
 		stmt_done(cat, st, SQLITE_DONE, "");
@@ -1594,6 +1610,7 @@ out_free:
  * schema/history/ (see its README). */
 static const char *const schema_texts[] = {
 	[1] = snapfs_schema_v1_sql,
+	[2] = snapfs_schema_v2_sql,
 };
 
 #define SCHEMA_TEXT_COUNT (int)(sizeof(schema_texts) / sizeof(schema_texts[0]))

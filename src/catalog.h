@@ -42,6 +42,9 @@ int catalog_upgrade_v2_blobs(struct catalog *cat,
  * the transaction (the caller seals the snapshots before it ends). */
 int catalog_upgrade_v2_finish(struct catalog *cat, uint64_t pack_length);
 int catalog_upgrade_v2_end(struct catalog *cat, bool commit);
+/* Version 2 -> 3 (schema/upgrade/v3.sql) and the new user_version, inside
+ * the caller's write transaction. */
+int catalog_upgrade_v3(struct catalog *cat);
 int catalog_page_size(struct catalog *cat, uint32_t *ret_page_size);
 int catalog_data_version(struct catalog *cat, int64_t *ret_version);
 

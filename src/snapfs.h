@@ -28,7 +28,7 @@
 /* Longest snapshot name. */
 #define SNAPFS_NAME_MAX 128
 /* The schema version this library writes (PRAGMA user_version). */
-#define SNAPFS_SCHEMA_VERSION 2
+#define SNAPFS_SCHEMA_VERSION 3
 /* The database file inside a store directory. */
 #define SNAPFS_DB_FILE "snapfs.db"
 
@@ -51,6 +51,11 @@ const char *snapfs_errmsg(void);
 
 /* true if name is 1..128 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 bool snapfs_name_valid(const char *name);
+/* Longest snapshot comment, in bytes. */
+#define SNAPFS_COMMENT_MAX 1024
+/* true if comment is at most SNAPFS_COMMENT_MAX bytes of UTF-8 text
+ * without control characters (so that it fits on one line of list). */
+bool snapfs_comment_valid(const char *comment);
 
 /* --- stores ------------------------------------------------------------ */
 
@@ -106,8 +111,8 @@ int snapfs_store_summary(struct snapfs_store *store,
 
 /* --- snapshots ----------------------------------------------------------- */
 
-/* One snapshot's metadata. source and notes are owned by the struct; free
- * them with snapfs_snapshot_release(). */
+/* One snapshot's metadata. source, notes and comment are owned by the
+ * struct; free them with snapfs_snapshot_release(). */
 struct snapfs_snapshot {
 	int64_t id;
 	char name[SNAPFS_NAME_MAX + 1];
@@ -126,6 +131,8 @@ struct snapfs_snapshot {
 	int64_t map_digest;                /* integrity hash of the page map */
 	int64_t meta_digest;               /* integrity hash of the fields above that
 	                                    * decide the bytes (see schema/README.md) */
+	char *comment;                     /* save --comment; NULL when none (not
+	                                    * sealed: it decides no bytes) */
 };
 void snapfs_snapshot_release(struct snapfs_snapshot *snap);
 /* 0 if snap's name, parent, size, page size, format, segments and page
@@ -229,6 +236,8 @@ struct snapfs_save_opts {
 	const char *parent;       /* parent snapshot name, or NULL */
 	const char *kind;         /* kind for raw data ranges; NULL: anonymous */
 	const char *usage_path;   /* usage file for raw sources, or NULL */
+	const char *comment;      /* free text recorded with it, or NULL; see
+	                           * snapfs_comment_valid() */
 	enum snapfs_codec codec;
 	int level;                /* codec level; 0: the codec's default */
 	struct snapfs_progress progress;

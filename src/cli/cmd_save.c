@@ -15,10 +15,11 @@
 
 static const char usage[] =
 	"save STORE NAME SOURCE [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
-	"[--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--json] [--quiet]";
+	"[--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
+	"[--json] [--quiet]";
 
 enum { OPT_FORMAT = 0x100, OPT_PARENT, OPT_KIND, OPT_USAGE, OPT_CODEC, OPT_LEVEL,
-       OPT_JSON, OPT_QUIET, OPT_HELP };
+       OPT_COMMENT, OPT_JSON, OPT_QUIET, OPT_HELP };
 
 static const struct option options[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
@@ -27,6 +28,7 @@ static const struct option options[] = {
 	{ "usage", required_argument, NULL, OPT_USAGE },
 	{ "codec", required_argument, NULL, OPT_CODEC },
 	{ "level", required_argument, NULL, OPT_LEVEL },
+	{ "comment", required_argument, NULL, OPT_COMMENT },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -94,6 +96,9 @@ int cmd_save(int argc, char **argv)
 						       optarg);
 			opts.level = (int)level;
 			break;
+		case OPT_COMMENT:
+			opts.comment = optarg;
+			break;
 		case OPT_JSON:
 			c.json = true;
 			break;
@@ -118,6 +123,9 @@ int cmd_save(int argc, char **argv)
 	if (!snapfs_name_valid(name))
 		return cli_usage_error("save: snapshot '%s': invalid name: use 1-128 of "
 				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'", name);
+	if (opts.comment && !snapfs_comment_valid(opts.comment))
+		return cli_usage_error("save '%s': comment: at most %d bytes of UTF-8 text "
+				       "without control characters", name, SNAPFS_COMMENT_MAX);
 	if (opts.level && !snapfs_codec_level_valid(opts.codec, opts.level))
 		return cli_usage_error("save: level %d: not valid for codec %s", opts.level,
 				       snapfs_codec_name(opts.codec));

@@ -62,9 +62,9 @@ int cmd_list(int argc, char **argv)
 			json_snapshot(stdout, s);
 			continue;
 		}
-		printf("%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\n", s->name,
+		printf("%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\n", s->name,
 		       s->created_at, s->file_size, s->data_bytes, s->stored_bytes,
-		       s->parent[0] ? s->parent : "-");
+		       s->parent[0] ? s->parent : "-", s->comment ? s->comment : "-");
 	}
 	if (c.json)
 		fputs("]\n", stdout);

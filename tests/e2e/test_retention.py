@@ -3,7 +3,8 @@
 """Retention and names: `snapfs rename STORE OLD NEW` (the snapshot keeps
 its bytes, its children their parent, its seal is renewed, a live mount
 shows the new name; invalid, unknown and taken names are refused and
-change nothing)."""
+change nothing); `save --comment TEXT` (snapshots.comment, shown by list,
+info, info --json and the mount's info file; not sealed)."""
 
 import errno
 import os
@@ -139,6 +140,68 @@ def case_rename_mounted(ctx):
             c.check_eq(e.errno, errno.ENOENT, "errno of the old name")
     finally:
         unmount(mnt)
+
+
+# --------------------------------------------------------------------------
+# --comment
+
+
+def case_comment(ctx):
+    store = ctx.store()
+    a = small_image(ctx, "a.img", 3)
+    text = "before the kernel upgrade: ünïcode, 'quotes' \"and\" \\ back"
+    c.snapfs("save", store, "a", a, "--comment", text)
+    c.snapfs("save", store, "b", a, "--comment", "")
+    c.snapfs("save", store, "n", a)
+    c.check_eq(c.sql(store, "SELECT name, comment FROM snapshots ORDER BY name"),
+               [{"name": "a", "comment": text}, {"name": "b", "comment": None},
+                {"name": "n", "comment": None}], "snapshots.comment ('' is none)")
+    rows = {r["name"]: r for r in c.parse_list(c.snapfs("list", store).stdout)}
+    c.check_eq(rows["a"]["comment"], text, "list comment column")
+    c.check_eq(rows["n"]["comment"], "-", "list comment column without one")
+    js = {o["name"]: o for o in c.parse_json(c.snapfs("list", store, "--json").stdout, "list")}
+    c.check_eq(js["a"]["comment"], text, "list --json comment")
+    c.check_eq(js["n"]["comment"], None, "list --json comment without one")
+    info = c.parse_json(c.snapfs("info", store, "a", "--json").stdout, "info --json")
+    c.check_eq(info["comment"], text, "info --json comment")
+    out = c.snapfs("info", store, "a").stdout
+    c.check(f"comment: {text.replace(chr(92), chr(92) + '134')}\n" in out,
+            f"info text comment line: {out!r}")
+    c.check("comment:" not in c.snapfs("info", store, "n").stdout, "info without comment")
+    # Not sealed: changing it by hand leaves the snapshot readable.
+    c.sql(store, "UPDATE snapshots SET comment = 'edited by hand' WHERE name = 'n'")
+    c.snapfs("verify", store)
+    c.snapfs("restore", store, "n", ctx.path("n.out"))
+    c.cmp_files(a, ctx.path("n.out"))
+    c.check_eq(c.parse_json(c.snapfs("info", store, "n", "--json").stdout, "info")["comment"],
+               "edited by hand", "comment edited with sqlite3")
+    if os.path.exists("/dev/fuse"):
+        mnt = ctx.path("mnt")
+        mnt.mkdir()
+        c.snapfs("mount", store, mnt)
+        try:
+            c.check("comment: edited by hand\n" in (mnt / "n" / "info").read_text(),
+                    "the mount's info file shows the comment")
+        finally:
+            unmount(mnt)
+
+
+def case_comment_errors(ctx):
+    store = ctx.store()
+    a = small_image(ctx, "a.img", 4)
+    before = c.store_state(store)
+    for bad, what in (("tab\there", "control character"), ("x" * 1025, "too long"),
+                      ("new\nline", "newline")):
+        c.expect_error(["save", store, "a", a, "--comment", bad], c.EXIT_USAGE, "save 'a'",
+                       "comment", "1024 bytes", what=what)
+    # Bytes ff fe (not UTF-8), passed as they are (surrogateescape).
+    cp = c.snapfs("save", store, "a", a, "--comment", os.fsdecode(b"ok \xff\xfe"),
+                  expect=c.EXIT_USAGE, quiet=True)
+    c.check_error_message(cp, "comment", "UTF-8", what="not UTF-8")
+    c.expect_error(["save", store, "a", a, "--comment"], c.EXIT_USAGE, "save",
+                   what="--comment without TEXT")
+    c.check_state_unchanged(store, before, "after refused comments")
+    c.snapfs("save", store, "a", a, "--comment", "x" * 1024, "--quiet")
 
 
 if __name__ == "__main__":
