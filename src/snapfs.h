@@ -169,6 +169,56 @@ int snapfs_snapshot_remove(struct snapfs_store *store,
 int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
 			   const char *new_name);
 
+/* --- retention ------------------------------------------------------------ */
+
+/* Which snapshots snapfs_prune() keeps. Each rule keeps snapshots on its
+ * own; a snapshot any rule keeps stays, every other selected one goes.
+ * Snapshots are taken newest first (created_at, then id):
+ *   keep_last N     the N newest;
+ *   keep_within S   those created at or after now - S seconds;
+ *   keep_hourly N, keep_daily N, keep_weekly N, keep_monthly N: the newest
+ *                   snapshot of each of the N most recent UTC hours / days /
+ *                   ISO weeks (Monday to Sunday) / months that have one; a
+ *                   snapshot kept by one rule still counts for the others.
+ * A snapshot whose created_at is not an ISO-8601 UTC time is always kept.
+ * Selection: names starting with prefix, or matching glob (fnmatch(3));
+ * NULL: all. At least one keep rule must be non-zero (else -EINVAL). */
+struct snapfs_prune_rules {
+	unsigned keep_last;
+	int64_t keep_within;            /* seconds; 0: no such rule */
+	const char *keep_within_text;   /* as the user wrote it, for reasons */
+	unsigned keep_hourly, keep_daily, keep_weekly, keep_monthly;
+	const char *prefix;             /* NULL: no prefix rule */
+	const char *glob;               /* NULL: no glob rule */
+	int64_t now;                    /* seconds since the epoch; 0: now */
+};
+
+/* One selected snapshot and what prune does with it. */
+struct snapfs_prune_item {
+	char name[SNAPFS_NAME_MAX + 1];
+	char created_at[32];
+	int64_t id;
+	int64_t time;                   /* created_at in seconds since the epoch */
+	bool readable;                  /* created_at could be read */
+	bool keep;
+	char why[256];                  /* "last #1, daily #1"; "" when removed */
+};
+
+/* Longest --keep-within number (of its unit). */
+#define SNAPFS_DURATION_MAX 100000
+/* "7d": a whole number 1..SNAPFS_DURATION_MAX and one unit, h (hours), d
+ * (days), w (weeks, 7 days), m (months, 31 days), y (years, 365 days), in
+ * seconds; -EINVAL if text is not one. */
+int snapfs_duration_parse(const char *text, int64_t *ret_seconds);
+
+/* Apply rules to the store's snapshots in one write transaction: remove
+ * (as snapfs_snapshot_remove() does) every selected snapshot no rule
+ * keeps, unless dry_run. *ret_items lists the selected snapshots newest
+ * first (malloc'ed, the caller frees it). Returns the number of removed
+ * snapshots that a reader had open and that were only hidden. */
+int snapfs_prune(struct snapfs_store *store, const struct snapfs_prune_rules *rules,
+		 bool dry_run, struct snapfs_prune_item **ret_items, size_t *ret_count);
+
 /* One segment of a snapshot's usage set. label is owned by the array. */
 struct snapfs_segment {
 	uint64_t start;       /* byte offset, page-aligned */

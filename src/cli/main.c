@@ -28,6 +28,7 @@ static const char usage_text[] =
 	"  restore STORE NAME OUTPUT [--force] write a memory file back (- for stdout)\n"
 	"  rm STORE NAME...                    remove snapshots (space: see gc)\n"
 	"  rename STORE OLD NEW                give a snapshot another name\n"
+	"  prune STORE --keep-* ... [--dry-run] remove what no retention rule keeps\n"
 	"  diff STORE NAME_A NAME_B [--json]   page ranges that differ\n"
 	"  gc STORE                            drop unused blobs, give space back\n"
 	"  verify STORE [NAME...]              re-read and check everything\n"
@@ -120,6 +121,7 @@ static const struct command {
 	{ "restore", cmd_restore },
 	{ "rm", cmd_rm },
 	{ "rename", cmd_rename },
+	{ "prune", cmd_prune },
 	{ "diff", cmd_diff },
 	{ "gc", cmd_gc },
 	{ "verify", cmd_verify },

@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as c  # noqa: E402
 
-COMMANDS = ("init", "save", "list", "info", "restore", "rm", "rename", "mount")
+COMMANDS = ("init", "save", "list", "info", "restore", "rm", "rename", "prune", "mount")
 
 
 def case_help(ctx):
