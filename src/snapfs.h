@@ -267,6 +267,29 @@ struct snapfs_progress {
  */
 void snapfs_set_cancel_flag(volatile sig_atomic_t *flag);
 
+/* --- the store's write lock ---------------------------------------------- */
+
+/* Who holds a store's write lock, as it recorded itself in the store's
+ * lock-holder file (schema/README.md, "Files"). */
+struct snapfs_lock_holder {
+	pid_t pid;                  /* 0: not known (not snapfs, or it died) */
+	char doing[160];            /* "save 'vm1'"; "" when not known */
+};
+
+/* Called once, at once, when a write finds the store's lock held and
+ * starts to wait for it (not when timeout_ms is 0). */
+typedef void (*snapfs_lock_wait_fn)(void *data, const struct snapfs_lock_holder *holder);
+
+/* Process-wide, like the cancel flag: a write (save, rm, gc, an upgrade...)
+ * that finds the store's lock held waits up to timeout_ms (0: fails at
+ * once; default SNAPFS_DEFAULT_LOCK_WAIT_MS) before it fails with -EBUSY
+ * and a message naming the holder; waiting(data, holder) is called when
+ * the wait starts (NULL: not called). doing ("save 'vm2'", copied) is what
+ * this process records for others while it holds the lock. */
+void snapfs_set_lock_wait(int timeout_ms, const char *doing, snapfs_lock_wait_fn waiting,
+			  void *data);
+#define SNAPFS_DEFAULT_LOCK_WAIT_MS 5000
+
 /* --- save ---------------------------------------------------------------- */
 
 enum snapfs_codec {

@@ -13,18 +13,19 @@
 
 int cmd_gc(int argc, char **argv)
 {
-	static const char usage[] = "gc STORE [--quiet]";
+	static const char usage[] = "gc STORE [--lock-wait SECONDS] [--quiet]";
 	struct snapfs_gc_result result;
 	struct snapfs_progress progress;
 	struct progress_bar *bar;
 	struct snapfs_store *store;
 	struct cli_common c = { 0 };
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_LOCK_WAIT, &c);
 
 	if (rc >= 0)
 		return rc;
 	if (argc - optind != 1)
 		return cli_usage_error("gc: expected STORE (usage: snapfs %s)", usage);
+	cli_lock_setup(&c, "gc");
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -70,7 +71,7 @@ int cmd_verify(int argc, char **argv)
 	struct snapfs_store *store;
 	uint64_t problems = 0;
 	struct cli_common c = { 0 };
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, 0, &c);
 
 	if (rc >= 0)
 		return rc;

@@ -17,10 +17,10 @@
 static const char usage[] =
 	"prune STORE [--keep-last N] [--keep-within DURATION] [--keep-hourly N] "
 	"[--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--prefix P | --glob G] "
-	"[--dry-run] [--json] [--quiet]   (DURATION: 12h, 7d, 2w, 1m, 1y)";
+	"[--dry-run] [--lock-wait SECONDS] [--json] [--quiet]   (DURATION: 12h, 7d, 2w, 1m, 1y)";
 
 enum { OPT_LAST = 0x100, OPT_WITHIN, OPT_HOURLY, OPT_DAILY, OPT_WEEKLY, OPT_MONTHLY,
-       OPT_PREFIX, OPT_GLOB, OPT_DRY_RUN, OPT_JSON, OPT_QUIET, OPT_HELP };
+       OPT_PREFIX, OPT_GLOB, OPT_DRY_RUN, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP };
 
 static const struct option options[] = {
 	{ "keep-last", required_argument, NULL, OPT_LAST },
@@ -32,6 +32,7 @@ static const struct option options[] = {
 	{ "prefix", required_argument, NULL, OPT_PREFIX },
 	{ "glob", required_argument, NULL, OPT_GLOB },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -103,6 +104,9 @@ static int parse_args(int argc, char **argv, struct prune_args *a)
 			break;
 		case OPT_DRY_RUN:
 			a->dry_run = true;
+			break;
+		case OPT_LOCK_WAIT:
+			rc = cli_parse_lock_wait("prune", optarg, &a->c);
 			break;
 		case OPT_JSON:
 			a->c.json = true;
@@ -179,6 +183,7 @@ static void print_text(const char *store, bool dry_run, const struct snapfs_prun
 
 int cmd_prune(int argc, char **argv)
 {
+	static char doing[SNAPFS_NAME_MAX + 4096];
 	struct prune_args a = { 0 };
 	struct snapfs_prune_item *items = NULL;
 	struct snapfs_store *store;
@@ -189,6 +194,8 @@ int cmd_prune(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	dir = argv[optind];
+	snprintf(doing, sizeof(doing), "prune '%s'", dir);
+	cli_lock_setup(&a.c, doing);
 	rc = cli_open_store(dir, 0, &store);
 	if (rc)
 		return rc;

@@ -16,10 +16,10 @@
 static const char usage[] =
 	"save STORE NAME SOURCE [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
 	"[--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
-	"[--json] [--quiet]";
+	"[--lock-wait SECONDS] [--json] [--quiet]";
 
 enum { OPT_FORMAT = 0x100, OPT_PARENT, OPT_KIND, OPT_USAGE, OPT_CODEC, OPT_LEVEL,
-       OPT_COMMENT, OPT_JSON, OPT_QUIET, OPT_HELP };
+       OPT_COMMENT, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP };
 
 static const struct option options[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
@@ -29,6 +29,7 @@ static const struct option options[] = {
 	{ "codec", required_argument, NULL, OPT_CODEC },
 	{ "level", required_argument, NULL, OPT_LEVEL },
 	{ "comment", required_argument, NULL, OPT_COMMENT },
+	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -57,6 +58,7 @@ static void print_result(const char *name, const struct snapfs_save_result *r, b
 
 int cmd_save(int argc, char **argv)
 {
+	static char doing[200];
 	struct snapfs_save_opts opts = { .codec = SNAPFS_CODEC_ZSTD };
 	struct snapfs_save_result result;
 	struct cli_common c = { 0 };
@@ -99,6 +101,11 @@ int cmd_save(int argc, char **argv)
 		case OPT_COMMENT:
 			opts.comment = optarg;
 			break;
+		case OPT_LOCK_WAIT:
+			rc = cli_parse_lock_wait("save", optarg, &c);
+			if (rc >= 0)
+				return rc;
+			break;
 		case OPT_JSON:
 			c.json = true;
 			break;
@@ -129,6 +136,8 @@ int cmd_save(int argc, char **argv)
 	if (opts.level && !snapfs_codec_level_valid(opts.codec, opts.level))
 		return cli_usage_error("save: level %d: not valid for codec %s", opts.level,
 				       snapfs_codec_name(opts.codec));
+	snprintf(doing, sizeof(doing), "save '%s'", name);
+	cli_lock_setup(&c, doing);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;

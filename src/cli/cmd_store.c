@@ -16,7 +16,7 @@ int cmd_init(int argc, char **argv)
 {
 	static const char usage[] = "init STORE";
 	struct cli_common c = { 0 };
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, 0, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -37,7 +37,7 @@ int cmd_list(int argc, char **argv)
 	struct snapfs_snapshot *snaps = NULL;
 	struct snapfs_store *store;
 	size_t count = 0;
-	int rc = cli_parse_common(argc, argv, usage, true, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -128,7 +128,7 @@ int cmd_info(int argc, char **argv)
 	struct snapfs_snapshot snap;
 	struct snapfs_store *store;
 	const char *name;
-	int rc = cli_parse_common(argc, argv, usage, true, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -184,10 +184,11 @@ out_close:
 
 int cmd_rm(int argc, char **argv)
 {
-	static const char usage[] = "rm STORE NAME...";
+	static const char usage[] = "rm STORE NAME... [--lock-wait SECONDS]";
+	static char doing[200];
 	struct cli_common c = { 0 };
 	struct snapfs_store *store;
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_LOCK_WAIT, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -196,6 +197,12 @@ int cmd_rm(int argc, char **argv)
 	for (int i = optind + 1; i < argc; i++)
 		if (!snapfs_name_valid(argv[i]))
 			return cli_usage_error("rm: snapshot '%s': invalid name", argv[i]);
+	if (argc - optind > 2)
+		snprintf(doing, sizeof(doing), "rm '%s' and %d more", argv[optind + 1],
+			 argc - optind - 2);
+	else
+		snprintf(doing, sizeof(doing), "rm '%s'", argv[optind + 1]);
+	cli_lock_setup(&c, doing);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -216,10 +223,11 @@ int cmd_rm(int argc, char **argv)
 
 int cmd_rename(int argc, char **argv)
 {
-	static const char usage[] = "rename STORE OLD NEW";
+	static const char usage[] = "rename STORE OLD NEW [--lock-wait SECONDS]";
+	static char doing[200];
 	struct cli_common c = { 0 };
 	struct snapfs_store *store;
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_LOCK_WAIT, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -231,6 +239,8 @@ int cmd_rename(int argc, char **argv)
 		return cli_usage_error("rename '%s': new name '%s': invalid name: use 1-128 of "
 				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'",
 				       argv[optind + 1], argv[optind + 2]);
+	snprintf(doing, sizeof(doing), "rename '%s'", argv[optind + 1]);
+	cli_lock_setup(&c, doing);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -251,7 +261,8 @@ int cmd_rename(int argc, char **argv)
  * half-open); --clear removes it. */
 int cmd_workingset(int argc, char **argv)
 {
-	static const char usage[] = "workingset STORE NAME [--clear] [--json]";
+	static const char usage[] = "workingset STORE NAME [--clear] [--json] [--lock-wait SECONDS]";
+	static char doing[200];
 	struct cli_common c = { 0 };
 	struct snapfs_page_run *runs = NULL;
 	struct snapfs_snapshot snap;
@@ -271,13 +282,15 @@ int cmd_workingset(int argc, char **argv)
 			i--;
 		}
 	}
-	rc = cli_parse_common(argc, argv, usage, true, &c);
+	rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, &c);
 	if (rc >= 0)
 		return rc;
 	if (argc - optind != 2)
 		return cli_usage_error("workingset: expected STORE NAME (usage: snapfs %s)", usage);
 	if (!snapfs_name_valid(argv[optind + 1]))
 		return cli_usage_error("workingset: snapshot '%s': invalid name", argv[optind + 1]);
+	snprintf(doing, sizeof(doing), "workingset '%s'", argv[optind + 1]);
+	cli_lock_setup(&c, doing);
 	rc = cli_open_store(argv[optind], clear ? 0 : SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;

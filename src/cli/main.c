@@ -39,7 +39,8 @@ static const char usage_text[] =
 	"  snapfs STORE MOUNTPOINT -o OPTS     the form mount.fuse3 uses\n"
 	"  snapfs --help | --version | COMMAND --help\n"
 	"\n"
-	"Every command takes --quiet. Exit status: 0 success, 1 failure,\n"
+	"Every command takes --quiet; commands that write take --lock-wait SECONDS\n"
+	"(how long to wait for another writer, default 5). Exit status: 0 success, 1 failure,\n"
 	"2 bad usage, 3 damage found, 130 / 143 stopped by SIGINT / SIGTERM.\n"
 	"See snapfs(1).\n";
 
@@ -53,7 +54,11 @@ int cli_fail(int rc, const char *what)
 {
 	const char *detail = snapfs_errmsg();
 
-	if (detail[0])
+	/* A busy store: name the command (the core's text may not). */
+	if (detail[0] && rc == -EBUSY && cli_doing &&
+	    strncmp(detail, cli_doing, strlen(cli_doing)) != 0)
+		fprintf(stderr, "snapfs: %s: %s\n", cli_doing, detail);
+	else if (detail[0])
 		fprintf(stderr, "snapfs: %s\n", detail);
 	else
 		fprintf(stderr, "snapfs: %s: %s\n", what, snapfs_strerror(rc));

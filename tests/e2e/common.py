@@ -262,7 +262,7 @@ def check_state_unchanged(store, before, what):
 
 SCHEMA_VERSION = 3
 # The entries of a store directory: the database, its WAL files, packs/.
-STORE_ENTRIES = {"snapfs.db", "snapfs.db-wal", "snapfs.db-shm", "packs", "claims"}
+STORE_ENTRIES = {"snapfs.db", "snapfs.db-wal", "snapfs.db-shm", "packs", "claims", "lock-holder"}
 PACK_NAME = re.compile(r"^[0-9]{8}\.pack$")
 
 
