@@ -8,13 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "json.h"
 #include "progress.h"
 
 static const char usage[] =
-	"save STORE NAME SOURCE [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
+	"save STORE NAME SOURCE|- [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
 	"[--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
 	"[--lock-wait SECONDS] [--json] [--quiet]";
 
@@ -130,6 +131,9 @@ int cmd_save(int argc, char **argv)
 	if (!snapfs_name_valid(name))
 		return cli_usage_error("save: snapshot '%s': invalid name: use 1-128 of "
 				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'", name);
+	if (strcmp(argv[optind + 2], "-") == 0 && isatty(STDIN_FILENO))
+		return cli_usage_error("save '%s': source '-': standard input is a terminal, not "
+				       "a memory image (pipe or redirect one into it)", name);
 	if (opts.comment && !snapfs_comment_valid(opts.comment))
 		return cli_usage_error("save '%s': comment: at most %d bytes of UTF-8 text "
 				       "without control characters", name, SNAPFS_COMMENT_MAX);
