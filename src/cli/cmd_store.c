@@ -184,11 +184,11 @@ out_close:
 
 int cmd_rm(int argc, char **argv)
 {
-	static const char usage[] = "rm STORE NAME... [--lock-wait SECONDS]";
+	static const char usage[] = "rm STORE NAME... [--lock-wait SECONDS] [--json]";
 	static char doing[200];
 	struct cli_common c = { 0 };
 	struct snapfs_store *store;
-	int rc = cli_parse_common(argc, argv, usage, CLI_LOCK_WAIT, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -211,6 +211,19 @@ int cmd_rm(int argc, char **argv)
 	if (rc < 0) {
 		rc = cli_fail(rc, "rm");
 	} else {
+		if (c.json) {
+			/* removed: the names; still_open: how many of them a
+			 * reader holds (hidden, pages kept until closed). */
+			printf("{\"store\":");
+			json_string(stdout, argv[optind]);
+			printf(",\"removed\":[");
+			for (int i = optind + 1; i < argc; i++) {
+				if (i > optind + 1)
+					putchar(',');
+				json_string(stdout, argv[i]);
+			}
+			printf("],\"still_open\":%d}\n", rc);
+		}
 		if (rc > 0 && !c.quiet)
 			fprintf(stderr, "snapfs: rm: %d snapshot%s still open by a reader: "
 				"gone from listings now, pages kept until closed (then run "
