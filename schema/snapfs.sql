@@ -1,7 +1,8 @@
 -- SPDX-License-Identifier: MIT
 --
--- The snapfs store schema, version 2 (version 1 kept blob bytes in
--- blobs.data; schema/upgrade/ says how a store moves on).
+-- The snapfs store schema, version 3 (version 1 kept blob bytes in
+-- blobs.data, version 2 had no snapshots.comment; schema/upgrade/ says how
+-- a store moves on).
 --
 -- A store is one SQLite database, snapfs.db, in WAL mode. This file creates
 -- a new store; schema/README.md documents every table, column and view and
@@ -52,7 +53,11 @@ CREATE TABLE snapshots (
     -- renamed,
     -- reparented, resized or resegmented outside snapfs, or two names
     -- swapped, is refused when it is opened.
-    meta_digest     INTEGER NOT NULL DEFAULT 0
+    meta_digest     INTEGER NOT NULL DEFAULT 0,
+    -- Free text from `snapfs save --comment`, NULL when none. Not in the
+    -- seal: it never decides bytes (schema/README.md). Last, as version
+    -- 3's ALTER TABLE added it.
+    comment         TEXT
 );
 CREATE INDEX snapshots_by_parent ON snapshots(parent_id);
 

@@ -19,14 +19,21 @@
 
 #include "blob_store.h"
 #include "errors.h"
+#include "lock_holder.h"
 #include "schema_check.h"
 
 extern const char snapfs_schema_sql[];
 extern const char snapfs_upgrade_v2_sql[];
 extern const char snapfs_schema_v1_sql[];
+extern const char snapfs_schema_v2_sql[];
+extern const char snapfs_upgrade_v3_sql[];
 
-/* How long a writer waits for another writer before "store busy". */
+/* How long a statement waits when SQLite finds the database busy (a
+ * checkpoint waiting for readers...). Taking the write lock waits for
+ * lock_wait.timeout_ms instead (snapfs_set_lock_wait). */
 #define BUSY_TIMEOUT_MS 5000
+/* Between two tries at a busy lock. */
+#define BUSY_POLL_MS 10
 
 enum stmt_id {
 	ST_SNAP_BY_NAME,
@@ -36,6 +43,7 @@ enum stmt_id {
 	ST_SNAP_FIGURES,
 	ST_SNAP_CHILDREN,
 	ST_SNAP_SEAL,
+	ST_SNAP_RENAME,
 	ST_SEG_INSERT,
 	ST_SEG_LIST,
 	ST_BLOB_INSERT,
@@ -70,7 +78,7 @@ enum stmt_id {
 	"s.id, s.name, s.created_at, coalesce(s.parent_id, 0), " \
 	"coalesce(p.name, ''), s.file_size, s.page_size, s.format, s.source, " \
 	"s.notes, s.segment_count, s.committed_bytes, s.data_bytes, s.stored_bytes, " \
-	"s.map_digest, s.meta_digest " \
+	"s.map_digest, s.meta_digest, s.comment " \
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id "
 
 /* Snapshots that rm did not hide for their readers (see "Claims" at the
@@ -88,8 +96,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SNAP_LIST] = "SELECT " SNAP_COLUMNS "WHERE " SNAP_VISIBLE "ORDER BY s.name",
 	[ST_SNAP_INSERT] =
 		"INSERT INTO snapshots (name, created_at, parent_id, file_size, "
-		"page_size, format, source, notes) "
-		"VALUES (?1, ?2, nullif(?3, 0), ?4, ?5, ?6, ?7, ?8)",
+		"page_size, format, source, notes, comment) "
+		"VALUES (?1, ?2, nullif(?3, 0), ?4, ?5, ?6, ?7, ?8, ?9)",
 	[ST_SNAP_FIGURES] =
 		"UPDATE snapshots SET segment_count = ?2, committed_bytes = ?3, "
 		"data_bytes = ?4, stored_bytes = ?5, map_digest = ?6, meta_digest = ?7 "
@@ -98,6 +106,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"SELECT id FROM snapshots WHERE parent_id = (SELECT id FROM snapshots WHERE name = ?1) "
 		"ORDER BY id",
 	[ST_SNAP_SEAL] = "UPDATE snapshots SET meta_digest = ?2 WHERE id = ?1",
+	[ST_SNAP_RENAME] = "UPDATE snapshots SET name = ?2 WHERE id = ?1",
 	[ST_SEG_INSERT] =
 		"INSERT INTO segments (snapshot_id, start, end, kind, memcg_id, "
 		"committed, label) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -163,6 +172,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct catalog {
 	sqlite3 *db;
 	bool readonly;
+	char *holder_path;              /* STORE/lock-holder; NULL when read-only */
+	bool taking_lock;               /* in BEGIN IMMEDIATE: busy means a writer */
+	bool holding;                   /* wrote holder_path: clear it when done */
+	struct timespec busy_since;     /* when the current wait began */
 	struct catalog *next_open;      /* in the list the cancel watcher walks */
 	struct catalog **prev_open;     /* NULL when not in it */
 	sqlite3_stmt *stmt[ST_COUNT];
@@ -176,7 +189,96 @@ static void catalog_unregister(struct catalog *cat);
 /* Upgrade steps as SQL: entry N-2 turns version N-1 into version N. The
  * schema check replays them on an empty database; src/upgrade.c runs them
  * on a store (with the data moves SQL cannot do). */
-static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql };
+static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql, snapfs_upgrade_v3_sql };
+
+/* --- the write lock: waiting for it, saying who holds it ---------------- */
+
+static pthread_mutex_t lock_wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int timeout_ms;
+	char doing[160];
+	snapfs_lock_wait_fn waiting;
+	void *data;
+} lock_wait = { .timeout_ms = SNAPFS_DEFAULT_LOCK_WAIT_MS };
+
+void snapfs_set_lock_wait(int timeout_ms, const char *doing, snapfs_lock_wait_fn waiting,
+			  void *data)
+{
+	pthread_mutex_lock(&lock_wait_lock);
+	lock_wait.timeout_ms = timeout_ms < 0 ? 0 : timeout_ms;
+	snprintf(lock_wait.doing, sizeof(lock_wait.doing), "%s", doing ? doing : "");
+	lock_wait.waiting = waiting;
+	lock_wait.data = data;
+	pthread_mutex_unlock(&lock_wait_lock);
+}
+
+static int64_t ms_since(const struct timespec *from)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - from->tv_sec) * 1000 +
+	       (now.tv_nsec - from->tv_nsec) / 1000000;
+}
+
+/* SQLite's busy handler: wait in short steps up to the limit; at the start
+ * of a wait for the write lock, tell the caller whom it waits for. */
+static int busy_wait(void *ctx, int tries)
+{
+	struct catalog *cat = ctx;
+	struct snapfs_lock_holder holder;
+	snapfs_lock_wait_fn waiting;
+	int64_t limit, left;
+	void *data;
+
+	pthread_mutex_lock(&lock_wait_lock);
+	limit = cat->taking_lock ? lock_wait.timeout_ms : BUSY_TIMEOUT_MS;
+	waiting = lock_wait.waiting;
+	data = lock_wait.data;
+	pthread_mutex_unlock(&lock_wait_lock);
+	if (tries == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &cat->busy_since);
+		if (cat->taking_lock && waiting && limit > 0) {
+			lock_holder_read(cat->holder_path, &holder);
+			waiting(data, &holder);
+		}
+	}
+	if (catalog_cancelled())
+		return 0;
+	left = limit - ms_since(&cat->busy_since);
+	if (left <= 0)
+		return 0;
+	sqlite3_sleep((int)(left < BUSY_POLL_MS ? left : BUSY_POLL_MS));
+	return 1;
+}
+
+/* The -EBUSY of a write lock not had in time, naming its holder. */
+static int busy_error(struct catalog *cat)
+{
+	struct snapfs_lock_holder h;
+	char who[200];
+	int limit;
+
+	pthread_mutex_lock(&lock_wait_lock);
+	limit = lock_wait.timeout_ms;
+	pthread_mutex_unlock(&lock_wait_lock);
+	lock_holder_read(cat->holder_path, &h);
+	if (h.pid && h.doing[0])
+		snprintf(who, sizeof(who), "PID %ld (%s)", (long)h.pid, h.doing);
+	else if (h.pid)
+		snprintf(who, sizeof(who), "PID %ld", (long)h.pid);
+	else
+		snprintf(who, sizeof(who), "another process");
+	if (catalog_cancelled())
+		return error_set(-SNAPFS_ECANCELED, "interrupted while waiting for the store lock "
+				 "held by %s", who);
+	if (limit == 0)
+		return error_set(-EBUSY, "store is busy: the store lock is held by %s (not "
+				 "waited for: --lock-wait 0)", who);
+	return error_set(-EBUSY, "store is busy: the store lock is held by %s; gave up after "
+			 "%d.%03d s (--lock-wait SECONDS waits longer)", who, limit / 1000,
+			 limit % 1000);
+}
 
 static int exec_sql(struct catalog *cat, const char *sql, const char *what)
 {
@@ -232,7 +334,14 @@ int catalog_open(const char *path, bool readonly, struct catalog **ret_cat)
 		goto out_close;
 	}
 	sqlite3_extended_result_codes(cat->db, 1);
-	sqlite3_busy_timeout(cat->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(cat->db, busy_wait, cat);
+	if (!readonly) {
+		cat->holder_path = lock_holder_path(path);
+		if (!cat->holder_path) {
+			rc = -ENOMEM;
+			goto out_close;
+		}
+	}
 	/* A store may come from anyone: harden the connection and check the
 	 * schema before any other statement (end of this file). */
 	rc = catalog_harden(cat, path);
@@ -269,6 +378,7 @@ void catalog_close(struct catalog *cat)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(cat->stmt[i]);
 	sqlite3_close_v2(cat->db);
+	free(cat->holder_path);
 	free(cat);
 }
 
@@ -458,7 +568,7 @@ int catalog_upgrade_v2_finish(struct catalog *cat, uint64_t pack_length)
 
 	if (rc == 0)
 		rc = exec_upgrade_part(cat, 2);
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SNAPFS_SCHEMA_VERSION);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", 2);
 	if (rc == 0)
 		rc = exec_sql(cat, sql, "upgrade schema");
 	return rc;
@@ -471,6 +581,15 @@ int catalog_upgrade_v2_end(struct catalog *cat, bool commit)
 	if (!commit || rc < 0)
 		catalog_rollback(cat);
 	exec_sql(cat, "PRAGMA foreign_keys = ON", "upgrade schema");
+	return rc;
+}
+
+int catalog_upgrade_v3(struct catalog *cat)
+{
+	int rc = exec_sql(cat, snapfs_upgrade_v3_sql, "upgrade schema");
+
+	if (rc == 0)
+		rc = exec_sql(cat, "PRAGMA user_version = 3", "upgrade schema");
 	return rc;
 }
 
@@ -504,13 +623,31 @@ int catalog_data_version(struct catalog *cat, int64_t *ret_version)
 
 int catalog_begin_write(struct catalog *cat)
 {
-	int rc = sqlite3_exec(cat->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	char doing[sizeof(lock_wait.doing)];
+	int rc;
 
-	if (rc == SQLITE_OK)
+	cat->taking_lock = true;
+	rc = sqlite3_exec(cat->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	cat->taking_lock = false;
+	if (rc == SQLITE_OK) {
+		pthread_mutex_lock(&lock_wait_lock);
+		memcpy(doing, lock_wait.doing, sizeof(doing));
+		pthread_mutex_unlock(&lock_wait_lock);
+		cat->holding = lock_holder_write(cat->holder_path, doing);
 		return 0;
-	if ((rc & 0xff) == SQLITE_BUSY)
-		return error_set(-EBUSY, "store is busy: another snapfs is writing to it");
+	}
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_INTERRUPT)
+		return busy_error(cat);
 	return error_sqlite(cat->db, rc, "begin transaction");
+}
+
+/* The holder lets go: empty the lock-holder file while the lock is still
+ * held, so that it never erases the next holder's line. */
+static void catalog_let_go(struct catalog *cat)
+{
+	if (cat->holding)
+		lock_holder_clear(cat->holder_path);
+	cat->holding = false;
 }
 
 int catalog_begin_read(struct catalog *cat)
@@ -520,7 +657,10 @@ int catalog_begin_read(struct catalog *cat)
 
 int catalog_commit(struct catalog *cat)
 {
-	int rc = sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
+	int rc;
+
+	catalog_let_go(cat);
+	rc = sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL);
 
 	if (rc == SQLITE_OK)
 		return 0;
@@ -531,7 +671,10 @@ int catalog_commit(struct catalog *cat)
 
 void catalog_rollback(struct catalog *cat)
 {
-	if (cat && !sqlite3_get_autocommit(cat->db))
+	if (!cat)
+		return;
+	catalog_let_go(cat);
+	if (!sqlite3_get_autocommit(cat->db))
 		sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -590,7 +733,8 @@ static int snapshot_from_row(sqlite3_stmt *st, struct snapfs_snapshot *s)
 	s->stored_bytes = (uint64_t)sqlite3_column_int64(st, 13);
 	s->map_digest = sqlite3_column_int64(st, 14);
 	s->meta_digest = sqlite3_column_int64(st, 15);
-	if (!s->source) {
+	s->comment = dup_text(st, 16);
+	if (!s->source || (!s->comment && sqlite3_column_type(st, 16) != SQLITE_NULL)) {
 		snapfs_snapshot_release(s);
 		return -ENOMEM;
 	}
@@ -603,8 +747,10 @@ void snapfs_snapshot_release(struct snapfs_snapshot *snap)
 		return;
 	free(snap->source);
 	free(snap->notes);
+	free(snap->comment);
 	snap->source = NULL;
 	snap->notes = NULL;
+	snap->comment = NULL;
 }
 
 void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count)
@@ -723,6 +869,8 @@ int catalog_snapshot_insert(struct catalog *cat, const struct snapfs_snapshot *s
 	sqlite3_bind_text(st, 7, s->source, -1, SQLITE_STATIC);
 	if (s->notes)
 		sqlite3_bind_text(st, 8, s->notes, -1, SQLITE_STATIC);
+	if (s->comment)
+		sqlite3_bind_text(st, 9, s->comment, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
 		stmt_done(cat, st, SQLITE_DONE, "");
@@ -793,6 +941,23 @@ int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t di
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, digest);
 	return stmt_done(cat, st, sqlite3_step(st), "record snapshot digest");
+}
+
+int catalog_snapshot_rename(struct catalog *cat, int64_t id, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_SNAP_RENAME, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		stmt_done(cat, st, SQLITE_DONE, "");
+		return error_set(-EEXIST, "snapshot '%s': name already taken", name);
+	}
+	return stmt_done(cat, st, rc, "rename snapshot");
 }
 
 /* --- segments --- */
@@ -1575,6 +1740,7 @@ out_free:
  * schema/history/ (see its README). */
 static const char *const schema_texts[] = {
 	[1] = snapfs_schema_v1_sql,
+	[2] = snapfs_schema_v2_sql,
 };
 
 #define SCHEMA_TEXT_COUNT (int)(sizeof(schema_texts) / sizeof(schema_texts[0]))

@@ -42,6 +42,9 @@ int catalog_upgrade_v2_blobs(struct catalog *cat,
  * the transaction (the caller seals the snapshots before it ends). */
 int catalog_upgrade_v2_finish(struct catalog *cat, uint64_t pack_length);
 int catalog_upgrade_v2_end(struct catalog *cat, bool commit);
+/* Version 2 -> 3 (schema/upgrade/v3.sql) and the new user_version, inside
+ * the caller's write transaction. */
+int catalog_upgrade_v3(struct catalog *cat);
 int catalog_page_size(struct catalog *cat, uint32_t *ret_page_size);
 int catalog_data_version(struct catalog *cat, int64_t *ret_version);
 
@@ -74,6 +77,8 @@ int catalog_snapshot_set_figures(struct catalog *cat, const struct snapfs_snapsh
 int catalog_snapshot_children(struct catalog *cat, const char *name, int64_t **ret_ids,
 			      size_t *ret_count);
 int catalog_snapshot_set_meta_digest(struct catalog *cat, int64_t id, int64_t digest);
+/* Give snapshot id a new name (the caller reseals it); -EEXIST if taken. */
+int catalog_snapshot_rename(struct catalog *cat, int64_t id, const char *name);
 
 /* --- segments --- */
 int catalog_segment_insert(struct catalog *cat, int64_t snapshot_id,

@@ -80,6 +80,9 @@ static int check_options(struct save_job *job)
 				 snapfs_codec_name(o->codec));
 	if (o->parent && !snapfs_name_valid(o->parent))
 		return error_set(-SNAPFS_EBADNAME, "parent '%s': invalid name", o->parent);
+	if (o->comment && !snapfs_comment_valid(o->comment))
+		return error_set(-SNAPFS_EUSAGE, "comment: at most %d bytes of UTF-8 text "
+				 "without control characters", SNAPFS_COMMENT_MAX);
 	if (!store_writer(job->store))
 		return error_set(-EROFS, "store '%s': opened read-only", store_dir(job->store));
 	return 0;
@@ -163,7 +166,11 @@ static int prepare(struct save_job *job, const char *source_path)
 	job->snap.source = strdup(job->src.description);
 	if (job->src.notes)
 		job->snap.notes = strdup(job->src.notes);
-	if (!job->snap.source || (job->src.notes && !job->snap.notes))
+	/* An empty comment is none. */
+	if (o->comment && o->comment[0])
+		job->snap.comment = strdup(o->comment);
+	if (!job->snap.source || (job->src.notes && !job->snap.notes) ||
+	    (o->comment && o->comment[0] && !job->snap.comment))
 		return -ENOMEM;
 	return 0;
 }

@@ -28,7 +28,7 @@
 /* Longest snapshot name. */
 #define SNAPFS_NAME_MAX 128
 /* The schema version this library writes (PRAGMA user_version). */
-#define SNAPFS_SCHEMA_VERSION 2
+#define SNAPFS_SCHEMA_VERSION 3
 /* The database file inside a store directory. */
 #define SNAPFS_DB_FILE "snapfs.db"
 
@@ -51,6 +51,11 @@ const char *snapfs_errmsg(void);
 
 /* true if name is 1..128 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 bool snapfs_name_valid(const char *name);
+/* Longest snapshot comment, in bytes. */
+#define SNAPFS_COMMENT_MAX 1024
+/* true if comment is at most SNAPFS_COMMENT_MAX bytes of UTF-8 text
+ * without control characters (so that it fits on one line of list). */
+bool snapfs_comment_valid(const char *comment);
 
 /* --- stores ------------------------------------------------------------ */
 
@@ -106,8 +111,8 @@ int snapfs_store_summary(struct snapfs_store *store,
 
 /* --- snapshots ----------------------------------------------------------- */
 
-/* One snapshot's metadata. source and notes are owned by the struct; free
- * them with snapfs_snapshot_release(). */
+/* One snapshot's metadata. source, notes and comment are owned by the
+ * struct; free them with snapfs_snapshot_release(). */
 struct snapfs_snapshot {
 	int64_t id;
 	char name[SNAPFS_NAME_MAX + 1];
@@ -126,6 +131,8 @@ struct snapfs_snapshot {
 	int64_t map_digest;                /* integrity hash of the page map */
 	int64_t meta_digest;               /* integrity hash of the fields above that
 	                                    * decide the bytes (see schema/README.md) */
+	char *comment;                     /* save --comment; NULL when none (not
+	                                    * sealed: it decides no bytes) */
 };
 void snapfs_snapshot_release(struct snapfs_snapshot *snap);
 /* 0 if snap's name, parent, size, page size, format, segments and page
@@ -152,6 +159,65 @@ void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count);
  * the number of snapshots hidden that way (0: all deleted outright). */
 int snapfs_snapshot_remove(struct snapfs_store *store,
 			   const char *const *names, size_t count);
+
+/* Give snapshot old_name the name new_name, in one transaction that also
+ * reseals it (its seal covers the name). -ENOENT if there is no old_name,
+ * -EEXIST if new_name is taken, -SNAPFS_EBADNAME if either is invalid,
+ * -SNAPFS_ECORRUPT if the snapshot was changed outside snapfs (a rename
+ * never seals what snapfs did not write). Readers that have it open go on
+ * reading it; a mount shows the new name at its next look. */
+int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
+			   const char *new_name);
+
+/* --- retention ------------------------------------------------------------ */
+
+/* Which snapshots snapfs_prune() keeps. Each rule keeps snapshots on its
+ * own; a snapshot any rule keeps stays, every other selected one goes.
+ * Snapshots are taken newest first (created_at, then id):
+ *   keep_last N     the N newest;
+ *   keep_within S   those created at or after now - S seconds;
+ *   keep_hourly N, keep_daily N, keep_weekly N, keep_monthly N: the newest
+ *                   snapshot of each of the N most recent UTC hours / days /
+ *                   ISO weeks (Monday to Sunday) / months that have one; a
+ *                   snapshot kept by one rule still counts for the others.
+ * A snapshot whose created_at is not an ISO-8601 UTC time is always kept.
+ * Selection: names starting with prefix, or matching glob (fnmatch(3));
+ * NULL: all. At least one keep rule must be non-zero (else -EINVAL). */
+struct snapfs_prune_rules {
+	unsigned keep_last;
+	int64_t keep_within;            /* seconds; 0: no such rule */
+	const char *keep_within_text;   /* as the user wrote it, for reasons */
+	unsigned keep_hourly, keep_daily, keep_weekly, keep_monthly;
+	const char *prefix;             /* NULL: no prefix rule */
+	const char *glob;               /* NULL: no glob rule */
+	int64_t now;                    /* seconds since the epoch; 0: now */
+};
+
+/* One selected snapshot and what prune does with it. */
+struct snapfs_prune_item {
+	char name[SNAPFS_NAME_MAX + 1];
+	char created_at[32];
+	int64_t id;
+	int64_t time;                   /* created_at in seconds since the epoch */
+	bool readable;                  /* created_at could be read */
+	bool keep;
+	char why[256];                  /* "last #1, daily #1"; "" when removed */
+};
+
+/* Longest --keep-within number (of its unit). */
+#define SNAPFS_DURATION_MAX 100000
+/* "7d": a whole number 1..SNAPFS_DURATION_MAX and one unit, h (hours), d
+ * (days), w (weeks, 7 days), m (months, 31 days), y (years, 365 days), in
+ * seconds; -EINVAL if text is not one. */
+int snapfs_duration_parse(const char *text, int64_t *ret_seconds);
+
+/* Apply rules to the store's snapshots in one write transaction: remove
+ * (as snapfs_snapshot_remove() does) every selected snapshot no rule
+ * keeps, unless dry_run. *ret_items lists the selected snapshots newest
+ * first (malloc'ed, the caller frees it). Returns the number of removed
+ * snapshots that a reader had open and that were only hidden. */
+int snapfs_prune(struct snapfs_store *store, const struct snapfs_prune_rules *rules,
+		 bool dry_run, struct snapfs_prune_item **ret_items, size_t *ret_count);
 
 /* One segment of a snapshot's usage set. label is owned by the array. */
 struct snapfs_segment {
@@ -201,6 +267,29 @@ struct snapfs_progress {
  */
 void snapfs_set_cancel_flag(volatile sig_atomic_t *flag);
 
+/* --- the store's write lock ---------------------------------------------- */
+
+/* Who holds a store's write lock, as it recorded itself in the store's
+ * lock-holder file (schema/README.md, "Files"). */
+struct snapfs_lock_holder {
+	pid_t pid;                  /* 0: not known (not snapfs, or it died) */
+	char doing[160];            /* "save 'vm1'"; "" when not known */
+};
+
+/* Called once, at once, when a write finds the store's lock held and
+ * starts to wait for it (not when timeout_ms is 0). */
+typedef void (*snapfs_lock_wait_fn)(void *data, const struct snapfs_lock_holder *holder);
+
+/* Process-wide, like the cancel flag: a write (save, rm, gc, an upgrade...)
+ * that finds the store's lock held waits up to timeout_ms (0: fails at
+ * once; default SNAPFS_DEFAULT_LOCK_WAIT_MS) before it fails with -EBUSY
+ * and a message naming the holder; waiting(data, holder) is called when
+ * the wait starts (NULL: not called). doing ("save 'vm2'", copied) is what
+ * this process records for others while it holds the lock. */
+void snapfs_set_lock_wait(int timeout_ms, const char *doing, snapfs_lock_wait_fn waiting,
+			  void *data);
+#define SNAPFS_DEFAULT_LOCK_WAIT_MS 5000
+
 /* --- save ---------------------------------------------------------------- */
 
 enum snapfs_codec {
@@ -220,6 +309,8 @@ struct snapfs_save_opts {
 	const char *parent;       /* parent snapshot name, or NULL */
 	const char *kind;         /* kind for raw data ranges; NULL: anonymous */
 	const char *usage_path;   /* usage file for raw sources, or NULL */
+	const char *comment;      /* free text recorded with it, or NULL; see
+	                           * snapfs_comment_valid() */
 	enum snapfs_codec codec;
 	int level;                /* codec level; 0: the codec's default */
 	struct snapfs_progress progress;

@@ -143,6 +143,11 @@ int source_open(const char *path, const char *format, struct source *ret_src)
 		f = format_named(format);
 		if (!f)
 			return error_set(-EINVAL, "format '%s': not supported", format);
+		if (strcmp(path, "-") == 0 && strcmp(format, "raw") != 0)
+			return error_set(-EINVAL, "format '%s': standard input ('-') is read as "
+					 "a raw image only", format);
+	} else if (strcmp(path, "-") == 0) {
+		f = format_named("raw");
 	} else {
 		rc = detect(path, &f);
 		if (rc < 0)

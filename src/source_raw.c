@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The raw source: a memory file or a block device, read as it is. Data
- * ranges come from SEEK_DATA/SEEK_HOLE, so holes cost nothing.
+ * ranges come from SEEK_DATA/SEEK_HOLE, so holes cost nothing. "-" is
+ * standard input (a pipe, say): read once into an unnamed sparse file in
+ * $TMPDIR (default /var/tmp) with its zero pages left out as holes, then
+ * read from there like any raw file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "scanner.h"
 #include "source.h"
 #include "source_util.h"
 
@@ -109,6 +113,109 @@ static const struct source_ops raw_ops = {
 	.close = raw_close,
 };
 
+/* Where standard input is spooled. */
+static const char *spool_dir(void)
+{
+	const char *d = getenv("TMPDIR");
+
+	return d && d[0] == '/' ? d : "/var/tmp";
+}
+
+static bool page_is_zero(const unsigned char *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+/* Read up to len bytes of fd; fewer only at its end. */
+static ssize_t read_full(int fd, unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n < 0) {
+			/* Our signal handlers have no SA_RESTART: a signal
+			 * asks us to stop. */
+			if (errno == EINTR)
+				return error_set(-SNAPFS_ECANCELED, "source '-': interrupted");
+			return error_set(-errno, "source '-' (standard input): read: %s",
+					 errno_text(errno));
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* Copy standard input into a new unnamed file, zero pages as holes: the
+ * file's descriptor in *ret_fd, its size in *ret_size. */
+static int spool_stdin(unsigned char *buf, int *ret_fd, uint64_t *ret_size)
+{
+	const char *dir = spool_dir();
+	uint64_t size = 0;
+	char *tmpl;
+	ssize_t n;
+	int fd, rc = 0;
+
+	if (asprintf(&tmpl, "%s/snapfs-stdin-XXXXXX", dir) < 0)
+		return -ENOMEM;
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0) {
+		rc = error_set(-errno, "source '-': temporary file in '%s': %s", dir,
+			       errno_text(errno));
+		free(tmpl);
+		return rc;
+	}
+	unlink(tmpl);
+	free(tmpl);
+	while ((n = read_full(STDIN_FILENO, buf, SCAN_CHUNK)) > 0) {
+		for (size_t at = 0; at < (size_t)n; at += SNAPFS_PAGE_SIZE) {
+			size_t len = (size_t)n - at < SNAPFS_PAGE_SIZE ? (size_t)n - at
+								       : SNAPFS_PAGE_SIZE;
+
+			if (page_is_zero(buf + at, len))
+				continue;
+			errno = 0;
+			if (pwrite(fd, buf + at, len, (off_t)(size + at)) != (ssize_t)len) {
+				rc = error_set(errno ? -errno : -EIO, "source '-': temporary "
+					       "file in '%s': %s", dir, errno_text(errno ? errno : EIO));
+				goto out_close;
+			}
+		}
+		size += (uint64_t)n;
+		if ((size_t)n < SCAN_CHUNK)
+			break;
+	}
+	if (n < 0) {
+		rc = (int)n;
+		goto out_close;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
+		rc = error_set(-errno, "source '-': temporary file in '%s': %s", dir,
+			       errno_text(errno));
+		goto out_close;
+	}
+	*ret_fd = fd;
+	*ret_size = size;
+	return 0;
+
+out_close:
+	close(fd);
+	return rc;
+}
+
+static int open_stdin(struct source *src, struct raw_source *raw)
+{
+	int rc = spool_stdin(src->buf, &raw->fd, &src->size);
+
+	if (rc < 0)
+		return rc;
+	src->description = strdup("stdin");
+	return src->description ? 0 : -ENOMEM;
+}
+
 int source_open_raw(const char *path, struct source *src)
 {
 	struct raw_source *raw;
@@ -122,6 +229,8 @@ int source_open_raw(const char *path, struct source *src)
 	src->ops = &raw_ops;
 	src->impl = raw;
 	raw->fd = -1;
+	if (strcmp(path, "-") == 0)
+		return open_stdin(src, raw);
 	snprintf(shown, sizeof(shown), "source '%s'", path);
 	rc = source_file_open(AT_FDCWD, path, shown, true, &raw->fd, &st);
 	if (rc < 0)

@@ -23,6 +23,7 @@
 #include "decode_ahead.h"
 #include "digest.h"
 #include "errors.h"
+#include "prune.h"
 #include "seal.h"
 #include "upgrade.h"
 
@@ -594,6 +595,123 @@ out_rollback:
 	catalog_rollback(cat);
 out_claims:
 	claims_close(claims_fd);
+	return rc;
+}
+
+static int rename_one(struct catalog *cat, const char *dir, const char *old_name,
+		      const char *new_name)
+{
+	struct snapfs_snapshot snap;
+	int rc = catalog_snapshot_get(cat, old_name, &snap);
+
+	if (rc == -ENOENT)
+		return error_set(rc, "no such snapshot in '%s'", dir);
+	if (rc < 0)
+		return rc;
+	/* Reseal only what snapfs sealed: a snapshot changed outside snapfs
+	 * stays refused under any name. */
+	rc = snapshot_check(cat, &snap);
+	if (rc == 0)
+		rc = catalog_snapshot_rename(cat, snap.id, new_name);
+	if (rc == 0)
+		rc = snapshot_reseal(cat, snap.id);
+	snapfs_snapshot_release(&snap);
+	return rc;
+}
+
+int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
+			   const char *new_name)
+{
+	struct catalog *cat = store->writer;
+	int rc;
+
+	error_clear();
+	if (!cat)
+		return error_set(-EROFS, "store '%s': opened read-only", store->dir);
+	if (!snapfs_name_valid(old_name))
+		return error_set(-SNAPFS_EBADNAME, "rename '%s': invalid name", old_name);
+	if (!snapfs_name_valid(new_name))
+		return error_set(-SNAPFS_EBADNAME, "rename '%s': new name '%s': invalid name",
+				 old_name, new_name);
+	rc = catalog_begin_write(cat);
+	if (rc == 0)
+		rc = rename_one(cat, store->dir, old_name, new_name);
+	if (rc == 0)
+		rc = catalog_commit(cat);
+	else
+		catalog_rollback(cat);
+	return rc < 0 ? error_prefix(rc, "rename '%s'", old_name) : 0;
+}
+
+static bool prune_rules_valid(const struct snapfs_prune_rules *r)
+{
+	return r->keep_last || r->keep_within > 0 || r->keep_hourly || r->keep_daily ||
+	       r->keep_weekly || r->keep_monthly;
+}
+
+/* Plan, then remove what no rule keeps: inside the caller's transaction. */
+static int prune_locked(struct catalog *cat, int claims_fd,
+			const struct snapfs_prune_rules *rules, bool dry_run,
+			struct snapfs_prune_item **ret_items, size_t *ret_count)
+{
+	struct snapfs_snapshot *snaps = NULL;
+	struct snapfs_prune_item *items = NULL;
+	size_t snap_count = 0, count = 0;
+	int rc, hidden = 0;
+
+	rc = catalog_snapshot_list(cat, &snaps, &snap_count);
+	if (rc == 0)
+		rc = prune_plan(snaps, snap_count, rules, &items, &count);
+	snapfs_snapshot_list_free(snaps, snap_count);
+	for (size_t i = 0; rc >= 0 && !dry_run && i < count; i++) {
+		if (items[i].keep)
+			continue;
+		rc = remove_one(cat, claims_fd, items[i].name);
+		hidden += rc > 0;
+	}
+	if (rc < 0) {
+		free(items);
+		return rc;
+	}
+	*ret_items = items;
+	*ret_count = count;
+	return hidden;
+}
+
+int snapfs_prune(struct snapfs_store *store, const struct snapfs_prune_rules *rules,
+		 bool dry_run, struct snapfs_prune_item **ret_items, size_t *ret_count)
+{
+	struct catalog *cat = store->writer;
+	struct snapfs_prune_item *items = NULL;
+	size_t count = 0;
+	int claims_fd, rc;
+
+	error_clear();
+	if (!cat)
+		return error_set(-EROFS, "store '%s': opened read-only", store->dir);
+	if (!prune_rules_valid(rules))
+		return error_set(-EINVAL, "no --keep-* rule: refusing to remove every snapshot");
+	rc = claims_open(store->dir, true, &claims_fd);
+	if (rc < 0)
+		return rc;
+	rc = catalog_begin_write(cat);
+	if (rc == 0)
+		rc = prune_locked(cat, claims_fd, rules, dry_run, &items, &count);
+	if (rc >= 0 && !dry_run) {
+		int commit = catalog_commit(cat);
+
+		rc = commit < 0 ? commit : rc;
+	} else {
+		catalog_rollback(cat);
+	}
+	/* The claims are let go only after the commit (as rm does). */
+	claims_close(claims_fd);
+	if (rc < 0) {
+		free(items);
+		return error_prefix(rc, "prune '%s'", store->dir);
+	}
+	*ret_items = items;
+	*ret_count = count;
 	return rc;
 }
 

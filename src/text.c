@@ -73,6 +73,11 @@ int snapfs_info_text(const struct snapfs_snapshot *snap, char **ret_text,
 		put_text(f, snap->notes);
 		fputc('\n', f);
 	}
+	if (snap->comment) {
+		fputs("comment: ", f);
+		put_text(f, snap->comment);
+		fputc('\n', f);
+	}
 	return finish(f, &buf, &len, ret_text, ret_len);
 }
 

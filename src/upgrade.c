@@ -5,6 +5,9 @@
  * pack durable, then commits the new tables in one transaction: until that
  * commit the store is a whole version-1 store, after it a whole version-2
  * one, and the pack bytes a failed attempt left are cut off by the next.
+ * Version 3 adds snapshots.comment (one ALTER TABLE); from version 1 it
+ * runs inside the transaction of the move, so that a crash leaves a whole
+ * version-1 or a whole version-3 store, never one in between.
  */
 #include "upgrade.h"
 
@@ -34,7 +37,7 @@ static int seal_all(struct catalog *cat)
 	return rc;
 }
 
-static int upgrade_to_v2(struct catalog *cat, struct blob_store *bs)
+static int upgrade_from_v1(struct catalog *cat, struct blob_store *bs)
 {
 	uint64_t length = 0;
 	int rc;
@@ -50,11 +53,26 @@ static int upgrade_to_v2(struct catalog *cat, struct blob_store *bs)
 	if (rc == 0)
 		rc = catalog_upgrade_v2_finish(cat, length);
 	if (rc == 0)
+		rc = catalog_upgrade_v3(cat);
+	if (rc == 0)
 		rc = seal_all(cat);
 	rc = catalog_upgrade_v2_end(cat, rc == 0) ?: rc;
 	blob_store_append_end(bs, rc == 0);
 	if (rc == 0)
 		rc = catalog_shrink(cat);
+	return rc;
+}
+
+static int upgrade_to_v3(struct catalog *cat)
+{
+	int rc = catalog_begin_write(cat);
+
+	if (rc < 0)
+		return rc;
+	rc = catalog_upgrade_v3(cat);
+	if (rc == 0)
+		return catalog_commit(cat);
+	catalog_rollback(cat);
 	return rc;
 }
 
@@ -65,9 +83,15 @@ int upgrade_store(struct catalog *cat, struct blob_store *bs, int from_version)
 	if (from_version < 1 || from_version > SNAPFS_SCHEMA_VERSION)
 		return error_set(-SNAPFS_ENOTSTORE, "unknown schema version %d", from_version);
 	if (from_version < 2) {
-		rc = upgrade_to_v2(cat, bs);
+		/* Straight to version 3, in one transaction. */
+		rc = upgrade_from_v1(cat, bs);
 		if (rc < 0)
-			return error_prefix(rc, "upgrade to schema version 2");
+			return error_prefix(rc, "upgrade to schema version %d",
+					    SNAPFS_SCHEMA_VERSION);
+	} else if (from_version < 3) {
+		rc = upgrade_to_v3(cat);
+		if (rc < 0)
+			return error_prefix(rc, "upgrade to schema version 3");
 	}
 	return 0;
 }

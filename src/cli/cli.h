@@ -22,18 +22,36 @@ enum exit_code {
 struct cli_common {
 	bool quiet;
 	bool json;
+	int lock_wait_ms;  /* --lock-wait in ms; 0 when not given: see cli_lock_setup() */
+	bool lock_wait_set;
 };
 
-/* Parse --quiet, --help and, if json_ok, --json; positional arguments are
+/* What cli_parse_common() accepts besides --quiet and --help. */
+enum {
+	CLI_JSON = 1 << 0,       /* --json */
+	CLI_LOCK_WAIT = 1 << 1,  /* --lock-wait SECONDS (commands that write) */
+};
+
+/* Parse --quiet, --help and what accept says; positional arguments are
  * left in argv[optind..]. Returns -1 to go on, else an exit code. */
-int cli_parse_common(int argc, char **argv, const char *usage, bool json_ok,
+int cli_parse_common(int argc, char **argv, const char *usage, unsigned accept,
 		     struct cli_common *c);
+/* Parse the SECONDS of --lock-wait for command cmd into c: -1 to go on,
+ * else an exit code (a usage error). */
+int cli_parse_lock_wait(const char *cmd, const char *text, struct cli_common *c);
+/* Before a writing command opens its store: wait for a busy store as
+ * --lock-wait says (default SNAPFS_DEFAULT_LOCK_WAIT_MS), say at once on
+ * standard error whom it waits for (not with --quiet), and record doing
+ * ("save 'vm2'", kept by reference) for others that wait for it. */
+void cli_lock_setup(const struct cli_common *c, const char *doing);
 /* Print "snapfs: ..." for a library failure and return the exit code. */
 int cli_fail(int rc, const char *what);
 /* Print "snapfs: ..." (printf-style) and return EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Open the store at dir (or fail with a message): an exit code, 0 on success. */
 int cli_open_store(const char *dir, unsigned flags, struct snapfs_store **ret_store);
+/* What this command does ("rm 'a'"), set by cli_lock_setup(); NULL before. */
+extern const char *cli_doing;
 /* 0, or the signal (SIGINT, SIGTERM, SIGHUP) that asked the command to stop. */
 extern volatile sig_atomic_t cli_cancel;
 /* Route SIGINT, SIGTERM and SIGHUP to cli_cancel, and make libsnapfs's
@@ -48,6 +66,8 @@ int cmd_list(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_rename(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

@@ -37,7 +37,7 @@ int cmd_diff(int argc, char **argv)
 	struct snapfs_store *store;
 	int rc;
 
-	rc = cli_parse_common(argc, argv, usage, true, &c);
+	rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
 	if (rc >= 0)
 		return rc;
 	print.json = c.json;

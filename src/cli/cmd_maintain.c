@@ -6,25 +6,42 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 #include "progress.h"
+
+/* The text's figures, named as in struct snapfs_gc_result (doc/snapfs.1). */
+static void print_gc_json(const char *store, const struct snapfs_gc_result *r)
+{
+	printf("{\"store\":");
+	json_string(stdout, store);
+	printf(",\"blobs_removed\":%" PRIu64 ",\"blob_bytes_removed\":%" PRIu64
+	       ",\"packs_removed\":%" PRIu64 ",\"file_bytes_before\":%" PRIu64
+	       ",\"file_bytes_after\":%" PRIu64 ",\"removed_purged\":%" PRIu64
+	       ",\"removed_kept\":%" PRIu64 ",\"kept_blobs\":%" PRIu64
+	       ",\"kept_bytes\":%" PRIu64 "}\n", r->blobs_removed, r->blob_bytes_removed,
+	       r->packs_removed, r->file_bytes_before, r->file_bytes_after, r->removed_purged,
+	       r->removed_kept, r->kept_blobs, r->kept_bytes);
+}
 
 int cmd_gc(int argc, char **argv)
 {
-	static const char usage[] = "gc STORE [--quiet]";
+	static const char usage[] = "gc STORE [--lock-wait SECONDS] [--json] [--quiet]";
 	struct snapfs_gc_result result;
 	struct snapfs_progress progress;
 	struct progress_bar *bar;
 	struct snapfs_store *store;
 	struct cli_common c = { 0 };
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, &c);
 
 	if (rc >= 0)
 		return rc;
 	if (argc - optind != 1)
 		return cli_usage_error("gc: expected STORE (usage: snapfs %s)", usage);
+	cli_lock_setup(&c, "gc");
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -36,6 +53,9 @@ int cmd_gc(int argc, char **argv)
 	progress_bar_free(bar);
 	if (rc < 0) {
 		rc = cli_fail(rc, "gc");
+	} else if (c.json) {
+		print_gc_json(argv[optind], &result);
+		rc = EXIT_OK;
 	} else {
 		if (!c.quiet && result.removed_purged)
 			printf("deleted %" PRIu64 " removed snapshots that readers had open\n",
@@ -56,26 +76,68 @@ int cmd_gc(int argc, char **argv)
 	return rc;
 }
 
+/* Problems kept for --json. */
+struct problems {
+	char **text;
+	size_t count;
+	bool keep;
+};
+
 static void print_problem(void *data, const char *problem)
 {
-	(void)data;
+	struct problems *p = data;
+	char **more;
+
 	fprintf(stderr, "snapfs: verify: %s\n", problem);
+	if (!p->keep)
+		return;
+	more = realloc(p->text, (p->count + 1) * sizeof(*more));
+	if (!more)
+		return;
+	p->text = more;
+	p->text[p->count] = strdup(problem);
+	if (p->text[p->count])
+		p->count++;
+}
+
+static void print_verify_json(const char *store, char **names, size_t name_count,
+			      const struct problems *p, uint64_t problems)
+{
+	printf("{\"store\":");
+	json_string(stdout, store);
+	printf(",\"snapshots\":[");
+	for (size_t i = 0; i < name_count; i++) {
+		if (i)
+			putchar(',');
+		json_string(stdout, names[i]);
+	}
+	printf("],\"ok\":%s,\"problems\":%" PRIu64 ",\"problem_list\":[",
+	       problems ? "false" : "true", problems);
+	for (size_t i = 0; i < p->count; i++) {
+		if (i)
+			putchar(',');
+		json_string(stdout, p->text[i]);
+	}
+	printf("]}\n");
 }
 
 int cmd_verify(int argc, char **argv)
 {
-	static const char usage[] = "verify STORE [NAME...] [--quiet]";
+	static const char usage[] = "verify STORE [NAME...] [--json] [--quiet]";
 	struct snapfs_verify_opts opts = { .report = print_problem };
+	struct problems kept = { 0 };
 	struct progress_bar *bar;
 	struct snapfs_store *store;
 	uint64_t problems = 0;
 	struct cli_common c = { 0 };
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
 
 	if (rc >= 0)
 		return rc;
 	if (argc - optind < 1)
 		return cli_usage_error("verify: expected STORE [NAME...] (usage: snapfs %s)", usage);
+	kept.keep = c.json;
+	opts.report_data = &kept;
 	for (int i = optind + 1; i < argc; i++)
 		if (!snapfs_name_valid(argv[i]))
 			return cli_usage_error("verify: snapshot '%s': invalid name", argv[i]);
@@ -103,8 +165,14 @@ int cmd_verify(int argc, char **argv)
 	if (rc == EXIT_DAMAGE)
 		fprintf(stderr, "snapfs: verify '%s': %" PRIu64 " problem%s found\n", argv[optind],
 			problems, problems == 1 ? "" : "s");
+	if (c.json && (rc == EXIT_OK || rc == EXIT_DAMAGE))
+		print_verify_json(argv[optind], argv + optind + 1, (size_t)(argc - optind - 1), &kept,
+				  problems);
 	else if (rc == EXIT_OK && !c.quiet)
 		printf("verify '%s': ok\n", argv[optind]);
+	for (size_t i = 0; i < kept.count; i++)
+		free(kept.text[i]);
+	free(kept.text);
 	snapfs_store_close(store);
 	return rc;
 }

@@ -5,11 +5,13 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "progress.h"
 
-static const char usage[] = "restore STORE NAME OUTPUT [--force] [--quiet]   (OUTPUT - is stdout)";
+static const char usage[] = "restore STORE NAME OUTPUT [--force] [--quiet]   (OUTPUT - is stdout; "
+			    "a terminal only with --force)";
 
 enum { OPT_FORCE = 0x100, OPT_QUIET, OPT_HELP };
 
@@ -56,6 +58,10 @@ int cmd_restore(int argc, char **argv)
 	name = argv[optind + 1];
 	if (!snapfs_name_valid(name))
 		return cli_usage_error("restore: snapshot '%s': invalid name", name);
+	if (strcmp(argv[optind + 2], "-") == 0 && isatty(STDOUT_FILENO) && !opts.force)
+		return cli_usage_error("restore '%s': standard output is a terminal: refusing to "
+				       "write a memory image to it (redirect or pipe it, or use "
+				       "--force)", name);
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;

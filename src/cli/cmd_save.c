@@ -8,17 +8,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "json.h"
 #include "progress.h"
 
 static const char usage[] =
-	"save STORE NAME SOURCE [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
-	"[--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--json] [--quiet]";
+	"save STORE NAME SOURCE|- [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
+	"[--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
+	"[--lock-wait SECONDS] [--json] [--quiet]";
 
 enum { OPT_FORMAT = 0x100, OPT_PARENT, OPT_KIND, OPT_USAGE, OPT_CODEC, OPT_LEVEL,
-       OPT_JSON, OPT_QUIET, OPT_HELP };
+       OPT_COMMENT, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP };
 
 static const struct option options[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
@@ -27,6 +29,8 @@ static const struct option options[] = {
 	{ "usage", required_argument, NULL, OPT_USAGE },
 	{ "codec", required_argument, NULL, OPT_CODEC },
 	{ "level", required_argument, NULL, OPT_LEVEL },
+	{ "comment", required_argument, NULL, OPT_COMMENT },
+	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -53,14 +57,10 @@ static void print_result(const char *name, const struct snapfs_save_result *r, b
 	       r->zero_pages, r->new_blob_bytes);
 }
 
-int cmd_save(int argc, char **argv)
+/* Parse save's options into opts and c: -1 to go on, else an exit code. */
+static int parse_options(int argc, char **argv, struct snapfs_save_opts *opts,
+			 struct cli_common *c)
 {
-	struct snapfs_save_opts opts = { .codec = SNAPFS_CODEC_ZSTD };
-	struct snapfs_save_result result;
-	struct cli_common c = { 0 };
-	struct progress_bar *bar;
-	struct snapfs_store *store;
-	const char *name;
 	char *end;
 	long level;
 	int opt, rc;
@@ -70,19 +70,19 @@ int cmd_save(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
 		switch (opt) {
 		case OPT_FORMAT:
-			opts.format = optarg;
+			opts->format = optarg;
 			break;
 		case OPT_PARENT:
-			opts.parent = optarg;
+			opts->parent = optarg;
 			break;
 		case OPT_KIND:
-			opts.kind = optarg;
+			opts->kind = optarg;
 			break;
 		case OPT_USAGE:
-			opts.usage_path = optarg;
+			opts->usage_path = optarg;
 			break;
 		case OPT_CODEC:
-			if (snapfs_codec_parse(optarg, &opts.codec) < 0)
+			if (snapfs_codec_parse(optarg, &opts->codec) < 0)
 				return cli_usage_error("save: codec '%s': unknown (zstd, lz4 or none)",
 						       optarg);
 			break;
@@ -92,14 +92,22 @@ int cmd_save(int argc, char **argv)
 			if (errno || *end || end == optarg || level < 1 || level > 99)
 				return cli_usage_error("save: level '%s': not a number from 1 to 99",
 						       optarg);
-			opts.level = (int)level;
+			opts->level = (int)level;
+			break;
+		case OPT_COMMENT:
+			opts->comment = optarg;
+			break;
+		case OPT_LOCK_WAIT:
+			rc = cli_parse_lock_wait("save", optarg, c);
+			if (rc >= 0)
+				return rc;
 			break;
 		case OPT_JSON:
-			c.json = true;
+			c->json = true;
 			break;
 		case 'q':
 		case OPT_QUIET:
-			c.quiet = true;
+			c->quiet = true;
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -112,15 +120,51 @@ int cmd_save(int argc, char **argv)
 					       argv[optind - 1], usage);
 		}
 	}
+	return -1;
+}
+
+/* Check the arguments before any work: -1 to go on, else an exit code. */
+static int check_args(int argc, char **argv, const struct snapfs_save_opts *opts)
+{
+	const char *name;
+
 	if (argc - optind != 3)
 		return cli_usage_error("save: expected STORE NAME SOURCE (usage: snapfs %s)", usage);
 	name = argv[optind + 1];
 	if (!snapfs_name_valid(name))
 		return cli_usage_error("save: snapshot '%s': invalid name: use 1-128 of "
 				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'", name);
-	if (opts.level && !snapfs_codec_level_valid(opts.codec, opts.level))
-		return cli_usage_error("save: level %d: not valid for codec %s", opts.level,
-				       snapfs_codec_name(opts.codec));
+	if (strcmp(argv[optind + 2], "-") == 0 && isatty(STDIN_FILENO))
+		return cli_usage_error("save '%s': source '-': standard input is a terminal, not "
+				       "a memory image (pipe or redirect one into it)", name);
+	if (opts->comment && !snapfs_comment_valid(opts->comment))
+		return cli_usage_error("save '%s': comment: at most %d bytes of UTF-8 text "
+				       "without control characters", name, SNAPFS_COMMENT_MAX);
+	if (opts->level && !snapfs_codec_level_valid(opts->codec, opts->level))
+		return cli_usage_error("save: level %d: not valid for codec %s", opts->level,
+				       snapfs_codec_name(opts->codec));
+	return -1;
+}
+
+int cmd_save(int argc, char **argv)
+{
+	static char doing[200];
+	struct snapfs_save_opts opts = { .codec = SNAPFS_CODEC_ZSTD };
+	struct snapfs_save_result result;
+	struct cli_common c = { 0 };
+	struct progress_bar *bar;
+	struct snapfs_store *store;
+	const char *name;
+	int rc;
+
+	rc = parse_options(argc, argv, &opts, &c);
+	if (rc < 0)
+		rc = check_args(argc, argv, &opts);
+	if (rc >= 0)
+		return rc;
+	name = argv[optind + 1];
+	snprintf(doing, sizeof(doing), "save '%s'", name);
+	cli_lock_setup(&c, doing);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;

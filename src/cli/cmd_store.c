@@ -16,7 +16,7 @@ int cmd_init(int argc, char **argv)
 {
 	static const char usage[] = "init STORE";
 	struct cli_common c = { 0 };
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, 0, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -37,7 +37,7 @@ int cmd_list(int argc, char **argv)
 	struct snapfs_snapshot *snaps = NULL;
 	struct snapfs_store *store;
 	size_t count = 0;
-	int rc = cli_parse_common(argc, argv, usage, true, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -62,9 +62,9 @@ int cmd_list(int argc, char **argv)
 			json_snapshot(stdout, s);
 			continue;
 		}
-		printf("%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\n", s->name,
+		printf("%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\n", s->name,
 		       s->created_at, s->file_size, s->data_bytes, s->stored_bytes,
-		       s->parent[0] ? s->parent : "-");
+		       s->parent[0] ? s->parent : "-", s->comment ? s->comment : "-");
 	}
 	if (c.json)
 		fputs("]\n", stdout);
@@ -128,7 +128,7 @@ int cmd_info(int argc, char **argv)
 	struct snapfs_snapshot snap;
 	struct snapfs_store *store;
 	const char *name;
-	int rc = cli_parse_common(argc, argv, usage, true, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -184,10 +184,11 @@ out_close:
 
 int cmd_rm(int argc, char **argv)
 {
-	static const char usage[] = "rm STORE NAME...";
+	static const char usage[] = "rm STORE NAME... [--lock-wait SECONDS] [--json]";
+	static char doing[200];
 	struct cli_common c = { 0 };
 	struct snapfs_store *store;
-	int rc = cli_parse_common(argc, argv, usage, false, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -196,6 +197,12 @@ int cmd_rm(int argc, char **argv)
 	for (int i = optind + 1; i < argc; i++)
 		if (!snapfs_name_valid(argv[i]))
 			return cli_usage_error("rm: snapshot '%s': invalid name", argv[i]);
+	if (argc - optind > 2)
+		snprintf(doing, sizeof(doing), "rm '%s' and %d more", argv[optind + 1],
+			 argc - optind - 2);
+	else
+		snprintf(doing, sizeof(doing), "rm '%s'", argv[optind + 1]);
+	cli_lock_setup(&c, doing);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -204,10 +211,58 @@ int cmd_rm(int argc, char **argv)
 	if (rc < 0) {
 		rc = cli_fail(rc, "rm");
 	} else {
+		if (c.json) {
+			/* removed: the names; still_open: how many of them a
+			 * reader holds (hidden, pages kept until closed). */
+			printf("{\"store\":");
+			json_string(stdout, argv[optind]);
+			printf(",\"removed\":[");
+			for (int i = optind + 1; i < argc; i++) {
+				if (i > optind + 1)
+					putchar(',');
+				json_string(stdout, argv[i]);
+			}
+			printf("],\"still_open\":%d}\n", rc);
+		}
 		if (rc > 0 && !c.quiet)
 			fprintf(stderr, "snapfs: rm: %d snapshot%s still open by a reader: "
 				"gone from listings now, pages kept until closed (then run "
 				"'snapfs gc')\n", rc, rc == 1 ? "" : "s");
+		rc = EXIT_OK;
+	}
+	snapfs_store_close(store);
+	return rc;
+}
+
+int cmd_rename(int argc, char **argv)
+{
+	static const char usage[] = "rename STORE OLD NEW [--lock-wait SECONDS]";
+	static char doing[200];
+	struct cli_common c = { 0 };
+	struct snapfs_store *store;
+	int rc = cli_parse_common(argc, argv, usage, CLI_LOCK_WAIT, &c);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 3)
+		return cli_usage_error("rename: expected STORE OLD NEW (usage: snapfs %s)", usage);
+	if (!snapfs_name_valid(argv[optind + 1]))
+		return cli_usage_error("rename '%s': invalid name", argv[optind + 1]);
+	if (!snapfs_name_valid(argv[optind + 2]))
+		return cli_usage_error("rename '%s': new name '%s': invalid name: use 1-128 of "
+				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'",
+				       argv[optind + 1], argv[optind + 2]);
+	snprintf(doing, sizeof(doing), "rename '%s'", argv[optind + 1]);
+	cli_lock_setup(&c, doing);
+	rc = cli_open_store(argv[optind], 0, &store);
+	if (rc)
+		return rc;
+	rc = snapfs_snapshot_rename(store, argv[optind + 1], argv[optind + 2]);
+	if (rc < 0) {
+		rc = cli_fail(rc, "rename");
+	} else {
+		if (!c.quiet)
+			printf("renamed '%s' to '%s'\n", argv[optind + 1], argv[optind + 2]);
 		rc = EXIT_OK;
 	}
 	snapfs_store_close(store);
@@ -219,7 +274,8 @@ int cmd_rm(int argc, char **argv)
  * half-open); --clear removes it. */
 int cmd_workingset(int argc, char **argv)
 {
-	static const char usage[] = "workingset STORE NAME [--clear] [--json]";
+	static const char usage[] = "workingset STORE NAME [--clear] [--json] [--lock-wait SECONDS]";
+	static char doing[200];
 	struct cli_common c = { 0 };
 	struct snapfs_page_run *runs = NULL;
 	struct snapfs_snapshot snap;
@@ -239,13 +295,15 @@ int cmd_workingset(int argc, char **argv)
 			i--;
 		}
 	}
-	rc = cli_parse_common(argc, argv, usage, true, &c);
+	rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, &c);
 	if (rc >= 0)
 		return rc;
 	if (argc - optind != 2)
 		return cli_usage_error("workingset: expected STORE NAME (usage: snapfs %s)", usage);
 	if (!snapfs_name_valid(argv[optind + 1]))
 		return cli_usage_error("workingset: snapshot '%s': invalid name", argv[optind + 1]);
+	snprintf(doing, sizeof(doing), "workingset '%s'", argv[optind + 1]);
+	cli_lock_setup(&c, doing);
 	rc = cli_open_store(argv[optind], clear ? 0 : SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;

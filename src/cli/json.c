@@ -55,6 +55,8 @@ void json_snapshot(FILE *out, const struct snapfs_snapshot *s)
 	json_string(out, s->source);
 	fprintf(out, ",\"notes\":");
 	json_string(out, s->notes);
+	fprintf(out, ",\"comment\":");
+	json_string(out, s->comment);
 	fprintf(out,
 		",\"segment_count\":%" PRIu64 ",\"committed_bytes\":%" PRIu64
 		",\"data_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 "}",

@@ -27,6 +27,8 @@ static const char usage_text[] =
 	"  info STORE [NAME] [--json]          describe a snapshot, or the store\n"
 	"  restore STORE NAME OUTPUT [--force] write a memory file back (- for stdout)\n"
 	"  rm STORE NAME...                    remove snapshots (space: see gc)\n"
+	"  rename STORE OLD NEW                give a snapshot another name\n"
+	"  prune STORE --keep-* ... [--dry-run] remove what no retention rule keeps\n"
 	"  diff STORE NAME_A NAME_B [--json]   page ranges that differ\n"
 	"  gc STORE                            drop unused blobs, give space back\n"
 	"  verify STORE [NAME...]              re-read and check everything\n"
@@ -37,7 +39,8 @@ static const char usage_text[] =
 	"  snapfs STORE MOUNTPOINT -o OPTS     the form mount.fuse3 uses\n"
 	"  snapfs --help | --version | COMMAND --help\n"
 	"\n"
-	"Every command takes --quiet. Exit status: 0 success, 1 failure,\n"
+	"Every command takes --quiet; commands that write take --lock-wait SECONDS\n"
+	"(how long to wait for another writer, default 5). Exit status: 0 success, 1 failure,\n"
 	"2 bad usage, 3 damage found, 130 / 143 stopped by SIGINT / SIGTERM.\n"
 	"See snapfs(1).\n";
 
@@ -51,7 +54,11 @@ int cli_fail(int rc, const char *what)
 {
 	const char *detail = snapfs_errmsg();
 
-	if (detail[0])
+	/* A busy store: name the command (the core's text may not). */
+	if (detail[0] && rc == -EBUSY && cli_doing &&
+	    strncmp(detail, cli_doing, strlen(cli_doing)) != 0)
+		fprintf(stderr, "snapfs: %s: %s\n", cli_doing, detail);
+	else if (detail[0])
 		fprintf(stderr, "snapfs: %s\n", detail);
 	else
 		fprintf(stderr, "snapfs: %s: %s\n", what, snapfs_strerror(rc));
@@ -118,6 +125,8 @@ static const struct command {
 	{ "info", cmd_info },
 	{ "restore", cmd_restore },
 	{ "rm", cmd_rm },
+	{ "rename", cmd_rename },
+	{ "prune", cmd_prune },
 	{ "diff", cmd_diff },
 	{ "gc", cmd_gc },
 	{ "verify", cmd_verify },

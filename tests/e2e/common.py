@@ -260,9 +260,9 @@ def check_state_unchanged(store, before, what):
 # Pack files (schema version 2: blob bytes live in STORE/packs/NNNNNNNN.pack)
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The entries of a store directory: the database, its WAL files, packs/.
-STORE_ENTRIES = {"snapfs.db", "snapfs.db-wal", "snapfs.db-shm", "packs", "claims"}
+STORE_ENTRIES = {"snapfs.db", "snapfs.db-wal", "snapfs.db-shm", "packs", "claims", "lock-holder"}
 PACK_NAME = re.compile(r"^[0-9]{8}\.pack$")
 
 
@@ -603,7 +603,8 @@ def compare_sparse(a, b):
 # snapfs output
 
 
-LIST_FIELDS = ("name", "created_at", "file_size", "data_bytes", "stored_bytes", "parent")
+LIST_FIELDS = ("name", "created_at", "file_size", "data_bytes", "stored_bytes", "parent",
+               "comment")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
 
 
@@ -614,10 +615,11 @@ def parse_list(out):
         if not line:
             continue
         f = line.split("\t")
-        check(len(f) == 6, f"list line must have 6 tab-separated fields: {line!r}")
+        check(len(f) == 7, f"list line must have 7 tab-separated fields: {line!r}")
         try:
             rows.append(dict(name=f[0], created_at=f[1], file_size=int(f[2]),
-                             data_bytes=int(f[3]), stored_bytes=int(f[4]), parent=f[5]))
+                             data_bytes=int(f[3]), stored_bytes=int(f[4]), parent=f[5],
+                             comment=f[6]))
         except ValueError:
             fail(f"list line: file_size, data_bytes, stored_bytes must be integers: {line!r}")
     return rows

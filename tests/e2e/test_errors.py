@@ -377,9 +377,10 @@ def case_restore_enospc(ctx):
 # --- a second writer -------------------------------------------------------------
 
 def case_store_busy(ctx):
-    # Another connection holds the write lock: the save waits a while and
-    # then fails with exit 1 ("store busy"), leaving the store as it was;
-    # once the lock is gone, saving works.
+    # Another connection holds the write lock: the save says at once that
+    # it waits, waits a while and then fails with exit 1 ("store busy"),
+    # leaving the store as it was; once the lock is gone, saving works
+    # (test_locks.py has the rest).
     import sqlite3
     store, img = store_with_one(ctx)
     before = c.store_state(store)
@@ -387,7 +388,11 @@ def case_store_busy(ctx):
     try:
         con.execute("BEGIN IMMEDIATE")
         cp = c.snapfs("save", store, "new", img.path, expect=c.EXIT_FAILED, timeout=300)
-        c.check_error_message(cp)
+        lines = c.stderr_text(cp).splitlines()
+        c.check_eq(lines[:1], ["snapfs: save 'new': waiting for the store lock held by "
+                               "another process..."], "the waiting line")
+        cp.stderr = "\n".join(lines[1:]) + "\n"
+        c.check_error_message(cp, "save 'new'", "busy")
         con.execute("ROLLBACK")
     finally:
         con.close()

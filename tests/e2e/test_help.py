@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as c  # noqa: E402
 
-COMMANDS = ("init", "save", "list", "info", "restore", "rm", "mount")
+COMMANDS = ("init", "save", "list", "info", "restore", "rm", "rename", "prune", "mount")
 
 
 def case_help(ctx):
@@ -43,7 +43,7 @@ def case_command_help(ctx):
 
 def case_save_help_lists_options(ctx):
     out = c.snapfs("save", "--help").stdout
-    for opt in ("--parent", "--usage", "--codec", "--level", "--kind", "--quiet"):
+    for opt in ("--parent", "--usage", "--codec", "--level", "--kind", "--comment", "--quiet"):
         c.check(opt in out, f"save --help does not list {opt}:\n{out}")
 
 

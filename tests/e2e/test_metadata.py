@@ -3,7 +3,7 @@
 """The metadata a save writes, read with the sqlite3 shell: the snapshots
 row, segments equal to the data ranges widened to pages, snapshot_summary
 and kind_usage figures, the figures recorded in snapshots agreeing with the
-views, the pragmas (user_version 2, WAL), the store's files (snapfs.db and
+views, the pragmas (user_version 3, WAL), the store's files (snapfs.db and
 packs/NNNNNNNN.pack, as the packs table says)."""
 
 import datetime

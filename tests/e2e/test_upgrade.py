@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Upgrade of a version-1 store (blob bytes in blobs.data) to version 2
-(blob bytes in packs/NNNNNNNN.pack), in place, by a write command.
+"""Upgrade of a version-1 store (blob bytes in blobs.data) to version 3
+(blob bytes in packs/NNNNNNNN.pack, snapshots.comment), in place, by a
+write command, in one transaction; and of a version-2 store (made with
+schema/history/snapfs-v2.sql, main's schema at 77f4829) to version 3.
 
 The version-1 store is made genuinely: snapshots saved by this snapfs (two,
 one --parent of the other, and two more removed and collected so that blob
@@ -16,8 +18,8 @@ it as it is; `snapfs gc STORE` upgrades it (exit 0) to the schema a new
 store has, with the same blob rows and bytes; verify passes; every snapshot
 restores (and reads through a mount) byte for byte; a new save gets blob
 ids above every old one. An upgrade killed with SIGKILL at several moments
-leaves either a version-1 store that the next gc upgrades, or a version-2
-store that verifies: never a broken one.
+leaves either a version-1 store that the next gc upgrades, or a version-3
+store that verifies: never a broken one (nor one left at version 2).
 """
 
 import hashlib
@@ -45,6 +47,7 @@ V1_BLOB_COLUMNS = ["id", "codec", "page_count", "stored_size", "checksum", "data
 
 
 V1_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v1.sql"
+V2_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v2.sql"
 
 
 def make_v1(store):
@@ -113,6 +116,53 @@ def make_v1(store):
                0, "v1 blobs whose data is not stored_size bytes")
     c.check(not (store / "packs").exists(), "a v1 store has no packs/")
     return shas
+
+
+def make_v2(store):
+    """Turn a store of this snapfs into a genuine version-2 one, in place: a
+    new snapfs.db made the way `snapfs init` of version 2 made it (page
+    size, auto-vacuum, WAL, then schema/history/snapfs-v2.sql, byte for
+    byte) and every row copied over (the columns version 2 had); the pack
+    files stay as they are."""
+    store = Path(store)
+    db = store / "snapfs.db"
+    old = store / "snapfs-v3.db"
+    c.check_eq(c.sql_value(store, "SELECT count(*) FROM snapshots WHERE comment IS NOT NULL"),
+               0, "snapshots with a comment (version 2 had none)")
+    c.run([c.SQLITE3, db, "PRAGMA wal_checkpoint(TRUNCATE);"], expect=0)
+    os.replace(db, old)
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    con = sqlite3.connect(str(db), isolation_level=None)
+    try:
+        con.execute("PRAGMA page_size = 4096")
+        con.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        con.execute("PRAGMA journal_mode = WAL")
+        con.executescript(V2_SCHEMA.read_text())
+        con.execute("ATTACH DATABASE ? AS v3", (str(old),))
+        con.execute("BEGIN IMMEDIATE")
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table' "
+            "AND name != 'sqlite_sequence'")]
+        for table in tables:
+            cols = [r[1] for r in con.execute(f"PRAGMA main.table_info('{table}')")]
+            names = ", ".join(cols)
+            con.execute(f"INSERT INTO main.{table} ({names}) SELECT {names} FROM v3.{table}")
+        con.execute("DELETE FROM main.sqlite_sequence")
+        con.execute("INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq "
+                    "FROM v3.sqlite_sequence")
+        con.execute("COMMIT")
+        con.execute("DETACH DATABASE v3")
+        con.execute("PRAGMA user_version = 2")
+        c.check_eq(con.execute("PRAGMA integrity_check").fetchall(), [("ok",)],
+                   "integrity_check of the version-2 store")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+    old.unlink()
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), 2, "user_version of the v2 store")
+    cols = [r["name"] for r in c.sql(store, "SELECT name FROM pragma_table_info('snapshots')")]
+    c.check("comment" not in cols, f"a v2 store has no snapshots.comment: {cols}")
 
 
 def pack_shas(store):
@@ -198,16 +248,18 @@ def dir_state(store):
     return out
 
 
-def check_refused_read_only(store, snapshot, ctx):
-    """Read-only commands on a version-1 store: exit 2, one line saying it
-    needs an upgrade, and nothing changed (no packs/ made)."""
+def check_refused_read_only(store, snapshot, ctx, version=1):
+    """Read-only commands on a version-1 (or 2) store: exit 2, one line
+    saying it needs an upgrade by 'snapfs gc', and nothing changed (no
+    packs/ made)."""
     before = dir_state(store)
     out = ctx.path("refused.out")
     for args in (["list", store], ["list", store, "--json"], ["info", store],
                  ["info", store, snapshot], ["verify", store],
                  ["restore", store, snapshot, out], ["diff", store, snapshot, snapshot]):
         cp = c.snapfs(*args, expect=c.EXIT_USAGE)
-        line = c.check_error_message(cp, str(store), what=f"snapfs {args[0]} on a v1 store")
+        line = c.check_error_message(cp, str(store), f"schema version {version}", "snapfs gc",
+                                     what=f"snapfs {args[0]} on a v{version} store")
         c.check("upgrade" in line, f"snapfs {args[0]} should say the store needs an upgrade: {line!r}")
     c.check(not out.exists(), "restore from a v1 store wrote its output")
     if have_fuse():
@@ -217,8 +269,9 @@ def check_refused_read_only(store, snapshot, ctx):
         line = c.check_error_message(cp, str(store), what="snapfs mount on a v1 store")
         c.check("upgrade" in line, f"snapfs mount should say the store needs an upgrade: {line!r}")
         c.check(not os.path.ismount(mnt), "a v1 store was mounted")
-    c.check_eq(dir_state(store), before, "files of the v1 store after read-only commands")
-    c.check_eq(c.sql_value(store, "PRAGMA user_version"), 1, "user_version after read-only commands")
+    c.check_eq(dir_state(store), before, f"files of the v{version} store after read-only commands")
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), version,
+               "user_version after read-only commands")
 
 
 # --------------------------------------------------------------------------
@@ -377,6 +430,44 @@ def case_upgrade_in_place(ctx):
     mount_compare(ctx, store, imgs)
 
 
+def case_upgrade_v2(ctx):
+    """A version-2 store: read-only commands refuse it naming gc; gc adds
+    snapshots.comment (NULL for every snapshot), changes no other row or
+    byte, and gives the schema a new store has; then --comment works."""
+    imgs, _, _ = images(ctx)
+    store = ctx.store()
+    c.snapfs("save", store, "s1", imgs["s1"])
+    c.snapfs("save", store, "s2", imgs["s2"], "--parent", "s1")
+    make_v2(store)
+    meta = metadata(store)
+    seals = c.sql(store, "SELECT id, meta_digest FROM snapshots ORDER BY id")
+    shas = pack_shas(store)
+    new_shape = schema_shape(ctx.store("fresh"))
+    check_refused_read_only(store, "s1", ctx, version=2)
+    c.snapfs("gc", store)
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), 3, "user_version after the upgrade")
+    check_same_shape(schema_shape(store), new_shape)
+    c.integrity_ok(store)
+    c.check_eq(metadata(store), meta, "rows of the upgraded store")
+    c.check_eq(c.sql(store, "SELECT id, meta_digest FROM snapshots ORDER BY id"), seals,
+               "seals after the upgrade (the comment is not sealed)")
+    c.check_eq(c.sql_value(store, "SELECT count(*) FROM snapshots WHERE comment IS NOT NULL"),
+               0, "comments after the upgrade")
+    c.check_eq(pack_shas(store), shas, "stored bytes of every blob after the upgrade")
+    c.snapfs("verify", store)
+    for name, img in imgs.items():
+        out = ctx.path(f"{name}.out")
+        c.snapfs("restore", store, name, out)
+        c.cmp_files(img, out)
+    c.snapfs("save", store, "s3", imgs["s1"], "--comment", "after the upgrade")
+    imgs["s3"] = imgs["s1"]
+    c.check_eq(c.sql_value(store, "SELECT comment FROM snapshots WHERE name = 's3'"),
+               "after the upgrade", "comment saved on the upgraded store")
+    out = c.snapfs("gc", store).stdout
+    c.check("removed 0 unused blobs" in out, f"gc after the upgrade: {out!r}")
+    mount_compare(ctx, store, imgs)
+
+
 def case_upgrade_by_save(ctx):
     """save is a write command too: it upgrades, then saves."""
     imgs, _, _ = images(ctx)
@@ -396,7 +487,7 @@ def case_upgrade_by_save(ctx):
 
 def case_upgrade_killed(ctx):
     """SIGKILL during the upgrade, at several moments: the store is a whole
-    version 1 (and the next gc upgrades it) or a whole version 2."""
+    version 1 (and the next gc upgrades it) or a whole version 3."""
     rng = random.Random(303)
     big = c.Image(ctx.path("big.img"), 64 * MIB)
     big.pages(0, 64 * MIB // PAGE, "random", rng)
@@ -465,8 +556,8 @@ def case_upgrade_killed(ctx):
             check_whole(store, "upgraded by the next gc")
         else:
             c.check_eq(version, c.SCHEMA_VERSION, f"user_version after gc killed at {delay:.3f} s")
-            c.check_eq(cp.returncode, 0, "list on a store left at version 2")
-            check_whole(store, "left at version 2")
+            c.check_eq(cp.returncode, 0, "list on a store left at version 3")
+            check_whole(store, "left at version 3")
         c.check_pack_files(store, f"after gc killed at {delay:.3f} s")
         c.check_eq(pack_shas(store), shas, "stored bytes of every blob")
         outcomes.append((round(delay, 3), "killed" if killed else "finished", version))
