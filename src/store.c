@@ -449,63 +449,47 @@ int64_t snapfs_store_generation(struct snapfs_store *store)
 	return rc < 0 ? rc : version;
 }
 
+/* The value of call, made on a reader connection borrowed for it and
+ * named cat inside it; or the error of borrowing one. */
+#define WITH_READER(store, call) ({                                       \
+	struct catalog *cat;                                               \
+	int with_reader_rc;                                                \
+									   \
+	error_clear();                                                     \
+	with_reader_rc = store_reader_get((store), &cat);                  \
+	if (with_reader_rc == 0) {                                         \
+		with_reader_rc = (call);                                   \
+		store_reader_put((store), cat);                            \
+	}                                                                  \
+	with_reader_rc;                                                    \
+})
+
 int snapfs_snapshot_check(struct snapfs_store *store, const struct snapfs_snapshot *snap)
 {
-	struct catalog *cat;
-	int rc;
+	return WITH_READER(store, snapshot_check(cat, snap));
+}
 
-	error_clear();
-	rc = store_reader_get(store, &cat);
-	if (rc < 0)
-		return rc;
-	rc = snapshot_check(cat, snap);
-	store_reader_put(store, cat);
-	return rc;
+int store_blob_loc(struct snapfs_store *store, int64_t id, struct blob_loc *ret_loc)
+{
+	return WITH_READER(store, catalog_blob_loc(cat, id, ret_loc));
 }
 
 int snapfs_snapshot_get(struct snapfs_store *store, const char *name,
 			struct snapfs_snapshot *ret_snap)
 {
-	struct catalog *cat;
-	int rc;
-
-	error_clear();
-	rc = store_reader_get(store, &cat);
-	if (rc < 0)
-		return rc;
-	rc = catalog_snapshot_get(cat, name, ret_snap);
-	store_reader_put(store, cat);
-	return rc;
+	return WITH_READER(store, catalog_snapshot_get(cat, name, ret_snap));
 }
 
 int snapfs_snapshot_list(struct snapfs_store *store,
 			 struct snapfs_snapshot **ret_snaps, size_t *ret_count)
 {
-	struct catalog *cat;
-	int rc;
-
-	error_clear();
-	rc = store_reader_get(store, &cat);
-	if (rc < 0)
-		return rc;
-	rc = catalog_snapshot_list(cat, ret_snaps, ret_count);
-	store_reader_put(store, cat);
-	return rc;
+	return WITH_READER(store, catalog_snapshot_list(cat, ret_snaps, ret_count));
 }
 
 int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
 			struct snapfs_segment **ret_segs, size_t *ret_count)
 {
-	struct catalog *cat;
-	int rc;
-
-	error_clear();
-	rc = store_reader_get(store, &cat);
-	if (rc < 0)
-		return rc;
-	rc = catalog_segments_get(cat, snapshot_id, ret_segs, ret_count);
-	store_reader_put(store, cat);
-	return rc;
+	return WITH_READER(store, catalog_segments_get(cat, snapshot_id, ret_segs, ret_count));
 }
 
 /* Inside rm's transaction: delete the snapshot name, or hide it if a
@@ -738,15 +722,9 @@ int snapfs_store_summary(struct snapfs_store *store,
 			 struct snapfs_store_summary *ret_summary)
 {
 	struct snapfs_store_summary s;
-	struct catalog *cat;
 	int rc;
 
-	error_clear();
-	rc = store_reader_get(store, &cat);
-	if (rc < 0)
-		return rc;
-	rc = catalog_store_summary(cat, &s);
-	store_reader_put(store, cat);
+	rc = WITH_READER(store, catalog_store_summary(cat, &s));
 	if (rc < 0)
 		return rc;
 	s.file_bytes = store_file_bytes(store);
