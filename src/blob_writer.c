@@ -88,25 +88,42 @@ static struct batch *pending(struct blob_writer *w)
 	return batch_of(w, w->next_seq);
 }
 
-/* Start appending to the newest pack, or to a new one when it is full. */
-static int pack_begin(struct blob_writer *w)
+int blob_writer_pack_begin(struct catalog *cat, struct blob_store *bs, int64_t *ret_pack_id)
 {
 	uint64_t length = 0, end = 0;
+	int64_t pack_id;
 	int rc;
 
-	rc = catalog_pack_last(w->cat, &w->pack_id, &length);
+	rc = catalog_pack_last(cat, &pack_id, &length);
 	if (rc == -ENOENT || (rc == 0 && length >= PACK_MAX_BYTES)) {
 		length = 0;
-		rc = catalog_pack_new(w->cat, &w->pack_id);
+		rc = catalog_pack_new(cat, &pack_id);
 	}
 	if (rc < 0)
 		return rc;
 	/* What is cut is only what no row names, whatever packs.length says
 	 * (a damaged length must not take blobs with it). */
-	rc = catalog_pack_blob_end(w->cat, w->pack_id, &end);
+	rc = catalog_pack_blob_end(cat, pack_id, &end);
 	if (rc < 0)
 		return rc;
-	return blob_store_append_begin(w->bs, w->pack_id, end > length ? end : length);
+	rc = blob_store_append_begin(bs, pack_id, end > length ? end : length);
+	if (rc == 0)
+		*ret_pack_id = pack_id;
+	return rc;
+}
+
+int blob_writer_pack_end(struct catalog *cat, struct blob_store *bs)
+{
+	int64_t pack_id;
+	uint64_t length;
+	int rc;
+
+	/* The bytes are durable before the rows that name them commit. */
+	rc = blob_store_append_sync(bs, &length);
+	if (rc < 0)
+		return rc;
+	blob_store_append_state(bs, &pack_id, &length);
+	return catalog_pack_set_length(cat, pack_id, length);
 }
 
 int blob_writer_new(struct catalog *cat, struct blob_store *bs, int64_t snapshot_id,
@@ -146,7 +163,7 @@ int blob_writer_new(struct catalog *cat, struct blob_store *bs, int64_t snapshot
 	}
 	rc = compress_pool_new(0, &w->pool);
 	if (rc == 0)
-		rc = pack_begin(w);
+		rc = blob_writer_pack_begin(cat, bs, &w->pack_id);
 	if (rc < 0) {
 		blob_writer_free(w);
 		return rc;
@@ -437,8 +454,6 @@ int blob_writer_add(struct blob_writer *w, uint64_t page_no,
 
 int blob_writer_finish(struct blob_writer *w)
 {
-	int64_t pack_id;
-	uint64_t length;
 	int rc = run_close(w);
 
 	if (rc < 0)
@@ -448,12 +463,7 @@ int blob_writer_finish(struct blob_writer *w)
 		rc = retire_oldest(w);
 	if (rc < 0)
 		return rc;
-	/* The bytes are durable before the rows that name them commit. */
-	rc = blob_store_append_sync(w->bs, &length);
-	if (rc < 0)
-		return rc;
-	blob_store_append_state(w->bs, &pack_id, &length);
-	return catalog_pack_set_length(w->cat, pack_id, length);
+	return blob_writer_pack_end(w->cat, w->bs);
 }
 
 void blob_writer_abort(struct blob_writer *w)

@@ -27,6 +27,14 @@ struct blob_writer_stats {
 	uint64_t new_blob_bytes;  /* compressed bytes of new blobs */
 };
 
+/* Start appending to the newest pack of bs, or to a new one when it is
+ * full, cutting off any tail no row names (inside the caller's write
+ * transaction of cat); its id in *ret_pack_id. */
+int blob_writer_pack_begin(struct catalog *cat, struct blob_store *bs, int64_t *ret_pack_id);
+/* Make what was appended durable and record the pack's new length, before
+ * the commit of the rows that name the new bytes. */
+int blob_writer_pack_end(struct catalog *cat, struct blob_store *bs);
+
 /* The zstd dictionary new blobs are compressed with (id 0: none). */
 struct blob_writer_dict {
 	int64_t id;

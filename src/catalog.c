@@ -48,6 +48,7 @@ enum stmt_id {
 	ST_SEG_LIST,
 	ST_BLOB_INSERT,
 	ST_BLOB_GET,
+	ST_BLOB_MOVE,
 	ST_SNAP_BLOB_BYTES,
 	ST_INDEX_LOOKUP,
 	ST_INDEX_PUT,
@@ -118,6 +119,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"pack_offset, dict_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_BLOB_GET] =
 		"SELECT " BLOB_LOC_COLUMNS " FROM blobs WHERE id = ?1",
+	[ST_BLOB_MOVE] = "UPDATE blobs SET pack_id = ?2, pack_offset = ?3 WHERE id = ?1",
 	[ST_SNAP_BLOB_BYTES] =
 		"SELECT coalesce(sum(stored_size), 0) FROM blobs WHERE id IN "
 		"(SELECT blob_id FROM page_map WHERE snapshot_id = ?1)",
@@ -1096,6 +1098,19 @@ int catalog_blob_loc(struct catalog *cat, int64_t id, struct blob_loc *ret_loc)
 	}
 	loc_from_row(st, 0, id, ret_loc);
 	return stmt_done(cat, st, SQLITE_DONE, "read blob");
+}
+
+int catalog_blob_move(struct catalog *cat, int64_t id, int64_t pack_id, uint64_t offset)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = stmt_get(cat, ST_BLOB_MOVE, &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, pack_id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)offset);
+	return stmt_done(cat, st, sqlite3_step(st), "move blob");
 }
 
 int catalog_snapshot_blob_bytes(struct catalog *cat, int64_t snapshot_id,

@@ -93,6 +93,8 @@ int catalog_blob_insert(struct catalog *cat, const struct blob_loc *loc,
 			int64_t *ret_id);
 /* The place of blob id, or -ENOENT. */
 int catalog_blob_loc(struct catalog *cat, int64_t id, struct blob_loc *ret_loc);
+/* Blob id's stored bytes are now at offset of pack pack_id. */
+int catalog_blob_move(struct catalog *cat, int64_t id, int64_t pack_id, uint64_t offset);
 /* Sum of stored_size of the blobs a snapshot's page map uses. */
 int catalog_snapshot_blob_bytes(struct catalog *cat, int64_t snapshot_id,
 				uint64_t *ret_bytes);

@@ -242,6 +242,17 @@ static int run_blob(struct snapfs_image *img, const struct image_run *r,
 
 	rc = blob_cache_get(store_cache(img->store), &r->loc, use,
 			    store_load_blob, store_blobs(img->store), ret_blob);
+	if (rc < 0 && rc != -ENOMEM) {
+		struct blob_loc now;
+
+		/* The blob may have moved since the image was opened (a working
+		 * set laid out, and gc has given the old place back): try its
+		 * place now. Its bytes are checked all the same. */
+		if (store_blob_loc(img->store, r->loc.id, &now) == 0 &&
+		    (now.pack_id != r->loc.pack_id || now.offset != r->loc.offset))
+			rc = blob_cache_get(store_cache(img->store), &now, use,
+					    store_load_blob, store_blobs(img->store), ret_blob);
+	}
 	if (rc < 0) {
 		/* The loading thread has the detail; this one may have waited. */
 		if (rc == -ENOMEM)

@@ -517,3 +517,24 @@ int snapfs_working_set_save(struct snapfs_store *store, int64_t snapshot_id,
  * or an empty run, is -SNAPFS_ECORRUPT. */
 int snapfs_working_set_get(struct snapfs_store *store, int64_t snapshot_id,
 			   struct snapfs_page_run **ret_runs, size_t *ret_count);
+
+/* What snapfs_working_set_lay_out() did. */
+struct snapfs_ws_layout {
+	uint64_t blobs;                    /* blobs that hold the working set */
+	uint64_t moved;                    /* of them copied (0: laid out already) */
+	uint64_t moved_bytes;              /* their stored bytes */
+	uint64_t stretches_before;         /* places a prefetch in first-touch */
+	uint64_t stretches_after;          /* order reads from (1: one read) */
+};
+
+/* Lay the working set of snapshot name out for its prefetch: copy the
+ * blobs that hold it, in first-touch order, to the end of the newest pack
+ * and point their rows there, in one transaction (the copies durable
+ * first). Other snapshots that share a blob read it from its new place
+ * too; the old copies are gaps that snapfs_gc() gives back. Readers
+ * already open go on reading. A snapshot without a record, or one laid out
+ * already, is left as it is (moved 0). Needs a store opened read-write;
+ * -ENOENT if there is no such snapshot, -SNAPFS_ECORRUPT if a blob to copy
+ * fails its checksum (nothing is changed then). */
+int snapfs_working_set_lay_out(struct snapfs_store *store, const char *name,
+			       struct snapfs_ws_layout *ret_layout);

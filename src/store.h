@@ -26,6 +26,8 @@ struct blob_cache *store_cache(struct snapfs_store *store);
 int store_load_dicts(struct snapfs_store *store, struct catalog *cat);
 /* The store's pack files. */
 struct blob_store *store_blobs(struct snapfs_store *store);
+/* Where blob id is now, read from the database on a reader connection. */
+int store_blob_loc(struct snapfs_store *store, int64_t id, struct blob_loc *ret_loc);
 /* blob_load_fn for the store's cache: ctx is store_blobs(store). */
 int store_load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
 		    unsigned char **ret_data, size_t *ret_size);

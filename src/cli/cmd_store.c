@@ -269,44 +269,82 @@ int cmd_rename(int argc, char **argv)
 	return rc;
 }
 
-/* snapfs workingset STORE NAME [--clear] [--json]: the recorded working
- * set, one run a line in first-touch order, "0xSTART 0xEND" (byte offsets,
- * half-open); --clear removes it. */
+/* workingset --lay-out: lay the record out in the packs, say what moved. */
+static int lay_out(struct snapfs_store *store, const char *name, bool json, bool quiet)
+{
+	struct snapfs_ws_layout l;
+	int rc = snapfs_working_set_lay_out(store, name, &l);
+
+	if (rc < 0)
+		return cli_fail(rc, "workingset");
+	if (json)
+		printf("{\"blobs\":%" PRIu64 ",\"moved\":%" PRIu64 ",\"moved_bytes\":%" PRIu64
+		       ",\"stretches_before\":%" PRIu64 ",\"stretches_after\":%" PRIu64 "}\n",
+		       l.blobs, l.moved, l.moved_bytes, l.stretches_before, l.stretches_after);
+	else if (!quiet)
+		printf("working set of '%s': %" PRIu64 " blobs, %" PRIu64 " moved (%" PRIu64
+		       " bytes); read in first-touch order from %" PRIu64 " stretch%s of "
+		       "the packs (was %" PRIu64 ")\n", name, l.blobs, l.moved, l.moved_bytes,
+		       l.stretches_after, l.stretches_after == 1 ? "" : "es", l.stretches_before);
+	return EXIT_OK;
+}
+
+/* Take the option opt out of argv; true if it was there. */
+static bool take_flag(int *argc, char **argv, const char *opt)
+{
+	bool found = false;
+
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], opt) == 0) {
+			found = true;
+			for (int j = i; j < *argc - 1; j++)
+				argv[j] = argv[j + 1];
+			(*argc)--;
+			i--;
+		}
+	}
+	return found;
+}
+
+/* snapfs workingset STORE NAME [--clear | --lay-out] [--json]: the
+ * recorded working set, one run a line in first-touch order, "0xSTART
+ * 0xEND" (byte offsets, half-open); --clear removes it, --lay-out lays its
+ * blobs out in first-touch order in the packs. */
 int cmd_workingset(int argc, char **argv)
 {
-	static const char usage[] = "workingset STORE NAME [--clear] [--json] [--lock-wait SECONDS]";
+	static const char usage[] = "workingset STORE NAME [--clear | --lay-out] [--json] "
+				    "[--lock-wait SECONDS]";
 	static char doing[200];
 	struct cli_common c = { 0 };
 	struct snapfs_page_run *runs = NULL;
 	struct snapfs_snapshot snap;
 	struct snapfs_store *store;
-	bool clear = false;
 	size_t count = 0;
+	bool clear, layout;
 	int rc;
 
-	/* --clear is this command's own: take it out before the common
-	 * parse. */
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--clear") == 0) {
-			clear = true;
-			for (int j = i; j < argc - 1; j++)
-				argv[j] = argv[j + 1];
-			argc--;
-			i--;
-		}
-	}
+	/* This command's own options: out before the common parse. */
+	clear = take_flag(&argc, argv, "--clear");
+	layout = take_flag(&argc, argv, "--lay-out");
 	rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, &c);
 	if (rc >= 0)
 		return rc;
+	if (clear && layout)
+		return cli_usage_error("workingset: --clear and --lay-out exclude each other "
+				       "(usage: snapfs %s)", usage);
 	if (argc - optind != 2)
 		return cli_usage_error("workingset: expected STORE NAME (usage: snapfs %s)", usage);
 	if (!snapfs_name_valid(argv[optind + 1]))
 		return cli_usage_error("workingset: snapshot '%s': invalid name", argv[optind + 1]);
 	snprintf(doing, sizeof(doing), "workingset '%s'", argv[optind + 1]);
 	cli_lock_setup(&c, doing);
-	rc = cli_open_store(argv[optind], clear ? 0 : SNAPFS_OPEN_READONLY, &store);
+	rc = cli_open_store(argv[optind], clear || layout ? 0 : SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
+	if (layout) {
+		rc = lay_out(store, argv[optind + 1], c.json, c.quiet);
+		goto out_close;
+	}
 	rc = snapfs_snapshot_get(store, argv[optind + 1], &snap);
 	if (rc < 0) {
 		rc = cli_fail(rc, "workingset");

@@ -1231,7 +1231,12 @@ class Bench:
         os.makedirs(d, exist_ok=True)
         store = os.path.join(d, "snapfs-ws")
         sqfs = os.path.join(d, "sqfs-zstd.sqfs")
-        if not os.path.exists(os.path.join(store, "snapfs.db")):
+        # A store left by an earlier run is used again if this snapfs can
+        # read it (an older schema is made again).
+        if (not os.path.exists(os.path.join(store, "snapfs.db")) or
+                subprocess.run([self.snapfs, "list", store, "--quiet"],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL).returncode != 0):
             rmtree(store)
             run([self.snapfs, "init", store, "--quiet"])
             run([self.snapfs, "save", store, "img", src, "--format", "raw", "--quiet"])
@@ -1265,12 +1270,24 @@ class Bench:
                    capture=True).stdout.strip().split("|")
         res["ws_runs"], res["ws_pages"] = int(rows[0]), int(rows[1])
         log(f"replay: working set recorded, {rows[1]} pages in {rows[0]} runs")
+        # The same store with the record laid out in first-touch order.
+        laid = store + "-laid"
+        rmtree(laid)
+        shutil.copytree(store, laid, symlinks=True)
+        out = run([self.snapfs, "workingset", laid, "img", "--lay-out", "--json"],
+                  capture=True).stdout
+        res["layout"] = json.loads(out)
+        log(f"replay: working set laid out: {res['layout']}")
+        laid_mnt = os.path.join(self.mnt, "snapfs-ws-laid")
+        laid_mem = os.path.join(laid_mnt, "img", "memory")
         base = os.path.basename(src)
         sq_mnt = os.path.join(self.mnt, "sqfs-zstd")
         systems = {
             "snapfs": lambda: (snapfs_mount("-o", "noprefetch"), mem),
             "snapfs-ws": lambda: (snapfs_mount(), mem),
             "snapfs-ws-nowait": lambda: (snapfs_mount("-o", "prefetch_wait=0"), mem),
+            "snapfs-ws-laid": lambda: (Mount([self.snapfs, "mount", laid, laid_mnt, "-f", *ra],
+                                             laid_mnt, laid_mem), laid_mem),
             "plain": lambda: (None, src),
             "sqfs-zstd": lambda: (Mount(["squashfuse_ll", "-f", sqfs, sq_mnt], sq_mnt,
                                         os.path.join(sq_mnt, base),
@@ -1284,7 +1301,8 @@ class Bench:
                     drop_caches()
                     v = self.replay_once(path, trace)
                 if system.startswith("snapfs-ws"):
-                    log_text = open(mnt + ".log").read()
+                    log_text = open((laid_mnt if system == "snapfs-ws-laid" else mnt)
+                                    + ".log").read()
                     v["prefetch_log"] = [l for l in log_text.splitlines() if "prefetched" in l]
                 res.setdefault("samples", {}).setdefault(system, []).append(v)
             log(f"replay run {run_i + 1}/{REPLAY_RUNS}: " + ", ".join(
@@ -1782,6 +1800,7 @@ REPLAY_LABELS = {
     "snapfs": "(a) snapfs, no working set",
     "snapfs-ws": "(b) snapfs, working set prefetched (the open waits for it)",
     "snapfs-ws-nowait": "(b') the same, the open not held (-o prefetch_wait=0)",
+    "snapfs-ws-laid": "(b'') the same, laid out (snapfs workingset --lay-out)",
     "plain": "(c) plain file",
     "sqfs-zstd": "(d) squashfuse_ll zstd",
 }
@@ -1797,7 +1816,11 @@ def replay_lines(rp):
              f"cold ({rp['trace_pages'] / rp['data_pages'] * 100:.1f} % of the {rp['image']} "
              f"image's {rp['data_pages']} data pages, {rp['regions']} hot regions)", "",
              f"Working set recorded by one replay under -o record: {rp.get('ws_pages')} pages "
-             f"in {rp.get('ws_runs')} runs (recorded with read_ahead_kb=0). Medians of {rp['runs']} runs.", "",
+             f"in {rp.get('ws_runs')} runs (recorded with read_ahead_kb=0)"
+             + (f"; its {rp['layout']['blobs']} blobs lay in {rp['layout']['stretches_before']} "
+                f"stretches of the pack, {rp['layout']['stretches_after']} after "
+                "`snapfs workingset --lay-out`" if rp.get("layout") else "")
+             + f". Time from open() to the last first touch; medians of {rp['runs']} runs.", "",
              "| system | time | ÷ (a) | ÷ plain file | bytes |", "|---|---|---|---|---|"]
     for s, label in REPLAY_LABELS.items():
         if m.get(s) is None:

@@ -19,6 +19,7 @@ and -o prefetch_wait values are refused.
 """
 import ctypes
 import errno
+import json
 import mmap
 import os
 import time
@@ -231,6 +232,44 @@ def test(work):
         f.seek(off)
         f.write(good)
     log("damage in the working set: the prefetch stops, the page reads EIO")
+
+    # 2e. workingset --lay-out: the blobs of the record are copied, in
+    # first-touch order, one after the other; a second call moves nothing.
+    # A mount that opened the file before keeps reading the right bytes
+    # after the move and a gc that punched out the old copies.
+    db = os.path.join(store, "snapfs.db")
+    with Mount(store, mnt, "-o", "noprefetch,read_ahead_kb=0") as m:
+        fd = os.open(mem, os.O_RDONLY)
+        os.pread(fd, PAGE, 0)
+        out = json.loads(snapfs("workingset", store, "vm", "--lay-out", "--json").stdout)
+        check(out["moved"] == out["blobs"] > 0 and out["stretches_after"] == 1,
+              f"--lay-out: {out}")
+        order = []
+        for f, n in RUNS:
+            for p in range(f, f + n):
+                b = blob_of(p)
+                if b and int(b) not in order:
+                    order.append(int(b))
+        places = [tuple(map(int, run(["sqlite3", "-readonly", db,
+                  f"SELECT pack_id, pack_offset, stored_size FROM blobs WHERE id = {b}"]
+                  ).stdout.split("|"))) for b in order]
+        for a, b in zip(places, places[1:]):
+            check(b[0] == a[0] and b[1] == a[1] + a[2],
+                  f"--lay-out: blobs {order} not in first-touch order: {places}")
+        out = json.loads(snapfs("workingset", store, "vm", "--lay-out", "--json").stdout)
+        check(out["moved"] == 0, f"--lay-out again moved {out}")
+        gc = snapfs("gc", store).stdout
+        sizes = [int(x) for x in gc.split("store file ")[1].split(" bytes")[0].split(" -> ")]
+        check(sizes[1] < sizes[0], f"gc gave nothing back after --lay-out: {gc!r}")
+        run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"])
+        for p in sorted(recorded) + [0, 1, PAGES - 1]:
+            check(os.pread(fd, PAGE, p * PAGE) == data[p * PAGE:(p + 1) * PAGE],
+                  f"--lay-out: page {p} differs through a file opened before")
+        os.close(fd)
+        m.unmount()
+    snapfs("verify", store)
+    log(f"--lay-out: {len(order)} blobs in first-touch order; a reader opened "
+        "before reads right after the move and gc")
 
     # 3. -o noprefetch: nothing pushed.
     with Mount(store, mnt, "-o", "noprefetch,read_ahead_kb=0") as m:
