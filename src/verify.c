@@ -38,10 +38,22 @@ struct verify_job {
 static void report(struct verify_job *job, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* true once the caller asked verify to stop (SIGINT, SIGTERM). */
+static bool cancelled(const struct verify_job *job)
+{
+	const struct snapfs_progress *p = &job->opts->progress;
+
+	return p->cancel && *p->cancel;
+}
+
 static void report(struct verify_job *job, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
+
+	/* After a stop, a statement cut short is not damage. */
+	if (cancelled(job))
+		return;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -58,7 +70,7 @@ static int advance(struct verify_job *job, uint64_t bytes)
 	job->done += bytes;
 	if (p->fn)
 		p->fn(p->data, job->done, job->total);
-	if (p->cancel && *p->cancel)
+	if (cancelled(job))
 		return error_set(-SNAPFS_ECANCELED, "interrupted");
 	return 0;
 }
@@ -324,6 +336,10 @@ int snapfs_verify(struct snapfs_store *store, const char *const *names,
 			goto out_put;
 	}
 out_put:
+	/* Stopped on the way (a statement interrupted, or between steps):
+	 * interrupted, whatever was found so far. */
+	if (rc >= 0 && cancelled(&job))
+		rc = error_set(-SNAPFS_ECANCELED, "interrupted");
 	if (rc == 0)
 		*ret_problems = job.problems;
 	snapfs_snapshot_list_free(snaps, snap_count);
