@@ -20,8 +20,12 @@ int cmd_init(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return cli_usage_error("init: expected STORE (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
+	if (rc >= 0)
+		return rc;
+	if (!argv[optind][0])
+		return cli_usage_error("init: store '': empty path (usage: snapfs %s)", usage);
+	cli_target("init", argv[optind], NULL, 0);
 	rc = snapfs_store_create(argv[optind]);
 	if (rc < 0)
 		return cli_fail(rc, argv[optind]);
@@ -41,8 +45,10 @@ int cmd_list(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return cli_usage_error("list: expected STORE (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
+	if (rc >= 0)
+		return rc;
+	cli_target("list", argv[optind], NULL, 0);
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
@@ -132,11 +138,13 @@ int cmd_info(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind < 1 || argc - optind > 2)
-		return cli_usage_error("info: expected STORE [NAME] (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, 2, "STORE NAME", usage);
+	if (rc >= 0)
+		return rc;
 	name = argc - optind == 2 ? argv[optind + 1] : NULL;
 	if (name && !snapfs_name_valid(name))
 		return cli_usage_error("info: snapshot '%s': invalid name", name);
+	cli_target("info", argv[optind], (const char *const *)argv + optind + 1, name ? 1 : 0);
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
@@ -192,8 +200,9 @@ int cmd_rm(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind < 2)
-		return cli_usage_error("rm: expected STORE NAME... (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 2, -1, "STORE NAME...", usage);
+	if (rc >= 0)
+		return rc;
 	for (int i = optind + 1; i < argc; i++)
 		if (!snapfs_name_valid(argv[i]))
 			return cli_usage_error("rm: snapshot '%s': invalid name", argv[i]);
@@ -203,6 +212,8 @@ int cmd_rm(int argc, char **argv)
 	else
 		snprintf(doing, sizeof(doing), "rm '%s'", argv[optind + 1]);
 	cli_lock_setup(&c, doing);
+	cli_target("rm", argv[optind], (const char *const *)argv + optind + 1,
+		   (size_t)(argc - optind - 1));
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -225,9 +236,9 @@ int cmd_rm(int argc, char **argv)
 			printf("],\"still_open\":%d}\n", rc);
 		}
 		if (rc > 0 && !c.quiet)
-			fprintf(stderr, "snapfs: rm: %d snapshot%s still open by a reader: "
-				"gone from listings now, pages kept until closed (then run "
-				"'snapfs gc')\n", rc, rc == 1 ? "" : "s");
+			cli_warning("%d snapshot%s still open by a reader: gone from listings "
+				    "now, pages kept until closed (then run 'snapfs gc')", rc,
+				    rc == 1 ? "" : "s");
 		rc = EXIT_OK;
 	}
 	snapfs_store_close(store);
@@ -244,16 +255,18 @@ int cmd_rename(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 3)
-		return cli_usage_error("rename: expected STORE OLD NEW (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 3, 3, "STORE OLD NEW", usage);
+	if (rc >= 0)
+		return rc;
 	if (!snapfs_name_valid(argv[optind + 1]))
-		return cli_usage_error("rename '%s': invalid name", argv[optind + 1]);
+		return cli_usage_error("rename: snapshot '%s': invalid name", argv[optind + 1]);
 	if (!snapfs_name_valid(argv[optind + 2]))
 		return cli_usage_error("rename '%s': new name '%s': invalid name: use 1-128 of "
 				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'",
 				       argv[optind + 1], argv[optind + 2]);
 	snprintf(doing, sizeof(doing), "rename '%s'", argv[optind + 1]);
 	cli_lock_setup(&c, doing);
+	cli_target("rename", argv[optind], (const char *const *)argv + optind + 1, 1);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -298,12 +311,14 @@ int cmd_workingset(int argc, char **argv)
 	rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, &c);
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 2)
-		return cli_usage_error("workingset: expected STORE NAME (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 2, 2, "STORE NAME", usage);
+	if (rc >= 0)
+		return rc;
 	if (!snapfs_name_valid(argv[optind + 1]))
 		return cli_usage_error("workingset: snapshot '%s': invalid name", argv[optind + 1]);
 	snprintf(doing, sizeof(doing), "workingset '%s'", argv[optind + 1]);
 	cli_lock_setup(&c, doing);
+	cli_target("workingset", argv[optind], (const char *const *)argv + optind + 1, 1);
 	rc = cli_open_store(argv[optind], clear ? 0 : SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;

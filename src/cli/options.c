@@ -41,7 +41,7 @@ int cli_parse_lock_wait(const char *cmd, const char *text, struct cli_common *c)
 
 static void say_waiting(void *data, const struct snapfs_lock_holder *h)
 {
-	const char *doing = data;
+	const char *doing = cli_target_text()[0] ? cli_target_text() : data;
 
 	if (h->pid && h->doing[0])
 		fprintf(stderr, "snapfs: %s: waiting for the store lock held by PID %ld (%s)...\n",

@@ -403,9 +403,10 @@ def case_prune_errors(ctx):
                    c.EXIT_USAGE, "--prefix", "--glob", what="both selections")
     c.expect_error(["prune", store, "--keep-last", "1", "--bogus"], c.EXIT_USAGE, "--bogus",
                    what="unknown option")
-    c.expect_error(["prune", "--keep-last", "1"], c.EXIT_USAGE, "expected STORE",
+    c.expect_error(["prune", "--keep-last", "1"], c.EXIT_USAGE, "missing STORE",
                    what="no STORE")
-    c.expect_error(["prune", store, store, "--keep-last", "1"], c.EXIT_USAGE, "expected STORE",
+    c.expect_error(["prune", store, store, "--keep-last", "1"], c.EXIT_USAGE,
+                   f"unexpected argument '{store}'",
                    what="two STOREs")
     c.expect_error(["prune", ctx.path("nostore"), "--keep-last", "1"], c.EXIT_USAGE,
                    "not a store", what="not a store")
