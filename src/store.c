@@ -253,6 +253,10 @@ void snapfs_store_close(struct snapfs_store *store)
 	for (size_t i = 0; i < store->idle_count; i++)
 		catalog_close(store->idle[i]);
 	free(store->idle);
+	/* Give the WAL's space back now, even while a mount (another
+	 * connection) keeps SQLite from deleting it at close. */
+	if (store->writer)
+		catalog_wal_truncate(store->writer);
 	catalog_close(store->writer);
 	catalog_close(store->watcher);
 	pthread_mutex_destroy(&store->watch_lock);
