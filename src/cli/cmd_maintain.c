@@ -47,12 +47,12 @@ int cmd_gc(int argc, char **argv)
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("gc", c.quiet);
+	bar = progress_bar_new("gc", "blobs", c.quiet);
 	progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 					     .cancel = &cli_cancel };
 	cli_catch_signals();
 	rc = snapfs_gc(store, &progress, &result);
-	progress_bar_free(bar);
+	progress_bar_end(bar, cli_target_text(), rc >= 0);
 	if (rc < 0) {
 		rc = cli_fail(rc, "gc");
 	} else if (c.json) {
@@ -154,13 +154,13 @@ int cmd_verify(int argc, char **argv)
 	}
 	if (rc < 0)
 		return cli_fail(rc, argv[optind]);
-	bar = progress_bar_new("verify", c.quiet);
+	bar = progress_bar_new("verify", NULL, c.quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();
 	rc = snapfs_verify(store, (const char *const *)argv + optind + 1,
 			   (size_t)(argc - optind - 1), &opts, &problems);
-	progress_bar_free(bar);
+	progress_bar_end(bar, cli_target_text(), rc >= 0 && !problems);
 	if (rc < 0)
 		rc = cli_fail(rc, "verify");
 	else if (problems)

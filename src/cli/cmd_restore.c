@@ -66,12 +66,12 @@ int cmd_restore(int argc, char **argv)
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("restore", quiet);
+	bar = progress_bar_new("restore", NULL, quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();
 	rc = snapfs_restore(store, name, argv[optind + 2], &opts);
-	progress_bar_free(bar);
+	progress_bar_end(bar, cli_target_text(), rc >= 0);
 	rc = rc < 0 ? cli_fail(rc, "restore") : EXIT_OK;
 	snapfs_store_close(store);
 	return rc;

@@ -188,12 +188,12 @@ int cmd_save(int argc, char **argv)
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("save", c.quiet);
+	bar = progress_bar_new("save", NULL, c.quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();
 	rc = snapfs_save(store, name, argv[optind + 2], &opts, &result);
-	progress_bar_free(bar);
+	progress_bar_end(bar, cli_target_text(), rc >= 0);
 	if (rc < 0) {
 		rc = cli_fail(rc, "save");
 		goto out_close;
