@@ -22,6 +22,7 @@ enum exit_code {
 struct cli_common {
 	bool quiet;
 	bool json;
+	bool bytes;        /* --bytes: exact byte counts (list, info) */
 	int lock_wait_ms;  /* --lock-wait in ms; 0 when not given: see cli_lock_setup() */
 	bool lock_wait_set;
 };
@@ -30,6 +31,7 @@ struct cli_common {
 enum {
 	CLI_JSON = 1 << 0,       /* --json */
 	CLI_LOCK_WAIT = 1 << 1,  /* --lock-wait SECONDS (commands that write) */
+	CLI_BYTES = 1 << 2,      /* --bytes */
 };
 
 /* Parse --quiet, --help and what accept says; positional arguments are

@@ -3,6 +3,7 @@
  * The commands about the store and its snapshots' metadata: init, list,
  * info and rm.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "cli.h"
 #include "json.h"
+#include "table.h"
 
 int cmd_init(int argc, char **argv)
 {
@@ -34,14 +36,50 @@ int cmd_init(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* size as text: exact bytes, or human units. */
+static void size_text(char *buf, size_t cap, uint64_t size, bool exact)
+{
+	if (exact)
+		snprintf(buf, cap, "%" PRIu64, size);
+	else
+		human_size(buf, cap, (double)size);
+}
+
+/* The table of list: a header named as the --json fields, one snapshot a
+ * line, sizes in human units unless exact. */
+static int print_list(const struct snapfs_snapshot *snaps, size_t count, bool exact)
+{
+	static const char *const header[] = { "name", "created_at", "file_size", "data_bytes",
+					       "stored_bytes", "parent", "comment" };
+	static const bool right[] = { false, false, true, true, true, false, false };
+	struct table *t = table_new(7, header, right);
+	int rc = t ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		const struct snapfs_snapshot *s = &snaps[i];
+		char fs[32], db[32], sb[32];
+		const char *row[7] = { s->name, s->created_at, fs, db, sb,
+				       s->parent[0] ? s->parent : "-", s->comment ? s->comment : "-" };
+
+		size_text(fs, sizeof(fs), s->file_size, exact);
+		size_text(db, sizeof(db), s->data_bytes, exact);
+		size_text(sb, sizeof(sb), s->stored_bytes, exact);
+		rc = table_add(t, row);
+	}
+	if (rc == 0)
+		table_print(t, stdout);
+	table_free(t);
+	return rc;
+}
+
 int cmd_list(int argc, char **argv)
 {
-	static const char usage[] = "list STORE [--json]";
+	static const char usage[] = "list STORE [--bytes] [--json]";
 	struct cli_common c = { 0 };
 	struct snapfs_snapshot *snaps = NULL;
 	struct snapfs_store *store;
 	size_t count = 0;
-	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_BYTES, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -57,37 +95,37 @@ int cmd_list(int argc, char **argv)
 		rc = cli_fail(rc, "list");
 		goto out_close;
 	}
-	if (c.json)
+	if (c.json) {
 		fputc('[', stdout);
-	for (size_t i = 0; i < count; i++) {
-		const struct snapfs_snapshot *s = &snaps[i];
-
-		if (c.json) {
+		for (size_t i = 0; i < count; i++) {
 			if (i)
 				fputc(',', stdout);
-			json_snapshot(stdout, s);
-			continue;
+			json_snapshot(stdout, &snaps[i]);
 		}
-		printf("%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\n", s->name,
-		       s->created_at, s->file_size, s->data_bytes, s->stored_bytes,
-		       s->parent[0] ? s->parent : "-", s->comment ? s->comment : "-");
-	}
-	if (c.json)
 		fputs("]\n", stdout);
-	rc = EXIT_OK;
+		rc = EXIT_OK;
+	} else {
+		rc = print_list(snaps, count, c.bytes) < 0 ? cli_fail(-ENOMEM, "list") : EXIT_OK;
+	}
 	snapfs_snapshot_list_free(snaps, count);
 out_close:
 	snapfs_store_close(store);
 	return rc;
 }
 
-static void print_store_summary(const struct snapfs_store_summary *s, bool json)
+/* The keys of info's text whose values are byte counts. */
+static const char *const size_keys[] = { "file_size", "committed_bytes", "data_bytes",
+					 "stored_bytes", "logical_bytes", "blob_bytes",
+					 "file_bytes", NULL };
+
+static void print_store_summary(const struct snapfs_store_summary *s, bool json, bool exact)
 {
 	/* dedup: data pages the snapshots map per page stored once;
 	 * reduction: data bytes per byte of blob (dedup and compression). */
 	double unique = (double)s->unique_pages * SNAPFS_PAGE_SIZE;
 	double dedup = unique > 0 ? (double)s->data_bytes / unique : 0;
 	double ratio = s->blob_bytes ? (double)s->data_bytes / (double)s->blob_bytes : 0;
+	char text[1024];
 
 	if (json) {
 		printf("{\"snapshot_count\":%" PRIu64 ",\"logical_bytes\":%" PRIu64
@@ -99,42 +137,55 @@ static void print_store_summary(const struct snapfs_store_summary *s, bool json)
 		       s->blob_count, s->blob_bytes, s->file_bytes, dedup, ratio);
 		return;
 	}
-	printf("snapshot_count: %" PRIu64 "\nlogical_bytes: %" PRIu64
-	       "\ndata_bytes: %" PRIu64 "\nunique_pages: %" PRIu64
-	       "\nblob_count: %" PRIu64 "\nblob_bytes: %" PRIu64
-	       "\nfile_bytes: %" PRIu64 "\ndedup_ratio: %.3f\nreduction_ratio: %.3f\n",
-	       s->snapshot_count, s->logical_bytes, s->data_bytes, s->unique_pages,
-	       s->blob_count, s->blob_bytes, s->file_bytes, dedup, ratio);
+	snprintf(text, sizeof(text), "snapshot_count: %" PRIu64 "\nlogical_bytes: %" PRIu64
+		 "\ndata_bytes: %" PRIu64 "\nunique_pages: %" PRIu64
+		 "\nblob_count: %" PRIu64 "\nblob_bytes: %" PRIu64
+		 "\nfile_bytes: %" PRIu64 "\ndedup_ratio: %.3f\nreduction_ratio: %.3f\n",
+		 s->snapshot_count, s->logical_bytes, s->data_bytes, s->unique_pages,
+		 s->blob_count, s->blob_bytes, s->file_bytes, dedup, ratio);
+	print_key_values(stdout, text, size_keys, exact);
 }
 
 
-/* "working_set_pages: N" (pages recorded with mount -o record). */
-static int print_working_set_pages(struct snapfs_store *store, int64_t id)
+/* Add "working_set_pages: N" (pages recorded with mount -o record) to
+ * *text, of *len bytes. On failure *text is freed. */
+static int append_working_set_pages(struct snapfs_store *store, int64_t id, char **text,
+				    size_t *len)
 {
 	struct snapfs_page_run *runs;
 	uint64_t pages = 0;
 	size_t count;
-	int rc;
+	char *more;
+	int rc, n;
 
 	rc = snapfs_working_set_get(store, id, &runs, &count);
-	if (rc < 0)
+	if (rc < 0) {
+		free(*text);
 		return rc;
+	}
 	for (size_t i = 0; i < count; i++)
 		pages += runs[i].page_count;
 	free(runs);
-	printf("working_set_pages: %" PRIu64 "\n", pages);
+	more = realloc(*text, *len + 64);
+	if (!more) {
+		free(*text);
+		return -ENOMEM;
+	}
+	n = snprintf(more + *len, 64, "working_set_pages: %" PRIu64 "\n", pages);
+	*text = more;
+	*len += (size_t)n;
 	return 0;
 }
 
 int cmd_info(int argc, char **argv)
 {
-	static const char usage[] = "info STORE [NAME] [--json]";
+	static const char usage[] = "info STORE [NAME] [--bytes] [--json]";
 	struct snapfs_store_summary summary;
 	struct cli_common c = { 0 };
 	struct snapfs_snapshot snap;
 	struct snapfs_store *store;
 	const char *name;
-	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_BYTES, &c);
 
 	if (rc >= 0)
 		return rc;
@@ -154,7 +205,7 @@ int cmd_info(int argc, char **argv)
 			rc = cli_fail(rc, "info");
 			goto out_close;
 		}
-		print_store_summary(&summary, c.json);
+		print_store_summary(&summary, c.json, c.bytes);
 		rc = EXIT_OK;
 		goto out_close;
 	}
@@ -177,10 +228,11 @@ int cmd_info(int argc, char **argv)
 		size_t len;
 
 		rc = snapfs_info_text(&snap, &text, &len);
+		if (rc == 0)
+			rc = append_working_set_pages(store, snap.id, &text, &len);
 		if (rc == 0) {
-			fwrite(text, 1, len, stdout);
+			print_key_values(stdout, text, size_keys, c.bytes);
 			free(text);
-			rc = print_working_set_pages(store, snap.id);
 		}
 		rc = rc < 0 ? cli_fail(rc, "info") : EXIT_OK;
 	}
