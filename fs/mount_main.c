@@ -157,6 +157,17 @@ static int parse_prefetch_wait(struct mount_args *ma, const char *arg)
 	return 0;
 }
 
+static bool is_cmdline_option(const char *arg)
+{
+	static const char *const known[] = { "-h", "--help", "-V", "--version", "-d", "-f",
+					     "-s", "-o" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(arg, known[i]) == 0)
+			return true;
+	return false;
+}
+
 /* fuse_opt_parse() callback: keep what libfuse should see (1), take the
  * rest (0). Errors are recorded and reported once STORE is known. */
 static int opt_proc(void *data, const char *arg, int key,
@@ -166,21 +177,27 @@ static int opt_proc(void *data, const char *arg, int key,
 
 	(void)outargs;
 	switch (key) {
+	case FUSE_OPT_KEY_OPT:
+		/* Options on the command line (those of -o come without
+		 * the dash): only the ones fuse_parse_cmdline() knows. */
+		if (arg[0] == '-' && !is_cmdline_option(arg))
+			set_error(ma, "unknown option '%s' (see 'snapfs mount --help')", arg);
+		return 1;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!ma->store)
 			ma->store = arg;
 		else if (!ma->mountpoint)
 			ma->mountpoint = arg;
 		else
-			set_error(ma, "unexpected argument '%s'", arg);
+			set_error(ma, "unexpected argument '%s' (see 'snapfs mount --help')", arg);
 		return 0;
 	case KEY_CACHE_SIZE:
 		return parse_cache_size(ma, arg);
 	case KEY_READ_AHEAD:
 		return parse_read_ahead(ma, arg);
 	case KEY_RW:
-		fprintf(stderr, "snapfs: mount: option 'rw' ignored: "
-			"snapfs mounts are read-only\n");
+		fprintf(stderr, "snapfs: warning: mount: option 'rw' ignored: "
+			"snapfs mounts are read-only; mounting read-only\n");
 		return 0;
 	case KEY_ALLOW_OTHER:
 		ma->allow_other = true;
@@ -211,7 +228,10 @@ static void print_help(void)
 	       "\n"
 	       "Mount the snapshots of STORE read-only on MOUNTPOINT: one directory a\n"
 	       "snapshot, holding 'memory' (the memory file, read on demand), 'segments'\n"
-	       "and 'info'. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+	       "(the usage set), 'info' (the metadata) and 'regions/' (one file per\n"
+	       "segment, START-END-LABEL, its bytes only: for a process's snapshot, whose\n"
+	       "memory file spans the address space). Unmount with 'fusermount3 -u\n"
+	       "MOUNTPOINT'.\n"
 	       "\n"
 	       "snapfs options:\n"
 	       "    -o cache_size=MiB      decoded-page cache, shared by all files (default %zu)\n"
@@ -316,6 +336,23 @@ static int run_session(struct fuse_session *se,
 	return rc;
 }
 
+/* The library's detail for a failed open of dir, without the "'DIR': " or
+ * "store 'DIR': " the message names already. */
+static const char *store_detail(int rc, const char *dir)
+{
+	const char *d = snapfs_errmsg();
+	size_t n = strlen(dir);
+
+	if (!d[0])
+		return snapfs_strerror(rc);
+	if (strncmp(d, "store '", 7) == 0 && strncmp(d + 7, dir, n) == 0 &&
+	    strncmp(d + 7 + n, "': ", 3) == 0)
+		return d + 10 + n;
+	if (d[0] == '\'' && strncmp(d + 1, dir, n) == 0 && strncmp(d + 1 + n, "': ", 3) == 0)
+		return d + 4 + n;
+	return d;
+}
+
 int snapfs_mount_main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -395,8 +432,7 @@ int snapfs_mount_main(int argc, char **argv)
 	rc = snapfs_store_open(store, SNAPFS_OPEN_READONLY, &fs.store);
 	if (rc < 0) {
 		fprintf(stderr, "snapfs: mount '%s': %s\n", ma.store,
-			snapfs_errmsg()[0] ? snapfs_errmsg() :
-			snapfs_strerror(rc));
+			store_detail(rc, store));
 		if (rc != -SNAPFS_ENOTSTORE && rc != -SNAPFS_ENEWER)
 			status = EXIT_FAILED;
 		goto out_destroy_session;
@@ -409,8 +445,7 @@ int snapfs_mount_main(int argc, char **argv)
 		rc = snapfs_store_open(store, 0, &writer);
 		if (rc < 0) {
 			fprintf(stderr, "snapfs: mount '%s': -o record: %s\n",
-				ma.store, snapfs_errmsg()[0] ? snapfs_errmsg() :
-				snapfs_strerror(rc));
+				ma.store, store_detail(rc, store));
 			status = EXIT_FAILED;
 			snapfs_store_close(fs.store);
 			goto out_destroy_session;
@@ -464,8 +499,8 @@ int snapfs_mount_main(int argc, char **argv)
 						       why, sizeof(why));
 		}
 		if (rc < 0)
-			fprintf(stderr, "snapfs: mount '%s': read_ahead_kb: %s\n",
-				ma.store, why);
+			fprintf(stderr, "snapfs: warning: mount '%s': -o read_ahead_kb: %s; "
+				"mounting with the kernel's readahead window\n", ma.store, why);
 	}
 	if (fuse_daemonize(opts.foreground) != 0) {
 		fprintf(stderr, "snapfs: mount '%s': cannot go to the "

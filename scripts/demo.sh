@@ -15,7 +15,10 @@
 #
 # Environment: SNAPFS_DEMO_DIR (default /var/tmp/snapfs-demo) holds the
 # images and the store, and is laid anew on every run; SNAPFS_BUILD
-# (default build/) is the build directory.
+# (default build/) is the build directory. The build is installed
+# (ninja install: snapfs in /usr/local/bin, its man page in
+# /usr/local/share/man) so that README.md's commands run as typed, unless
+# SNAPFS_NO_INSTALL=1.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -51,6 +54,7 @@ say "Installing missing Debian packages"
 
 say "Building snapfs in $builddir"
 build "$builddir"
+install_snapfs "$builddir"
 
 say "Making a memory image in $work"
 unmount
@@ -154,7 +158,8 @@ fi
 say "Done"
 cat <<EOF
 The store is $store; look around:
-  $snapfs list $store
+  snapfs list $store
+  man snapfs
   sqlite3 -box $store/snapfs.db 'SELECT * FROM snapshot_summary'
 See README.md for the commands and schema/README.md for more queries.
 EOF

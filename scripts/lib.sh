@@ -24,3 +24,17 @@ build() {
 	fi
 	ninja -C "$dir"
 }
+
+# install_snapfs DIR: ninja install (snapfs into /usr/local/bin, the man
+# page into /usr/local/share/man/man1), with sudo when not root; skipped
+# with SNAPFS_NO_INSTALL=1. Says where snapfs is.
+install_snapfs() {
+	local dir=$1 sudo=()
+	if [[ ${SNAPFS_NO_INSTALL:-} == 1 ]]; then
+		echo "not installed (SNAPFS_NO_INSTALL=1): snapfs is $dir/src/cli/snapfs"
+		return 0
+	fi
+	[[ $(id -u) == 0 ]] || sudo=(sudo)
+	"${sudo[@]}" ninja -C "$dir" install >/dev/null
+	echo "installed: $(command -v snapfs || echo /usr/local/bin/snapfs) and its man page (man snapfs)"
+}

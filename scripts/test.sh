@@ -18,6 +18,10 @@
 # counted over all runs from meson's testlog.json, and exits non-zero if
 # anything failed. With CI=true a skipped mount test counts as failed.
 #
+# build/ is installed (snapfs in /usr/local/bin, its man page in
+# /usr/local/share/man: README.md's commands run as typed) unless
+# SNAPFS_NO_INSTALL=1.
+#
 # Environment: SNAPFS_SKIP_ASAN=1, SNAPFS_SKIP_FUZZ=1 leave those steps out
 # (for a quick local run; CI runs everything); SNAPFS_FUZZ_SECONDS.
 set -euo pipefail
@@ -114,6 +118,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcod
 
 say "Build and test: build/"
 if build_or_fail build build; then
+	install_snapfs build
 	run_suites build build
 fi
 

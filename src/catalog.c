@@ -360,7 +360,8 @@ int catalog_open(const char *path, bool readonly, struct catalog **ret_cat)
 	 * straight into the blob. 512 KiB each instead of SQLite's 2 MiB
 	 * keeps the mount within its memory bound with many threads. */
 	rc = exec_sql(cat, readonly ? "PRAGMA cache_size = -512"
-				    : "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536",
+				    : "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536; "
+				      "PRAGMA journal_size_limit = 4194304",
 		      path);
 	if (rc < 0)
 		goto out_close;
@@ -2144,4 +2145,29 @@ int catalog_removed_kept(struct catalog *cat, uint64_t *ret_blobs, uint64_t *ret
 	if (rc != SQLITE_DONE)
 		return error_sqlite(cat->db, rc, "count kept blobs");
 	return 0;
+}
+
+/* --- the WAL on a writer's way out (issue 15) --- */
+
+int catalog_wal_truncate(struct catalog *cat)
+{
+	int rc;
+
+	/* Without waiting: a writer, or a reader still on an older snapshot
+	 * (a read transaction open), makes it give up at once with
+	 * SQLITE_BUSY after copying what it can; the next writer then
+	 * starts the WAL over and cuts it to journal_size_limit. */
+	sqlite3_busy_handler(cat->db, NULL, NULL);
+	/* After Ctrl-C too: out of the cancel watcher's reach, and its
+	 * pending sqlite3_interrupt() spent on a statement of no weight
+	 * (a checkpoint gives up while one is pending). */
+	catalog_unregister(cat);
+	sqlite3_exec(cat->db, "SELECT 1", NULL, NULL, NULL);
+	rc = sqlite3_wal_checkpoint_v2(cat->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_handler(cat->db, busy_wait, cat);
+	if (rc == SQLITE_OK)
+		return 0;
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return -EBUSY;
+	return error_sqlite(cat->db, rc, "checkpoint");
 }

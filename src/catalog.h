@@ -60,6 +60,10 @@ void catalog_interrupt(struct catalog *cat);
 /* Give freed pages back to the file system (incremental vacuum) and
  * checkpoint the WAL into the database file. */
 int catalog_shrink(struct catalog *cat);
+/* Checkpoint the WAL and cut it to zero bytes, without waiting for anyone:
+ * -EBUSY when another writer or a reader on an older snapshot keeps it
+ * (nothing lost; the next writer restarts the WAL and cuts it to 4 MiB). */
+int catalog_wal_truncate(struct catalog *cat);
 
 /* --- snapshots --- */
 int catalog_snapshot_get(struct catalog *cat, const char *name,

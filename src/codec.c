@@ -94,6 +94,13 @@ bool snapfs_codec_level_valid(enum snapfs_codec codec, int level)
 	return false;
 }
 
+void snapfs_codec_level_range(enum snapfs_codec codec, int *ret_min, int *ret_max)
+{
+	*ret_min = codec == SNAPFS_CODEC_NONE ? 0 : 1;
+	*ret_max = codec == SNAPFS_CODEC_ZSTD ? ZSTD_maxCLevel() :
+		   codec == SNAPFS_CODEC_LZ4 ? LZ4HC_CLEVEL_MAX : 0;
+}
+
 size_t codec_bound(enum snapfs_codec codec, size_t len)
 {
 	switch (codec) {

@@ -122,12 +122,65 @@ int error_from_sqlite(int sqlite_rc)
 	}
 }
 
+/* SQLite's text for the failures a user can do something about, in the
+ * user's terms (the store, its files), or NULL for SQLite's own. */
+static const char *sqlite_user_text(sqlite3 *db, int sqlite_rc)
+{
+	int sys = db ? sqlite3_system_errno(db) : 0;
+
+	switch (sqlite_rc & 0xff) {
+	case SQLITE_FULL:
+		return "no space left on device";
+	case SQLITE_READONLY:
+		if (sys == EACCES || sys == EPERM ||
+		    sqlite_rc == SQLITE_READONLY_CANTINIT ||
+		    sqlite_rc == SQLITE_READONLY_DIRECTORY)
+			return "permission denied: read-only store (no write access to its "
+			       "directory or files)";
+		return "read-only store (its database cannot be written)";
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return "permission denied";
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "store is busy (another process is writing)";
+	case SQLITE_CANTOPEN:
+		if (sys == EACCES || sys == EPERM)
+			return "permission denied";
+		if (sys == ENOENT)
+			return "no such file or directory";
+		return "cannot open the database";
+	case SQLITE_IOERR:
+		if (sys == ENOSPC)
+			return "no space left on device";
+		if (sys == EACCES || sys == EPERM)
+			return "permission denied";
+		return NULL;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return "stored data is damaged (the database file is malformed)";
+	default:
+		return NULL;
+	}
+}
+
 int error_sqlite(sqlite3 *db, int sqlite_rc, const char *what)
 {
 	int rc = error_from_sqlite(sqlite_rc);
+	const char *text = sqlite_user_text(db, sqlite_rc);
 
-	if (rc == -ENOSPC)
-		return error_set(rc, "%s: no space left on device", what);
+	if ((sqlite_rc & 0xff) == SQLITE_IOERR && db) {
+		int sys = sqlite3_system_errno(db);
+
+		if (sys == ENOSPC || sys == EACCES || sys == EPERM)
+			rc = -sys;
+	}
+	/* The user's terms need no internal step ("schema version: ") before
+	 * them: the command names the store. */
+	if (text && rc != -SNAPFS_ECORRUPT)
+		return error_set(rc, "%s", text);
+	if (text)
+		return error_set(rc, "%s: %s", what, text);
 	return error_set(rc, "%s: %s", what,
 			 db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlite_rc));
 }

@@ -303,6 +303,8 @@ int snapfs_codec_parse(const char *name, enum snapfs_codec *ret_codec);
 /* The default level of a codec, and whether level is valid for it. */
 int snapfs_codec_default_level(enum snapfs_codec codec);
 bool snapfs_codec_level_valid(enum snapfs_codec codec, int level);
+/* The levels codec takes, from *ret_min to *ret_max (0 to 0: none). */
+void snapfs_codec_level_range(enum snapfs_codec codec, int *ret_min, int *ret_max);
 
 struct snapfs_save_opts {
 	const char *format;       /* "raw"; NULL: detect */

@@ -127,11 +127,11 @@ static int store_check(const char *dir, const char *db_path, int *ret_version)
 	int rc, version;
 
 	if (stat(dir, &st) < 0)
-		return error_set(-SNAPFS_ENOTSTORE, "'%s': %s: not a store (create one with 'snapfs init')",
+		return error_set(-SNAPFS_ENOTSTORE, "'%s': not a store: %s (create one with 'snapfs init')",
 				 dir, errno_text(errno));
 	if (!S_ISDIR(st.st_mode))
 		return error_set(-SNAPFS_ENOTSTORE,
-				 "'%s': not a directory, not a store (create one with 'snapfs init')", dir);
+				 "'%s': not a store: not a directory (create one with 'snapfs init')", dir);
 	if (stat(db_path, &st) < 0) {
 		if (errno == ENOENT)
 			return error_set(-SNAPFS_ENOTSTORE,
@@ -253,6 +253,10 @@ void snapfs_store_close(struct snapfs_store *store)
 	for (size_t i = 0; i < store->idle_count; i++)
 		catalog_close(store->idle[i]);
 	free(store->idle);
+	/* Give the WAL's space back now, even while a mount (another
+	 * connection) keeps SQLite from deleting it at close. */
+	if (store->writer)
+		catalog_wal_truncate(store->writer);
 	catalog_close(store->writer);
 	catalog_close(store->watcher);
 	pthread_mutex_destroy(&store->watch_lock);
@@ -582,14 +586,14 @@ out_claims:
 	return rc;
 }
 
-static int rename_one(struct catalog *cat, const char *dir, const char *old_name,
+static int rename_one(struct catalog *cat, const char *old_name,
 		      const char *new_name)
 {
 	struct snapfs_snapshot snap;
 	int rc = catalog_snapshot_get(cat, old_name, &snap);
 
 	if (rc == -ENOENT)
-		return error_set(rc, "no such snapshot in '%s'", dir);
+		return error_set(rc, "snapshot '%s': no such snapshot", old_name);
 	if (rc < 0)
 		return rc;
 	/* Reseal only what snapfs sealed: a snapshot changed outside snapfs
@@ -619,7 +623,7 @@ int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
 				 old_name, new_name);
 	rc = catalog_begin_write(cat);
 	if (rc == 0)
-		rc = rename_one(cat, store->dir, old_name, new_name);
+		rc = rename_one(cat, old_name, new_name);
 	if (rc == 0)
 		rc = catalog_commit(cat);
 	else

@@ -22,6 +22,7 @@ enum exit_code {
 struct cli_common {
 	bool quiet;
 	bool json;
+	bool bytes;        /* --bytes: exact byte counts (list, info) */
 	int lock_wait_ms;  /* --lock-wait in ms; 0 when not given: see cli_lock_setup() */
 	bool lock_wait_set;
 };
@@ -30,6 +31,7 @@ struct cli_common {
 enum {
 	CLI_JSON = 1 << 0,       /* --json */
 	CLI_LOCK_WAIT = 1 << 1,  /* --lock-wait SECONDS (commands that write) */
+	CLI_BYTES = 1 << 2,      /* --bytes */
 };
 
 /* Parse --quiet, --help and what accept says; positional arguments are
@@ -44,10 +46,28 @@ int cli_parse_lock_wait(const char *cmd, const char *text, struct cli_common *c)
  * standard error whom it waits for (not with --quiet), and record doing
  * ("save 'vm2'", kept by reference) for others that wait for it. */
 void cli_lock_setup(const struct cli_common *c, const char *doing);
-/* Print "snapfs: ..." for a library failure and return the exit code. */
+/* Say what the command acts on, for its messages: "CMD 'STORE'" without
+ * names, "verify 'STORE' 'NAME'", "diff 'A' 'B' in 'STORE'", else
+ * "CMD 'NAME' from|into|in 'STORE'" ("rm 3 snapshots from 'STORE'" for
+ * more than one). The strings are kept by reference. */
+void cli_target(const char *cmd, const char *store, const char *const *names,
+		size_t name_count);
+/* The text cli_target() made ("" before). */
+const char *cli_target_text(void);
+/* Print "snapfs: TARGET: WHY" for a library failure (the library's detail
+ * without what TARGET names already) and return the exit code. what names
+ * the command when no target was set. */
 int cli_fail(int rc, const char *what);
 /* Print "snapfs: ..." (printf-style) and return EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "snapfs: warning: TARGET: ..." (printf-style): a warning says
+ * what happens next. */
+void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Check that cmd got between min and max positional arguments (argv[optind..],
+ * named in names, e.g. "STORE NAME OUTPUT"): -1 to go on, else a usage
+ * error ("missing OUTPUT", "unexpected argument 'x'"). max < 0: no limit. */
+int cli_check_args(int argc, char **argv, int min, int max, const char *names,
+		   const char *usage);
 /* Open the store at dir (or fail with a message): an exit code, 0 on success. */
 int cli_open_store(const char *dir, unsigned flags, struct snapfs_store **ret_store);
 /* What this command does ("rm 'a'"), set by cli_lock_setup(); NULL before. */

@@ -41,11 +41,13 @@ int cmd_diff(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	print.json = c.json;
-	if (argc - optind != 3)
-		return cli_usage_error("diff: expected STORE NAME_A NAME_B (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 3, 3, "STORE NAME_A NAME_B", usage);
+	if (rc >= 0)
+		return rc;
 	for (int i = optind + 1; i < argc; i++)
 		if (!snapfs_name_valid(argv[i]))
 			return cli_usage_error("diff: snapshot '%s': invalid name", argv[i]);
+	cli_target("diff", argv[optind], (const char *const *)argv + optind + 1, 2);
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;

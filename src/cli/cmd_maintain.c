@@ -39,18 +39,20 @@ int cmd_gc(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return cli_usage_error("gc: expected STORE (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
+	if (rc >= 0)
+		return rc;
 	cli_lock_setup(&c, "gc");
+	cli_target("gc", argv[optind], NULL, 0);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("gc", c.quiet);
+	bar = progress_bar_new("gc", "blobs", c.quiet);
 	progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 					     .cancel = &cli_cancel };
 	cli_catch_signals();
 	rc = snapfs_gc(store, &progress, &result);
-	progress_bar_free(bar);
+	progress_bar_end(bar, cli_target_text(), rc >= 0);
 	if (rc < 0) {
 		rc = cli_fail(rc, "gc");
 	} else if (c.json) {
@@ -88,7 +90,7 @@ static void print_problem(void *data, const char *problem)
 	struct problems *p = data;
 	char **more;
 
-	fprintf(stderr, "snapfs: verify: %s\n", problem);
+	fprintf(stderr, "snapfs: %s: %s\n", cli_target_text(), problem);
 	if (!p->keep)
 		return;
 	more = realloc(p->text, (p->count + 1) * sizeof(*more));
@@ -134,28 +136,31 @@ int cmd_verify(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind < 1)
-		return cli_usage_error("verify: expected STORE [NAME...] (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, -1, "STORE NAME...", usage);
+	if (rc >= 0)
+		return rc;
 	kept.keep = c.json;
 	opts.report_data = &kept;
 	for (int i = optind + 1; i < argc; i++)
 		if (!snapfs_name_valid(argv[i]))
 			return cli_usage_error("verify: snapshot '%s': invalid name", argv[i]);
+	cli_target("verify", argv[optind], (const char *const *)argv + optind + 1,
+		   (size_t)(argc - optind - 1));
 	rc = snapfs_store_open(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc == -SNAPFS_ECORRUPT || rc == -EIO) {
 		/* A database SQLite cannot read is damage, verify's to report. */
-		fprintf(stderr, "snapfs: verify: %s\n", snapfs_errmsg());
+		cli_fail(rc, "verify");
 		return EXIT_DAMAGE;
 	}
 	if (rc < 0)
 		return cli_fail(rc, argv[optind]);
-	bar = progress_bar_new("verify", c.quiet);
+	bar = progress_bar_new("verify", NULL, c.quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();
 	rc = snapfs_verify(store, (const char *const *)argv + optind + 1,
 			   (size_t)(argc - optind - 1), &opts, &problems);
-	progress_bar_free(bar);
+	progress_bar_end(bar, cli_target_text(), rc >= 0 && !problems);
 	if (rc < 0)
 		rc = cli_fail(rc, "verify");
 	else if (problems)
@@ -163,13 +168,13 @@ int cmd_verify(int argc, char **argv)
 	else
 		rc = EXIT_OK;
 	if (rc == EXIT_DAMAGE)
-		fprintf(stderr, "snapfs: verify '%s': %" PRIu64 " problem%s found\n", argv[optind],
+		fprintf(stderr, "snapfs: %s: %" PRIu64 " problem%s found\n", cli_target_text(),
 			problems, problems == 1 ? "" : "s");
 	if (c.json && (rc == EXIT_OK || rc == EXIT_DAMAGE))
 		print_verify_json(argv[optind], argv + optind + 1, (size_t)(argc - optind - 1), &kept,
 				  problems);
 	else if (rc == EXIT_OK && !c.quiet)
-		printf("verify '%s': ok\n", argv[optind]);
+		printf("%s: ok\n", cli_target_text());
 	for (size_t i = 0; i < kept.count; i++)
 		free(kept.text[i]);
 	free(kept.text);

@@ -120,14 +120,15 @@ static int parse_args(int argc, char **argv, struct prune_args *a)
 			printf("usage: snapfs %s\n", usage);
 			return EXIT_OK;
 		default:
-			return cli_usage_error("prune: bad option '%s' (usage: snapfs %s)",
+			return cli_usage_error("prune: unknown option '%s' (usage: snapfs %s)",
 					       argv[optind - 1], usage);
 		}
 	}
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return cli_usage_error("prune: expected STORE (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
+	if (rc >= 0)
+		return rc;
 	if (r->prefix && r->glob)
 		return cli_usage_error("prune: --prefix and --glob: give one of them");
 	if (!r->keep_last && !r->keep_within && !r->keep_hourly && !r->keep_daily &&
@@ -196,6 +197,7 @@ int cmd_prune(int argc, char **argv)
 	dir = argv[optind];
 	snprintf(doing, sizeof(doing), "prune '%s'", dir);
 	cli_lock_setup(&a.c, doing);
+	cli_target("prune", dir, NULL, 0);
 	rc = cli_open_store(dir, 0, &store);
 	if (rc)
 		return rc;
@@ -211,9 +213,8 @@ int cmd_prune(int argc, char **argv)
 	else if (!a.c.quiet || a.dry_run)
 		print_text(dir, a.dry_run, items, count, kept);
 	if (rc > 0 && !a.c.quiet)
-		fprintf(stderr, "snapfs: prune '%s': %d snapshot%s still open by a reader: gone "
-			"from listings now, pages kept until closed (then run 'snapfs gc')\n",
-			dir, rc, rc == 1 ? "" : "s");
+		cli_warning("%d snapshot%s still open by a reader: gone from listings now, "
+			    "pages kept until closed (then run 'snapfs gc')", rc, rc == 1 ? "" : "s");
 	free(items);
 	rc = EXIT_OK;
 out_close:

@@ -48,13 +48,13 @@ int cmd_restore(int argc, char **argv)
 			printf("usage: snapfs %s\n", usage);
 			return EXIT_OK;
 		default:
-			return cli_usage_error("restore: bad option '%s' (usage: snapfs %s)",
+			return cli_usage_error("restore: unknown option '%s' (usage: snapfs %s)",
 					       argv[optind - 1], usage);
 		}
 	}
-	if (argc - optind != 3)
-		return cli_usage_error("restore: expected STORE NAME OUTPUT (usage: snapfs %s)",
-				       usage);
+	rc = cli_check_args(argc, argv, 3, 3, "STORE NAME OUTPUT", usage);
+	if (rc >= 0)
+		return rc;
 	name = argv[optind + 1];
 	if (!snapfs_name_valid(name))
 		return cli_usage_error("restore: snapshot '%s': invalid name", name);
@@ -62,15 +62,16 @@ int cmd_restore(int argc, char **argv)
 		return cli_usage_error("restore '%s': standard output is a terminal: refusing to "
 				       "write a memory image to it (redirect or pipe it, or use "
 				       "--force)", name);
+	cli_target("restore", argv[optind], (const char *const *)argv + optind + 1, 1);
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("restore", quiet);
+	bar = progress_bar_new("restore", NULL, quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();
 	rc = snapfs_restore(store, name, argv[optind + 2], &opts);
-	progress_bar_free(bar);
+	progress_bar_end(bar, cli_target_text(), rc >= 0);
 	rc = rc < 0 ? cli_fail(rc, "restore") : EXIT_OK;
 	snapfs_store_close(store);
 	return rc;

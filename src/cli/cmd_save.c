@@ -57,6 +57,14 @@ static void print_result(const char *name, const struct snapfs_save_result *r, b
 	       r->zero_pages, r->new_blob_bytes);
 }
 
+static int level_max(enum snapfs_codec codec)
+{
+	int min, max;
+
+	snapfs_codec_level_range(codec, &min, &max);
+	return max;
+}
+
 /* Parse save's options into opts and c: -1 to go on, else an exit code. */
 static int parse_options(int argc, char **argv, struct snapfs_save_opts *opts,
 			 struct cli_common *c)
@@ -89,9 +97,11 @@ static int parse_options(int argc, char **argv, struct snapfs_save_opts *opts,
 		case OPT_LEVEL:
 			errno = 0;
 			level = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || level < 1 || level > 99)
-				return cli_usage_error("save: level '%s': not a number from 1 to 99",
-						       optarg);
+			if (errno || *end || end == optarg || level < 1 || level > 1000)
+				return cli_usage_error("save: --level '%s': not a whole number "
+						       "(zstd takes 1 to %d, lz4 1 to %d)", optarg,
+						       level_max(SNAPFS_CODEC_ZSTD),
+						       level_max(SNAPFS_CODEC_LZ4));
 			opts->level = (int)level;
 			break;
 		case OPT_COMMENT:
@@ -115,8 +125,9 @@ static int parse_options(int argc, char **argv, struct snapfs_save_opts *opts,
 			return EXIT_OK;
 		default:
 			if (optopt && optopt < 0x100 && optopt != '?')
-				return cli_usage_error("save: unknown option '-%c'", optopt);
-			return cli_usage_error("save: bad option '%s' (usage: snapfs %s)",
+				return cli_usage_error("save: unknown option '-%c' (usage: snapfs %s)",
+						       optopt, usage);
+			return cli_usage_error("save: unknown option '%s' (usage: snapfs %s)",
 					       argv[optind - 1], usage);
 		}
 	}
@@ -126,10 +137,11 @@ static int parse_options(int argc, char **argv, struct snapfs_save_opts *opts,
 /* Check the arguments before any work: -1 to go on, else an exit code. */
 static int check_args(int argc, char **argv, const struct snapfs_save_opts *opts)
 {
+	int rc = cli_check_args(argc, argv, 3, 3, "STORE NAME SOURCE", usage);
 	const char *name;
 
-	if (argc - optind != 3)
-		return cli_usage_error("save: expected STORE NAME SOURCE (usage: snapfs %s)", usage);
+	if (rc >= 0)
+		return rc;
 	name = argv[optind + 1];
 	if (!snapfs_name_valid(name))
 		return cli_usage_error("save: snapshot '%s': invalid name: use 1-128 of "
@@ -140,9 +152,16 @@ static int check_args(int argc, char **argv, const struct snapfs_save_opts *opts
 	if (opts->comment && !snapfs_comment_valid(opts->comment))
 		return cli_usage_error("save '%s': comment: at most %d bytes of UTF-8 text "
 				       "without control characters", name, SNAPFS_COMMENT_MAX);
-	if (opts->level && !snapfs_codec_level_valid(opts->codec, opts->level))
-		return cli_usage_error("save: level %d: not valid for codec %s", opts->level,
-				       snapfs_codec_name(opts->codec));
+	if (opts->level && !snapfs_codec_level_valid(opts->codec, opts->level)) {
+		int min, max;
+
+		snapfs_codec_level_range(opts->codec, &min, &max);
+		if (max == 0)
+			return cli_usage_error("save '%s': --level %d: codec %s takes no level", name,
+					       opts->level, snapfs_codec_name(opts->codec));
+		return cli_usage_error("save '%s': --level %d: out of range for codec %s (%d to %d)",
+				       name, opts->level, snapfs_codec_name(opts->codec), min, max);
+	}
 	return -1;
 }
 
@@ -165,23 +184,23 @@ int cmd_save(int argc, char **argv)
 	name = argv[optind + 1];
 	snprintf(doing, sizeof(doing), "save '%s'", name);
 	cli_lock_setup(&c, doing);
+	cli_target("save", argv[optind], (const char *const *)argv + optind + 1, 1);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("save", c.quiet);
+	bar = progress_bar_new("save", NULL, c.quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();
 	rc = snapfs_save(store, name, argv[optind + 2], &opts, &result);
-	progress_bar_free(bar);
+	progress_bar_end(bar, cli_target_text(), rc >= 0);
 	if (rc < 0) {
 		rc = cli_fail(rc, "save");
 		goto out_close;
 	}
 	if (result.ignored_bytes && !c.quiet)
-		fprintf(stderr, "snapfs: save '%s': warning: %" PRIu64
-			" bytes of data outside committed usage ranges were not saved\n",
-			name, result.ignored_bytes);
+		cli_warning("%" PRIu64 " bytes of data outside committed usage ranges were "
+			    "left out: the snapshot reads zeros there", result.ignored_bytes);
 	if (!c.quiet || c.json)
 		print_result(name, &result, c.json);
 	rc = EXIT_OK;

@@ -3,6 +3,7 @@
  * The commands about the store and its snapshots' metadata: init, list,
  * info and rm.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "cli.h"
 #include "json.h"
+#include "table.h"
 
 int cmd_init(int argc, char **argv)
 {
@@ -20,8 +22,12 @@ int cmd_init(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return cli_usage_error("init: expected STORE (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
+	if (rc >= 0)
+		return rc;
+	if (!argv[optind][0])
+		return cli_usage_error("init: store '': empty path (usage: snapfs %s)", usage);
+	cli_target("init", argv[optind], NULL, 0);
 	rc = snapfs_store_create(argv[optind]);
 	if (rc < 0)
 		return cli_fail(rc, argv[optind]);
@@ -30,19 +36,57 @@ int cmd_init(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* size as text: exact bytes, or human units. */
+static void size_text(char *buf, size_t cap, uint64_t size, bool exact)
+{
+	if (exact)
+		snprintf(buf, cap, "%" PRIu64, size);
+	else
+		human_size(buf, cap, (double)size);
+}
+
+/* The table of list: a header named as the --json fields, one snapshot a
+ * line, sizes in human units unless exact. */
+static int print_list(const struct snapfs_snapshot *snaps, size_t count, bool exact)
+{
+	static const char *const header[] = { "name", "created_at", "file_size", "data_bytes",
+					       "stored_bytes", "parent", "comment" };
+	static const bool right[] = { false, false, true, true, true, false, false };
+	struct table *t = table_new(7, header, right);
+	int rc = t ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		const struct snapfs_snapshot *s = &snaps[i];
+		char fs[32], db[32], sb[32];
+		const char *row[7] = { s->name, s->created_at, fs, db, sb,
+				       s->parent[0] ? s->parent : "-", s->comment ? s->comment : "-" };
+
+		size_text(fs, sizeof(fs), s->file_size, exact);
+		size_text(db, sizeof(db), s->data_bytes, exact);
+		size_text(sb, sizeof(sb), s->stored_bytes, exact);
+		rc = table_add(t, row);
+	}
+	if (rc == 0)
+		table_print(t, stdout);
+	table_free(t);
+	return rc;
+}
+
 int cmd_list(int argc, char **argv)
 {
-	static const char usage[] = "list STORE [--json]";
+	static const char usage[] = "list STORE [--bytes] [--json]";
 	struct cli_common c = { 0 };
 	struct snapfs_snapshot *snaps = NULL;
 	struct snapfs_store *store;
 	size_t count = 0;
-	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_BYTES, &c);
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return cli_usage_error("list: expected STORE (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
+	if (rc >= 0)
+		return rc;
+	cli_target("list", argv[optind], NULL, 0);
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
@@ -51,37 +95,37 @@ int cmd_list(int argc, char **argv)
 		rc = cli_fail(rc, "list");
 		goto out_close;
 	}
-	if (c.json)
+	if (c.json) {
 		fputc('[', stdout);
-	for (size_t i = 0; i < count; i++) {
-		const struct snapfs_snapshot *s = &snaps[i];
-
-		if (c.json) {
+		for (size_t i = 0; i < count; i++) {
 			if (i)
 				fputc(',', stdout);
-			json_snapshot(stdout, s);
-			continue;
+			json_snapshot(stdout, &snaps[i]);
 		}
-		printf("%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\n", s->name,
-		       s->created_at, s->file_size, s->data_bytes, s->stored_bytes,
-		       s->parent[0] ? s->parent : "-", s->comment ? s->comment : "-");
-	}
-	if (c.json)
 		fputs("]\n", stdout);
-	rc = EXIT_OK;
+		rc = EXIT_OK;
+	} else {
+		rc = print_list(snaps, count, c.bytes) < 0 ? cli_fail(-ENOMEM, "list") : EXIT_OK;
+	}
 	snapfs_snapshot_list_free(snaps, count);
 out_close:
 	snapfs_store_close(store);
 	return rc;
 }
 
-static void print_store_summary(const struct snapfs_store_summary *s, bool json)
+/* The keys of info's text whose values are byte counts. */
+static const char *const size_keys[] = { "file_size", "committed_bytes", "data_bytes",
+					 "stored_bytes", "logical_bytes", "blob_bytes",
+					 "file_bytes", NULL };
+
+static void print_store_summary(const struct snapfs_store_summary *s, bool json, bool exact)
 {
 	/* dedup: data pages the snapshots map per page stored once;
 	 * reduction: data bytes per byte of blob (dedup and compression). */
 	double unique = (double)s->unique_pages * SNAPFS_PAGE_SIZE;
 	double dedup = unique > 0 ? (double)s->data_bytes / unique : 0;
 	double ratio = s->blob_bytes ? (double)s->data_bytes / (double)s->blob_bytes : 0;
+	char text[1024];
 
 	if (json) {
 		printf("{\"snapshot_count\":%" PRIu64 ",\"logical_bytes\":%" PRIu64
@@ -93,50 +137,65 @@ static void print_store_summary(const struct snapfs_store_summary *s, bool json)
 		       s->blob_count, s->blob_bytes, s->file_bytes, dedup, ratio);
 		return;
 	}
-	printf("snapshot_count: %" PRIu64 "\nlogical_bytes: %" PRIu64
-	       "\ndata_bytes: %" PRIu64 "\nunique_pages: %" PRIu64
-	       "\nblob_count: %" PRIu64 "\nblob_bytes: %" PRIu64
-	       "\nfile_bytes: %" PRIu64 "\ndedup_ratio: %.3f\nreduction_ratio: %.3f\n",
-	       s->snapshot_count, s->logical_bytes, s->data_bytes, s->unique_pages,
-	       s->blob_count, s->blob_bytes, s->file_bytes, dedup, ratio);
+	snprintf(text, sizeof(text), "snapshot_count: %" PRIu64 "\nlogical_bytes: %" PRIu64
+		 "\ndata_bytes: %" PRIu64 "\nunique_pages: %" PRIu64
+		 "\nblob_count: %" PRIu64 "\nblob_bytes: %" PRIu64
+		 "\nfile_bytes: %" PRIu64 "\ndedup_ratio: %.3f\nreduction_ratio: %.3f\n",
+		 s->snapshot_count, s->logical_bytes, s->data_bytes, s->unique_pages,
+		 s->blob_count, s->blob_bytes, s->file_bytes, dedup, ratio);
+	print_key_values(stdout, text, size_keys, exact);
 }
 
 
-/* "working_set_pages: N" (pages recorded with mount -o record). */
-static int print_working_set_pages(struct snapfs_store *store, int64_t id)
+/* Add "working_set_pages: N" (pages recorded with mount -o record) to
+ * *text, of *len bytes. On failure *text is freed. */
+static int append_working_set_pages(struct snapfs_store *store, int64_t id, char **text,
+				    size_t *len)
 {
 	struct snapfs_page_run *runs;
 	uint64_t pages = 0;
 	size_t count;
-	int rc;
+	char *more;
+	int rc, n;
 
 	rc = snapfs_working_set_get(store, id, &runs, &count);
-	if (rc < 0)
+	if (rc < 0) {
+		free(*text);
 		return rc;
+	}
 	for (size_t i = 0; i < count; i++)
 		pages += runs[i].page_count;
 	free(runs);
-	printf("working_set_pages: %" PRIu64 "\n", pages);
+	more = realloc(*text, *len + 64);
+	if (!more) {
+		free(*text);
+		return -ENOMEM;
+	}
+	n = snprintf(more + *len, 64, "working_set_pages: %" PRIu64 "\n", pages);
+	*text = more;
+	*len += (size_t)n;
 	return 0;
 }
 
 int cmd_info(int argc, char **argv)
 {
-	static const char usage[] = "info STORE [NAME] [--json]";
+	static const char usage[] = "info STORE [NAME] [--bytes] [--json]";
 	struct snapfs_store_summary summary;
 	struct cli_common c = { 0 };
 	struct snapfs_snapshot snap;
 	struct snapfs_store *store;
 	const char *name;
-	int rc = cli_parse_common(argc, argv, usage, CLI_JSON, &c);
+	int rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_BYTES, &c);
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind < 1 || argc - optind > 2)
-		return cli_usage_error("info: expected STORE [NAME] (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 1, 2, "STORE NAME", usage);
+	if (rc >= 0)
+		return rc;
 	name = argc - optind == 2 ? argv[optind + 1] : NULL;
 	if (name && !snapfs_name_valid(name))
 		return cli_usage_error("info: snapshot '%s': invalid name", name);
+	cli_target("info", argv[optind], (const char *const *)argv + optind + 1, name ? 1 : 0);
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
@@ -146,7 +205,7 @@ int cmd_info(int argc, char **argv)
 			rc = cli_fail(rc, "info");
 			goto out_close;
 		}
-		print_store_summary(&summary, c.json);
+		print_store_summary(&summary, c.json, c.bytes);
 		rc = EXIT_OK;
 		goto out_close;
 	}
@@ -169,10 +228,11 @@ int cmd_info(int argc, char **argv)
 		size_t len;
 
 		rc = snapfs_info_text(&snap, &text, &len);
+		if (rc == 0)
+			rc = append_working_set_pages(store, snap.id, &text, &len);
 		if (rc == 0) {
-			fwrite(text, 1, len, stdout);
+			print_key_values(stdout, text, size_keys, c.bytes);
 			free(text);
-			rc = print_working_set_pages(store, snap.id);
 		}
 		rc = rc < 0 ? cli_fail(rc, "info") : EXIT_OK;
 	}
@@ -192,8 +252,9 @@ int cmd_rm(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind < 2)
-		return cli_usage_error("rm: expected STORE NAME... (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 2, -1, "STORE NAME...", usage);
+	if (rc >= 0)
+		return rc;
 	for (int i = optind + 1; i < argc; i++)
 		if (!snapfs_name_valid(argv[i]))
 			return cli_usage_error("rm: snapshot '%s': invalid name", argv[i]);
@@ -203,6 +264,8 @@ int cmd_rm(int argc, char **argv)
 	else
 		snprintf(doing, sizeof(doing), "rm '%s'", argv[optind + 1]);
 	cli_lock_setup(&c, doing);
+	cli_target("rm", argv[optind], (const char *const *)argv + optind + 1,
+		   (size_t)(argc - optind - 1));
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -225,9 +288,9 @@ int cmd_rm(int argc, char **argv)
 			printf("],\"still_open\":%d}\n", rc);
 		}
 		if (rc > 0 && !c.quiet)
-			fprintf(stderr, "snapfs: rm: %d snapshot%s still open by a reader: "
-				"gone from listings now, pages kept until closed (then run "
-				"'snapfs gc')\n", rc, rc == 1 ? "" : "s");
+			cli_warning("%d snapshot%s still open by a reader: gone from listings "
+				    "now, pages kept until closed (then run 'snapfs gc')", rc,
+				    rc == 1 ? "" : "s");
 		rc = EXIT_OK;
 	}
 	snapfs_store_close(store);
@@ -244,16 +307,18 @@ int cmd_rename(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 3)
-		return cli_usage_error("rename: expected STORE OLD NEW (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 3, 3, "STORE OLD NEW", usage);
+	if (rc >= 0)
+		return rc;
 	if (!snapfs_name_valid(argv[optind + 1]))
-		return cli_usage_error("rename '%s': invalid name", argv[optind + 1]);
+		return cli_usage_error("rename: snapshot '%s': invalid name", argv[optind + 1]);
 	if (!snapfs_name_valid(argv[optind + 2]))
 		return cli_usage_error("rename '%s': new name '%s': invalid name: use 1-128 of "
 				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'",
 				       argv[optind + 1], argv[optind + 2]);
 	snprintf(doing, sizeof(doing), "rename '%s'", argv[optind + 1]);
 	cli_lock_setup(&c, doing);
+	cli_target("rename", argv[optind], (const char *const *)argv + optind + 1, 1);
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
@@ -332,12 +397,14 @@ int cmd_workingset(int argc, char **argv)
 	if (clear && layout)
 		return cli_usage_error("workingset: --clear and --lay-out exclude each other "
 				       "(usage: snapfs %s)", usage);
-	if (argc - optind != 2)
-		return cli_usage_error("workingset: expected STORE NAME (usage: snapfs %s)", usage);
+	rc = cli_check_args(argc, argv, 2, 2, "STORE NAME", usage);
+	if (rc >= 0)
+		return rc;
 	if (!snapfs_name_valid(argv[optind + 1]))
 		return cli_usage_error("workingset: snapshot '%s': invalid name", argv[optind + 1]);
 	snprintf(doing, sizeof(doing), "workingset '%s'", argv[optind + 1]);
 	cli_lock_setup(&c, doing);
+	cli_target("workingset", argv[optind], (const char *const *)argv + optind + 1, 1);
 	rc = cli_open_store(argv[optind], clear || layout ? 0 : SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;

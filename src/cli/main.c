@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,8 +24,8 @@ static const char usage_text[] =
 	"commands:\n"
 	"  init STORE                          create a store\n"
 	"  save STORE NAME SOURCE [options]    capture SOURCE as snapshot NAME\n"
-	"  list STORE [--json]                 list snapshots\n"
-	"  info STORE [NAME] [--json]          describe a snapshot, or the store\n"
+	"  list STORE [--bytes] [--json]       list snapshots (sizes in KiB/MiB/GiB)\n"
+	"  info STORE [NAME] [--bytes] [--json] describe a snapshot, or the store\n"
 	"  restore STORE NAME OUTPUT [--force] write a memory file back (- for stdout)\n"
 	"  rm STORE NAME...                    remove snapshots (space: see gc)\n"
 	"  rename STORE OLD NEW                give a snapshot another name\n"
@@ -51,18 +52,119 @@ static int print_version(void)
 	return EXIT_OK;
 }
 
+static struct {
+	char text[700];
+	const char *cmd, *store;
+	const char *const *names;
+	size_t name_count;
+} target;
+
+/* The word between a snapshot and its store in a command's messages. */
+static const char *target_preposition(const char *cmd)
+{
+	if (strcmp(cmd, "save") == 0)
+		return "into";
+	if (strcmp(cmd, "restore") == 0 || strcmp(cmd, "rm") == 0)
+		return "from";
+	return "in";
+}
+
+void cli_target(const char *cmd, const char *store, const char *const *names,
+		size_t name_count)
+{
+	char *t = target.text;
+	size_t cap = sizeof(target.text);
+
+	target.cmd = cmd;
+	target.store = store;
+	target.names = names;
+	target.name_count = name_count;
+	if (name_count == 0)
+		snprintf(t, cap, "%s '%.300s'", cmd, store);
+	else if (strcmp(cmd, "verify") == 0 && name_count == 1)
+		snprintf(t, cap, "verify '%.300s' '%.200s'", store, names[0]);
+	else if (strcmp(cmd, "verify") == 0)
+		snprintf(t, cap, "verify '%.300s'", store);
+	else if (strcmp(cmd, "diff") == 0 && name_count == 2)
+		snprintf(t, cap, "diff '%.130s' '%.130s' in '%.300s'", names[0], names[1], store);
+	else if (name_count == 1)
+		snprintf(t, cap, "%s '%.200s' %s '%.300s'", cmd, names[0],
+			 target_preposition(cmd), store);
+	else
+		snprintf(t, cap, "%s %zu snapshots %s '%.300s'", cmd, name_count,
+			 target_preposition(cmd), store);
+}
+
+const char *cli_target_text(void)
+{
+	return target.text;
+}
+
+/* detail without prefix (and its ": "), or NULL. */
+static const char *skip_prefix(const char *detail, const char *fmt, const char *a,
+			       const char *b)
+{
+	char prefix[700];
+	size_t len;
+
+	snprintf(prefix, sizeof(prefix), fmt, a, b);
+	len = strlen(prefix);
+	return strncmp(detail, prefix, len) == 0 ? detail + len : NULL;
+}
+
+/* The library's detail without the parts the target names already:
+ * "restore 'vm1': ", "snapshot 'vm1': ", "store '/srv/snaps': ". */
+static const char *strip_known(const char *detail)
+{
+	const char *rest;
+	bool again = true;
+
+	while (again && detail[0]) {
+		again = false;
+		/* One name: the target names it. With more, the detail
+		 * says which one. */
+		for (size_t i = 0; i < target.name_count && !again; i++) {
+			const char *n = target.names[i];
+
+			if (target.name_count > 1) {
+				if ((rest = skip_prefix(detail, "%s '%s': ", target.cmd, n)))
+					detail = rest, again = true;
+				continue;
+			}
+
+			if ((rest = skip_prefix(detail, "%s '%s': ", target.cmd, n)) ||
+			    (rest = skip_prefix(detail, "snapshot '%s': %s", n, "")))
+				detail = rest, again = true;
+		}
+		if (again)
+			continue;
+		if (target.name_count == 2 &&
+		    (rest = skip_prefix(detail, "diff '%s' '%s': ", target.names[0],
+					target.names[1])))
+			detail = rest, again = true;
+		else if ((rest = skip_prefix(detail, "%s: %s", target.cmd, "")) ||
+			 (rest = skip_prefix(detail, "store '%s': %s", target.store, "")) ||
+			 (rest = skip_prefix(detail, "'%s': %s", target.store, "")))
+			detail = rest, again = true;
+	}
+	return detail;
+}
+
 int cli_fail(int rc, const char *what)
 {
 	const char *detail = snapfs_errmsg();
 
-	/* A busy store: name the command (the core's text may not). */
-	if (detail[0] && rc == -EBUSY && cli_doing &&
-	    strncmp(detail, cli_doing, strlen(cli_doing)) != 0)
-		fprintf(stderr, "snapfs: %s: %s\n", cli_doing, detail);
-	else if (detail[0])
+	if (!detail[0])
+		detail = snapfs_strerror(rc);
+	if (target.cmd) {
+		detail = strip_known(detail);
+		fprintf(stderr, "snapfs: %s: %s\n", target.text,
+			detail[0] ? detail : snapfs_strerror(rc));
+	} else if (strncmp(detail, what, strlen(what)) == 0) {
 		fprintf(stderr, "snapfs: %s\n", detail);
-	else
-		fprintf(stderr, "snapfs: %s: %s\n", what, snapfs_strerror(rc));
+	} else {
+		fprintf(stderr, "snapfs: %s: %s\n", what, detail);
+	}
 	switch (-rc) {
 	case SNAPFS_ECANCELED:
 		/* 128 + the signal, as a shell reports a process it killed. */
@@ -88,6 +190,38 @@ int cli_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return EXIT_USAGE;
+}
+
+void cli_warning(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "snapfs: warning: %s: ", target.text);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_check_args(int argc, char **argv, int min, int max, const char *names,
+		   const char *usage)
+{
+	int n = argc - optind;
+	const char *missing = names;
+
+	if (n > max && max >= 0)
+		return cli_usage_error("%s: unexpected argument '%s' (usage: snapfs %s)", argv[0],
+				       argv[optind + max], usage);
+	if (n >= min)
+		return -1;
+	/* Skip the names given: "STORE NAME OUTPUT" with 2 -> "OUTPUT". */
+	for (int i = 0; i < n && missing; i++) {
+		missing = strchr(missing, ' ');
+		if (missing)
+			missing++;
+	}
+	return cli_usage_error("%s: missing %s (usage: snapfs %s)", argv[0],
+			       missing ? missing : names, usage);
 }
 
 int cli_open_store(const char *dir, unsigned flags, struct snapfs_store **ret_store)

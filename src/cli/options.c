@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The options most commands share (--json, --quiet, --help, --lock-wait),
+ * The options most commands share (--json, --bytes, --quiet, --help, --lock-wait),
  * parsed in one place, and the wait for a busy store's lock.
  */
 #include <errno.h>
@@ -11,13 +11,14 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = 0x100, OPT_QUIET, OPT_HELP, OPT_LOCK_WAIT };
+enum { OPT_JSON = 0x100, OPT_QUIET, OPT_HELP, OPT_LOCK_WAIT, OPT_BYTES };
 
 /* Longest --lock-wait, in seconds (a little over 11 days). */
 #define LOCK_WAIT_MAX 1000000
 
 static const struct option common_options[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "bytes", no_argument, NULL, OPT_BYTES },
 	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -41,7 +42,7 @@ int cli_parse_lock_wait(const char *cmd, const char *text, struct cli_common *c)
 
 static void say_waiting(void *data, const struct snapfs_lock_holder *h)
 {
-	const char *doing = data;
+	const char *doing = cli_target_text()[0] ? cli_target_text() : data;
 
 	if (h->pid && h->doing[0])
 		fprintf(stderr, "snapfs: %s: waiting for the store lock held by PID %ld (%s)...\n",
@@ -76,6 +77,12 @@ int cli_parse_common(int argc, char **argv, const char *usage, unsigned accept,
 			if (!(accept & CLI_JSON))
 				return cli_usage_error("%s: unknown option '--json'", argv[0]);
 			c->json = true;
+			break;
+		case OPT_BYTES:
+			if (!(accept & CLI_BYTES))
+				return cli_usage_error("%s: unknown option '--bytes' (usage: snapfs %s)",
+						       argv[0], usage);
+			c->bytes = true;
 			break;
 		case OPT_LOCK_WAIT:
 			if (!(accept & CLI_LOCK_WAIT))

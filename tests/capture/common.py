@@ -153,7 +153,7 @@ def read_memory(ctx, store, name, ranges):
             results = [os.pread(f.fileno(), n, off) for off, n in ranges]
         os.unlink(out)
     else:
-        want = (f"snapfs: restore '{name}': output '{out}': cannot make a file of "
+        want = (f"snapfs: restore '{name}' from '{store}': output '{out}': cannot make a file of "
                 f"{size} bytes: file too large")
         check(p.returncode == 1 and p.stderr.strip() == want,
               f"restore refused, but not as wanted: {p.stderr.strip()!r}")

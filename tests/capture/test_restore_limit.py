@@ -45,7 +45,7 @@ def refused_restore(ctx, store, size, out, preexec=None, force=False):
     print("+", " ".join(args))
     p = subprocess.run(args, capture_output=True, text=True, preexec_fn=preexec, timeout=120)
     print(p.stderr)
-    want = f"snapfs: restore 'big': output '{out}': cannot make a file of {size} bytes: file too large"
+    want = f"snapfs: restore 'big' from '{store}': output '{out}': cannot make a file of {size} bytes: file too large"
     check(p.returncode == 1, f"exit {p.returncode}")
     check(p.stderr.strip() == want, f"message {p.stderr.strip()!r}, wanted {want!r}")
     check(sorted(os.listdir(out.parent)) == before, "the refused restore left files")

@@ -238,7 +238,7 @@ TABLE_COUNTS = ("snapshots", "segments", "page_map", "blobs", "page_index")
 def store_state(store):
     """What 'the store is unchanged' compares: `snapfs list` and the row
     counts and checksums of the tables."""
-    lst = snapfs("list", store).stdout
+    lst = snapfs("list", store, "--bytes").stdout
     counts = {}
     for t in TABLE_COUNTS:
         counts[t] = sql_value(store, f"SELECT count(*) FROM {t}")
@@ -364,8 +364,7 @@ def store_file_bytes(store):
 
 
 def snapshot_names(store):
-    out = snapfs("list", store).stdout
-    return [line.split("\t")[0] for line in out.splitlines() if line]
+    return [r["name"] for r in parse_list(snapfs("list", store, "--bytes").stdout)]
 
 
 # --------------------------------------------------------------------------
@@ -608,14 +607,22 @@ LIST_FIELDS = ("name", "created_at", "file_size", "data_bytes", "stored_bytes", 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
 
 
+LIST_HEADER = ["name", "created_at", "file_size", "data_bytes", "stored_bytes", "parent",
+               "comment"]
+
+
 def parse_list(out):
-    """`snapfs list` output as a list of dicts (fields per SPEC)."""
+    """`snapfs list --bytes` output as a list of dicts (fields per SPEC):
+    a header naming the --json fields, then one snapshot a line, columns
+    aligned with spaces, the comment (which may hold spaces) last."""
     rows = []
-    for line in out.splitlines():
-        if not line:
-            continue
-        f = line.split("\t")
-        check(len(f) == 7, f"list line must have 7 tab-separated fields: {line!r}")
+    lines = [line for line in out.splitlines() if line]
+    if not lines:
+        return rows
+    check(lines[0].split() == LIST_HEADER, f"list header: {lines[0]!r}")
+    for line in lines[1:]:
+        f = line.split(None, 6)
+        check(len(f) == 7, f"list line must have 7 fields: {line!r}")
         try:
             rows.append(dict(name=f[0], created_at=f[1], file_size=int(f[2]),
                              data_bytes=int(f[3]), stored_bytes=int(f[4]), parent=f[5],

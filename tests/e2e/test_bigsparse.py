@@ -35,7 +35,7 @@ def case_64gib_sparse(ctx):
 
     store = ctx.store()
     c.snapfs("save", store, "huge", src, timeout=3600)
-    rows = c.parse_list(c.snapfs("list", store).stdout)
+    rows = c.parse_list(c.snapfs("list", store, "--bytes").stdout)
     c.check_eq([(r["name"], r["file_size"], r["data_bytes"]) for r in rows],
                [("huge", SIZE, data)], "list after saving the 64 GiB image")
 

@@ -389,7 +389,7 @@ def case_store_busy(ctx):
         con.execute("BEGIN IMMEDIATE")
         cp = c.snapfs("save", store, "new", img.path, expect=c.EXIT_FAILED, timeout=300)
         lines = c.stderr_text(cp).splitlines()
-        c.check_eq(lines[:1], ["snapfs: save 'new': waiting for the store lock held by "
+        c.check_eq(lines[:1], [f"snapfs: save 'new' into '{store}': waiting for the store lock held by "
                                "another process..."], "the waiting line")
         cp.stderr = "\n".join(lines[1:]) + "\n"
         c.check_error_message(cp, "save 'new'", "busy")

@@ -117,8 +117,9 @@ def case_verify_json(ctx):
     c.check_eq(js["ok"], False, "verify --json ok")
     c.check(js["problems"] >= 1 and len(js["problem_list"]) == js["problems"],
             f"verify --json problems: {js}")
-    lines = [line[len("snapfs: verify: "):] for line in c.stderr_text(cp).splitlines()
-             if line.startswith("snapfs: verify: ")]
+    head = f"snapfs: verify '{store}': "
+    lines = [line[len(head):] for line in c.stderr_text(cp).splitlines()
+             if line.startswith(head) and not line.endswith(" found")]
     c.check_eq(lines, js["problem_list"], "problem_list vs standard error")
     c.check(any(f"blob {blob}" in p or "'b'" in p for p in js["problem_list"]),
             f"the problems name the blob or snapshot: {js['problem_list']}")

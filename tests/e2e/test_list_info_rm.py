@@ -41,7 +41,7 @@ def summary(store):
 
 def case_list_text(ctx):
     store, _ = make_store(ctx)
-    out = c.snapfs("list", store).stdout
+    out = c.snapfs("list", store, "--bytes").stdout
     rows = c.parse_list(out)
     c.check_eq([r["name"] for r in rows], ["alpha", "base", "child"], "list order (by name)")
     s = summary(store)
@@ -54,6 +54,69 @@ def case_list_text(ctx):
             c.check_eq(r[k], s[n][k], f"list {k} of '{n}' vs snapshot_summary")
     parents = {r["name"]: r["parent"] for r in rows}
     c.check_eq(parents, {"alpha": "-", "base": "-", "child": "base"}, "list parent column")
+
+
+HUMAN = re.compile(r"^[0-9]+ B$|^[0-9]+\.[0-9] (KiB|MiB|GiB|TiB|PiB)$")
+
+
+def human_value(text):
+    """The bytes a human size stands for, and how far off it may be."""
+    n, unit = text.split()
+    scale = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+             "PiB": 1 << 50}[unit]
+    return float(n) * scale, 0.05 * scale + 1
+
+
+def case_list_and_info_readable(ctx):
+    # Issue 15, point 2: list and info read like borg's and ls -h's by
+    # default (a header, aligned columns, binary units); --bytes gives the
+    # exact numbers in the same layout.
+    store, _ = make_store(ctx)
+    c.snapfs("rename", store, "alpha", "a")  # names of different lengths
+    exact = {r["name"]: r for r in c.parse_list(c.snapfs("list", store, "--bytes").stdout)}
+    out = c.snapfs("list", store).stdout
+    lines = out.splitlines()
+    c.check_eq(lines[0].split(), c.LIST_HEADER, "list header")
+    starts = [lines[0].index(h) for h in ("created_at", "parent", "comment")]
+    for line in lines[1:]:
+        for st in starts:
+            c.check(line[st - 2:st] == "  " and line[st] != " ",
+                    f"list columns not aligned with the header:\n{out}")
+    for line in lines[1:]:
+        name, created, size = line[:starts[0]].strip(), None, None
+        cols = line[starts[0]:starts[1]].split(None, 1)
+        created, sizes = cols[0], cols[1]
+        sz = [" ".join(p) for p in zip(*[iter(sizes.split())] * 2)]
+        c.check_eq(len(sz), 3, f"three sizes in {line!r}")
+        for key, text in zip(("file_size", "data_bytes", "stored_bytes"), sz):
+            c.check(HUMAN.match(text), f"list {key} of '{name}' is not a human size: {text!r}")
+            v, tol = human_value(text)
+            c.check(abs(v - exact[name][key]) <= tol,
+                    f"list {key} of '{name}': {text!r} is not {exact[name][key]} bytes")
+        c.check_eq(created, exact[name]["created_at"], f"created_at of '{name}'")
+    # info: aligned key: value, human sizes; --bytes the exact numbers.
+    text = c.snapfs("info", store, "child").stdout
+    exact_text = c.snapfs("info", store, "child", "--bytes").stdout
+    cols = {line.index(":") + 1 + len(line[line.index(":") + 1:]) -
+            len(line[line.index(":") + 1:].lstrip()) for line in text.splitlines()}
+    c.check_eq(len(cols), 1, f"info values not aligned:\n{text}")
+    kv = {k: v.strip() for k, v in (line.split(":", 1) for line in text.splitlines())}
+    kx = {k: v.strip() for k, v in (line.split(":", 1) for line in exact_text.splitlines())}
+    c.check_eq(sorted(kv), sorted(kx), "keys of info and info --bytes")
+    for k in ("file_size", "committed_bytes", "data_bytes", "stored_bytes"):
+        c.check(HUMAN.match(kv[k]), f"info {k}: {kv[k]!r}")
+        v, tol = human_value(kv[k])
+        c.check(abs(v - int(kx[k])) <= tol, f"info {k}: {kv[k]!r} vs {kx[k]}")
+    c.check_eq(kv["name"], "child", "info name")
+    c.check_eq(kv["page_size"], "4096", "info page_size stays a number")
+    store_text = c.snapfs("info", store).stdout
+    skv = dict(line.split(":", 1) for line in store_text.splitlines())
+    c.check(HUMAN.match(skv["file_bytes"].strip()), f"info STORE file_bytes: {store_text}")
+    c.check(skv["blob_count"].strip().isdigit(), f"info STORE blob_count: {store_text}")
+    sx = dict(line.split(":", 1) for line in c.snapfs("info", store, "--bytes").stdout.splitlines())
+    c.check(sx["file_bytes"].strip().isdigit(), "info STORE --bytes file_bytes")
+    # Options that do not belong: --bytes is list's and info's only.
+    c.expect_error(["rm", store, "a", "--bytes"], c.EXIT_USAGE, "--bytes")
 
 
 def case_list_empty_store(ctx):
@@ -104,7 +167,7 @@ def case_info(ctx):
     if "source" in js:
         c.check(paths["child"].name in str(js["source"]), f"info --json source: {js['source']!r}")
 
-    text = c.snapfs("info", store, "child").stdout
+    text = c.snapfs("info", store, "child", "--bytes").stdout
     c.check("child" in text, f"info prints the snapshot's name: {text!r}")
     kv = {}
     for line in text.splitlines():
@@ -125,7 +188,7 @@ def case_rm_parent(ctx):
     c.check_eq(c.snapshot_names(store), ["alpha", "child"], "names after rm base")
     row = c.sql(store, "SELECT parent_id FROM snapshots WHERE name = 'child'")
     c.check_eq(row, [{"parent_id": None}], "child's parent_id after its parent was removed")
-    rows = {r["name"]: r for r in c.parse_list(c.snapfs("list", store).stdout)}
+    rows = {r["name"]: r for r in c.parse_list(c.snapfs("list", store, "--bytes").stdout)}
     c.check_eq(rows["child"]["parent"], "-", "list parent of the orphaned child")
     c.check_eq(c.sql_value(store, "SELECT count(*) FROM segments WHERE snapshot_id NOT IN "
                                   "(SELECT id FROM snapshots)"), 0, "segments of removed snapshots")

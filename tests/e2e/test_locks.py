@@ -89,7 +89,7 @@ def case_waits_and_names_holder(ctx):
         t0 = time.monotonic()
         first = p.stderr.readline()
         at = time.monotonic() - t0
-        c.check_eq(first, f"snapfs: save 'vm2': {WAITING} PID {holder.pid} (save 'vm1')...\n",
+        c.check_eq(first, f"snapfs: save 'vm2' into '{store}': {WAITING} PID {holder.pid} (save 'vm1')...\n",
                    "the waiting line")
         c.check(at < 0.8, f"the waiting line came after {at:.2f} s, not at once")
         rest = p.stderr.read()
@@ -99,7 +99,7 @@ def case_waits_and_names_holder(ctx):
         c.check(0.9 <= took < 3, f"--lock-wait 1 gave up after {took:.2f} s")
         lines = rest.splitlines()
         c.check_eq(len(lines), 1, f"one failure line: {rest!r}")
-        for m in ("snapfs: save 'vm2': ", "busy", f"PID {holder.pid}", "(save 'vm1')",
+        for m in (f"snapfs: save 'vm2' into '{store}': ", "busy", f"PID {holder.pid}", "(save 'vm1')",
                   "--lock-wait"):
             c.check(m in lines[0], f"failure message lacks {m!r}: {lines[0]!r}")
         # --quiet: no waiting line, the same failure.
@@ -115,12 +115,14 @@ def case_waits_and_names_holder(ctx):
                                      what="--lock-wait 0")
         c.check(took < 0.8, f"--lock-wait 0 took {took:.2f} s")
         # Every writing command takes --lock-wait and names the holder.
-        for args, doing in ((["rm", store, "base"], "rm 'base'"),
-                            (["rm", store, "base", "x", "y"], "rm 'base' and 2 more"),
-                            (["rename", store, "base", "x"], "rename 'base'"),
+        # The lines name the command, its snapshots and the store.
+        for args, doing in ((["rm", store, "base"], f"rm 'base' from '{store}'"),
+                            (["rm", store, "base", "x", "y"], f"rm 3 snapshots from '{store}'"),
+                            (["rename", store, "base", "x"], f"rename 'base' in '{store}'"),
                             (["prune", store, "--keep-last", "1"], f"prune '{store}'"),
-                            (["gc", store], "gc"),
-                            (["workingset", store, "base", "--clear"], "workingset 'base'")):
+                            (["gc", store], f"gc '{store}'"),
+                            (["workingset", store, "base", "--clear"],
+                             f"workingset 'base' in '{store}'")):
             cp, took = timed([*args, "--lock-wait", "1"], expect=c.EXIT_FAILED)
             lines = c.stderr_text(cp).splitlines()
             c.check_eq(len(lines), 2, f"{args[0]}: waiting line and failure: {lines!r}")
@@ -166,7 +168,7 @@ def case_sqlite_shell_holder(ctx):
         (store / "lock-holder").write_text("999999999 save 'ghost'\n")
         cp, took = timed(["save", store, "b", img, "--lock-wait", "1"], expect=c.EXIT_FAILED)
         lines = c.stderr_text(cp).splitlines()
-        c.check_eq(lines[0], f"snapfs: save 'b': {WAITING} another process...", "waiting line")
+        c.check_eq(lines[0], f"snapfs: save 'b' into '{store}': {WAITING} another process...", "waiting line")
         c.check(len(lines) == 2 and "another process" in lines[1] and "ghost" not in lines[1],
                 f"failure line: {lines!r}")
         # SIGINT while waiting: stops at once, exit 130.

@@ -149,7 +149,7 @@ def case_two_snapshots_stored_bytes(ctx):
                "stored_bytes of two snapshots of the same image")
     c.check_eq(rows["a"]["data_bytes"], rows["b"]["data_bytes"],
                "data_bytes of two snapshots of the same image")
-    listed = {r["name"]: r for r in c.parse_list(c.snapfs("list", store).stdout)}
+    listed = {r["name"]: r for r in c.parse_list(c.snapfs("list", store, "--bytes").stdout)}
     for n in ("a", "b"):
         for k in ("file_size", "data_bytes", "stored_bytes"):
             c.check_eq(listed[n][k], rows[n][k], f"list {k} of '{n}' vs snapshot_summary")

@@ -114,7 +114,7 @@ def case_empty_file(ctx):
     store = ctx.store()
     out = roundtrip(ctx, store, "empty", src)
     c.check_eq(os.path.getsize(out), 0, "size of restored empty image")
-    rows = c.parse_list(c.snapfs("list", store).stdout)
+    rows = c.parse_list(c.snapfs("list", store, "--bytes").stdout)
     c.check_eq([(r["name"], r["file_size"], r["data_bytes"]) for r in rows],
                [("empty", 0, 0)], "list of a store holding an empty image")
     c.check_eq(c.sql_value(store, "SELECT count(*) FROM segments"), 0, "segments of an empty image")

@@ -138,7 +138,7 @@ def case_save_stdin_errors(ctx):
     # A TMPDIR where nothing can be made: exit 1, the directory named.
     bad = {**os.environ, "TMPDIR": str(ctx.path("missing-dir"))}
     _, err = save_piped(store, "x", b"abc" * 5000, env=bad, expect=c.EXIT_FAILED)
-    c.check("missing-dir" in err and err.startswith("snapfs: save 'x': "),
+    c.check("missing-dir" in err and err.startswith(f"snapfs: save 'x' into '{store}': "),
             f"unwritable TMPDIR: {err!r}")
     # SIGINT while waiting for input: exit 130, nothing saved, nothing left.
     env, tmp = tmpdir_env(ctx)

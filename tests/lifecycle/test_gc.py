@@ -42,8 +42,8 @@ def case_rm_then_gc_reclaims(ctx):
     imgs = make_images(ctx, 4)
     for i, p in enumerate(imgs):
         snapfs("save", store, f"s{i}", p, "--quiet")
-    stored = {r.split("\t")[0]: int(r.split("\t")[4])
-              for r in snapfs("list", store, quiet=True).stdout.splitlines()}
+    stored = {r.split()[0]: int(r.split()[4])
+              for r in snapfs("list", store, "--bytes", quiet=True).stdout.splitlines()[1:]}
     before = common.store_file_bytes(store)
     snapfs("rm", store, "s0", "s2")
     check(common.snapshot_names(store) == ["s1", "s3"], "rm removes from list at once")

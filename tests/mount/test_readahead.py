@@ -159,7 +159,7 @@ def test(work):
              "ro,read_ahead_kb=1024,drop_privileges"], env=env)
     try:
         check(is_snapfs_mount(mnt), "drop_privileges: not mounted")
-        want = f"snapfs: mount '{store}': read_ahead_kb: "
+        want = f"snapfs: warning: mount '{store}': -o read_ahead_kb: "
         check(p.stderr.startswith(want) and len(p.stderr.splitlines()) == 1,
               f"drop_privileges: stderr {p.stderr!r}, expected one line "
               f"{want!r}...")
