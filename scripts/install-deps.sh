@@ -7,7 +7,8 @@
 #
 # demo   build snapfs and run scripts/demo.sh
 # test   demo + what scripts/test.sh needs (clang and its sanitizer and
-#        libFuzzer runtime, attr, e2fsprogs)
+#        libFuzzer runtime, attr, e2fsprogs, criu, gdb, curl, and Ceph's
+#        monitor, OSD and RADOS Gateway for the remote-store tests)
 # bench  demo + what the benchmarks compare against (squashfs-tools,
 #        squashfuse)
 #
@@ -25,7 +26,8 @@ demo_pkgs=(
 	libelf-dev libprotobuf-c-dev protobuf-c-compiler
 	python3 util-linux xxd
 )
-test_pkgs=(clang attr e2fsprogs criu gdb)
+# ceph-*, radosgw: the throwaway cluster of the remote-store tests
+test_pkgs=(clang attr e2fsprogs criu gdb curl ceph-mon ceph-osd radosgw ceph-common)
 bench_pkgs=(squashfs-tools squashfuse)
 
 case $purpose in
