@@ -147,29 +147,38 @@ static void print_store_summary(const struct snapfs_store_summary *s, bool json,
 }
 
 
-/* Add "working_set_pages: N" (pages recorded with mount -o record) to
- * *text, of *len bytes. On failure *text is freed. */
-static int append_working_set_pages(struct snapfs_store *store, int64_t id, char **text,
-				    size_t *len)
+/* Pages of the working set recorded for snapshot id (mount -o record). */
+static int working_set_pages(struct snapfs_store *store, int64_t id, uint64_t *ret_pages)
 {
 	struct snapfs_page_run *runs;
 	uint64_t pages = 0;
 	size_t count;
-	char *more;
-	int rc, n;
+	int rc;
 
 	rc = snapfs_working_set_get(store, id, &runs, &count);
-	if (rc < 0) {
-		free(*text);
+	if (rc < 0)
 		return rc;
-	}
 	for (size_t i = 0; i < count; i++)
 		pages += runs[i].page_count;
 	free(runs);
-	more = realloc(*text, *len + 64);
+	*ret_pages = pages;
+	return 0;
+}
+
+/* Add "working_set_pages: N" to *text, of *len bytes. On failure *text is
+ * freed. */
+static int append_working_set_pages(struct snapfs_store *store, int64_t id, char **text,
+				    size_t *len)
+{
+	uint64_t pages;
+	char *more;
+	int rc, n;
+
+	rc = working_set_pages(store, id, &pages);
+	more = rc < 0 ? NULL : realloc(*text, *len + 64);
 	if (!more) {
 		free(*text);
-		return -ENOMEM;
+		return rc < 0 ? rc : -ENOMEM;
 	}
 	n = snprintf(more + *len, 64, "working_set_pages: %" PRIu64 "\n", pages);
 	*text = more;
@@ -220,9 +229,15 @@ int cmd_info(int argc, char **argv)
 		goto out_close;
 	}
 	if (c.json) {
-		json_snapshot(stdout, &snap);
-		fputc('\n', stdout);
-		rc = EXIT_OK;
+		uint64_t pages;
+
+		rc = working_set_pages(store, snap.id, &pages);
+		if (rc == 0) {
+			fputc('{', stdout);
+			json_snapshot_fields(stdout, &snap);
+			printf(",\"working_set_pages\":%" PRIu64 "}\n", pages);
+		}
+		rc = rc < 0 ? cli_fail(rc, "info") : EXIT_OK;
 	} else {
 		char *text;
 		size_t len;

@@ -40,9 +40,9 @@ void json_string(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-void json_snapshot(FILE *out, const struct snapfs_snapshot *s)
+void json_snapshot_fields(FILE *out, const struct snapfs_snapshot *s)
 {
-	fprintf(out, "{\"name\":");
+	fprintf(out, "\"name\":");
 	json_string(out, s->name);
 	fprintf(out, ",\"id\":%" PRId64 ",\"created_at\":", s->id);
 	json_string(out, s->created_at);
@@ -59,6 +59,13 @@ void json_snapshot(FILE *out, const struct snapfs_snapshot *s)
 	json_string(out, s->comment);
 	fprintf(out,
 		",\"segment_count\":%" PRIu64 ",\"committed_bytes\":%" PRIu64
-		",\"data_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 "}",
+		",\"data_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64,
 		s->segment_count, s->committed_bytes, s->data_bytes, s->stored_bytes);
+}
+
+void json_snapshot(FILE *out, const struct snapfs_snapshot *s)
+{
+	fputc('{', out);
+	json_snapshot_fields(out, s);
+	fputc('}', out);
 }

@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 """--json of the commands that maintain a store: gc, verify and rm (prune's
 is pinned in test_retention.py). Each schema is pinned here: exactly these
-keys, these types, and the same figures as the text output."""
+keys, these types, and the same figures as the text output. The keys of
+save, list, info (a snapshot and the store), diff and workingset are pinned
+here too, in order."""
 
 import os
 import random
@@ -22,6 +24,16 @@ GC_KEYS = ["store", "blobs_removed", "blob_bytes_removed", "packs_removed",
            "kept_blobs", "kept_bytes"]
 VERIFY_KEYS = ["store", "snapshots", "ok", "problems", "problem_list"]
 RM_KEYS = ["store", "removed", "still_open"]
+
+
+SNAP_KEYS = ["name", "id", "created_at", "parent", "file_size", "page_size", "format",
+             "source", "notes", "comment", "segment_count", "committed_bytes",
+             "data_bytes", "stored_bytes"]
+SAVE_KEYS = ["name", "id", "file_size", "scanned_bytes", "zero_pages", "data_pages",
+             "new_pages", "dedup_pages", "new_blob_bytes", "ignored_bytes"]
+STORE_KEYS = ["snapshot_count", "logical_bytes", "data_bytes", "unique_pages",
+              "blob_count", "blob_bytes", "file_bytes", "dedup_ratio", "reduction_ratio"]
+LAYOUT_KEYS = ["blobs", "moved", "moved_bytes", "stretches_before", "stretches_after"]
 
 
 def image(ctx, name, seed, pages=64):
@@ -123,6 +135,34 @@ def case_verify_json(ctx):
     c.check_eq(lines, js["problem_list"], "problem_list vs standard error")
     c.check(any(f"blob {blob}" in p or "'b'" in p for p in js["problem_list"]),
             f"the problems name the blob or snapshot: {js['problem_list']}")
+
+
+def case_json_keys_pinned(ctx):
+    store = ctx.store("pins")
+    a = image(ctx, "a.img", 1)
+    b = ctx.path("b.img")
+    data = bytearray(a.read_bytes())
+    data[5 * PAGE:6 * PAGE] = bytes(reversed(data[5 * PAGE:6 * PAGE]))
+    b.write_bytes(bytes(data))
+    js = c.parse_json(c.snapfs("save", store, "a", a, "--json", "--quiet").stdout, "save")
+    c.check_eq(list(js), SAVE_KEYS, "save --json keys")
+    c.snapfs("save", store, "b", b, "--parent", "a", "--comment", "x", "--quiet")
+    js = c.parse_json(c.snapfs("list", store, "--json").stdout, "list")
+    c.check_eq([list(o) for o in js], [SNAP_KEYS, SNAP_KEYS], "list --json keys")
+    c.check_eq((js[1]["parent"], js[1]["comment"]), ("a", "x"), "list --json parent, comment")
+    js = c.parse_json(c.snapfs("info", store, "b", "--json").stdout, "info NAME")
+    c.check_eq(list(js), SNAP_KEYS + ["working_set_pages"], "info NAME --json keys")
+    c.check_eq(js["working_set_pages"], 0, "working_set_pages without a record")
+    js = c.parse_json(c.snapfs("info", store, "--json").stdout, "info")
+    c.check_eq(list(js), STORE_KEYS, "info --json keys (the store)")
+    js = c.parse_json(c.snapfs("diff", store, "a", "b", "--json").stdout, "diff")
+    c.check_eq(js, [{"start": 5 * PAGE, "end": 6 * PAGE, "status": "changed"}], "diff --json")
+    js = c.parse_json(c.snapfs("workingset", store, "a", "--json").stdout, "workingset")
+    c.check_eq(js, [], "workingset --json without a record")
+    js = c.parse_json(c.snapfs("workingset", store, "a", "--lay-out", "--json").stdout,
+                      "workingset --lay-out")
+    c.check_eq(list(js), LAYOUT_KEYS, "workingset --lay-out --json keys")
+    c.check_eq((js["blobs"], js["moved"]), (0, 0), "--lay-out without a record")
 
 
 def case_json_help(ctx):
