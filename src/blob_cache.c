@@ -78,7 +78,7 @@ struct blob_cache *blob_cache_new(size_t limit_bytes)
 
 static void entry_free(struct entry *e)
 {
-	blob_store_buffer_put((void *)e->blob.data, e->blob.size);
+	free((void *)e->blob.data);
 	free(e);
 }
 

@@ -319,95 +319,6 @@ static int loc_check(struct blob_store *bs, const struct blob_loc *loc,
 	return 0;
 }
 
-/* --- decode buffers ---------------------------------------------------------
- *
- * A cold random read decodes into a buffer of fresh memory: eight page
- * faults and eight cleared pages for a 32 KiB blob, about 12 us of a 150 us
- * read (measured: p50 151 -> 139 us with buffers faulted in beforehand). So
- * buffers of the common size (BLOB_PAGES pages) come from a reserve that a
- * thread of the pool's own keeps faulted in, on the other core, and go
- * back to it when the cache lets go of them. Other sizes use malloc. Every
- * buffer is a malloc'ed block, so whoever holds one may also free() it. */
-
-#define BUFFER_SIZE ((size_t)BLOB_PAGES * SNAPFS_PAGE_SIZE)
-#define BUFFER_LOW 32                /* below this many ready, refill */
-#define BUFFER_HIGH 96               /* up to this many */
-#define BUFFER_KEEP 256              /* let go of beyond this many (8 MiB) */
-
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t wanted;
-	void *ready[BUFFER_KEEP];
-	size_t count;
-	bool refiller;                   /* the thread runs */
-} buffers = { .lock = PTHREAD_MUTEX_INITIALIZER, .wanted = PTHREAD_COND_INITIALIZER };
-
-static void *buffer_refill_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&buffers.lock);
-	for (;;) {
-		while (buffers.count >= BUFFER_LOW)
-			pthread_cond_wait(&buffers.wanted, &buffers.lock);
-		while (buffers.count < BUFFER_HIGH) {
-			volatile unsigned char *b;
-
-			pthread_mutex_unlock(&buffers.lock);
-			b = malloc(BUFFER_SIZE);
-			for (size_t i = 0; b && i < BUFFER_SIZE; i += SNAPFS_PAGE_SIZE)
-				b[i] = 0;        /* fault it in here, not in a reader */
-			pthread_mutex_lock(&buffers.lock);
-			if (!b)
-				break;
-			if (buffers.count < BUFFER_KEEP)
-				buffers.ready[buffers.count++] = (void *)b;
-			else
-				free((void *)b);
-		}
-	}
-	return NULL;
-}
-
-static void *buffer_get(size_t size)
-{
-	void *b = NULL;
-
-	if (size != BUFFER_SIZE)
-		return malloc(size);
-	pthread_mutex_lock(&buffers.lock);
-	if (buffers.count)
-		b = buffers.ready[--buffers.count];
-	if (buffers.count < BUFFER_LOW) {
-		if (!buffers.refiller) {
-			pthread_t t;
-			pthread_attr_t attr;
-
-			pthread_attr_init(&attr);
-			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-			buffers.refiller = pthread_create(&t, &attr, buffer_refill_main, NULL) == 0;
-			pthread_attr_destroy(&attr);
-		}
-		pthread_cond_signal(&buffers.wanted);
-	}
-	pthread_mutex_unlock(&buffers.lock);
-	return b ? b : malloc(size);
-}
-
-void blob_store_buffer_put(void *data, size_t size)
-{
-	if (!data)
-		return;
-	if (size == BUFFER_SIZE) {
-		pthread_mutex_lock(&buffers.lock);
-		if (buffers.count < BUFFER_KEEP) {
-			buffers.ready[buffers.count++] = data;
-			data = NULL;
-		}
-		pthread_mutex_unlock(&buffers.lock);
-	}
-	free(data);
-}
-
 /* Check stored (loc->length bytes) and decode it with dict. */
 static int decode(const struct blob_loc *loc, const struct codec_ddict *dict,
 		  const unsigned char *stored, unsigned char **ret_data, size_t *ret_size)
@@ -420,11 +331,11 @@ static int decode(const struct blob_loc *loc, const struct codec_ddict *dict,
 		return -ENOMEM;
 	if (blob_checksum(stored, loc->length) != loc->checksum)
 		return damaged(loc, "checksum mismatch");
-	out = buffer_get(raw);
+	out = malloc(raw);
 	if (!out)
 		return -ENOMEM;
 	if (codec_decompress(codec, loc->codec, dict, stored, loc->length, out, raw) < 0) {
-		blob_store_buffer_put(out, raw);
+		free(out);
 		return damaged(loc, "does not decode");
 	}
 	*ret_data = out;

@@ -70,10 +70,6 @@ int blob_store_read_span(struct blob_store *bs, const struct blob_loc *first,
  * stored, read by the caller), as blob_store_load() does after its read. */
 int blob_store_decode(struct blob_store *bs, const struct blob_loc *loc,
 		      const unsigned char *stored, unsigned char **ret_data, size_t *ret_size);
-/* Give back a decoded blob of size bytes (from blob_store_load() or
- * blob_store_decode()) for the next decode to use; free() would do too.
- * NULL is fine. */
-void blob_store_buffer_put(void *data, size_t size);
 /* Make dictionary id (its bytes) known for decoding; a dictionary already
  * known is kept as it is. */
 int blob_store_add_dict(struct blob_store *bs, int64_t id, const void *data, size_t len);
