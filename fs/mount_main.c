@@ -221,6 +221,49 @@ static int opt_proc(void *data, const char *arg, int key,
 	}
 }
 
+/* fuse_session_new() with what libfuse prints caught, so that a user
+ * gets one line of ours: on failure its first line ("fuse: " cut) is in
+ * why; on success whatever it said goes to standard error as it was. */
+static struct fuse_session *session_new(struct fuse_args *args, struct fs *fs,
+					char *why, size_t cap)
+{
+	struct fuse_session *se;
+	FILE *caught = tmpfile();
+	char line[512];
+	int saved = -1;
+
+	why[0] = '\0';
+	fflush(stderr);
+	if (caught) {
+		saved = dup(STDERR_FILENO);
+		if (saved >= 0 && dup2(fileno(caught), STDERR_FILENO) < 0) {
+			close(saved);
+			saved = -1;
+		}
+	}
+	se = fuse_session_new(args, &fs_ops, sizeof(fs_ops), fs);
+	if (saved >= 0) {
+		fflush(stderr);
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	if (!caught)
+		return se;
+	rewind(caught);
+	while (fgets(line, sizeof(line), caught)) {
+		const char *text = strncmp(line, "fuse: ", 6) == 0 ? line + 6 : line;
+
+		if (se) {
+			fputs(line, stderr);
+		} else if (!why[0]) {
+			snprintf(why, cap, "%s", text);
+			why[strcspn(why, "\n")] = '\0';
+		}
+	}
+	fclose(caught);
+	return se;
+}
+
 static void print_help(void)
 {
 	printf("usage: snapfs mount STORE MOUNTPOINT [options]\n"
@@ -420,10 +463,10 @@ int snapfs_mount_main(int argc, char **argv)
 		goto out_free_args;
 	}
 
-	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+	se = session_new(&args, &fs, why, sizeof(why));
 	if (!se) {
-		fprintf(stderr, "snapfs: mount '%s': bad mount options "
-			"(see 'snapfs mount --help')\n", ma.store);
+		fprintf(stderr, "snapfs: mount '%s': bad mount options%s%s "
+			"(see 'snapfs mount --help')\n", ma.store, why[0] ? ": " : "", why);
 		goto out_free_args;
 	}
 

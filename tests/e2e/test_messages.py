@@ -172,6 +172,10 @@ def case_usage_errors(ctx):
         w.one(f"{cmd} --bogus", lambda cmd=cmd, args=args: check_shape(
             c.snapfs(cmd, *args, "--bogus", expect=None), cmd, c.EXIT_USAGE, "--bogus",
             what=f"{cmd} --bogus"))
+    # An -o option that libfuse does not know: one line of ours, naming it.
+    w.one("mount -o bogus", lambda: check_shape(
+        c.snapfs("mount", *good["mount"], "-o", "bogus", expect=None), "mount",
+        c.EXIT_USAGE, "bogus", what="mount -o bogus"))
     # An argument too many: "unexpected argument 'extra'".
     for cmd in ("init", "save", "list", "info", "restore", "rename", "prune", "diff", "gc",
                 "workingset", "mount"):
