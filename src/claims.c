@@ -46,6 +46,7 @@ int claims_create(const char *dir)
 int claims_open(const char *dir, bool exclusive, int *ret_fd)
 {
 	char *path = claims_path(dir);
+	bool missing = false;
 	int fd, err;
 
 	if (!path)
@@ -54,8 +55,10 @@ int claims_open(const char *dir, bool exclusive, int *ret_fd)
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	} else {
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT)
+		if (fd < 0 && errno == ENOENT) {
+			missing = true;
 			fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+		}
 	}
 	err = errno;
 	free(path);
@@ -63,6 +66,10 @@ int claims_open(const char *dir, bool exclusive, int *ret_fd)
 		*ret_fd = -1;
 		return 0;
 	}
+	if (fd < 0 && missing && err == EACCES)
+		return error_set(-err, "store '%s': %s: missing, and this user cannot make "
+				 "it (run 'snapfs gc %s' as the store's owner)", dir,
+				 CLAIMS_FILE, dir);
 	if (fd < 0)
 		return error_set(-err, "store '%s': %s: %s", dir, CLAIMS_FILE, errno_text(err));
 	*ret_fd = fd;

@@ -279,6 +279,35 @@ def case_read_only_store(ctx):
     c.check_state_unchanged(store, before, "commands of a user without write access")
 
 
+def case_claims_file_missing(ctx):
+    """A store whose claims file is gone (copied without it, say): root
+    makes it again and reads; a user who may read the store but not make
+    the file is told what to do, not just 'permission denied'."""
+    prefix = c.setpriv_prefix()
+    if prefix is None:
+        raise c.Skip("cannot run snapfs as an unprivileged user here")
+    store, img = setup(ctx)
+    os.chmod(img.path, 0o644)
+    claims = os.path.join(store, "claims")
+    os.unlink(claims)
+    # A connection of root's keeps the -wal and -shm files in place: with
+    # them there, SQLite lets a user who cannot write the directory read.
+    con = sqlite3.connect(os.path.join(store, "snapfs.db"))
+    try:
+        con.execute("SELECT count(*) FROM snapshots").fetchall()
+        cp = c.run(prefix + [c.SNAPFS, "restore", store, "keep", "/dev/null", "--force"],
+                   expect=None)
+    finally:
+        con.close()
+    line = check_shape(cp, "restore", c.EXIT_FAILED, f"'{store}'", what="restore as nobody")
+    c.check("claims: missing" in line and f"snapfs gc {store}" in line,
+            f"says the claims file is missing and what makes it: {line!r}")
+    c.check(not os.path.exists(claims), "a failed reader made the claims file")
+    c.snapfs("restore", store, "keep", ctx.path("out.img"), "--quiet")
+    c.check(os.path.exists(claims), "root's restore did not make the claims file again")
+    c.check(ctx.path("out.img").read_bytes() == img.path.read_bytes(), "restored bytes")
+
+
 def case_verify_and_warnings(ctx):
     store, img = setup(ctx)
     cp = c.snapfs("verify", store, "keep")
