@@ -13,6 +13,22 @@
  * offset concerned, suitable for "snapfs: %s". Output parameters are named
  * ret_* and are left untouched on failure. Objects are freed by their
  * _close and _free functions, which accept NULL.
+ *
+ * Who owns what: the caller owns every object the library hands out
+ * (stores, images, snapshot structs and lists, segment arrays, malloc'ed
+ * texts and arrays) until it gives it back with the matching
+ * snapfs_*_close / _free / _release, or free(3) where a function says so;
+ * an image must be closed before its store. Strings and structs passed in
+ * are only read during the call and are never kept (except where a
+ * function says it copies them). snapfs_strerror() texts are static;
+ * snapfs_errmsg() belongs to the library (per thread, see below).
+ * Threads: a store and an image may be used from many threads at once;
+ * a snapfs_read_slices is used by one thread.
+ *
+ * Installed as <includedir>/snapfs/snapfs.h with libsnapfs.so.0 and
+ * snapfs.pc: build with `cc x.c $(pkg-config --cflags --libs snapfs)` and
+ * #include <snapfs.h>. The shared object exports the SNAPFS_API functions
+ * below and nothing else.
  */
 #pragma once
 

@@ -8,7 +8,9 @@
    pointing into D and PKG_CONFIG_SYSROOT_DIR=D (the .pc file says
    prefix=/usr/local, as installed for real); nothing else: no -I into the
    source tree, so it sees the public header alone.
-3. The real snapfs command makes a store with two snapshots of random data,
+3. README.md's example ("Using libsnapfs from C") is built the same way
+   and must print the first page of a snapshot.
+4. The real snapfs command makes a store with two snapshots of random data,
    holes and zero pages; the consumer, run with the installed .so
    (LD_LIBRARY_PATH into D; ldd must show that one), lists them and reads
    ranges that `snapfs restore` + dd must give byte for byte.
@@ -109,6 +111,20 @@ def main():
                  f"skip={off}", f"count={length}", "status=none"])
             run(["cmp", got, want])
             assert got.read_bytes() == a.read_bytes()[off:off + length]
+
+        # README.md's example, compiled and run as printed there.
+        readme = (Path(os.environ["SNAPFS_SOURCE_ROOT"]) / "README.md").read_text()
+        section = readme.split("## Using libsnapfs from C", 1)[1].split("\n## ", 1)[0]
+        example_c = tmp / "example.c"
+        example_c.write_text(section.split("```c\n", 1)[1].split("```", 1)[0])
+        example = tmp / "example"
+        run([CC, "-std=c11", "-Wall", "-Werror", *extra, example_c, "-o", example, *flags],
+            env=env)
+        page0 = run([example, store, "vm-a"], env=renv, capture_output=True).stdout
+        assert page0 == restored.read_bytes()[:PAGE] and len(set(page0)) > 1, len(page0)
+        r = subprocess.run([example, store, "nope"], env=renv, capture_output=True, text=True)
+        assert r.returncode == 1 and r.stdout == "" and "'nope'" in r.stderr, r
+        print("README example: ok;", r.stderr, end="")
 
         # Errors come back as the API says: no such snapshot.
         r = subprocess.run([exe, store, "nope", "0", "1", tmp / "x"], env=renv,
