@@ -71,8 +71,6 @@ def main():
         env = dict(os.environ)
         env["PKG_CONFIG_PATH"] = str(pcs[0].parent)
         env["PKG_CONFIG_SYSROOT_DIR"] = str(dest)
-        env["PKG_CONFIG_LIBDIR"] = str(pcs[0].parent) + ":" + os.environ.get(
-            "PKG_CONFIG_LIBDIR", output(["pkg-config", "--variable", "pc_path", "pkg-config"]).strip())
         flags = output(["pkg-config", "--cflags", "--libs", "snapfs"], env=env).split()
         print("pkg-config:", " ".join(flags))
         assert f"-I{dest}/usr/local/include/snapfs" in flags or any(
