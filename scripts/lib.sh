@@ -25,7 +25,8 @@ build() {
 	ninja -C "$dir"
 }
 
-# install_snapfs DIR: ninja install (snapfs into /usr/local/bin, the man
+# install_snapfs DIR: ninja install (snapfs into /usr/local/bin, libsnapfs,
+# snapfs.h and snapfs.pc under /usr/local, the man
 # page into /usr/local/share/man/man1), with sudo when not root; skipped
 # with SNAPFS_NO_INSTALL=1. Says where snapfs is.
 install_snapfs() {

@@ -13,8 +13,33 @@
  * offset concerned, suitable for "snapfs: %s". Output parameters are named
  * ret_* and are left untouched on failure. Objects are freed by their
  * _close and _free functions, which accept NULL.
+ *
+ * Who owns what: the caller owns every object the library hands out
+ * (stores, images, snapshot structs and lists, segment arrays, malloc'ed
+ * texts and arrays) until it gives it back with the matching
+ * snapfs_*_close / _free / _release, or free(3) where a function says so;
+ * an image must be closed before its store. Strings and structs passed in
+ * are only read during the call and are never kept (except where a
+ * function says it copies them). snapfs_strerror() texts are static;
+ * snapfs_errmsg() belongs to the library (per thread, see below).
+ * Threads: a store and an image may be used from many threads at once;
+ * a snapfs_read_slices is used by one thread.
+ *
+ * Installed as <includedir>/snapfs/snapfs.h with libsnapfs.so.0 and
+ * snapfs.pc: build with `cc x.c $(pkg-config --cflags --libs snapfs)` and
+ * #include <snapfs.h>. The shared object exports the SNAPFS_API functions
+ * below and nothing else.
  */
 #pragma once
+
+/* Marks the functions libsnapfs exports. The library is compiled with
+ * hidden visibility, so the functions below are the only symbols its
+ * shared object offers (tests/lib/test_symbols.py checks it). */
+#if defined(__GNUC__)
+#define SNAPFS_API __attribute__((visibility("default")))
+#else
+#define SNAPFS_API
+#endif
 
 #include <signal.h>
 #include <stdbool.h>
@@ -43,19 +68,19 @@ enum snapfs_error {
 };
 
 /* Text for a negative return value (-errno or -SNAPFS_E*). */
-const char *snapfs_strerror(int rc);
+SNAPFS_API const char *snapfs_strerror(int rc);
 /* Detail of the last failure in this thread ("snapshot 'x': no such
  * snapshot"); "" when there is none. Valid until the next call into the
  * library from this thread. */
-const char *snapfs_errmsg(void);
+SNAPFS_API const char *snapfs_errmsg(void);
 
 /* true if name is 1..128 of [A-Za-z0-9._-], not starting with '.' or '-'. */
-bool snapfs_name_valid(const char *name);
+SNAPFS_API bool snapfs_name_valid(const char *name);
 /* Longest snapshot comment, in bytes. */
 #define SNAPFS_COMMENT_MAX 1024
 /* true if comment is at most SNAPFS_COMMENT_MAX bytes of UTF-8 text
  * without control characters (so that it fits on one line of list). */
-bool snapfs_comment_valid(const char *comment);
+SNAPFS_API bool snapfs_comment_valid(const char *comment);
 
 /* --- stores ------------------------------------------------------------ */
 
@@ -67,26 +92,26 @@ enum snapfs_open_flags {
 
 /* Create a new store in dir (created if missing; an existing store is
  * -EEXIST). */
-int snapfs_store_create(const char *dir);
+SNAPFS_API int snapfs_store_create(const char *dir);
 
 /* Open the store in dir. Fails with -SNAPFS_ENOTSTORE if dir holds no
  * store, -SNAPFS_ENEWER if its schema is newer than this library (the
  * store is not modified). A read-write open upgrades an older schema. The
  * store may be used from several threads at once: each thread's reads go
  * through a connection of their own. */
-int snapfs_store_open(const char *dir, unsigned flags,
+SNAPFS_API int snapfs_store_open(const char *dir, unsigned flags,
 		      struct snapfs_store **ret_store);
-void snapfs_store_close(struct snapfs_store *store);
+SNAPFS_API void snapfs_store_close(struct snapfs_store *store);
 
 /* Bound the decoded-blob cache shared by all images of this store. */
-void snapfs_store_set_cache_size(struct snapfs_store *store, size_t bytes);
+SNAPFS_API void snapfs_store_set_cache_size(struct snapfs_store *store, size_t bytes);
 /* Default cache size in bytes. */
 #define SNAPFS_DEFAULT_CACHE_SIZE ((size_t)128 << 20)
 
 /* A number that changes whenever another connection commits to the store
  * (PRAGMA data_version): cheap to poll to notice new or removed snapshots.
  * Returns < 0 on failure. */
-int64_t snapfs_store_generation(struct snapfs_store *store);
+SNAPFS_API int64_t snapfs_store_generation(struct snapfs_store *store);
 /* True once the store's directory or its snapfs.db is found to be another
  * file than the one snapfs_store_open() opened (moved, replaced by `mv`,
  * removed); snapfs_errmsg() then says so. From then on every read of the
@@ -94,7 +119,7 @@ int64_t snapfs_store_generation(struct snapfs_store *store);
  * connection is opened, at every snapfs_store_generation(), and here (the
  * files looked at again at most every 100 ms: cheap enough to call for
  * every read). */
-bool snapfs_store_replaced(struct snapfs_store *store);
+SNAPFS_API bool snapfs_store_replaced(struct snapfs_store *store);
 
 /* Store-wide accounting. */
 struct snapfs_store_summary {
@@ -106,7 +131,7 @@ struct snapfs_store_summary {
 	uint64_t blob_bytes;     /* sum of blobs' stored_size */
 	uint64_t file_bytes;     /* snapfs.db (+ -wal) and packs on disk */
 };
-int snapfs_store_summary(struct snapfs_store *store,
+SNAPFS_API int snapfs_store_summary(struct snapfs_store *store,
 			 struct snapfs_store_summary *ret_summary);
 
 /* --- snapshots ----------------------------------------------------------- */
@@ -134,21 +159,21 @@ struct snapfs_snapshot {
 	char *comment;                     /* save --comment; NULL when none (not
 	                                    * sealed: it decides no bytes) */
 };
-void snapfs_snapshot_release(struct snapfs_snapshot *snap);
+SNAPFS_API void snapfs_snapshot_release(struct snapfs_snapshot *snap);
 /* 0 if snap's name, parent, size, page size, format, segments and page
  * map digest are the ones snapfs recorded (snapshots.meta_digest);
  * -SNAPFS_ECORRUPT if anything was changed outside snapfs (two names
  * swapped, a size edited...). Reading a snapshot (snapfs_image_open)
  * checks this itself; callers that show a snapshot's metadata call it. */
-int snapfs_snapshot_check(struct snapfs_store *store, const struct snapfs_snapshot *snap);
+SNAPFS_API int snapfs_snapshot_check(struct snapfs_store *store, const struct snapfs_snapshot *snap);
 
 /* Look up a snapshot by name: -ENOENT if there is none. */
-int snapfs_snapshot_get(struct snapfs_store *store, const char *name,
+SNAPFS_API int snapfs_snapshot_get(struct snapfs_store *store, const char *name,
 			struct snapfs_snapshot *ret_snap);
 /* All snapshots sorted by name. Free with snapfs_snapshot_list_free(). */
-int snapfs_snapshot_list(struct snapfs_store *store,
+SNAPFS_API int snapfs_snapshot_list(struct snapfs_store *store,
 			 struct snapfs_snapshot **ret_snaps, size_t *ret_count);
-void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count);
+SNAPFS_API void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count);
 
 /* Remove snapshots by name, all or none: -ENOENT names the first unknown
  * one. Their blobs stay until snapfs_gc(). Children's parent_id becomes
@@ -157,7 +182,7 @@ void snapfs_snapshot_list_free(struct snapfs_snapshot *snaps, size_t count);
  * lookup and listing and its name is free at once, but its pages stay
  * until the last reader closes it and a later snapfs_gc() runs. Returns
  * the number of snapshots hidden that way (0: all deleted outright). */
-int snapfs_snapshot_remove(struct snapfs_store *store,
+SNAPFS_API int snapfs_snapshot_remove(struct snapfs_store *store,
 			   const char *const *names, size_t count);
 
 /* Give snapshot old_name the name new_name, in one transaction that also
@@ -166,7 +191,7 @@ int snapfs_snapshot_remove(struct snapfs_store *store,
  * -SNAPFS_ECORRUPT if the snapshot was changed outside snapfs (a rename
  * never seals what snapfs did not write). Readers that have it open go on
  * reading it; a mount shows the new name at its next look. */
-int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
+SNAPFS_API int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
 			   const char *new_name);
 
 /* --- retention ------------------------------------------------------------ */
@@ -209,14 +234,14 @@ struct snapfs_prune_item {
 /* "7d": a whole number 1..SNAPFS_DURATION_MAX and one unit, h (hours), d
  * (days), w (weeks, 7 days), m (months, 31 days), y (years, 365 days), in
  * seconds; -EINVAL if text is not one. */
-int snapfs_duration_parse(const char *text, int64_t *ret_seconds);
+SNAPFS_API int snapfs_duration_parse(const char *text, int64_t *ret_seconds);
 
 /* Apply rules to the store's snapshots in one write transaction: remove
  * (as snapfs_snapshot_remove() does) every selected snapshot no rule
  * keeps, unless dry_run. *ret_items lists the selected snapshots newest
  * first (malloc'ed, the caller frees it). Returns the number of removed
  * snapshots that a reader had open and that were only hidden. */
-int snapfs_prune(struct snapfs_store *store, const struct snapfs_prune_rules *rules,
+SNAPFS_API int snapfs_prune(struct snapfs_store *store, const struct snapfs_prune_rules *rules,
 		 bool dry_run, struct snapfs_prune_item **ret_items, size_t *ret_count);
 
 /* One segment of a snapshot's usage set. label is owned by the array. */
@@ -228,22 +253,22 @@ struct snapfs_segment {
 	bool committed;
 	char *label;          /* NULL when none */
 };
-int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
+SNAPFS_API int snapfs_segments_get(struct snapfs_store *store, int64_t snapshot_id,
 			struct snapfs_segment **ret_segs, size_t *ret_count);
-void snapfs_segments_free(struct snapfs_segment *segs, size_t count);
+SNAPFS_API void snapfs_segments_free(struct snapfs_segment *segs, size_t count);
 
 /* The text of a snapshot's `info` file (one "key: value" a line) and of
  * its `segments` file (one "0xSTART 0xEND KIND MEMCG COMMITTED LABEL" a
  * line), as the mount serves them and `snapfs info` prints. Control
  * characters and backslashes in text fields are written as \ooo; empty
  * fields as "-". *ret_text is malloc'ed, the caller frees it. */
-int snapfs_info_text(const struct snapfs_snapshot *snap, char **ret_text,
+SNAPFS_API int snapfs_info_text(const struct snapfs_snapshot *snap, char **ret_text,
 		     size_t *ret_len);
-int snapfs_segments_text(const struct snapfs_segment *segs, size_t count,
+SNAPFS_API int snapfs_segments_text(const struct snapfs_segment *segs, size_t count,
 			 char **ret_text, size_t *ret_len);
 
 /* true if kind is one of the six memory kinds. */
-bool snapfs_kind_valid(const char *kind);
+SNAPFS_API bool snapfs_kind_valid(const char *kind);
 
 /* --- progress and cancellation ------------------------------------------ */
 
@@ -265,7 +290,7 @@ struct snapfs_progress {
  * handlers that set the flag: a long query (verify's integrity check, a
  * large store) cannot outlast the signal.
  */
-void snapfs_set_cancel_flag(volatile sig_atomic_t *flag);
+SNAPFS_API void snapfs_set_cancel_flag(volatile sig_atomic_t *flag);
 
 /* --- the store's write lock ---------------------------------------------- */
 
@@ -286,7 +311,7 @@ typedef void (*snapfs_lock_wait_fn)(void *data, const struct snapfs_lock_holder 
  * and a message naming the holder; waiting(data, holder) is called when
  * the wait starts (NULL: not called). doing ("save 'vm2'", copied) is what
  * this process records for others while it holds the lock. */
-void snapfs_set_lock_wait(int timeout_ms, const char *doing, snapfs_lock_wait_fn waiting,
+SNAPFS_API void snapfs_set_lock_wait(int timeout_ms, const char *doing, snapfs_lock_wait_fn waiting,
 			  void *data);
 #define SNAPFS_DEFAULT_LOCK_WAIT_MS 5000
 
@@ -298,13 +323,13 @@ enum snapfs_codec {
 	SNAPFS_CODEC_LZ4 = 2,
 };
 /* "none", "zstd", "lz4" <-> codec; parse returns -EINVAL when unknown. */
-const char *snapfs_codec_name(enum snapfs_codec codec);
-int snapfs_codec_parse(const char *name, enum snapfs_codec *ret_codec);
+SNAPFS_API const char *snapfs_codec_name(enum snapfs_codec codec);
+SNAPFS_API int snapfs_codec_parse(const char *name, enum snapfs_codec *ret_codec);
 /* The default level of a codec, and whether level is valid for it. */
-int snapfs_codec_default_level(enum snapfs_codec codec);
-bool snapfs_codec_level_valid(enum snapfs_codec codec, int level);
+SNAPFS_API int snapfs_codec_default_level(enum snapfs_codec codec);
+SNAPFS_API bool snapfs_codec_level_valid(enum snapfs_codec codec, int level);
 /* The levels codec takes, from *ret_min to *ret_max (0 to 0: none). */
-void snapfs_codec_level_range(enum snapfs_codec codec, int *ret_min, int *ret_max);
+SNAPFS_API void snapfs_codec_level_range(enum snapfs_codec codec, int *ret_min, int *ret_max);
 
 struct snapfs_save_opts {
 	const char *format;       /* "raw"; NULL: detect */
@@ -333,7 +358,7 @@ struct snapfs_save_result {
 /* Save the memory image at source as snapshot name, in one transaction:
  * on any failure (or cancel) the store is as it was. -EEXIST if name is
  * taken, -SNAPFS_EBADNAME if it is invalid. */
-int snapfs_save(struct snapfs_store *store, const char *name,
+SNAPFS_API int snapfs_save(struct snapfs_store *store, const char *name,
 		const char *source, const struct snapfs_save_opts *opts,
 		struct snapfs_save_result *ret_result);
 
@@ -349,21 +374,21 @@ struct snapfs_image;
  * hides a claimed snapshot and gc keeps its pages, so the image reads the
  * same bytes to the end, whatever happens to the name. The claim is a
  * lock on the store's claims file that dies with the process. */
-int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
+SNAPFS_API int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 		      struct snapfs_image **ret_image);
-void snapfs_image_close(struct snapfs_image *image);
-uint64_t snapfs_image_size(const struct snapfs_image *image);
+SNAPFS_API void snapfs_image_close(struct snapfs_image *image);
+SNAPFS_API uint64_t snapfs_image_size(const struct snapfs_image *image);
 /* Pages that hold data (the rest read as zeros). */
-uint64_t snapfs_image_data_pages(const struct snapfs_image *image);
+SNAPFS_API uint64_t snapfs_image_data_pages(const struct snapfs_image *image);
 /* Bytes of stored (data) pages within [start, end), clamped to the file
  * size: the st_blocks of a range. 0 when the range is empty. */
-uint64_t snapfs_image_data_bytes(const struct snapfs_image *image,
+SNAPFS_API uint64_t snapfs_image_data_bytes(const struct snapfs_image *image,
 				 uint64_t start, uint64_t end);
 
 /* Read up to len bytes at off into buf. Returns the count read, which is
  * len unless the file ends first (0 at or past the end), or a negative
  * error; a read that touches a damaged page fails whole with -EIO. */
-ssize_t snapfs_image_read(struct snapfs_image *image, void *buf, size_t len,
+SNAPFS_API ssize_t snapfs_image_read(struct snapfs_image *image, void *buf, size_t len,
 			  uint64_t off);
 
 /* The bytes of one read without copying them: slices in file order that
@@ -395,23 +420,23 @@ struct snapfs_read_slices {
  * a read that touches a damaged page fails whole with -EIO. Returns 0 or a
  * negative error. slices needs no setup; afterwards, on success or not,
  * call snapfs_read_slices_release() once (on failure it holds nothing). */
-int snapfs_image_read_slices(struct snapfs_image *image, uint64_t off,
+SNAPFS_API int snapfs_image_read_slices(struct snapfs_image *image, uint64_t off,
 			     size_t len, struct snapfs_read_slices *slices);
 /* snapfs_image_read_slices() for a prefetcher (a working set pushed
  * ahead of a reader): the blobs of the range are first read from their
  * packs in as few large reads as their places allow, and the read leaves
  * the state by which readers are judged sequential alone. Same checks,
  * same bytes. */
-int snapfs_image_prefetch_slices(struct snapfs_image *image, uint64_t off,
+SNAPFS_API int snapfs_image_prefetch_slices(struct snapfs_image *image, uint64_t off,
 				 size_t len, struct snapfs_read_slices *slices);
 /* Let go of the cache entries and heap arrays of slices; its bytes are
  * gone after this. */
-void snapfs_read_slices_release(struct snapfs_read_slices *slices);
+SNAPFS_API void snapfs_read_slices_release(struct snapfs_read_slices *slices);
 
 /* lseek(2) SEEK_DATA / SEEK_HOLE at page granularity: the offset of the
  * next data page or hole at or after off, clamped to the file size;
  * -ENXIO if off is at or past the end. */
-int64_t snapfs_image_seek(struct snapfs_image *image, uint64_t off,
+SNAPFS_API int64_t snapfs_image_seek(struct snapfs_image *image, uint64_t off,
 			  int whence);
 
 /* --- diff ---------------------------------------------------------------- */
@@ -421,7 +446,7 @@ enum snapfs_diff_status {
 	SNAPFS_DIFF_ADDED,        /* data only in B */
 	SNAPFS_DIFF_REMOVED,      /* data only in A (a page that became zero too) */
 };
-const char *snapfs_diff_status_name(enum snapfs_diff_status status);
+SNAPFS_API const char *snapfs_diff_status_name(enum snapfs_diff_status status);
 
 /* Called once per range, in offset order; adjacent pages of one status
  * come as one half-open byte range. A non-zero return stops the diff and
@@ -432,7 +457,7 @@ typedef int (*snapfs_diff_fn)(void *data, uint64_t start, uint64_t end,
 /* The pages that differ between snapshots a and b. Pages that share a
  * stored slot are equal without reading; others are compared byte by byte
  * through the read path (damage: -EIO). */
-int snapfs_diff(struct snapfs_store *store, const char *name_a,
+SNAPFS_API int snapfs_diff(struct snapfs_store *store, const char *name_a,
 		const char *name_b, snapfs_diff_fn fn, void *data);
 
 /* --- gc ------------------------------------------------------------------ */
@@ -456,7 +481,7 @@ struct snapfs_gc_result {
  * others read: pages of a snapshot still open are kept (removed_kept,
  * kept_bytes) for a later run. A gc killed at any moment loses nothing
  * still referenced. */
-int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress,
+SNAPFS_API int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress,
 	      struct snapfs_gc_result *ret_result);
 
 /* --- verify -------------------------------------------------------------- */
@@ -475,7 +500,7 @@ struct snapfs_verify_opts {
  * when count is 0): structure, page map, every blob's checksum and every
  * run's hash. Returns 0 and the number of problems in *ret_problems, or a
  * negative error if the check itself could not run. */
-int snapfs_verify(struct snapfs_store *store, const char *const *names,
+SNAPFS_API int snapfs_verify(struct snapfs_store *store, const char *const *names,
 		  size_t count, const struct snapfs_verify_opts *opts,
 		  uint64_t *ret_problems);
 
@@ -490,7 +515,7 @@ struct snapfs_restore_opts {
  * A regular file is written sparse through a temporary file in the same
  * directory and renamed into place, so that a failure leaves no output and
  * an existing file untouched. -EEXIST if output exists and !force. */
-int snapfs_restore(struct snapfs_store *store, const char *name,
+SNAPFS_API int snapfs_restore(struct snapfs_store *store, const char *name,
 		   const char *output, const struct snapfs_restore_opts *opts);
 
 /* --- working sets -------------------------------------------------------- */
@@ -509,7 +534,7 @@ struct snapfs_page_run {
  * when it is removed. Needs a store opened read-write (-EROFS otherwise);
  * -ENOENT if there is no such snapshot, -EINVAL if a run is empty or
  * reaches past the end of the memory file. */
-int snapfs_working_set_save(struct snapfs_store *store, int64_t snapshot_id,
+SNAPFS_API int snapfs_working_set_save(struct snapfs_store *store, int64_t snapshot_id,
 			    const struct snapfs_page_run *runs, size_t count);
 
 /* The recorded working set of a snapshot, in first-touch order: *ret_runs
@@ -517,7 +542,7 @@ int snapfs_working_set_save(struct snapfs_store *store, int64_t snapshot_id,
  * no record (or a store older than working sets) has count 0. Runs are
  * checked against the snapshot's file size: a record that reaches past it,
  * or an empty run, is -SNAPFS_ECORRUPT. */
-int snapfs_working_set_get(struct snapfs_store *store, int64_t snapshot_id,
+SNAPFS_API int snapfs_working_set_get(struct snapfs_store *store, int64_t snapshot_id,
 			   struct snapfs_page_run **ret_runs, size_t *ret_count);
 
 /* What snapfs_working_set_lay_out() did. */
@@ -538,5 +563,5 @@ struct snapfs_ws_layout {
  * already, is left as it is (moved 0). Needs a store opened read-write;
  * -ENOENT if there is no such snapshot, -SNAPFS_ECORRUPT if a blob to copy
  * fails its checksum (nothing is changed then). */
-int snapfs_working_set_lay_out(struct snapfs_store *store, const char *name,
+SNAPFS_API int snapfs_working_set_lay_out(struct snapfs_store *store, const char *name,
 			       struct snapfs_ws_layout *ret_layout);

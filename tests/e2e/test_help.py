@@ -21,7 +21,7 @@ import common as c  # noqa: E402
 
 COMMANDS = ("init", "save", "list", "info", "restore", "rm", "rename", "prune", "mount")
 # Options of other programs that README.md or the man page show in use.
-FOREIGN = {"--sparse", "--suite"}
+FOREIGN = {"--sparse", "--suite", "--cflags", "--libs"}
 MOUNT_FILES = ("memory", "segments", "info", "regions/")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
