@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "map_svg.h"
 
-static const char usage[] = "map STORE NAME [--against OTHER] [-o FILE]   (an SVG picture "
+static const char usage[] = "map STORE NAME [--against OTHER] [-o|--output FILE]   (an SVG picture "
 			    "of the address space; standard output by default)";
 
 enum { OPT_AGAINST = 0x100, OPT_OUTPUT, OPT_QUIET, OPT_HELP };

@@ -573,7 +573,7 @@ static void draw_figures(FILE *out, const struct map_model *m, double y)
 int map_svg_write(FILE *out, const struct map_model *m)
 {
 	struct layout l = { 0 };
-	double height = STRIP_Y + STRIP_H + MARK_H + 120;
+	double height = STRIP_Y + STRIP_H + MARK_H + 134;
 	int rc;
 
 	rc = layout_build(m, &l);
@@ -601,7 +601,7 @@ int map_svg_write(FILE *out, const struct map_model *m)
 		draw_labels(out, m, &l);
 		draw_addresses(out, &l);
 		draw_legend(out, m, STRIP_Y + STRIP_H + MARK_H + 24);
-		draw_figures(out, m, STRIP_Y + STRIP_H + MARK_H + 100);
+		draw_figures(out, m, STRIP_Y + STRIP_H + MARK_H + 120);
 		fputs("</svg>\n", out);
 	}
 	free(l.s);
