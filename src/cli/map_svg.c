@@ -60,14 +60,11 @@ void map_ranges_release(struct map_ranges *ranges)
 	*ranges = (struct map_ranges){ 0 };
 }
 
-/* Whether offset lies in one of ranges (NULL: no). */
-static bool ranges_hold(const struct map_ranges *ranges, uint64_t off)
+/* Index of the first range that ends after off. */
+static size_t ranges_find(const struct map_ranges *ranges, uint64_t off)
 {
-	size_t lo = 0, hi;
+	size_t lo = 0, hi = ranges->count;
 
-	if (!ranges)
-		return false;
-	hi = ranges->count;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -76,29 +73,35 @@ static bool ranges_hold(const struct map_ranges *ranges, uint64_t off)
 		else
 			hi = mid;
 	}
-	return lo < ranges->count && ranges->r[lo].start <= off;
+	return lo;
+}
+
+/* Whether offset lies in one of ranges (NULL: no). */
+static bool ranges_hold(const struct map_ranges *ranges, uint64_t off)
+{
+	size_t i;
+
+	if (!ranges)
+		return false;
+	i = ranges_find(ranges, off);
+	return i < ranges->count && ranges->r[i].start <= off;
+}
+
+/* How many ranges overlap [start, end). */
+static size_t ranges_overlapping(const struct map_ranges *ranges, uint64_t start, uint64_t end)
+{
+	if (!ranges)
+		return 0;
+	return ranges_find(ranges, end > 0 ? end - 1 : 0) - ranges_find(ranges, start) + 1;
 }
 
 /* Appends to bounds every boundary of ranges inside (start, end). */
 static void ranges_cuts(const struct map_ranges *ranges, uint64_t start, uint64_t end,
 			uint64_t *bounds, size_t *n, size_t cap)
 {
-	size_t lo = 0, hi;
-
 	if (!ranges)
 		return;
-	hi = ranges->count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (ranges->r[mid].end <= start)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < ranges->count && *n + 2 <= cap; i++) {
-		if (ranges->r[i].end <= start)
-			continue;
+	for (size_t i = ranges_find(ranges, start); i < ranges->count && *n + 2 <= cap; i++) {
 		if (ranges->r[i].start >= end)
 			break;
 		if (ranges->r[i].start > start)
@@ -127,12 +130,25 @@ static const char *const state_names[ST_COUNT] = {
 	"not committed",
 };
 
+#define KIND_COUNT (sizeof(kinds) / sizeof(kinds[0]))
+
+/* Index of kind in kinds[], KIND_COUNT for any other. */
+static size_t kind_index(const char *kind)
+{
+	for (size_t i = 0; i < KIND_COUNT; i++)
+		if (strcmp(kinds[i].kind, kind) == 0)
+			return i;
+	return KIND_COUNT;
+}
+
+static unsigned kind_rgb_at(size_t k)
+{
+	return k < KIND_COUNT ? kinds[k].rgb : OTHER_RGB;
+}
+
 static unsigned kind_rgb(const char *kind)
 {
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (strcmp(kinds[i].kind, kind) == 0)
-			return kinds[i].rgb;
-	return OTHER_RGB;
+	return kind_rgb_at(kind_index(kind));
 }
 
 /* rgb mixed toward white (t > 0) or black (t < 0) by |t|. */
@@ -358,17 +374,82 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The pieces of one segment: a rect per run of one state, a band above
- * for runs changed against OTHER, a band below for shared runs. */
-static int draw_segment(FILE *out, const struct map_model *m, const struct layout *l,
-			const struct snapfs_segment *seg)
-{
-	size_t cap = 2, n = 0;
-	uint64_t *bounds;
-	unsigned rgb = kind_rgb(seg->kind);
+/* Pieces gathered into one rect until it is a pixel wide: a million
+ * alternating pages or one-page segments make a few thousand rects, each
+ * drawn in the kind and state that cover most of its width (white when
+ * most of it is in no segment). */
+struct pending {
+	double x0, x1;
+	double w[KIND_COUNT + 1][ST_COUNT];  /* px per kind and state */
+	double none;                         /* px in no segment */
+	bool changed;                        /* a page changed against OTHER */
+	bool open;
+};
 
-	cap += 2 * (m->data->count + (m->unshared ? m->unshared->count : 0) +
-		    (m->changed ? m->changed->count : 0));
+static void pending_flush(FILE *out, struct pending *p)
+{
+	size_t bk = 0;
+	int bs = 0;
+	double w = p->x1 - p->x0;
+
+	if (!p->open)
+		return;
+	for (size_t k = 0; k <= KIND_COUNT; k++)
+		for (int st = 0; st < ST_COUNT; st++)
+			if (p->w[k][st] > p->w[bk][bs]) {
+				bk = k;
+				bs = st;
+			}
+	if (p->w[bk][bs] >= p->none) {
+		fprintf(out, "<rect x=\"%.3f\" y=\"%.1f\" width=\"%.3f\" height=\"%.1f\" "
+			"fill=\"#%06x\"/>\n", p->x0, STRIP_Y, w, STRIP_H,
+			state_rgb(kind_rgb_at(bk), bs));
+		if (bs == ST_SHARED)
+			fprintf(out, "<rect x=\"%.3f\" y=\"%.1f\" width=\"%.3f\" height=\"%.1f\" "
+				"fill=\"#%06x\"/>\n", p->x0, STRIP_Y + STRIP_H, w, MARK_H / 2,
+				SHARED_MARK_RGB);
+	}
+	/* A changed page is marked even when it is a sliver of the pixel. */
+	if (p->changed)
+		fprintf(out, "<rect x=\"%.3f\" y=\"%.1f\" width=\"%.3f\" height=\"%.1f\" "
+			"fill=\"#%06x\"/>\n", p->x0, STRIP_Y - MARK_H - 1, w < 1 ? 1 : w, MARK_H,
+			CHANGED_RGB);
+	*p = (struct pending){ 0 };
+}
+
+/* Add [x0, x1) of kind k in state st; a piece that would make the
+ * pending rect wider than a pixel, or that follows a fold, starts the
+ * next one. */
+static void pending_add(FILE *out, struct pending *p, double x0, double x1, size_t k,
+			enum page_state st, bool changed)
+{
+	if (p->open && (x1 - p->x0 > 1.0 || x0 < p->x1))
+		pending_flush(out, p);
+	if (!p->open) {
+		p->x0 = x0;
+		p->open = true;
+	} else {
+		p->none += x0 - p->x1;
+	}
+	p->x1 = x1;
+	p->w[k][st] += x1 - x0;
+	p->changed |= changed;
+}
+
+/* The pieces of one segment: a rect per run of one state (merged per
+ * pixel), a band above for runs changed against OTHER, a band below for
+ * shared runs. A segment at least two pixels wide is a group of its own
+ * with a title (its range, kind and whole label). */
+static int draw_segment(FILE *out, const struct map_model *m, const struct layout *l,
+			const struct snapfs_segment *seg, struct pending *p)
+{
+	size_t cap = 2, n = 0, k = kind_index(seg->kind);
+	uint64_t *bounds;
+	bool group = layout_x(l, seg->end) - layout_x(l, seg->start) >= 2.0;
+
+	cap += 2 * (ranges_overlapping(m->data, seg->start, seg->end) +
+		    ranges_overlapping(m->unshared, seg->start, seg->end) +
+		    ranges_overlapping(m->changed, seg->start, seg->end));
 	bounds = malloc(cap * sizeof(*bounds));
 	if (!bounds)
 		return -ENOMEM;
@@ -378,32 +459,24 @@ static int draw_segment(FILE *out, const struct map_model *m, const struct layou
 	ranges_cuts(m->changed, seg->start, seg->end, bounds, &n, cap);
 	bounds[n++] = seg->end;
 	qsort(bounds, n, sizeof(*bounds), cmp_u64);
-	fprintf(out, "<g class=\"seg\"><title>0x%" PRIx64 "-0x%" PRIx64 " %s%s ", seg->start,
-		seg->end, seg->kind, seg->committed ? "" : " (not committed)");
-	svg_text(out, seg->label ? seg->label : "", 4096);
-	fputs("</title>\n", out);
+	if (group) {
+		pending_flush(out, p);
+		fprintf(out, "<g class=\"seg\"><title>0x%" PRIx64 "-0x%" PRIx64 " %s%s ",
+			seg->start, seg->end, seg->kind, seg->committed ? "" : " (not committed)");
+		svg_text(out, seg->label ? seg->label : "", 4096);
+		fputs("</title>\n", out);
+	}
 	for (size_t i = 0; i + 1 < n; i++) {
 		uint64_t a = bounds[i], b = bounds[i + 1];
-		enum page_state st;
-		double x0, x1;
 
-		if (a >= b)
-			continue;
-		st = state_at(m, seg, a);
-		x0 = layout_x(l, a);
-		x1 = layout_x(l, b);
-		fprintf(out, "<rect x=\"%.3f\" y=\"%.1f\" width=\"%.3f\" height=\"%.1f\" "
-			"fill=\"#%06x\"/>\n", x0, STRIP_Y, x1 - x0, STRIP_H, state_rgb(rgb, st));
-		if (st == ST_SHARED)
-			fprintf(out, "<rect x=\"%.3f\" y=\"%.1f\" width=\"%.3f\" height=\"%.1f\" "
-				"fill=\"#%06x\"/>\n", x0, STRIP_Y + STRIP_H, x1 - x0, MARK_H / 2,
-				SHARED_MARK_RGB);
-		if (ranges_hold(m->changed, a))
-			fprintf(out, "<rect x=\"%.3f\" y=\"%.1f\" width=\"%.3f\" height=\"%.1f\" "
-				"fill=\"#%06x\"/>\n", x0, STRIP_Y - MARK_H - 1, x1 - x0, MARK_H,
-				CHANGED_RGB);
+		if (a < b)
+			pending_add(out, p, layout_x(l, a), layout_x(l, b), k, state_at(m, seg, a),
+				    ranges_hold(m->changed, a));
 	}
-	fputs("</g>\n", out);
+	if (group) {
+		pending_flush(out, p);
+		fputs("</g>\n", out);
+	}
 	free(bounds);
 	return 0;
 }
@@ -572,6 +645,7 @@ static void draw_figures(FILE *out, const struct map_model *m, double y)
 
 int map_svg_write(FILE *out, const struct map_model *m)
 {
+	struct pending p = { 0 };
 	struct layout l = { 0 };
 	double height = STRIP_Y + STRIP_H + MARK_H + 134;
 	int rc;
@@ -593,7 +667,8 @@ int map_svg_write(FILE *out, const struct map_model *m)
 	}
 	fputs("</text>\n", out);
 	for (size_t i = 0; i < m->seg_count && !rc; i++)
-		rc = draw_segment(out, m, &l, &m->segs[i]);
+		rc = draw_segment(out, m, &l, &m->segs[i], &p);
+	pending_flush(out, &p);
 	for (size_t i = 0; i < l.count && !rc; i++)
 		if (l.s[i].is_break)
 			draw_break(out, &l.s[i]);

@@ -250,5 +250,22 @@ def case_sparse_64g(ctx):
     check_not_blank(render(ctx, svg, "s"), "64 GiB map")
 
 
+def case_many_ranges_bounded(ctx):
+    """32768 pages alternating data and holes (a raw file without a usage
+    set: 16384 one-page segments, a tenth of a pixel each): the rects are
+    merged per pixel, so the SVG stays small."""
+    img = ctx.path("alt.img")
+    page = os.urandom(PAGE)
+    write_pages(img, [page if i % 2 == 0 else None for i in range(32768)])
+    store = ctx.store()
+    c.snapfs("save", store, "alt", img)
+    svg = ctx.path("alt.svg")
+    c.snapfs("map", store, "alt", "-o", svg)
+    rects = sum(1 for _ in parse_svg(svg).iter(SVG_NS + "rect"))
+    c.log(f"{rects} rects, {svg.stat().st_size} bytes")
+    c.check(rects < 3000, f"{rects} rects for 16384 ranges: not merged per pixel")
+    c.check(svg.stat().st_size < 500_000, "the SVG stays small")
+
+
 if __name__ == "__main__":
     c.main()
