@@ -157,7 +157,7 @@ int cmd_map(int argc, char **argv)
 		if (!out) {
 			rc = -errno;
 			fprintf(stderr, "snapfs: %s: output '%s': %s\n", cli_target_text(), output,
-				strerror(-rc));
+				snapfs_strerror(rc));
 			snapfs_store_close(store);
 			return EXIT_FAILED;
 		}

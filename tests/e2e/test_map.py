@@ -189,6 +189,14 @@ def case_errors(ctx):
     c.expect_error(["map", store, "nosuch"], c.EXIT_FAILED, "nosuch")
     c.expect_error(["map", store], c.EXIT_USAGE, "missing NAME")
     c.expect_error(["map", store, "a", "--bogus"], c.EXIT_USAGE, "--bogus")
+    img = ctx.path("one.img")
+    img.write_bytes(os.urandom(PAGE))
+    c.snapfs("save", store, "a", img)
+    c.expect_error(["map", store, "a", "--against", "nosuch"], c.EXIT_FAILED, "nosuch")
+    bad = ctx.path("no-dir", "a.svg")
+    c.expect_error(["map", store, "a", "-o", bad], c.EXIT_FAILED, "output", str(bad),
+                   "no such file")
+    c.check(not bad.exists(), "no output after a failure")
 
 
 def case_process_labels_escaped(ctx):
