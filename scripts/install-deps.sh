@@ -27,7 +27,8 @@ demo_pkgs=(
 	python3 util-linux xxd
 )
 # ceph-*, radosgw: the throwaway cluster of the remote-store tests
-test_pkgs=(clang attr e2fsprogs criu gdb curl ceph-mon ceph-osd radosgw ceph-common)
+# chromium: renders snapfs map's SVG headless in tests/e2e/test_map.py
+test_pkgs=(clang attr e2fsprogs criu gdb curl ceph-mon ceph-osd radosgw ceph-common chromium)
 bench_pkgs=(squashfs-tools squashfuse)
 
 case $purpose in

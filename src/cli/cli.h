@@ -89,6 +89,7 @@ int cmd_rm(int argc, char **argv);
 int cmd_rename(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_map(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_workingset(int argc, char **argv);

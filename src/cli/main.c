@@ -31,6 +31,8 @@ static const char usage_text[] =
 	"  rename STORE OLD NEW                give a snapshot another name\n"
 	"  prune STORE --keep-* ... [--dry-run] remove what no retention rule keeps\n"
 	"  diff STORE NAME_A NAME_B [--json]   page ranges that differ\n"
+	"  map STORE NAME [--against OTHER] [-o FILE]\n"
+	"                                      an SVG picture of the address space\n"
 	"  gc STORE                            drop unused blobs, give space back\n"
 	"  verify STORE [NAME...]              re-read and check everything\n"
 	"  workingset STORE NAME [--clear | --lay-out]\n"
@@ -263,6 +265,7 @@ static const struct command {
 	{ "rename", cmd_rename },
 	{ "prune", cmd_prune },
 	{ "diff", cmd_diff },
+	{ "map", cmd_map },
 	{ "gc", cmd_gc },
 	{ "verify", cmd_verify },
 	{ "workingset", cmd_workingset },
