@@ -852,7 +852,7 @@ class Bench:
         disk = out(["lsblk", "-dno", "NAME,SIZE,ROTA,MODEL"])
         src_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         head = out(["git", "-C", src_root, "log", "-1", "--format=%h %cI %s"])
-        dirty = len(out(["git", "-C", src_root, "status", "--porcelain", "--", "src", "fs",
+        dirty = len(out(["git", "-C", src_root, "status", "--porcelain", "--", "include", "src", "fs",
                          "schema", "meson.build"]).splitlines())
         st = os.stat(self.snapfs)
         vers = {

@@ -3,7 +3,7 @@
 
 Runs `nm -D --defined-only` on the built shared object ($SNAPFS_LIB):
 every exported symbol must start with snapfs_, and every function that
-src/snapfs.h ($SNAPFS_HEADER) declares must be exported and marked
+include/snapfs.h ($SNAPFS_HEADER) declares must be exported and marked
 SNAPFS_API. Sanitizer builds add their runtime's hooks (__asan_*...),
 which are allowed there alone.
 """

@@ -189,7 +189,7 @@ static bool catalog_cancelled(void);
 static void catalog_unregister(struct catalog *cat);
 
 /* Upgrade steps as SQL: entry N-2 turns version N-1 into version N. The
- * schema check replays them on an empty database; src/upgrade.c runs them
+ * schema check replays them on an empty database; upgrade.c runs them
  * on a store (with the data moves SQL cannot do). */
 static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql, snapfs_upgrade_v3_sql };
 
@@ -2027,7 +2027,7 @@ static int catalog_check_schema(struct catalog *cat, const char *path)
 
 /* --- Claims: snapshots removed while a reader holds them ------------------
  * rm hides a claimed snapshot instead of deleting it (table removed); gc
- * deletes it once nobody claims it (src/claims.c has the locks). Prepared
+ * deletes it once nobody claims it (claims.c has the locks). Prepared
  * on each use: these run once per rm or gc. */
 
 /* Run sql with ?1 = a, ?2 = b text (NULL: unbound), ?3 = c text. */

@@ -28,7 +28,7 @@ int catalog_create_schema(struct catalog *cat, const char *created_at);
  * has not, -SNAPFS_ECORRUPT if it cannot be read as a database. */
 int catalog_check_store(struct catalog *cat);
 int catalog_schema_version(struct catalog *cat, int *ret_version);
-/* Version 1 -> 2 (schema/upgrade/v2.sql), driven by src/upgrade.c: begin
+/* Version 1 -> 2 (schema/upgrade/v2.sql), driven by upgrade.c: begin
  * (write transaction, foreign keys off, new tables), copy every blob's
  * bytes through append() into pack 1 with a new row each, then end:
  * commit with the pack's length (the pack durable by then), or roll

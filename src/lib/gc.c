@@ -9,7 +9,7 @@
  * is left in is deleted, and a tail past a pack's committed length (a
  * killed save's) is cut. Last, the database file shrinks. Before all
  * this, snapshots that rm only hid because a reader had them open are
- * deleted if no reader claims them any more (src/claims.c).
+ * deleted if no reader claims them any more (claims.c).
  */
 #include <errno.h>
 #include <stdlib.h>
