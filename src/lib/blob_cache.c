@@ -40,6 +40,7 @@ struct entry {
 struct blob_cache {
 	pthread_mutex_t lock;
 	pthread_cond_t loaded;
+	unsigned waiters;            /* threads waiting on loaded: a load wakes them only if any */
 	struct entry **buckets;
 	size_t bucket_count;            /* power of two */
 	size_t entry_count;
@@ -243,8 +244,11 @@ static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob
 	}
 	if (e) {
 		e->refs++;
-		while (e->state == ENTRY_LOADING)
+		while (e->state == ENTRY_LOADING) {
+			c->waiters++;
 			pthread_cond_wait(&c->loaded, &c->lock);
+			c->waiters--;
+		}
 		if (e->state == ENTRY_FAILED) {
 			rc = e->error;
 			if (--e->refs == 0 && !e->in_table)
@@ -292,7 +296,8 @@ static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob
 		e->refs--;
 		if (e->refs == 0)
 			entry_free(e);
-		pthread_cond_broadcast(&c->loaded);
+		if (c->waiters)
+			pthread_cond_broadcast(&c->loaded);
 		pthread_mutex_unlock(&c->lock);
 		return rc;
 	}
@@ -304,7 +309,8 @@ static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob
 	if (use == BLOB_AHEAD)
 		e->refs--;
 	evict(c);
-	pthread_cond_broadcast(&c->loaded);
+	if (c->waiters)
+		pthread_cond_broadcast(&c->loaded);
 	pthread_mutex_unlock(&c->lock);
 	*ret_blob = use == BLOB_AHEAD ? NULL : &e->blob;
 	return 0;

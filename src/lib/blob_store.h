@@ -18,13 +18,15 @@
 /* Most pages a blob may hold; a row claiming more is damage. */
 #define BLOB_PAGES_MAX 256
 
-/* Pages packed into one new blob (32 KiB): a cold random 4 KiB read
- * decodes at most this much after one read of ~8-16 KiB from a pack; see
- * BENCHMARKS.md for the sizes against 32-page blobs. A build may override
+/* Pages packed into one new blob (16 KiB): a cold random 4 KiB read
+ * decodes at most this much after one read of ~4-8 KiB from a pack. 4
+ * pages, not 8: the random read is what a resuming VM waits on (p50 0.72x
+ * of 8-page blobs' in BENCHMARKS.md), at +1.6 % of store size; sequential
+ * readers get their blobs in spans (blob_span.c). A build may override
  * it (-DBLOB_PAGES=N, N <= BLOB_PAGES_MAX) to measure others; readers take
  * each blob's page count from its row. */
 #ifndef BLOB_PAGES
-#define BLOB_PAGES 8
+#define BLOB_PAGES 4
 #endif
 
 /* Where a blob is and what it must be (a blobs row). All of it comes from

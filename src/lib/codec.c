@@ -6,8 +6,11 @@
 #include "codec.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lz4.h>
 #include <lz4hc.h>
@@ -189,15 +192,114 @@ int codec_decompress(struct codec_ctx *ctx, int codec_id, const struct codec_ddi
 	}
 }
 
-int codec_dict_train(const void *samples, const size_t *sizes, unsigned count,
-		     void *dst, size_t cap, size_t *ret_len)
-{
-	size_t n = ZDICT_trainFromBuffer(dst, cap, samples, sizes, count);
+/* One training, shared by the caller and its thread; the last of the two
+ * to let go frees it. */
+struct training {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	bool done, abandoned;
+	void *samples;
+	size_t *sizes;
+	unsigned count;
+	void *dict;
+	size_t cap, len;
+	bool ok;
+};
 
-	if (ZDICT_isError(n))
-		return -EINVAL;
-	*ret_len = n;
-	return 0;
+static void training_free(struct training *t)
+{
+	pthread_cond_destroy(&t->done_cond);
+	pthread_mutex_destroy(&t->lock);
+	free(t->samples);
+	free(t->sizes);
+	free(t->dict);
+	free(t);
+}
+
+static void *train(void *arg)
+{
+	struct training *t = arg;
+	size_t n = ZDICT_trainFromBuffer(t->dict, t->cap, t->samples, t->sizes, t->count);
+	bool abandoned;
+
+	pthread_mutex_lock(&t->lock);
+	t->ok = !ZDICT_isError(n);
+	t->len = t->ok ? n : 0;
+	t->done = true;
+	abandoned = t->abandoned;
+	pthread_cond_signal(&t->done_cond);
+	pthread_mutex_unlock(&t->lock);
+	if (abandoned)
+		training_free(t);
+	return NULL;
+}
+
+static struct training *training_new(const void *samples, const size_t *sizes,
+				     unsigned count, size_t cap)
+{
+	struct training *t = calloc(1, sizeof(*t));
+	size_t total = 0;
+
+	if (!t)
+		return NULL;
+	for (unsigned i = 0; i < count; i++)
+		total += sizes[i];
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->done_cond, NULL);
+	t->samples = malloc(total ? total : 1);
+	t->sizes = malloc(count ? count * sizeof(*sizes) : 1);
+	t->dict = malloc(cap);
+	t->count = count;
+	t->cap = cap;
+	if (!t->samples || !t->sizes || !t->dict) {
+		training_free(t);
+		return NULL;
+	}
+	memcpy(t->samples, samples, total);
+	memcpy(t->sizes, sizes, count * sizeof(*sizes));
+	return t;
+}
+
+int codec_dict_train(const void *samples, const size_t *sizes, unsigned count,
+		     void *dst, size_t cap, size_t *ret_len,
+		     volatile sig_atomic_t *cancel)
+{
+	struct training *t = training_new(samples, sizes, count, cap);
+	pthread_t thread;
+	int rc;
+
+	if (!t)
+		return -ENOMEM;
+	if (pthread_create(&thread, NULL, train, t) != 0) {
+		training_free(t);
+		return -EAGAIN;
+	}
+	pthread_detach(thread);
+	pthread_mutex_lock(&t->lock);
+	while (!t->done && !(cancel && *cancel)) {
+		struct timespec tick;
+
+		clock_gettime(CLOCK_REALTIME, &tick);
+		tick.tv_nsec += 20 * 1000 * 1000;
+		if (tick.tv_nsec >= 1000000000L) {
+			tick.tv_sec++;
+			tick.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&t->done_cond, &t->lock, &tick);
+	}
+	if (!t->done) {
+		t->abandoned = true;         /* the thread frees t */
+		pthread_mutex_unlock(&t->lock);
+		return -SNAPFS_ECANCELED;
+	}
+	pthread_mutex_unlock(&t->lock);
+	rc = t->ok ? 0 : -EINVAL;
+	if (t->ok) {
+		memcpy(dst, t->dict, t->len);
+		*ret_len = t->len;
+	}
+	training_free(t);
+	return rc;
 }
 
 struct codec_cdict *codec_cdict_new(const void *data, size_t len, int level)

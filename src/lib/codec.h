@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "snapfs.h"
@@ -37,9 +38,14 @@ int codec_decompress(struct codec_ctx *ctx, int codec_id, const struct codec_ddi
 
 /* Train a zstd dictionary of at most cap bytes from count samples laid end
  * to end in samples (sizes[i] bytes each) into dst; its length in
- * *ret_len. -EINVAL when the samples do not make one. */
+ * *ret_len. -EINVAL when the samples do not make one. Training takes
+ * seconds and zstd cannot stop it, so it runs on a thread of its own
+ * (working on copies of the samples) while this one watches *cancel
+ * (NULL: none): when it is raised, -SNAPFS_ECANCELED at once, and the
+ * abandoned thread frees its copies when it ends. */
 int codec_dict_train(const void *samples, const size_t *sizes, unsigned count,
-		     void *dst, size_t cap, size_t *ret_len);
+		     void *dst, size_t cap, size_t *ret_len,
+		     volatile sig_atomic_t *cancel);
 /* Prepare dictionary bytes; NULL when out of memory. Free with the
  * matching _free (NULL is fine). */
 struct codec_cdict *codec_cdict_new(const void *data, size_t len, int level);

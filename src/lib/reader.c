@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "blob_cache.h"
+#include "blob_span.h"
 #include "catalog.h"
 #include "claims.h"
 #include "decode_ahead.h"
@@ -406,8 +407,9 @@ void snapfs_read_slices_release(struct snapfs_read_slices *s)
  * memory in order). Sequential is judged in runs, not bytes, so that a
  * reader that skips holes (restore, cp --sparse) still counts, and with
  * some slack, because the kernel's readahead sends requests out of order. */
-#define AHEAD_RUNS 128               /* runs (a blob or less each, 32 KiB) kept decoded ahead */
+#define AHEAD_RUNS (((size_t)4 << 20) / (BLOB_PAGES * SNAPFS_PAGE_SIZE)) /* runs (a blob or less each) kept decoded ahead: 4 MiB */
 #define AHEAD_SLACK 4                /* runs a "sequential" read may be off by */
+#define WANT_BATCH 32                /* blobs handed to the workers at once */
 
 /* first: the index of the first run the read [.., end) touches or
  * follows. Returns how the read uses its blobs: BLOB_STREAM when it
@@ -416,7 +418,8 @@ static enum blob_use read_ahead(struct snapfs_image *img, size_t first, uint64_t
 {
 	size_t cur = run_at_or_after(img, end / SNAPFS_PAGE_SIZE);
 	size_t last = atomic_exchange(&img->stream_run, cur);
-	size_t target, ahead, i;
+	struct blob_loc want[WANT_BATCH];
+	size_t target, ahead, i, count = 0;
 	struct decode_ahead *da;
 	int64_t prev_id = 0;
 
@@ -442,15 +445,22 @@ static enum blob_use read_ahead(struct snapfs_image *img, size_t first, uint64_t
 	for (; i < target; i++) {
 		const struct image_run *r = &img->runs[i];
 
-		if (r->map.blob_id != prev_id && atomic_load(&r->state) != RUN_BAD)
-			decode_ahead_want(da, &r->loc);
+		if (r->map.blob_id != prev_id && atomic_load(&r->state) != RUN_BAD) {
+			want[count++] = r->loc;
+			if (count == WANT_BATCH) {
+				decode_ahead_want(da, want, count);
+				count = 0;
+			}
+		}
 		prev_id = r->map.blob_id;
 	}
+	if (count)
+		decode_ahead_want(da, want, count);
 	return BLOB_STREAM;
 }
 
 /* A random read whose bytes lie in several blobs (the kernel's readahead
- * makes a 4 KiB read a 16 KiB request, which often spans two 32 KiB
+ * makes a 4 KiB read a 16 KiB request, which often spans two 16 KiB
  * blobs): the blobs after the first are handed to the decode-ahead
  * workers, so that they are read and decoded on the other core while this
  * thread loads the first; the loop below then finds them decoded, or
@@ -474,77 +484,7 @@ static void load_rest_in_parallel(struct snapfs_image *img, size_t first, uint64
 			continue;
 		if (!da && !(da = store_decode_ahead(img->store)))
 			return;
-		decode_ahead_want(da, &r->loc);
-	}
-}
-
-/* Stored blobs closer than this in a pack are read as one span: the gap
- * costs less than a request of its own. */
-#define SPAN_GAP_BYTES ((uint64_t)64 << 10)
-
-static int loc_by_place(const void *a, const void *b)
-{
-	const struct blob_loc *x = a, *y = b;
-
-	if (x->pack_id != y->pack_id)
-		return x->pack_id < y->pack_id ? -1 : 1;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/* Where blob_store_decode() finds the blobs of a span. */
-struct span {
-	struct blob_store *bs;
-	int64_t pack_id;
-	uint64_t offset;             /* of bytes in the pack */
-	uint64_t len;
-	const unsigned char *bytes;
-};
-
-static int load_from_span(void *ctx, const struct blob_loc *loc, bool sequential,
-			  unsigned char **ret_data, size_t *ret_size)
-{
-	const struct span *sp = ctx;
-
-	if (loc->pack_id == sp->pack_id && loc->offset >= sp->offset &&
-	    loc->length <= sp->len && loc->offset - sp->offset <= sp->len - loc->length)
-		return blob_store_decode(sp->bs, loc, sp->bytes + (loc->offset - sp->offset),
-					 ret_data, ret_size);
-	return blob_store_load(sp->bs, loc, sequential, ret_data, ret_size);
-}
-
-/* Decode into the cache the blobs of locs[0..count) (sorted by place),
- * read from their packs in spans: neighbours within SPAN_GAP_BYTES, up to
- * BLOB_STORE_SPAN_MAX. Failures are left for the read that follows to
- * meet and report: a span that cannot be read is skipped, a blob that
- * does not check is not cached. */
-static void load_in_spans(struct snapfs_image *img, const struct blob_loc *locs, size_t count)
-{
-	struct blob_store *bs = store_blobs(img->store);
-	size_t a, b;
-
-	for (a = 0; a < count; a = b) {
-		uint64_t start = locs[a].offset, stop = start + locs[a].length;
-		struct span sp = { .bs = bs, .pack_id = locs[a].pack_id, .offset = start };
-		const unsigned char *bytes;
-
-		for (b = a + 1; b < count; b++) {
-			uint64_t end = locs[b].offset + locs[b].length;
-
-			if (locs[b].pack_id != locs[a].pack_id ||
-			    locs[b].offset > stop + SPAN_GAP_BYTES ||
-			    (end > stop ? end : stop) - start > BLOB_STORE_SPAN_MAX)
-				break;
-			if (end > stop)
-				stop = end;
-		}
-		if (blob_store_read_span(bs, &locs[a], stop - start, &bytes) < 0)
-			continue;
-		sp.len = stop - start;
-		sp.bytes = bytes;
-		for (size_t k = a; k < b; k++)
-			if (k == a || locs[k].id != locs[k - 1].id)
-				blob_cache_load_ahead(store_cache(img->store), &locs[k],
-						      load_from_span, &sp);
+		decode_ahead_want(da, &r->loc, 1);
 	}
 }
 
@@ -575,10 +515,8 @@ static void warm(struct snapfs_image *img, uint64_t off, uint64_t end)
 		}
 		locs[count++] = r->loc;
 	}
-	if (count) {
-		qsort(locs, count, sizeof(*locs), loc_by_place);
-		load_in_spans(img, locs, count);
-	}
+	if (count)
+		blob_span_load(store_cache(img->store), store_blobs(img->store), locs, count);
 	free(locs);
 }
 

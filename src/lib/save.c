@@ -236,8 +236,16 @@ static int train_dictionary(struct save_job *job)
 	}
 	if (rc < 0)
 		goto out_free;
-	if (codec_dict_train(d.buf, d.sizes, d.groups, job->dict_data, DICT_BYTES, &len) < 0)
-		goto out_free;       /* no dictionary: not an error */
+	rc = codec_dict_train(d.buf, d.sizes, d.groups, job->dict_data, DICT_BYTES, &len,
+			      job->opts->progress.cancel);
+	if (rc == -SNAPFS_ECANCELED) {
+		rc = error_set(rc, "interrupted");
+		goto out_free;
+	}
+	if (rc < 0) {
+		rc = rc == -ENOMEM ? rc : 0;   /* no dictionary: not an error */
+		goto out_free;
+	}
 	rc = catalog_dict_insert(job->cat, SNAPFS_CODEC_ZSTD, blob_checksum(job->dict_data, len),
 				 job->dict_data, len, &job->dict.id);
 	if (rc < 0)

@@ -311,7 +311,7 @@ struct decode_ahead *store_decode_ahead(struct snapfs_store *store)
 		store->ahead_tried = true;
 		/* One worker per core, a few at most: they only keep a
 		 * sequential reader's next blobs decoded. */
-		if (decode_ahead_new(store->cache, store_load_blob, store->blobs,
+		if (decode_ahead_new(store->cache, store->blobs,
 				     cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned)cpus,
 				     &store->ahead) < 0)
 			store->ahead = NULL;
