@@ -341,6 +341,10 @@ struct snapfs_save_opts {
 	enum snapfs_codec codec;
 	int level;                /* codec level; 0: the codec's default */
 	struct snapfs_progress progress;
+	bool overlay;             /* source is a sparse diff file (a Firecracker
+	                           * diff snapshot) over parent: its holes read
+	                           * the parent's bytes, as rebase-snap makes
+	                           * them; needs parent and a raw source */
 };
 
 struct snapfs_save_result {
