@@ -45,6 +45,17 @@ def seg_rows(store, name):
     return [row[:5] for row in common.segments(store, name)]
 
 
+def segments_differ(store, a, b):
+    """Segments (start, end, kind, memcg, committed) of snapshot a without
+    a twin in b and of b without one in a, counted by the sqlite3 shell."""
+    seg = ("SELECT start, end, kind, memcg_id, committed FROM segments WHERE snapshot_id = "
+           "(SELECT id FROM snapshots WHERE name = '{}')")
+    sa, sb = seg.format(a), seg.format(b)
+    out = common.sqlite3_shell(store, f"SELECT count(*) FROM (SELECT * FROM ({sa} EXCEPT {sb}) "
+                               f"UNION ALL SELECT * FROM ({sb} EXCEPT {sa}));")
+    return int(out)
+
+
 def case_gvisor_round_trip(ctx):
     store = ctx.store()
     src, usage, size = make_raw(ctx)
@@ -65,6 +76,10 @@ def case_gvisor_round_trip(ctx):
           f"re-import: {row['format']} {row['file_size']}")
     check(seg_rows(store, "back") == seg_rows(store, "vm"),
           f"segments differ: {seg_rows(store, 'back')} vs {seg_rows(store, 'vm')}")
+    # The same through the sqlite3 shell: no segment of one without its
+    # twin (start, end, kind, memcg, committed) in the other.
+    check(segments_differ(store, "vm", "back") == 0, "sqlite3: segments differ")
+    check(segments_differ(store, "vm", "vm") == 0, "sqlite3: a snapshot differs from itself")
     q = ("SELECT kind, bytes, committed_bytes FROM kind_usage WHERE name = ? ORDER BY kind")
     check(common.query(store, q, ("vm",)) == common.query(store, q, ("back",)),
           "kind_usage differs")
@@ -121,6 +136,7 @@ def case_errors(ctx):
     check("nosuch" in p.stderr, p.stderr)
     (ctx.dir / "big.usage").write_text("0 0x8000 anonymous 4294967296 1\n")
     snapfs("save", store, "big", src, "--usage", ctx.dir / "big.usage", "--quiet")
+    check(segments_differ(store, "vm", "big") == 6, "the sqlite3 comparison sees no change")
     p = snapfs("export", store, "big", "--format", "gvisor", ctx.dir / "o2", expect=1)
     check("memcg 4294967296" in p.stderr, p.stderr)
     check(not os.path.exists(ctx.dir / "o2" / "pages.img") and

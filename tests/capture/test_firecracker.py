@@ -54,7 +54,8 @@ def make_diff(path, size, dirty):
 
 
 def blob_bytes(store):
-    return common.query(store, "SELECT coalesce(sum(stored_size), 0) FROM blobs")[0][0]
+    """Bytes of all blobs, as the sqlite3 shell reports them."""
+    return int(common.sqlite3_shell(store, "SELECT coalesce(sum(stored_size), 0) FROM blobs;"))
 
 
 def whole(ctx, store, name, size):
@@ -97,6 +98,11 @@ def case_diff_overlay(ctx):
           "non-zero pages")
     grown = blob_bytes(store) - before
     check(0 < grown <= 4 * PAGE + 512, f"blobs grew by {grown} bytes for 4 dirty pages")
+    # snapshot_summary: d1's data is the rebased file's non-zero pages.
+    nonzero = sum(1 for i in range(pages) if want[i * PAGE:(i + 1) * PAGE] != bytes(PAGE))
+    row = common.sqlite3_shell(store, "SELECT data_bytes FROM snapshot_summary "
+                               "WHERE name = 'd1';")
+    check(int(row) == nonzero * PAGE, f"data_bytes {row.strip()}, wanted {nonzero * PAGE}")
     got = whole(ctx, store, "d1", pages * PAGE)
     check(got == want, "d1 does not read as the rebased file")
     # The same diff saved without --overlay reads its holes as zeros.
