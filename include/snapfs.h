@@ -341,6 +341,10 @@ struct snapfs_save_opts {
 	enum snapfs_codec codec;
 	int level;                /* codec level; 0: the codec's default */
 	struct snapfs_progress progress;
+	bool overlay;             /* source is a sparse diff file (a Firecracker
+	                           * diff snapshot) over parent: its holes read
+	                           * the parent's bytes, as rebase-snap makes
+	                           * them; needs parent and a raw source */
 };
 
 struct snapfs_save_result {
@@ -517,6 +521,25 @@ struct snapfs_restore_opts {
  * an existing file untouched. -EEXIST if output exists and !force. */
 SNAPFS_API int snapfs_restore(struct snapfs_store *store, const char *name,
 		   const char *output, const struct snapfs_restore_opts *opts);
+
+/* --- export ------------------------------------------------------------- */
+
+struct snapfs_export_opts {
+	bool force;               /* replace existing output files */
+	struct snapfs_progress progress;
+};
+
+/* Write snapshot name into directory dir (made if missing) as a gVisor
+ * checkpoint's memory files: pages_meta.img (an 8-byte little-endian
+ * length and a version 1 MemoryFileMetadataProto: one 1 GiB chunk per GiB
+ * of the file, one range per segment with its kind, memcg and committed
+ * flag) and pages.img (the committed segments' bytes back to back), the
+ * format `snapfs save --format gvisor` reads. Labels are not written
+ * (gVisor has none); a memcg outside 0..2^32-1 is -ERANGE. -EEXIST if
+ * either file exists and !force. Written through temporary files renamed
+ * into place: a failure leaves neither file. */
+SNAPFS_API int snapfs_export_gvisor(struct snapfs_store *store, const char *name,
+				    const char *dir, const struct snapfs_export_opts *opts);
 
 /* --- working sets -------------------------------------------------------- */
 

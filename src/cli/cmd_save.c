@@ -16,15 +16,16 @@
 
 static const char usage[] =
 	"save STORE NAME SOURCE|- [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
-	"[--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
+	"[--overlay] [--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
 	"[--lock-wait SECONDS] [--json] [--quiet]";
 
 enum { OPT_FORMAT = 0x100, OPT_PARENT, OPT_KIND, OPT_USAGE, OPT_CODEC, OPT_LEVEL,
-       OPT_COMMENT, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP };
+       OPT_COMMENT, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP, OPT_OVERLAY };
 
 static const struct option options[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "parent", required_argument, NULL, OPT_PARENT },
+	{ "overlay", no_argument, NULL, OPT_OVERLAY },
 	{ "kind", required_argument, NULL, OPT_KIND },
 	{ "usage", required_argument, NULL, OPT_USAGE },
 	{ "codec", required_argument, NULL, OPT_CODEC },
@@ -82,6 +83,9 @@ static int parse_options(int argc, char **argv, struct snapfs_save_opts *opts,
 			break;
 		case OPT_PARENT:
 			opts->parent = optarg;
+			break;
+		case OPT_OVERLAY:
+			opts->overlay = true;
 			break;
 		case OPT_KIND:
 			opts->kind = optarg;
@@ -149,6 +153,15 @@ static int check_args(int argc, char **argv, const struct snapfs_save_opts *opts
 	if (strcmp(argv[optind + 2], "-") == 0 && isatty(STDIN_FILENO))
 		return cli_usage_error("save '%s': source '-': standard input is a terminal, not "
 				       "a memory image (pipe or redirect one into it)", name);
+	if (opts->overlay && !opts->parent)
+		return cli_usage_error("save '%s': --overlay needs --parent (the snapshot the "
+				       "diff file's holes read from)", name);
+	if (opts->overlay && opts->format && strcmp(opts->format, "raw") != 0)
+		return cli_usage_error("save '%s': --overlay: the diff is a raw memory file, "
+				       "not format %s", name, opts->format);
+	if (opts->overlay && strcmp(argv[optind + 2], "-") == 0)
+		return cli_usage_error("save '%s': --overlay reads a sparse diff file, not "
+				       "standard input (its holes would be lost)", name);
 	if (opts->comment && !snapfs_comment_valid(opts->comment))
 		return cli_usage_error("save '%s': comment: at most %d bytes of UTF-8 text "
 				       "without control characters", name, SNAPFS_COMMENT_MAX);

@@ -78,6 +78,12 @@ static int check_options(struct save_job *job)
 	if (o->level && !snapfs_codec_level_valid(o->codec, o->level))
 		return error_set(-EINVAL, "level %d: not valid for codec %s", o->level,
 				 snapfs_codec_name(o->codec));
+	if (o->overlay && !o->parent)
+		return error_set(-EINVAL, "--overlay: needs --parent (the snapshot the diff "
+				 "file's holes read from)");
+	if (o->overlay && o->format && strcmp(o->format, "raw") != 0)
+		return error_set(-EINVAL, "--overlay: the diff is a raw memory file, not "
+				 "format %s", o->format);
 	if (o->parent && !snapfs_name_valid(o->parent))
 		return error_set(-SNAPFS_EBADNAME, "parent '%s': invalid name", o->parent);
 	if (o->comment && !snapfs_comment_valid(o->comment))
@@ -139,7 +145,10 @@ static int prepare(struct save_job *job, const char *source_path)
 		job->snap.parent_id = parent.id;
 		snapfs_snapshot_release(&parent);
 	}
-	rc = source_open(source_path, o->format, &job->src);
+	if (o->overlay)
+		rc = source_open_overlay(source_path, job->store, job->snap.parent_id, &job->src);
+	else
+		rc = source_open(source_path, o->format, &job->src);
 	if (rc < 0)
 		return rc;
 	job->segs = &job->usage;

@@ -66,5 +66,12 @@ int source_open_elf(const char *path, struct source *src);     /* ELF64 core */
 int source_open_criu(const char *path, struct source *src);    /* CRIU image dir */
 int source_open_gvisor(const char *path, struct source *src);  /* runsc checkpoint dir */
 int source_open_pid(const char *path, struct source *src);     /* live process "pid:N" */
+/* Open path, a sparse diff file (a Firecracker diff snapshot's memory
+ * file), laid over snapshot parent_id of store the way Firecracker's
+ * rebase-snap lays it over the base file: the diff's data where it has
+ * data, the parent's bytes in its holes (source_overlay.c). The source
+ * holds the parent open until it is closed. */
+int source_open_overlay(const char *path, struct snapfs_store *store, int64_t parent_id,
+			struct source *ret_src);
 /* true if name is a format this build can read. */
 bool source_format_known(const char *name);

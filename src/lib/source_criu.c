@@ -30,6 +30,21 @@
  *    _VVAR, _VSYSCALL, VMA_FILE_PRIVATE, _SHARED, VMA_ANON_SHARED, ...).
  *  - images/pagemap.proto, mm.proto, vma.proto, pstree.proto (copied to
  *    proto/).
+ *  - LZ4-compressed pages (criu-dev, pull requests #2895 and #3115, 2026;
+ *    see proto/pagemap.proto for what is and is not verified): a present
+ *    entry with `blocks` has its pages cut into blocks of pages_per_block
+ *    pages (the last one shorter), each one LZ4 block (block format) of
+ *    sizes[i] bytes, back to back in pages-*.img; CRIU caps a block at 4
+ *    MiB. A dump with compressed entries is decompressed once, when it is
+ *    opened, into an unnamed sparse file in $TMPDIR (default /var/tmp),
+ *    its pages in the order of the plain layout; every block must give
+ *    exactly its pages' bytes. Plain and compressed dumps mix freely in a
+ *    chain.
+ *  - A pagemap from a newer CRIU: its head and entries decide where every
+ *    byte is, so a field this reader does not know there, or a flag other
+ *    than PE_PARENT / PE_LAZY / PE_PRESENT, is refused with a message
+ *    that names it; unknown fields elsewhere (mm, vma, pstree) are
+ *    ignored, as protobuf does.
  *
  * Decisions: with several processes in the dump (several pagemap-N.img),
  * the root task named by the first pstree.img entry is saved. Shared
@@ -51,6 +66,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <lz4.h>
 
 #include "errors.h"
 #include "mm.pb-c.h"
@@ -81,6 +98,11 @@
 #define CRIU_VMA_AREA_VVAR (1u << 12)
 #define CRIU_VMA_AREA_MEMFD (1u << 14)
 
+/* Pages in one compressed block, at most (CRIU: 4 MiB regions). */
+#define CRIU_MAX_BLOCK_PAGES 1024u
+/* Bytes decompressed per pass over a plain entry while spooling. */
+#define CRIU_SPOOL_CHUNK ((size_t)1 << 20)
+
 /* Dumps in one incremental chain, at most. */
 #define CRIU_MAX_LEVELS 64
 /* Largest pagemap, mm or pstree image read (they are read whole). */
@@ -90,6 +112,8 @@
 struct pm_entry {
 	uint64_t start, end;
 	unsigned flags;            /* CRIU_PE_PRESENT, CRIU_PE_PARENT or neither (lazy) */
+	uint32_t block_pages;      /* 0: plain; else pages per LZ4 block */
+	size_t sizes_at;           /* its blocks' sizes: level's block_sizes[sizes_at..] */
 };
 
 /* One dump of the chain: level 0 is the directory named, 1 its parent... */
@@ -102,6 +126,8 @@ struct criu_level {
 	size_t count;
 	bool wants_parent;         /* some entry is PE_PARENT */
 	struct stat st;            /* the directory, for loop detection */
+	uint32_t *block_sizes;     /* compressed entries' block sizes, in order */
+	size_t block_count, block_cap;
 };
 
 /* The pages of one pagemap id down its chain of dumps: the process's
@@ -208,15 +234,111 @@ static int push_entry(struct criu_level *lv, size_t *cap, const struct pm_entry 
 	return 0;
 }
 
-/* Check one decoded pagemap entry and add it to lv. */
-static int add_pagemap_entry(struct criu_image *img, struct criu_level *lv, size_t *cap,
-			     const PagemapEntry *pe, uint64_t *present_pages)
+/* Refuse a pagemap message with fields this reader does not know: they
+ * could change where the pages are. */
+static int check_known(struct criu_image *img, const ProtobufCMessage *m, const char *what,
+		       uint64_t at)
 {
-	uint64_t nr = pe->has_nr_pages ? pe->nr_pages : pe->compat_nr_pages;
-	struct pm_entry e = { .start = pe->vaddr };
-	char what[160];
+	char why[200];
 
+	if (m->n_unknown_fields == 0)
+		return 0;
+	snprintf(why, sizeof(why), "%s at 0x%llx has field %u, which this snapfs does not "
+		 "know (a newer CRIU wrote it?): it may change where the pages are, so the "
+		 "dump is not read", what, (unsigned long long)at, m->unknown_fields[0].tag);
+	return error_set(-EINVAL, "source '%s': %s: %s", img->dir, img->name, why);
+}
+
+static int push_sizes(struct criu_level *lv, const uint32_t *sizes, size_t n)
+{
+	if (n > lv->block_cap - lv->block_count) {
+		size_t cap = lv->block_cap ? lv->block_cap : 64;
+		uint32_t *bigger;
+
+		while (cap - lv->block_count < n)
+			cap *= 2;
+		bigger = realloc(lv->block_sizes, cap * sizeof(*bigger));
+		if (!bigger)
+			return -ENOMEM;
+		lv->block_sizes = bigger;
+		lv->block_cap = cap;
+	}
+	memcpy(lv->block_sizes + lv->block_count, sizes, n * sizeof(*sizes));
+	lv->block_count += n;
+	return 0;
+}
+
+/* The blocks of a compressed entry e of nr pages: checked, their sizes
+ * kept; *ret_payload is their bytes in the pages image. */
+static int add_blocks(struct criu_image *img, struct criu_level *lv, struct pm_entry *e,
+		      uint64_t nr, const PagemapBlocks *b, uint64_t *ret_payload)
+{
+	uint32_t per = b->has_pages_per_block ? b->pages_per_block : 1;
+	uint64_t sum = 0, blocks;
+	char what[200];
+	int rc;
+
+	rc = check_known(img, &b->base, "the blocks of the entry", e->start);
+	if (rc < 0)
+		return rc;
+	if (!(e->flags & CRIU_PE_PRESENT)) {
+		snprintf(what, sizeof(what), "entry at 0x%llx has compressed blocks but no pages "
+			 "in this dump", (unsigned long long)e->start);
+		return image_corrupt(img, what);
+	}
+	if (per == 0 || per > CRIU_MAX_BLOCK_PAGES) {
+		snprintf(what, sizeof(what), "entry at 0x%llx: %u pages per block (1 to %u "
+			 "allowed)", (unsigned long long)e->start, per, CRIU_MAX_BLOCK_PAGES);
+		return image_corrupt(img, what);
+	}
+	blocks = (nr + per - 1) / per;
+	if (b->n_sizes != blocks) {
+		snprintf(what, sizeof(what), "entry at 0x%llx of %llu pages in blocks of %u: "
+			 "%zu block sizes, wanted %llu", (unsigned long long)e->start,
+			 (unsigned long long)nr, per, b->n_sizes, (unsigned long long)blocks);
+		return image_corrupt(img, what);
+	}
+	for (size_t i = 0; i < b->n_sizes; i++) {
+		if (b->sizes[i] == 0 ||
+		    b->sizes[i] > (uint32_t)LZ4_compressBound((int)(per * SNAPFS_PAGE_SIZE))) {
+			snprintf(what, sizeof(what), "entry at 0x%llx: block %zu of %u bytes cannot "
+				 "hold %u compressed pages", (unsigned long long)e->start, i,
+				 b->sizes[i], per);
+			return image_corrupt(img, what);
+		}
+		sum += b->sizes[i];
+	}
+	if (b->has_total_size && b->total_size != sum) {
+		snprintf(what, sizeof(what), "entry at 0x%llx: total_size %llu, but its blocks "
+			 "add up to %llu", (unsigned long long)e->start,
+			 (unsigned long long)b->total_size, (unsigned long long)sum);
+		return image_corrupt(img, what);
+	}
+	e->block_pages = per;
+	e->sizes_at = lv->block_count;
+	*ret_payload = sum;
+	return push_sizes(lv, b->sizes, b->n_sizes);
+}
+
+/* Check one decoded pagemap entry and add it to lv; *present_bytes grows
+ * by the bytes its pages take in the pages image. */
+static int add_pagemap_entry(struct criu_image *img, struct criu_level *lv, size_t *cap,
+			     const PagemapEntry *pe, uint64_t *present_bytes)
+{
+	uint64_t nr = pe->has_nr_pages ? pe->nr_pages : pe->compat_nr_pages, payload = 0;
+	struct pm_entry e = { .start = pe->vaddr };
+	char what[200];
+	int rc;
+
+	rc = check_known(img, &pe->base, "entry", pe->vaddr);
+	if (rc < 0)
+		return rc;
 	e.flags = pe->has_flags ? pe->flags : 0;
+	if (e.flags & ~(CRIU_PE_PARENT | CRIU_PE_LAZY | CRIU_PE_PRESENT))
+		return error_set(-EINVAL, "source '%s': %s: entry at 0x%llx has flags 0x%x, "
+				 "which this snapfs does not know (it knows PE_PARENT 1, PE_LAZY "
+				 "2, PE_PRESENT 4; a newer CRIU wrote it?): the dump is not read",
+				 img->dir, img->name, (unsigned long long)pe->vaddr, e.flags);
 	if (pe->has_in_parent && pe->in_parent)
 		e.flags |= CRIU_PE_PARENT;
 	else if (!pe->has_flags)
@@ -242,8 +364,14 @@ static int add_pagemap_entry(struct criu_image *img, struct criu_level *lv, size
 			 "one before", (unsigned long long)e.start);
 		return image_corrupt(img, what);
 	}
-	if (e.flags & CRIU_PE_PRESENT)
-		*present_pages += nr;
+	if (pe->blocks) {
+		rc = add_blocks(img, lv, &e, nr, pe->blocks, &payload);
+		if (rc < 0)
+			return rc;
+	} else if (e.flags & CRIU_PE_PRESENT) {
+		payload = nr * SNAPFS_PAGE_SIZE;
+	}
+	*present_bytes += payload;
 	if (e.flags & CRIU_PE_PARENT)
 		lv->wants_parent = true;
 	return push_entry(lv, cap, &e);
@@ -283,7 +411,10 @@ static int read_pagemap(const struct criu_chain *ch, struct criu_level *lv,
 			goto out_close;
 		}
 		lv->pages_id = head->pages_id;
+		rc = check_known(&img, &head->base, "the pagemap head", 0);
 		pagemap_head__free_unpacked(head, &budget.alloc);
+		if (rc < 0)
+			goto out_close;
 	}
 	while ((rc = image_next(&img, &data, &len)) > 0) {
 		PagemapEntry *pe = pagemap_entry__unpack(&budget.alloc, len, data);
@@ -304,27 +435,159 @@ out_close:
 }
 
 /* Open pages-<pages_id>.img of a level when it has present pages, and
- * check that it holds them all. */
-static int open_pages(struct criu_level *lv, uint64_t present_pages)
+ * check that it holds them all (present_bytes: what they take there). */
+static int open_pages(struct criu_level *lv, uint64_t present_bytes)
 {
 	char name[64], shown[4300];
 	struct stat st;
 	int rc;
 
-	if (present_pages == 0)
+	if (present_bytes == 0)
 		return 0;
 	snprintf(name, sizeof(name), "pages-%u.img", lv->pages_id);
 	snprintf(shown, sizeof(shown), "source '%s': %s", lv->shown, name);
 	rc = source_file_open(lv->dirfd, name, shown, false, &lv->pages_fd, &st);
 	if (rc < 0)
 		return rc == -ENOENT || rc == -ENODEV ? -SNAPFS_ECORRUPT : rc;
-	if ((uint64_t)st.st_size / SNAPFS_PAGE_SIZE < present_pages)
+	if ((uint64_t)st.st_size < present_bytes)
 		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: holds %llu bytes, but "
-				 "the pagemap has %llu pages in it: truncated?", lv->shown,
+				 "the pagemap's pages take %llu there: truncated?", lv->shown,
 				 name, (unsigned long long)st.st_size,
-				 (unsigned long long)present_pages);
+				 (unsigned long long)present_bytes);
 	posix_fadvise(lv->pages_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return 0;
+}
+
+/* Write the non-zero pages of buf (len bytes, whole pages) to fd at off. */
+static int spool_write(const struct criu_level *lv, int fd, const unsigned char *buf,
+		       size_t len, uint64_t off)
+{
+	static const unsigned char zero[SNAPFS_PAGE_SIZE];
+
+	for (size_t at = 0; at < len; at += SNAPFS_PAGE_SIZE) {
+		if (memcmp(buf + at, zero, SNAPFS_PAGE_SIZE) == 0)
+			continue;
+		errno = 0;
+		if (pwrite(fd, buf + at, SNAPFS_PAGE_SIZE, (off_t)(off + at)) != SNAPFS_PAGE_SIZE)
+			return error_set(errno ? -errno : -EIO, "source '%s': decompressing: "
+					 "temporary file in '%s': %s", lv->shown,
+					 source_spool_dir(), errno_text(errno ? errno : EIO));
+	}
+	return 0;
+}
+
+static int spool_read(const struct criu_level *lv, unsigned char *buf, size_t len,
+		      uint64_t off)
+{
+	ssize_t n = pread_full(lv->pages_fd, buf, len, off);
+
+	if (n < 0)
+		return error_set((int)n, "source '%s': pages-%u.img: read at offset 0x%llx: %s",
+				 lv->shown, lv->pages_id, (unsigned long long)off,
+				 errno_text((int)-n));
+	if ((size_t)n < len)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': pages-%u.img: ends inside a "
+				 "block (offset 0x%llx)", lv->shown, lv->pages_id,
+				 (unsigned long long)off);
+	return 0;
+}
+
+/* The pages of entry e (compressed) from *in_off of the pages image to
+ * out_off of fd, block by block. */
+static int spool_blocks(const struct criu_level *lv, const struct pm_entry *e, int fd,
+			unsigned char *in, unsigned char *out, uint64_t *in_off, uint64_t out_off)
+{
+	uint64_t nr = (e->end - e->start) / SNAPFS_PAGE_SIZE;
+
+	for (uint64_t b = 0, page = 0; page < nr; b++, page += e->block_pages) {
+		uint32_t size = lv->block_sizes[e->sizes_at + b];
+		uint64_t pages = nr - page < e->block_pages ? nr - page : e->block_pages;
+		int want = (int)(pages * SNAPFS_PAGE_SIZE), got, rc;
+
+		rc = spool_read(lv, in, size, *in_off);
+		if (rc < 0)
+			return rc;
+		got = LZ4_decompress_safe((const char *)in, (char *)out, (int)size, want);
+		if (got != want)
+			return error_set(-SNAPFS_ECORRUPT, "source '%s': pages-%u.img: block %llu "
+					 "of the entry at 0x%llx (%u bytes at offset 0x%llx) %s",
+					 lv->shown, lv->pages_id, (unsigned long long)b,
+					 (unsigned long long)e->start, size,
+					 (unsigned long long)*in_off, got < 0 ?
+					 "is not valid LZ4 data of its pages' size" :
+					 "decompresses to fewer bytes than its pages");
+		rc = spool_write(lv, fd, out, (size_t)want, out_off + page * SNAPFS_PAGE_SIZE);
+		if (rc < 0)
+			return rc;
+		*in_off += size;
+	}
+	return 0;
+}
+
+/* The pages of a plain entry e from *in_off to out_off of fd. */
+static int spool_plain(const struct criu_level *lv, const struct pm_entry *e, int fd,
+		       unsigned char *buf, uint64_t *in_off, uint64_t out_off)
+{
+	for (uint64_t at = 0, len = e->end - e->start; at < len;) {
+		size_t n = len - at < CRIU_SPOOL_CHUNK ? (size_t)(len - at) : CRIU_SPOOL_CHUNK;
+		int rc = spool_read(lv, buf, n, *in_off);
+
+		if (rc == 0)
+			rc = spool_write(lv, fd, buf, n, out_off + at);
+		if (rc < 0)
+			return rc;
+		*in_off += n;
+		at += n;
+	}
+	return 0;
+}
+
+/* A level with compressed entries: its pages decompressed into an unnamed
+ * sparse file laid out as a plain pages image, which then stands in for
+ * pages-<id>.img. */
+static int decompress_level(struct criu_level *lv)
+{
+	size_t out_len = CRIU_MAX_BLOCK_PAGES * SNAPFS_PAGE_SIZE;
+	unsigned char *in, *out;
+	uint64_t in_off = 0, out_off = 0;
+	int fd, rc = 0;
+
+	if (out_len < CRIU_SPOOL_CHUNK)
+		out_len = CRIU_SPOOL_CHUNK;
+	rc = source_spool_file(&fd);
+	if (rc < 0)
+		return error_prefix(rc, "source '%s': decompressing", lv->shown);
+	in = malloc((size_t)LZ4_compressBound((int)(CRIU_MAX_BLOCK_PAGES * SNAPFS_PAGE_SIZE)));
+	out = malloc(out_len);
+	if (!in || !out) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < lv->count && rc == 0; i++) {
+		const struct pm_entry *e = &lv->ents[i];
+
+		if (!(e->flags & CRIU_PE_PRESENT))
+			continue;
+		if (e->block_pages)
+			rc = spool_blocks(lv, e, fd, in, out, &in_off, out_off);
+		else
+			rc = spool_plain(lv, e, fd, out, &in_off, out_off);
+		out_off += e->end - e->start;
+	}
+	if (rc == 0 && ftruncate(fd, (off_t)out_off) < 0)
+		rc = error_set(-errno, "source '%s': decompressing: temporary file in '%s': %s",
+			       lv->shown, source_spool_dir(), errno_text(errno));
+	if (rc == 0) {
+		close(lv->pages_fd);
+		lv->pages_fd = fd;
+		fd = -1;
+	}
+out_free:
+	if (fd >= 0)
+		close(fd);
+	free(in);
+	free(out);
+	return rc;
 }
 
 /* Open the level after level k (its parent dump), refusing loops. */
@@ -425,6 +688,8 @@ static int load_chain(struct criu_chain *ch)
 		if (rc < 0)
 			return rc;
 		rc = open_pages(lv, present);
+		if (rc == 0 && lv->block_count)
+			rc = decompress_level(lv);
 		if (rc < 0)
 			return rc;
 		if (!lv->wants_parent)
@@ -461,6 +726,7 @@ static void chain_free(struct criu_chain *ch)
 		if (lv->pages_fd >= 0)
 			close(lv->pages_fd);
 		free(lv->ents);
+		free(lv->block_sizes);
 		free(lv->shown);
 	}
 	extent_list_release(&ch->pieces);

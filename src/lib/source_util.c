@@ -358,3 +358,35 @@ out_close:
 	close(fd);
 	return rc;
 }
+
+const char *source_spool_dir(void)
+{
+	const char *d = getenv("TMPDIR");
+
+	return d && d[0] == '/' ? d : "/var/tmp";
+}
+
+int source_spool_file(int *ret_fd)
+{
+	const char *dir = source_spool_dir();
+	char *tmpl;
+	int fd, rc;
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		*ret_fd = fd;
+		return 0;
+	}
+	if (asprintf(&tmpl, "%s/snapfs-spool-XXXXXX", dir) < 0)
+		return -ENOMEM;
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0) {
+		rc = error_set(-errno, "temporary file in '%s': %s", dir, errno_text(errno));
+		free(tmpl);
+		return rc;
+	}
+	unlink(tmpl);
+	free(tmpl);
+	*ret_fd = fd;
+	return 0;
+}

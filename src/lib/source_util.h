@@ -117,3 +117,10 @@ int source_file_open(int dirfd, const char *name, const char *shown, bool allow_
  * the caller. Errors name `shown` (the path as the user would see it). */
 int read_whole_file(int dirfd, const char *name, const char *shown,
 		    size_t max_size, unsigned char **ret_buf, size_t *ret_len);
+
+/* Where sources put temporary data ($TMPDIR if it is an absolute path,
+ * else /var/tmp). */
+const char *source_spool_dir(void);
+/* A new unnamed file there (O_TMPFILE, or a file unlinked at once), open
+ * for reading and writing; its fd in *ret_fd, the caller's to close. */
+int source_spool_file(int *ret_fd);

@@ -89,6 +89,15 @@ def query(store, sql, params=()):
         db.close()
 
 
+def sqlite3_shell(store, sql):
+    """The output of the sqlite3 shell (read-only) running sql on
+    STORE/snapfs.db: what a user would type."""
+    shell = shutil.which("sqlite3")
+    if not shell:
+        raise Skip("the sqlite3 shell is not installed")
+    return run([shell, "-readonly", f"{store}/snapfs.db", sql]).stdout
+
+
 def segments(store, name):
     return query(store, "SELECT g.start, g.end, g.kind, g.memcg_id, g.committed, g.label "
                  "FROM segments g JOIN snapshots s ON s.id = g.snapshot_id "

@@ -21,7 +21,9 @@ import common as c  # noqa: E402
 
 COMMANDS = ("init", "save", "list", "info", "restore", "rm", "rename", "prune", "mount")
 # Options of other programs that README.md or the man page show in use.
-FOREIGN = {"--sparse", "--suite", "--cflags", "--libs"}
+FOREIGN = {"--sparse", "--suite", "--cflags", "--libs",
+           # criu dump's and Firecracker rebase-snap's options
+           "--compress", "--compress-region", "--base-file", "--diff-file"}
 MOUNT_FILES = ("memory", "segments", "info", "regions/")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 

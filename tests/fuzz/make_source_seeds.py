@@ -10,6 +10,8 @@ Directory inputs use fuzz_source.h's records: a byte choosing the file, a
 little-endian u32 length, the bytes. Protobuf is encoded by hand.
 """
 
+import ctypes
+import ctypes.util
 import struct
 from pathlib import Path
 
@@ -149,6 +151,33 @@ def pagemap(pages_id, entries):
     return image(PAGEMAP_M, msgs)
 
 
+def lz4_block(data):
+    """One LZ4 block (block format) made by liblz4 through ctypes."""
+    lib = ctypes.CDLL(ctypes.util.find_library("lz4") or "liblz4.so.1")
+    bound = lib.LZ4_compressBound(len(data))
+    out = ctypes.create_string_buffer(bound)
+    n = lib.LZ4_compress_default(data, out, len(data), bound)
+    assert n > 0
+    return out.raw[:n]
+
+
+def lz4_pagemap(pages_id, entries, extra=b""):
+    """A pagemap of compressed entries (vaddr, pages, per): pagemap_entry
+    field 6 (blocks: pages_per_block 1, total_size 2, sizes 3), and the
+    pages image of their blocks."""
+    msgs, data = [fv(1, pages_id)], b""
+    for vaddr, pages, per in entries:
+        sizes, total = b"", 0
+        for i in range(0, len(pages), per):
+            block = lz4_block(b"".join(pages[i:i + per]))
+            sizes += varint(len(block))
+            total += len(block)
+            data += block
+        blocks = fv(1, per) + fv(2, total) + fb(3, sizes)
+        msgs.append(fv(1, vaddr) + fv(2, len(pages)) + fv(4, 4) + fb(6, blocks) + extra)
+    return image(PAGEMAP_M, msgs), data
+
+
 def mm(vmas):
     m = b"".join(fv(i, 0) for i in range(1, 12)) + fv(12, 1)
     for start, end, status, *shm in vmas:
@@ -228,6 +257,25 @@ def criu_seeds():
     big_len = bytearray(simple[0][1])
     struct.pack_into("<I", big_len, 8, 0xFFFFFFF0)
     write("criu", "entry-length", records([("d/pagemap-1.img", bytes(big_len)), simple[1]]))
+    # LZ4-compressed pages, alone and over a plain parent dump; a block
+    # that decodes short; an entry with a field from a newer CRIU.
+    pm, data = lz4_pagemap(1, [(0x400000, [page(1), page(2), page(3)], 2),
+                               (0x7000000, [page(4)], 1)])
+    write("criu", "lz4", records([("d/pagemap-1.img", pm), ("d/pages-1.img", data),
+                                  ("d/mm-1.img", mm(VMAS))]))
+    pm, data = lz4_pagemap(1, [(0x400000, [page(5)], 1)])
+    pm += struct.pack("<I", len(fv(1, 0x401000) + fv(2, 3) + fv(4, 1))) + \
+        fv(1, 0x401000) + fv(2, 3) + fv(4, 1)
+    write("criu", "lz4-chain", records([
+        ("d/pagemap-1.img", pm), ("d/pages-1.img", data), link("d/parent", "../p"),
+        ("p/pagemap-1.img", pagemap(1, [(0x400000, 4, PRESENT, None)])),
+        ("p/pages-1.img", page(6) + page(7) + page(8) + page(9))]))
+    one = lz4_block(page(1))
+    short = image(PAGEMAP_M, [fv(1, 1), fv(1, 0x400000) + fv(2, 2) + fv(4, 4) +
+                              fb(6, fv(1, 2) + fb(3, varint(len(one))))])
+    write("criu", "lz4-short", records([("d/pagemap-1.img", short), ("d/pages-1.img", one)]))
+    pm, data = lz4_pagemap(1, [(0x400000, [page(1)], 1)], extra=fv(15, 1))
+    write("criu", "newer-field", records([("d/pagemap-1.img", pm), ("d/pages-1.img", data)]))
 
 
 # --- gVisor checkpoints --------------------------------------------------
