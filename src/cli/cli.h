@@ -85,6 +85,7 @@ int cmd_save(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_rename(int argc, char **argv);
 int cmd_prune(int argc, char **argv);

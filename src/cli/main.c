@@ -27,6 +27,8 @@ static const char usage_text[] =
 	"  list STORE [--bytes] [--json]       list snapshots (sizes in KiB/MiB/GiB)\n"
 	"  info STORE [NAME] [--bytes] [--json] describe a snapshot, or the store\n"
 	"  restore STORE NAME OUTPUT [--force] write a memory file back (- for stdout)\n"
+	"  export STORE NAME --format raw|elf OUTPUT [--force]\n"
+	"                                      the memory file, or a process's ELF core\n"
 	"  rm STORE NAME...                    remove snapshots (space: see gc)\n"
 	"  rename STORE OLD NEW                give a snapshot another name\n"
 	"  prune STORE --keep-* ... [--dry-run] remove what no retention rule keeps\n"
@@ -66,7 +68,7 @@ static const char *target_preposition(const char *cmd)
 {
 	if (strcmp(cmd, "save") == 0)
 		return "into";
-	if (strcmp(cmd, "restore") == 0 || strcmp(cmd, "rm") == 0)
+	if (strcmp(cmd, "restore") == 0 || strcmp(cmd, "export") == 0 || strcmp(cmd, "rm") == 0)
 		return "from";
 	return "in";
 }
@@ -261,6 +263,7 @@ static const struct command {
 	{ "ls", cmd_list },
 	{ "info", cmd_info },
 	{ "restore", cmd_restore },
+	{ "export", cmd_export },
 	{ "rm", cmd_rm },
 	{ "rename", cmd_rename },
 	{ "prune", cmd_prune },
