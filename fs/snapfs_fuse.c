@@ -693,7 +693,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino UNUSED, off_t off,
 	if (of->core) {
 		pos = snapfs_core_seek(of->core, (uint64_t)off, whence);
 		if (pos < 0)
-			fuse_reply_err(req, reply_errno(pos == -ENXIO ? -ENXIO : pos));
+			fuse_reply_err(req, reply_errno(pos));
 		else
 			fuse_reply_lseek(req, (off_t)pos);
 		return;
