@@ -7,7 +7,7 @@
  * (AUTOINCREMENT), and a snapshot's segments never change, so an inode
  * number names one file for the life of the store and the kernel may cache
  * it freely. Id 0 is never a snapshot, so the root's 1 (id 0, sub 1)
- * cannot collide. Subs 6..15 are free for future fixed entries.
+ * cannot collide. Subs 8..15 are free for future fixed entries.
  */
 #pragma once
 
@@ -21,6 +21,8 @@ enum inode_kind {
 	INODE_KIND_SEGMENTS = 3,         /* NAME/segments */
 	INODE_KIND_INFO = 4,             /* NAME/info */
 	INODE_KIND_REGIONS = 5,          /* NAME/regions/ */
+	INODE_KIND_CORE = 6,             /* NAME/core (process snapshots) */
+	INODE_KIND_MAP_SVG = 7,          /* NAME/map.svg */
 	INODE_KIND_REGION = 16,          /* NAME/regions/START-END-LABEL */
 };
 

@@ -3,7 +3,8 @@
  * Per-snapshot state of the mount: metadata copied from the catalog, the
  * `info` and `segments` texts and the parsed usage set (read once, the data
  * never changes), and the snapfs_image that all open memory and region
- * files of the snapshot share.
+ * files of the snapshot share, with the core file built over it and the
+ * map.svg picture.
  */
 #include "node.h"
 
@@ -73,7 +74,9 @@ void node_unref(struct node *node)
 {
 	if (!node || atomic_fetch_sub(&node->refs, 1) != 1)
 		return;
+	snapfs_core_close(node->core);
 	snapfs_image_close(node->image);
+	free(node->map_svg);
 	free(node->region_data);
 	snapfs_segments_free(node->segs, node->seg_count);
 	free(node->segments);
@@ -203,10 +206,89 @@ void node_image_put(struct node *node)
 {
 	pthread_mutex_lock(&node->lock);
 	if (--node->image_users == 0) {
+		snapfs_core_close(node->core);
+		node->core = NULL;
 		snapfs_image_close(node->image);
 		node->image = NULL;
 	}
 	pthread_mutex_unlock(&node->lock);
+}
+
+bool node_has_core(const struct node *node)
+{
+	return snapfs_format_has_core(node->snap.format);
+}
+
+int node_core_facts(struct node *node, struct snapfs_store *store,
+		    uint64_t *ret_size, uint64_t *ret_data)
+{
+	struct snapfs_image *own = NULL;
+	struct snapfs_core *core = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&node->lock);
+	if (!node->core_known) {
+		if (node->core) {
+			core = node->core;
+		} else {
+			rc = snapfs_image_open(store, node->snap.id, &own);
+			if (rc == 0)
+				rc = snapfs_core_open(store, &node->snap, own, &core);
+			if (rc < 0)
+				goto out_close;
+		}
+		node->core_size = snapfs_core_size(core);
+		node->core_data = snapfs_core_data_bytes(core);
+		node->core_known = true;
+	}
+	*ret_size = node->core_size;
+	*ret_data = node->core_data;
+out_close:
+	if (core != node->core)
+		snapfs_core_close(core);
+	snapfs_image_close(own);
+	pthread_mutex_unlock(&node->lock);
+	return rc;
+}
+
+int node_core_get(struct node *node, struct snapfs_store *store,
+		  struct snapfs_core **ret_core)
+{
+	struct snapfs_image *image;
+	int rc = node_image_get(node, store, &image);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&node->lock);
+	if (!node->core)
+		rc = snapfs_core_open(store, &node->snap, image, &node->core);
+	if (rc == 0) {
+		node->core_size = snapfs_core_size(node->core);
+		node->core_data = snapfs_core_data_bytes(node->core);
+		node->core_known = true;
+		*ret_core = node->core;
+	}
+	pthread_mutex_unlock(&node->lock);
+	if (rc < 0)
+		node_image_put(node);
+	return rc;
+}
+
+int node_map_svg(struct node *node, struct snapfs_store *store,
+		 const char **ret_text, size_t *ret_len)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&node->lock);
+	if (!node->map_svg)
+		rc = snapfs_map_svg(store, node->snap.name, NULL, &node->map_svg,
+				    &node->map_svg_len);
+	if (rc == 0) {
+		*ret_text = node->map_svg;
+		*ret_len = node->map_svg_len;
+	}
+	pthread_mutex_unlock(&node->lock);
+	return rc;
 }
 
 bool node_first_damage(struct node *node)

@@ -32,6 +32,13 @@ struct node {
 					    NULL until asked */
 	struct snapfs_image *image;      /* shared by open memory files */
 	unsigned image_users;            /* open memory files */
+	struct snapfs_core *core;        /* the core file over image; NULL
+					    until a core file is opened */
+	bool core_known;                 /* core_size, core_data are set */
+	uint64_t core_size;              /* the core file's size */
+	uint64_t core_data;              /* its data bytes, for st_blocks */
+	char *map_svg;                   /* the `map.svg` file; NULL until asked */
+	size_t map_svg_len;
 };
 
 /* A new node for a copy of snap (snap itself is not taken over), with one
@@ -66,6 +73,25 @@ int node_region_data(struct node *node, struct snapfs_store *store,
 int node_image_get(struct node *node, struct snapfs_store *store,
 		   struct snapfs_image **ret_image);
 void node_image_put(struct node *node);
+
+/* true if the snapshot has a `core` file (a process snapshot). */
+bool node_has_core(const struct node *node);
+
+/* The size and data bytes of the `core` file, computed on first use
+ * (through the shared image if one is open, else one opened for that). */
+int node_core_facts(struct node *node, struct snapfs_store *store,
+		    uint64_t *ret_size, uint64_t *ret_data);
+
+/* The core file over the node's shared image, built for its first user;
+ * like node_image_get() (it takes an image user) and given back with
+ * node_image_put(), which closes the core with the image. */
+int node_core_get(struct node *node, struct snapfs_store *store,
+		  struct snapfs_core **ret_core);
+
+/* The `map.svg` text (snapfs_map_svg()), drawn on first use and kept;
+ * owned by the node, valid while the caller holds a reference. */
+int node_map_svg(struct node *node, struct snapfs_store *store,
+		 const char **ret_text, size_t *ret_len);
 
 /* true the first time it is called for node: log damage once per snapshot. */
 bool node_first_damage(struct node *node);

@@ -10,6 +10,9 @@
  *                     showing just that range of the memory file
  *   /NAME/segments    the usage set as text
  *   /NAME/info        the metadata as text
+ *   /NAME/core        a process snapshot as an ELF core file (core_file.c
+ *                     in the core builds it; its PT_LOADs read the image)
+ *   /NAME/map.svg     the picture of the address space (snapfs_map_svg)
  *
  * Everything is read-only; every request that would change something gets
  * EROFS. Under -o private_rw a memory file also opens O_RDWR, for a VMM
@@ -50,7 +53,10 @@ struct open_file {
 	uint64_t base;                   /* memory, region: where the file starts
 					    in the image */
 	uint64_t size;                   /* memory, region: the file's size */
-	const char *text;                /* segments, info: owned by node */
+	struct snapfs_core *core;        /* core: the node's core file (holds an
+					    image user of the node) */
+	const char *text;                /* segments, info, map.svg: owned by
+					    node */
 	size_t text_len;
 	struct workset_recorder *rec;    /* memory: records its reads, or NULL */
 	atomic_bool prefetch_on_read;    /* memory: prefetch at the first read */
@@ -61,7 +67,9 @@ static const struct {
 	const char *name;
 	enum inode_kind kind;
 } dir_files[] = {
+	{ "core", INODE_KIND_CORE },
 	{ "info", INODE_KIND_INFO },
+	{ "map.svg", INODE_KIND_MAP_SVG },
 	{ "memory", INODE_KIND_MEMORY },
 	{ "regions", INODE_KIND_REGIONS },
 	{ "segments", INODE_KIND_SEGMENTS },
@@ -89,8 +97,10 @@ static double timeout_of(unsigned kind)
 	case INODE_KIND_SEGMENTS:
 	case INODE_KIND_REGIONS:
 	case INODE_KIND_REGION:
+	case INODE_KIND_CORE:
 		return DATA_TIMEOUT;
 	case INODE_KIND_INFO:
+	case INODE_KIND_MAP_SVG:
 		return INFO_TIMEOUT;
 	default:
 		return ROOT_TIMEOUT;
@@ -100,7 +110,8 @@ static double timeout_of(unsigned kind)
 static bool is_file_kind(unsigned kind)
 {
 	return kind == INODE_KIND_MEMORY || kind == INODE_KIND_SEGMENTS ||
-	       kind == INODE_KIND_INFO || kind == INODE_KIND_REGION;
+	       kind == INODE_KIND_INFO || kind == INODE_KIND_REGION ||
+	       kind == INODE_KIND_CORE || kind == INODE_KIND_MAP_SVG;
 }
 
 static bool is_dir_kind(unsigned kind)
@@ -135,7 +146,7 @@ static void open_file_free(struct fs *fs, struct open_file *of)
 	if (!of)
 		return;
 	workset_release(&fs->workset, of->rec);
-	if (of->image)
+	if (of->image || of->core)
 		node_image_put(of->node);
 	node_unref(of->node);
 	free(of);
@@ -188,7 +199,7 @@ static int stat_node(struct fs *fs, struct node *node, fuse_ino_t ino,
 {
 	const struct snapfs_segment *seg;
 	const char *text;
-	uint64_t data;
+	uint64_t data, size;
 	size_t len;
 	int rc;
 
@@ -222,6 +233,22 @@ static int stat_node(struct fs *fs, struct node *node, fuse_ino_t ino,
 		/* Stored pages only, so that sparse-aware tools see holes. */
 		st->st_blocks = (blkcnt_t)((node->snap.data_bytes + 511) / 512);
 		return 0;
+	case INODE_KIND_CORE:
+		if (!node_has_core(node))
+			return -ENOENT;
+		rc = node_core_facts(node, fs->store, &size, &data);
+		if (rc < 0)
+			return rc;
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)size;
+		st->st_blocks = (blkcnt_t)((data + 511) / 512);
+		return 0;
+	case INODE_KIND_MAP_SVG:
+		rc = node_map_svg(node, fs->store, &text, &len);
+		if (rc < 0)
+			return rc;
+		break;
 	case INODE_KIND_SEGMENTS:
 		rc = node_segments(node, fs->store, &text, &len);
 		if (rc < 0)
@@ -312,7 +339,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			ino = inode_make_region(node->snap.id, index);
 		}
 		for (size_t i = 0; !ino && i < DIR_FILE_COUNT; i++)
-			if (strcmp(name, dir_files[i].name) == 0)
+			if (strcmp(name, dir_files[i].name) == 0 &&
+			    inode_kind(parent) == INODE_KIND_DIR &&
+			    (dir_files[i].kind != INODE_KIND_CORE || node_has_core(node)))
 				ino = inode_make(node->snap.id, dir_files[i].kind);
 		if (!ino) {
 			rc = -ENOENT;
@@ -470,6 +499,23 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		of->size = region_size(seg, snapfs_image_size(of->image));
 		fi->keep_cache = 1;
 		break;
+	case INODE_KIND_CORE:
+		if (!node_has_core(of->node)) {
+			rc = -ENOENT;
+			break;
+		}
+		rc = node_core_get(of->node, fs->store, &of->core);
+		if (rc < 0)
+			break;
+		of->size = snapfs_core_size(of->core);
+		fi->keep_cache = 1;
+		break;
+	case INODE_KIND_MAP_SVG:
+		rc = snapfs_snapshot_check(fs->store, &of->node->snap);
+		if (rc == 0)
+			rc = node_map_svg(of->node, fs->store, &of->text, &of->text_len);
+		fi->keep_cache = 0;
+		break;
 	case INODE_KIND_SEGMENTS:
 		/* Never metadata that fails the snapshot's seal. */
 		rc = snapfs_snapshot_check(fs->store, &of->node->snap);
@@ -554,6 +600,38 @@ static void read_image(fuse_req_t req, struct open_file *of, size_t size,
 	snapfs_read_slices_release(&slices);
 }
 
+/* The core file: its headers from memory, its PT_LOADs through the
+ * image (snapfs_core_read() copies them into one buffer). */
+static void read_core(fuse_req_t req, struct open_file *of, size_t size, off_t off)
+{
+	ssize_t n;
+	char *buf;
+
+	if (off < 0 || (uint64_t)off >= of->size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > of->size - (uint64_t)off)
+		size = (size_t)(of->size - (uint64_t)off);
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = snapfs_store_replaced(req_fs(req)->store) ? -EIO
+						       : snapfs_core_read(of->core, buf, size,
+									  (uint64_t)off);
+	if (n >= 0 && (size_t)n != size)
+		n = -EIO;
+	if (n < 0) {
+		report_read_error(req_fs(req)->store, of->node, size, off, n);
+		fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
+	} else {
+		fuse_reply_buf(req, buf, size);
+	}
+	free(buf);
+}
+
 static void read_text(fuse_req_t req, const struct open_file *of,
 		      size_t size, off_t off)
 {
@@ -573,6 +651,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino UNUSED, size_t size,
 
 	if (of->image)
 		read_image(req, of, size, off);
+	else if (of->core)
+		read_core(req, of, size, off);
 	else
 		read_text(req, of, size, off);
 }
@@ -608,6 +688,14 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino UNUSED, off_t off,
 			pos = (int64_t)of->size;
 		}
 		fuse_reply_lseek(req, (off_t)pos);
+		return;
+	}
+	if (of->core) {
+		pos = snapfs_core_seek(of->core, (uint64_t)off, whence);
+		if (pos < 0)
+			fuse_reply_err(req, reply_errno(pos));
+		else
+			fuse_reply_lseek(req, (off_t)pos);
 		return;
 	}
 	/* The text files are all data. */
@@ -654,8 +742,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	if (rc < 0)
 		goto out_reply_err;
 	if (inode_kind(ino) == INODE_KIND_DIR) {
+		/* The walk only needs to know whether there is a core. */
+		fi->fh = node_has_core(node) ? 1 : 0;
 		node_unref(node);
-		fi->fh = 0;
 		fuse_reply_open(req, fi);
 		return;
 	}
@@ -681,6 +770,7 @@ struct dir_walk {
 	const struct listing *listing;           /* the root */
 	const struct snapfs_segment *segs;       /* regions/ */
 	size_t seg_count;
+	bool has_core;                           /* NAME/: lists core */
 	char name[REGION_NAME_MAX + 1];          /* a region's name */
 };
 
@@ -722,6 +812,10 @@ static bool dir_entry(struct dir_walk *w, size_t i, const char **ret_name,
 		st->st_mode = S_IFREG;
 		return true;
 	}
+	/* NAME/: the fixed entries, core only for a process snapshot (it is
+	 * first: dir_files is sorted). */
+	if (!w->has_core)
+		i++;
 	if (i >= DIR_FILE_COUNT)
 		return false;
 	*ret_name = dir_files[i].name;
@@ -744,6 +838,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (ino == FUSE_ROOT_ID) {
 		w.listing = (const struct listing *)(uintptr_t)fi->fh;
+	} else if (inode_kind(ino) == INODE_KIND_DIR) {
+		w.has_core = fi->fh == 1;
 	} else if (inode_kind(ino) == INODE_KIND_REGIONS) {
 		/* Read at opendir: this only takes the node's lock. */
 		rc = node_segments_array((struct node *)(uintptr_t)fi->fh,

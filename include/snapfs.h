@@ -53,7 +53,7 @@
 /* Longest snapshot name. */
 #define SNAPFS_NAME_MAX 128
 /* The schema version this library writes (PRAGMA user_version). */
-#define SNAPFS_SCHEMA_VERSION 3
+#define SNAPFS_SCHEMA_VERSION 4
 /* The database file inside a store directory. */
 #define SNAPFS_DB_FILE "snapfs.db"
 
@@ -588,3 +588,61 @@ struct snapfs_ws_layout {
  * fails its checksum (nothing is changed then). */
 SNAPFS_API int snapfs_working_set_lay_out(struct snapfs_store *store, const char *name,
 			       struct snapfs_ws_layout *ret_layout);
+
+/* --- process cores ------------------------------------------------------- */
+
+/* true if snapshots of this format hold a process's address space (elf,
+ * criu, pid: the memory-file offset is the virtual address), so that they
+ * have a core file. */
+SNAPFS_API bool snapfs_format_has_core(const char *format);
+
+/* A snapshot as an ELF64 core file (ET_CORE) that gdb and other debuggers
+ * read: ELF header, program headers and the notes (each thread's
+ * NT_PRSTATUS and the other notes the capture recorded, NT_FILE from the
+ * segments whose label is a path), built from the metadata, then one
+ * PT_LOAD per segment (p_vaddr = the segment's start) whose bytes are read
+ * through image, the snapshot's read path: nothing is copied. Its size is
+ * the headers (rounded up to a page) plus the segments' sizes. The headers
+ * count as data; the PT_LOAD contents are data and holes as in the memory
+ * file, so SEEK_DATA / SEEK_HOLE and the data bytes are exact. */
+struct snapfs_core;
+
+/* Build the core of snap (a snapshot of a format snapfs_format_has_core()
+ * names: -EOPNOTSUPP otherwise) over image, snap's image, which the core
+ * borrows: close the core first. Notes that fail their checks are
+ * -SNAPFS_ECORRUPT. */
+SNAPFS_API int snapfs_core_open(struct snapfs_store *store, const struct snapfs_snapshot *snap,
+		     struct snapfs_image *image, struct snapfs_core **ret_core);
+SNAPFS_API void snapfs_core_close(struct snapfs_core *core);
+SNAPFS_API uint64_t snapfs_core_size(const struct snapfs_core *core);
+/* Bytes of data in the core file: its headers and the stored pages of its
+ * PT_LOADs (st_blocks * 512, before rounding). */
+SNAPFS_API uint64_t snapfs_core_data_bytes(const struct snapfs_core *core);
+/* snapfs_image_read() for the core file: the count read, len unless the
+ * file ends first, or a negative error (damage: -EIO, whole). */
+SNAPFS_API ssize_t snapfs_core_read(struct snapfs_core *core, void *buf, size_t len, uint64_t off);
+/* snapfs_image_seek() for the core file: SEEK_DATA / SEEK_HOLE. */
+SNAPFS_API int64_t snapfs_core_seek(struct snapfs_core *core, uint64_t off, int whence);
+
+/* --- export -------------------------------------------------------------- */
+
+/* Write snapshot name to output as format: "raw" (the memory file, as
+ * snapfs_restore() writes it) or "elf" (its core file, the bytes of
+ * snapfs_core_read(); a snapshot without a core is -EOPNOTSUPP). Same
+ * rules as snapfs_restore(): a regular output is written sparse through a
+ * temporary file and renamed into place; "-" is standard output. -EINVAL
+ * for an unknown format. */
+SNAPFS_API int snapfs_export(struct snapfs_store *store, const char *name, const char *format,
+		  const char *output, const struct snapfs_restore_opts *opts);
+
+/* --- the picture --------------------------------------------------------- */
+
+/* An SVG picture of snapshot name's address space (what `snapfs map`
+ * writes and the mount's NAME/map.svg holds): segments to scale with large
+ * gaps folded, coloured by kind, shaded by page state (stored, shared with
+ * the parent, zero, not committed), pages changed against snapshot
+ * against marked (NULL: none), labels, a legend and the figures.
+ * *ret_text (ret_len bytes, NUL-terminated) is malloc'ed; the caller frees
+ * it. */
+SNAPFS_API int snapfs_map_svg(struct snapfs_store *store, const char *name, const char *against,
+		   char **ret_text, size_t *ret_len);

@@ -1,8 +1,8 @@
 -- SPDX-License-Identifier: MIT
 --
--- The snapfs store schema, version 3 (version 1 kept blob bytes in
--- blobs.data, version 2 had no snapshots.comment; schema/upgrade/ says how
--- a store moves on).
+-- The snapfs store schema, version 4 (version 1 kept blob bytes in
+-- blobs.data, version 2 had no snapshots.comment, version 3 no core_notes;
+-- schema/upgrade/ says how a store moves on).
 --
 -- A store is one SQLite database, snapfs.db, in WAL mode. This file creates
 -- a new store; schema/README.md documents every table, column and view and
@@ -230,5 +230,25 @@ CREATE TABLE working_set (
     seq         INTEGER NOT NULL CHECK (seq >= 0),
     first_page  INTEGER NOT NULL CHECK (first_page >= 0),
     page_count  INTEGER NOT NULL CHECK (page_count > 0),
+    PRIMARY KEY (snapshot_id, seq)
+) WITHOUT ROWID;
+
+-- --- Process notes (version 4) -------------------------------------------
+-- What a process snapshot (format elf, criu, pid) knows beyond its memory:
+-- the ELF notes of the core file the mount synthesizes (NAME/core, `snapfs
+-- export --format elf`), in the order they go into its PT_NOTE segment.
+-- One row per note: owner is the note's name ("CORE", "LINUX"), type its
+-- n_type (1 NT_PRSTATUS: one per thread, the registers; 2 NT_PRFPREG,
+-- 3 NT_PRPSINFO, 6 NT_AUXV, 0x46494c45 NT_FILE...), descr its bytes, in
+-- the byte order of the machine that made them. One row with owner
+-- "snapfs" and type 1 is not a note: its descr is the ELF e_machine of the
+-- process (2 bytes, little-endian). Read as untrusted input: the core
+-- synthesizer checks every size. Removed with the snapshot.
+CREATE TABLE core_notes (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL CHECK (seq >= 0),
+    owner       TEXT NOT NULL,
+    type        INTEGER NOT NULL CHECK (type >= 0 AND type <= 4294967295),
+    descr       BLOB NOT NULL,
     PRIMARY KEY (snapshot_id, seq)
 ) WITHOUT ROWID;

@@ -14,7 +14,7 @@
 #include "progress.h"
 
 static const char usage[] =
-	"export STORE NAME --format gvisor|raw OUTPUT [--force] [--quiet]";
+	"export STORE NAME --format elf|gvisor|raw OUTPUT [--force] [--quiet]";
 
 static int export_raw(struct snapfs_store *store, const char *name, const char *output,
 		      const struct snapfs_export_opts *opts)
@@ -24,12 +24,21 @@ static int export_raw(struct snapfs_store *store, const char *name, const char *
 	return snapfs_restore(store, name, output, &r);
 }
 
+static int export_elf(struct snapfs_store *store, const char *name, const char *output,
+		      const struct snapfs_export_opts *opts)
+{
+	struct snapfs_restore_opts r = { .force = opts->force, .progress = opts->progress };
+
+	return snapfs_export(store, name, "elf", output, &r);
+}
+
 static const struct export_format {
 	const char *name;
 	const char *output;        /* what OUTPUT names, for --help */
 	int (*run)(struct snapfs_store *store, const char *name, const char *output,
 		   const struct snapfs_export_opts *opts);
 } formats[] = {
+	{ "elf", "a process snapshot's ELF core (NAME/core in the mount)", export_elf },
 	{ "gvisor", "a directory: pages_meta.img and pages.img", snapfs_export_gvisor },
 	{ "raw", "the memory file (as restore writes it)", export_raw },
 };
@@ -100,10 +109,10 @@ int cmd_export(int argc, char **argv)
 	if (!snapfs_name_valid(name))
 		return cli_usage_error("export: snapshot '%s': invalid name", name);
 	if (!format)
-		return cli_usage_error("export '%s': --format is needed (gvisor or raw)", name);
+		return cli_usage_error("export '%s': --format is needed (elf, gvisor or raw)", name);
 	f = format_named(format);
 	if (!f)
-		return cli_usage_error("export '%s': format '%s': unknown (gvisor or raw)", name,
+		return cli_usage_error("export '%s': format '%s': unknown (elf, gvisor or raw)", name,
 				       format);
 	if (strcmp(argv[optind + 2], "-") == 0)
 		return cli_usage_error("export '%s': OUTPUT '-': export writes files (restore "
@@ -115,6 +124,7 @@ int cmd_export(int argc, char **argv)
 	bar = progress_bar_new("export", NULL, quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
+	cli_catch_signals();
 	rc = f->run(store, name, argv[optind + 2], &opts);
 	progress_bar_end(bar, cli_target_text(), rc >= 0);
 	rc = rc < 0 ? cli_fail(rc, "export") : EXIT_OK;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * snapfs map STORE NAME [--against OTHER] [-o FILE]: gather a snapshot's
- * segments, stored pages and differences through libsnapfs, and have
- * map_svg.c draw them.
+ * snapfs map STORE NAME [--against OTHER] [-o FILE]: the SVG that
+ * libsnapfs draws (snapfs_map_svg(), the same bytes as the mount's
+ * NAME/map.svg), written out.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "map_svg.h"
 
 static const char usage[] = "map STORE NAME [--against OTHER] [-o|--output FILE]   (an SVG picture "
 			    "of the address space; standard output by default)";
@@ -27,92 +26,11 @@ static const struct option options[] = {
 	{ 0 },
 };
 
-/* The stored pages of image, from SEEK_DATA / SEEK_HOLE. */
-static int data_ranges(struct snapfs_image *image, struct map_ranges *ret)
-{
-	uint64_t size = snapfs_image_size(image), off = 0;
-
-	while (off < size) {
-		int64_t d = snapfs_image_seek(image, off, SEEK_DATA), h;
-		int rc;
-
-		if (d == -ENXIO)
-			break;
-		if (d < 0)
-			return (int)d;
-		h = snapfs_image_seek(image, (uint64_t)d, SEEK_HOLE);
-		if (h < 0)
-			return (int)h;
-		rc = map_ranges_add(ret, (uint64_t)d, (uint64_t)h);
-		if (rc)
-			return rc;
-		off = (uint64_t)h;
-	}
-	return 0;
-}
-
-/* snapfs_diff callback: pages that differ (changed, added, or removed:
- * zero in B, which map_svg.c draws as zero whatever the parent had). */
-static int add_diff(void *data, uint64_t start, uint64_t end, enum snapfs_diff_status status)
-{
-	(void)status;
-	return map_ranges_add(data, start, end);
-}
-
-static int gather_and_draw(struct snapfs_store *store, const char *name, const char *against,
-			   FILE *out)
-{
-	struct map_ranges data = { 0 }, unshared = { 0 }, changed = { 0 };
-	struct snapfs_snapshot snap = { 0 };
-	struct snapfs_segment *segs = NULL;
-	struct snapfs_image *image = NULL;
-	size_t seg_count = 0;
-	int rc;
-
-	rc = snapfs_snapshot_get(store, name, &snap);
-	if (rc)
-		return rc;
-	rc = snapfs_snapshot_check(store, &snap);
-	if (rc)
-		goto out_release;
-	rc = snapfs_segments_get(store, snap.id, &segs, &seg_count);
-	if (rc)
-		goto out_release;
-	rc = snapfs_image_open(store, snap.id, &image);
-	if (rc)
-		goto out_segments;
-	rc = data_ranges(image, &data);
-	if (rc)
-		goto out_ranges;
-	if (snap.parent[0]) {
-		rc = snapfs_diff(store, snap.parent, name, add_diff, &unshared);
-		if (rc)
-			goto out_ranges;
-	}
-	if (against) {
-		rc = snapfs_diff(store, against, name, add_diff, &changed);
-		if (rc)
-			goto out_ranges;
-	}
-	rc = map_svg_write(out, &(struct map_model){
-		.snap = &snap, .segs = segs, .seg_count = seg_count, .data = &data,
-		.unshared = snap.parent[0] ? &unshared : NULL,
-		.changed = against ? &changed : NULL, .against = against });
-out_ranges:
-	map_ranges_release(&data);
-	map_ranges_release(&unshared);
-	map_ranges_release(&changed);
-	snapfs_image_close(image);
-out_segments:
-	snapfs_segments_free(segs, seg_count);
-out_release:
-	snapfs_snapshot_release(&snap);
-	return rc;
-}
-
 int cmd_map(int argc, char **argv)
 {
 	const char *against = NULL, *output = NULL, *names[2];
+	char *svg = NULL;
+	size_t svg_len = 0;
 	struct snapfs_store *store;
 	FILE *out = stdout;
 	int opt, rc;
@@ -162,7 +80,10 @@ int cmd_map(int argc, char **argv)
 			return EXIT_FAILED;
 		}
 	}
-	rc = gather_and_draw(store, names[0], against, out);
+	rc = snapfs_map_svg(store, names[0], against, &svg, &svg_len);
+	if (rc == 0 && fwrite(svg, 1, svg_len, out) != svg_len)
+		rc = -EIO;
+	free(svg);
 	if (out != stdout && fclose(out) && !rc)
 		rc = -EIO;
 	if (rc < 0 && out != stdout)

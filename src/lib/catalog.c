@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "blob_store.h"
+#include "core_notes.h"
 #include "errors.h"
 #include "lock_holder.h"
 #include "schema_check.h"
@@ -27,6 +28,8 @@ extern const char snapfs_upgrade_v2_sql[];
 extern const char snapfs_schema_v1_sql[];
 extern const char snapfs_schema_v2_sql[];
 extern const char snapfs_upgrade_v3_sql[];
+extern const char snapfs_schema_v3_sql[];
+extern const char snapfs_upgrade_v4_sql[];
 
 /* How long a statement waits when SQLite finds the database busy (a
  * checkpoint waiting for readers...). Taking the write lock waits for
@@ -191,7 +194,8 @@ static void catalog_unregister(struct catalog *cat);
 /* Upgrade steps as SQL: entry N-2 turns version N-1 into version N. The
  * schema check replays them on an empty database; upgrade.c runs them
  * on a store (with the data moves SQL cannot do). */
-static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql, snapfs_upgrade_v3_sql };
+static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql, snapfs_upgrade_v3_sql,
+					       snapfs_upgrade_v4_sql };
 
 /* --- the write lock: waiting for it, saying who holds it ---------------- */
 
@@ -593,6 +597,15 @@ int catalog_upgrade_v3(struct catalog *cat)
 
 	if (rc == 0)
 		rc = exec_sql(cat, "PRAGMA user_version = 3", "upgrade schema");
+	return rc;
+}
+
+int catalog_upgrade_v4(struct catalog *cat)
+{
+	int rc = exec_sql(cat, snapfs_upgrade_v4_sql, "upgrade schema");
+
+	if (rc == 0)
+		rc = exec_sql(cat, "PRAGMA user_version = 4", "upgrade schema");
 	return rc;
 }
 
@@ -1757,6 +1770,7 @@ out_free:
 static const char *const schema_texts[] = {
 	[1] = snapfs_schema_v1_sql,
 	[2] = snapfs_schema_v2_sql,
+	[3] = snapfs_schema_v3_sql,
 };
 
 #define SCHEMA_TEXT_COUNT (int)(sizeof(schema_texts) / sizeof(schema_texts[0]))
@@ -2170,4 +2184,87 @@ int catalog_wal_truncate(struct catalog *cat)
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		return -EBUSY;
 	return error_sqlite(cat->db, rc, "checkpoint");
+}
+
+/* --- process notes (issue 17, schema version 4) ---------------------------
+ * Prepared on each use: written once per save, read once per core opened
+ * or snapshot sealed. */
+
+int catalog_core_notes_insert(struct catalog *cat, int64_t snapshot_id,
+			      const struct core_note_list *notes)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (notes->count == 0)
+		return 0;
+	rc = sqlite3_prepare_v2(cat->db,
+				"INSERT INTO core_notes (snapshot_id, seq, owner, type, descr) "
+				"VALUES (?1, ?2, ?3, ?4, ?5)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "save process notes");
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	for (size_t i = 0; i < notes->count; i++) {
+		const struct core_note *n = &notes->notes[i];
+
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		sqlite3_bind_text(st, 3, n->owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)n->type);
+		sqlite3_bind_blob64(st, 5, n->len ? (const void *)n->descr : "", n->len,
+				    SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			rc = error_sqlite(cat->db, rc, "save process notes");
+			goto out_finalize;
+		}
+	}
+	rc = 0;
+out_finalize:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_core_notes_load(struct catalog *cat, int64_t snapshot_id,
+			    struct core_note_list *list)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db,
+				"SELECT owner, type, descr FROM core_notes "
+				"WHERE snapshot_id = ?1 ORDER BY seq", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "read process notes");
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *owner = (const char *)sqlite3_column_text(st, 0);
+		int64_t type = sqlite3_column_int64(st, 1);
+		const void *descr = sqlite3_column_blob(st, 2);
+		int len = sqlite3_column_bytes(st, 2);
+
+		if (sqlite3_column_type(st, 0) != SQLITE_TEXT ||
+		    sqlite3_column_type(st, 1) != SQLITE_INTEGER ||
+		    (sqlite3_column_type(st, 2) != SQLITE_BLOB && len != 0) || !owner ||
+		    type < 0 || type > UINT32_MAX || len < 0) {
+			rc = error_set(-SNAPFS_ECORRUPT, "snapshot #%lld: process note %zu: "
+				       "not a note", (long long)snapshot_id, list->count);
+			goto out_finalize;
+		}
+		rc = core_note_list_add(list, owner, (uint32_t)type, descr, (size_t)len);
+		if (rc == -EINVAL)
+			rc = error_set(-SNAPFS_ECORRUPT, "snapshot #%lld: process note %zu: "
+				       "owner or size out of bounds", (long long)snapshot_id,
+				       list->count);
+		if (rc < 0)
+			goto out_finalize;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = error_sqlite(cat->db, rc, "read process notes");
+		goto out_finalize;
+	}
+	rc = 0;
+out_finalize:
+	sqlite3_finalize(st);
+	return rc;
 }

@@ -45,6 +45,8 @@ int catalog_upgrade_v2_end(struct catalog *cat, bool commit);
 /* Version 2 -> 3 (schema/upgrade/v3.sql) and the new user_version, inside
  * the caller's write transaction. */
 int catalog_upgrade_v3(struct catalog *cat);
+/* Version 3 -> 4: the table core_notes (inside the caller's transaction). */
+int catalog_upgrade_v4(struct catalog *cat);
 int catalog_page_size(struct catalog *cat, uint32_t *ret_page_size);
 int catalog_data_version(struct catalog *cat, int64_t *ret_version);
 
@@ -199,3 +201,17 @@ int catalog_snapshot_delete_id(struct catalog *cat, int64_t id);
 int catalog_removed_list(struct catalog *cat, int64_t **ret_ids, size_t *ret_count);
 /* Blobs (and their stored bytes) that only hidden snapshots use. */
 int catalog_removed_kept(struct catalog *cat, uint64_t *ret_blobs, uint64_t *ret_bytes);
+
+/* --- process notes (schema version 4) ------------------------------------ */
+
+struct core_note_list;
+/* Insert a snapshot's notes as rows seq 0, 1, ... of core_notes (inside
+ * the caller's write transaction). */
+int catalog_core_notes_insert(struct catalog *cat, int64_t snapshot_id,
+			      const struct core_note_list *notes);
+/* A snapshot's notes in seq order, appended to *list (left as it was on
+ * failure but for notes already appended, which the caller releases).
+ * Rows whose owner or descr is not what the table promises are
+ * -SNAPFS_ECORRUPT. */
+int catalog_core_notes_load(struct catalog *cat, int64_t snapshot_id,
+			    struct core_note_list *list);

@@ -4,6 +4,8 @@
  * through the same read path as the mount. Regular files come out sparse
  * (only data pages are written) via a temporary file that is renamed into
  * place, so a failure never leaves a partial output behind.
+ * snapfs_export() writes the same way either that or the snapshot's core
+ * file (core_file.c), read through the same image.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 
 struct restore_job {
 	struct snapfs_image *img;
+	struct snapfs_core *core;      /* export --format elf: the core file */
 	const char *output;            /* as the user named it */
 	int fd;
 	bool sparse;                   /* skip holes (seekable regular file) */
@@ -51,6 +54,24 @@ static int write_full(struct restore_job *job, const unsigned char *buf,
 	return 0;
 }
 
+/* The file written: the memory file, or the core file. */
+static ssize_t job_read(struct restore_job *job, void *buf, size_t len, uint64_t off)
+{
+	return job->core ? snapfs_core_read(job->core, buf, len, off)
+			 : snapfs_image_read(job->img, buf, len, off);
+}
+
+static int64_t job_seek(struct restore_job *job, uint64_t off, int whence)
+{
+	return job->core ? snapfs_core_seek(job->core, off, whence)
+			 : snapfs_image_seek(job->img, off, whence);
+}
+
+static uint64_t job_size(const struct restore_job *job)
+{
+	return job->core ? snapfs_core_size(job->core) : snapfs_image_size(job->img);
+}
+
 /* Copy [start, end) of the image to the output. */
 static int copy_range(struct restore_job *job, uint64_t start, uint64_t end)
 {
@@ -61,7 +82,7 @@ static int copy_range(struct restore_job *job, uint64_t start, uint64_t end)
 
 		if (job->progress->cancel && *job->progress->cancel)
 			return error_set(-SNAPFS_ECANCELED, "interrupted");
-		n = snapfs_image_read(job->img, job->buf, len, at);
+		n = job_read(job, job->buf, len, at);
 		if (n < 0)
 			return error_set((int)n, "read at offset 0x%llx: %s",
 					 (unsigned long long)at, snapfs_strerror((int)n));
@@ -81,7 +102,7 @@ static int copy_range(struct restore_job *job, uint64_t start, uint64_t end)
 
 static int copy_image(struct restore_job *job)
 {
-	uint64_t size = snapfs_image_size(job->img), off = 0;
+	uint64_t size = job_size(job), off = 0;
 
 	if (!job->sparse)
 		return copy_range(job, 0, size);
@@ -89,14 +110,14 @@ static int copy_image(struct restore_job *job)
 		return error_set(-errno, "output '%s': cannot make a file of %llu bytes: %s",
 				 job->output, (unsigned long long)size, errno_text(errno));
 	while (off < size) {
-		int64_t data = snapfs_image_seek(job->img, off, SEEK_DATA), hole;
+		int64_t data = job_seek(job, off, SEEK_DATA), hole;
 		int rc;
 
 		if (data == -ENXIO)
 			break;
 		if (data < 0)
 			return (int)data;
-		hole = snapfs_image_seek(job->img, (uint64_t)data, SEEK_HOLE);
+		hole = job_seek(job, (uint64_t)data, SEEK_HOLE);
 		if (hole < 0)
 			return (int)hole;
 		rc = copy_range(job, (uint64_t)data, (uint64_t)hole);
@@ -193,8 +214,11 @@ static int restore_to_path(struct restore_job *job, const struct snapfs_restore_
 	return rc;
 }
 
-int snapfs_restore(struct snapfs_store *store, const char *name,
-		   const char *output, const struct snapfs_restore_opts *opts)
+/* Write snapshot name's memory file (core false) or core file to output;
+ * what names the operation in messages ("restore", "export"). */
+static int write_out(struct snapfs_store *store, const char *name, bool core,
+		     const char *output, const struct snapfs_restore_opts *opts,
+		     const char *what)
 {
 	struct restore_job job = { .output = output, .fd = -1,
 				   .progress = &opts->progress };
@@ -208,25 +232,46 @@ int snapfs_restore(struct snapfs_store *store, const char *name,
 	if (rc < 0)
 		return rc;
 	rc = snapfs_image_open(store, snap.id, &job.img);
+	if (rc == 0 && core)
+		rc = snapfs_core_open(store, &snap, job.img, &job.core);
 	snapfs_snapshot_release(&snap);
 	if (rc < 0)
-		return error_prefix(rc, "restore '%s'", name);
-	job.total = snapfs_image_data_pages(job.img) * SNAPFS_PAGE_SIZE;
+		goto out_close;
+	job.total = job.core ? snapfs_core_data_bytes(job.core)
+			     : snapfs_image_data_pages(job.img) * SNAPFS_PAGE_SIZE;
 	job.buf = malloc(RESTORE_CHUNK);
 	if (!job.buf) {
 		rc = -ENOMEM;
 		goto out_close;
 	}
 	if (strcmp(output, "-") == 0) {
-		job.total = snapfs_image_size(job.img);
+		job.total = job_size(&job);
 		rc = restore_to_stdout(&job);
 	} else {
 		rc = restore_to_path(&job, opts);
 	}
-	if (rc < 0)
-		error_prefix(rc, "restore '%s'", name);
 out_close:
+	if (rc < 0)
+		error_prefix(rc, "%s '%s'", what, name);
 	free(job.buf);
+	snapfs_core_close(job.core);
 	snapfs_image_close(job.img);
 	return rc;
+}
+
+int snapfs_restore(struct snapfs_store *store, const char *name,
+		   const char *output, const struct snapfs_restore_opts *opts)
+{
+	return write_out(store, name, false, output, opts, "restore");
+}
+
+int snapfs_export(struct snapfs_store *store, const char *name, const char *format,
+		  const char *output, const struct snapfs_restore_opts *opts)
+{
+	error_clear();
+	if (strcmp(format, "raw") == 0)
+		return write_out(store, name, false, output, opts, "export");
+	if (strcmp(format, "elf") == 0)
+		return write_out(store, name, true, output, opts, "export");
+	return error_set(-EINVAL, "export '%s': unknown format '%s' (raw or elf)", name, format);
 }

@@ -315,6 +315,9 @@ static int write_snapshot(struct save_job *job)
 		if (g->committed)
 			job->snap.committed_bytes += g->end - g->start;
 	}
+	rc = catalog_core_notes_insert(cat, job->snap.id, &job->src.core_notes);
+	if (rc < 0)
+		return rc;
 	rc = store_load_dicts(job->store, cat);
 	if (rc == 0)
 		rc = choose_dictionary(job);

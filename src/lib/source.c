@@ -181,6 +181,7 @@ void source_close(struct source *src)
 	if (src->ops && src->ops->close)
 		src->ops->close(src);
 	segment_list_release(&src->segments);
+	core_note_list_release(&src->core_notes);
 	free(src->description);
 	free(src->notes);
 	free(src->buf);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core_notes.h"
 #include "snapfs.h"
 
 /* A growable array of segments, sorted and non-overlapping once built. */
@@ -45,6 +46,8 @@ struct source {
 	bool has_segments;            /* the format gave the usage set */
 	struct segment_list segments; /* when has_segments */
 	char *notes;                  /* what the capture skipped, or NULL */
+	struct core_note_list core_notes; /* ELF notes of a process (registers,
+					   * auxv...), saved in core_notes */
 	void *impl;                   /* the format's own state */
 	unsigned char *buf;           /* scan buffer (SCAN_CHUNK bytes) */
 };

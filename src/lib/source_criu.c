@@ -29,7 +29,9 @@
  *  - criu/include/image.h: VMA status bits (VMA_AREA_HEAP, _STACK, _VDSO,
  *    _VVAR, _VSYSCALL, VMA_FILE_PRIVATE, _SHARED, VMA_ANON_SHARED, ...).
  *  - images/pagemap.proto, mm.proto, vma.proto, pstree.proto (copied to
- *    proto/).
+ *    proto/); core.proto and core-x86.proto (cut down to proto/core.proto:
+ *    the machine, an x86-64 thread's registers, the task's name), read
+ *    from core-<tid>.img for the core file's notes (core_notes).
  *  - LZ4-compressed pages (criu-dev, pull requests #2895 and #3115, 2026;
  *    see proto/pagemap.proto for what is and is not verified): a present
  *    entry with `blocks` has its pages cut into blocks of pages_per_block
@@ -43,7 +45,7 @@
  *  - A pagemap from a newer CRIU: its head and entries decide where every
  *    byte is, so a field this reader does not know there, or a flag other
  *    than PE_PARENT / PE_LAZY / PE_PRESENT, is refused with a message
- *    that names it; unknown fields elsewhere (mm, vma, pstree) are
+ *    that names it; unknown fields elsewhere (mm, vma, pstree, core) are
  *    ignored, as protobuf does.
  *
  * Decisions: with several processes in the dump (several pagemap-N.img),
@@ -58,12 +60,14 @@
  * are left out, as for live processes.
  */
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/procfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,6 +77,8 @@
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
+#include "core.pb-c.h"
+#include "core_notes.h"
 #include "source.h"
 #include "source_pb.h"
 #include "source_util.h"
@@ -82,6 +88,9 @@
 #define CRIU_PAGEMAP_MAGIC 0x56084025u
 #define CRIU_MM_MAGIC 0x57492820u
 #define CRIU_PSTREE_MAGIC 0x50273030u
+#define CRIU_CORE_MAGIC 0x55053847u
+/* core_entry.mtype of x86-64 (images/core.proto, enum march). */
+#define CRIU_MARCH_X86_64 1u
 
 #define CRIU_PE_PARENT (1u << 0)
 #define CRIU_PE_LAZY (1u << 1)
@@ -144,6 +153,8 @@ struct criu_source {
 	struct criu_chain **chains; /* [0]: the process; then shared memory */
 	size_t chain_count;
 	struct extent_list data;    /* file: chain * CRIU_MAX_LEVELS + level */
+	uint64_t *auxv;             /* mm_saved_auxv, for NT_AUXV; NULL if none */
+	size_t auxv_count;
 };
 
 /* A CRIU image read whole, walked entry by entry. */
@@ -1137,6 +1148,14 @@ static int read_segments(struct source *src, struct criu_source *cs, unsigned lo
 		goto out_close;
 	}
 	rc = segments_from_mm(src, cs, mm, name, notes);
+	if (rc == 0 && mm->n_mm_saved_auxv) {
+		cs->auxv = malloc(mm->n_mm_saved_auxv * sizeof(*cs->auxv));
+		if (!cs->auxv)
+			rc = -ENOMEM;
+		else
+			memcpy(cs->auxv, mm->mm_saved_auxv, mm->n_mm_saved_auxv * sizeof(*cs->auxv));
+		cs->auxv_count = cs->auxv ? mm->n_mm_saved_auxv : 0;
+	}
 	mm_entry__free_unpacked(mm, &budget.alloc);
 out_close:
 	image_close(&img);
@@ -1187,6 +1206,7 @@ static void criu_close(struct source *src)
 		chain_free(cs->chains[i]);
 	free(cs->chains);
 	extent_list_release(&cs->data);
+	free(cs->auxv);
 	free(cs);
 	src->impl = NULL;
 }
@@ -1197,6 +1217,178 @@ static const struct source_ops criu_ops = {
 	.read = criu_read,
 	.close = criu_close,
 };
+
+/* --- registers: core-<tid>.img (issue 17) ---------------------------------
+ * Each thread's core image gives its registers (x86-64 only: snapfs builds
+ * NT_PRSTATUS in this host's layout), the first one the task's name; the
+ * threads are pstree.img's entry of the process (the process alone when
+ * there is none), the main thread first. A thread without a core image, or
+ * of another machine, is named in the notes and left without registers. */
+
+/* The process's pstree entry: its threads and ids (*ret_entry NULL when
+ * pstree.img is missing or does not name it). */
+static int criu_pstree_entry(int dirfd, const char *dir, unsigned long id,
+			     struct pb_budget *budget, struct criu_image *img,
+			     PstreeEntry **ret_entry)
+{
+	const uint8_t *data;
+	size_t len;
+	int rc;
+
+	*ret_entry = NULL;
+	rc = image_open(dirfd, dir, "pstree.img", CRIU_PSTREE_MAGIC, img);
+	if (rc == -ENOENT)
+		return 0;
+	while (rc >= 0 && (rc = image_next(img, &data, &len)) == 1) {
+		PstreeEntry *pe;
+
+		pb_budget_init(budget, pb_budget_for(len));
+		pe = pstree_entry__unpack(&budget->alloc, len, data);
+		if (!pe)
+			return image_corrupt(img, "an entry does not decode");
+		if (pe->pid == id) {
+			*ret_entry = pe;
+			return 0;
+		}
+		pstree_entry__free_unpacked(pe, &budget->alloc);
+	}
+	return rc;
+}
+
+#if defined(__x86_64__)
+
+static void criu_gpregs(const UserX86RegsEntry *r, struct user_regs_struct *u)
+{
+	*u = (struct user_regs_struct){
+		.r15 = r->r15, .r14 = r->r14, .r13 = r->r13, .r12 = r->r12, .rbp = r->bp,
+		.rbx = r->bx, .r11 = r->r11, .r10 = r->r10, .r9 = r->r9, .r8 = r->r8,
+		.rax = r->ax, .rcx = r->cx, .rdx = r->dx, .rsi = r->si, .rdi = r->di,
+		.orig_rax = r->orig_ax, .rip = r->ip, .cs = r->cs, .eflags = r->flags,
+		.rsp = r->sp, .ss = r->ss, .fs_base = r->fs_base, .gs_base = r->gs_base,
+		.ds = r->ds, .es = r->es, .fs = r->fs, .gs = r->gs,
+	};
+}
+
+static int criu_fpregs(const UserX86FpregsEntry *f, struct core_note_list *out)
+{
+	struct user_fpregs_struct u = {
+		.cwd = (unsigned short)f->cwd, .swd = (unsigned short)f->swd,
+		.ftw = (unsigned short)f->twd, .fop = (unsigned short)f->fop, .rip = f->rip,
+		.rdp = f->rdp, .mxcsr = f->mxcsr, .mxcr_mask = f->mxcsr_mask,
+	};
+
+	if (f->n_st_space > 32 || f->n_xmm_space > 64)
+		return 0;  /* not the x86-64 layout: no floating point */
+	memcpy(u.st_space, f->st_space, f->n_st_space * sizeof(uint32_t));
+	memcpy(u.xmm_space, f->xmm_space, f->n_xmm_space * sizeof(uint32_t));
+	return core_note_list_add(out, "CORE", NT_PRFPREG, &u, sizeof(u));
+}
+
+/* The notes of thread tid from core-<tid>.img; for the first thread also
+ * NT_PRPSINFO (the task's name and ids) and NT_AUXV (mm_saved_auxv). */
+static int criu_thread_notes(struct source *src, int dirfd, const char *dir, uint32_t tid,
+			     const PstreeEntry *pe, bool first, struct note_list *skipped)
+{
+	struct criu_source *cs = src->impl;
+	struct core_note_list *out = &src->core_notes;
+	struct elf_prstatus pr;
+	struct criu_image img;
+	struct pb_budget budget;
+	const uint8_t *data;
+	CoreEntry *ce = NULL;
+	char name[64];
+	size_t len;
+	int rc;
+
+	snprintf(name, sizeof(name), "core-%u.img", tid);
+	rc = image_open(dirfd, dir, name, CRIU_CORE_MAGIC, &img);
+	if (rc == -ENOENT)
+		return note_add(skipped, "no %s: thread %u has no registers", name, tid);
+	if (rc >= 0)
+		rc = image_next(&img, &data, &len);
+	if (rc == 0)
+		rc = image_corrupt(&img, "no core entry");
+	if (rc < 0)
+		goto out_close;
+	pb_budget_init(&budget, pb_budget_for(len));
+	ce = core_entry__unpack(&budget.alloc, len, data);
+	if (!ce) {
+		rc = image_corrupt(&img, "the core entry does not decode");
+		goto out_close;
+	}
+	if (!ce->has_mtype || ce->mtype != CRIU_MARCH_X86_64 || !ce->thread_info ||
+	    !ce->thread_info->gpregs) {
+		rc = note_add(skipped, "%s: not x86-64 registers, left out", name);
+		goto out_free;
+	}
+	memset(&pr, 0, sizeof(pr));
+	criu_gpregs(ce->thread_info->gpregs, (struct user_regs_struct *)&pr.pr_reg);
+	pr.pr_pid = (pid_t)tid;
+	if (pe) {
+		pr.pr_ppid = (pid_t)pe->ppid;
+		pr.pr_pgrp = (pid_t)pe->pgid;
+		pr.pr_sid = (pid_t)pe->sid;
+	}
+	rc = core_note_list_add(out, "CORE", NT_PRSTATUS, &pr, sizeof(pr));
+	if (rc == 0 && first) {
+		struct elf_prpsinfo ps;
+
+		memset(&ps, 0, sizeof(ps));
+		ps.pr_pid = (pid_t)tid;
+		if (pe) {
+			ps.pr_ppid = (pid_t)pe->ppid;
+			ps.pr_pgrp = (pid_t)pe->pgid;
+			ps.pr_sid = (pid_t)pe->sid;
+		}
+		if (ce->tc && ce->tc->comm)
+			snprintf(ps.pr_fname, sizeof(ps.pr_fname), "%s", ce->tc->comm);
+		memcpy(ps.pr_psargs, ps.pr_fname, sizeof(ps.pr_fname));
+		rc = core_note_list_add(out, "CORE", NT_PRPSINFO, &ps, sizeof(ps));
+		if (rc == 0 && cs->auxv_count)
+			rc = core_note_list_add(out, "CORE", NT_AUXV, cs->auxv,
+						cs->auxv_count * sizeof(*cs->auxv));
+	}
+	if (rc == 0 && ce->thread_info->fpregs)
+		rc = criu_fpregs(ce->thread_info->fpregs, out);
+out_free:
+	core_entry__free_unpacked(ce, &budget.alloc);
+out_close:
+	image_close(&img);
+	return rc;
+}
+
+static int criu_notes(struct source *src, int dirfd, const char *dir, unsigned long id,
+		      struct note_list *skipped)
+{
+	struct criu_image img = { 0 };
+	struct pb_budget budget;
+	PstreeEntry *pe = NULL;
+	int rc;
+
+	rc = criu_pstree_entry(dirfd, dir, id, &budget, &img, &pe);
+	if (rc < 0)
+		goto out_close;
+	rc = core_note_list_add_machine(&src->core_notes, EM_X86_64);
+	if (rc == 0)
+		rc = criu_thread_notes(src, dirfd, dir, (uint32_t)id, pe, true, skipped);
+	for (size_t i = 0; rc == 0 && pe && i < pe->n_threads; i++)
+		if (pe->threads[i] != id)
+			rc = criu_thread_notes(src, dirfd, dir, pe->threads[i], pe, false,
+					       skipped);
+	if (pe)
+		pstree_entry__free_unpacked(pe, &budget.alloc);
+out_close:
+	image_close(&img);
+	return rc;
+}
+#else
+static int criu_notes(struct source *src, int dirfd, const char *dir, unsigned long id,
+		      struct note_list *skipped)
+{
+	(void)src, (void)dirfd, (void)dir, (void)id;
+	return note_add(skipped, "registers left out (read on x86-64 only)");
+}
+#endif
 
 int source_open_criu(const char *path, struct source *src)
 {
@@ -1219,9 +1411,10 @@ int source_open_criu(const char *path, struct source *src)
 	rc = choose_process(dirfd, path, &id);
 	if (rc == 0)
 		rc = chain_new(cs, dirfd, path, id, false, &ch);
-	close(dirfd);
-	if (rc < 0)
+	if (rc < 0) {
+		close(dirfd);
 		return rc;
+	}
 	rc = load_chain(ch);
 	if (rc < 0)
 		goto out_release;
@@ -1231,10 +1424,14 @@ int source_open_criu(const char *path, struct source *src)
 	rc = read_segments(src, cs, id, &notes);
 	if (rc < 0)
 		goto out_release;
+	rc = criu_notes(src, dirfd, path, id, &notes);
+	if (rc < 0)
+		goto out_release;
 	src->has_segments = true;
 	src->size = src->segments.count ? src->segments.segs[src->segments.count - 1].end : 0;
 	rc = note_list_finish(&notes, src);
 out_release:
+	close(dirfd);
 	note_list_release(&notes);
 	return rc;
 }

@@ -56,6 +56,9 @@ struct elf_notes {
 	size_t map_count;
 	bool have_nt_file;
 	bool machine;              /* a QEMU or VMCOREINFO note */
+	struct core_note_list *keep; /* every note, kept for the snapshot's
+				      * core file (NULL: a byte order not
+				      * this host's, not kept) */
 };
 
 static void elf_notes_release(struct elf_notes *notes)
@@ -152,6 +155,29 @@ static bool note_named(const Elf_Data *data, const GElf_Nhdr *nh, size_t name_of
 	       memcmp((const char *)data->d_buf + name_off, name, len) == 0;
 }
 
+/* Keep a copy of one note for the snapshot's core file (core_notes). */
+static int keep_note(const char *path, const Elf_Data *data, const GElf_Nhdr *nh,
+		     size_t name_off, size_t desc_off, struct core_note_list *keep)
+{
+	const char *name = (const char *)data->d_buf + name_off;
+	char owner[CORE_NOTE_OWNER_MAX + 1];
+	int rc;
+
+	if (nh->n_namesz == 0 || nh->n_namesz > CORE_NOTE_OWNER_MAX ||
+	    name_off > data->d_size || nh->n_namesz > data->d_size - name_off ||
+	    desc_off > data->d_size || nh->n_descsz > data->d_size - desc_off)
+		return elf_corrupt(path, "note cut short");
+	memcpy(owner, name, nh->n_namesz);
+	owner[nh->n_namesz] = '\0';
+	if (!owner[0] || !strcmp(owner, CORE_NOTE_OWNER_SNAPFS))
+		return 0;  /* a nameless note, or one that would pass for ours */
+	rc = core_note_list_add(keep, owner, nh->n_type,
+				(const unsigned char *)data->d_buf + desc_off, nh->n_descsz);
+	if (rc == -EINVAL)
+		return elf_corrupt(path, "note too large to keep");
+	return rc;
+}
+
 static int read_notes(const char *path, Elf *elf, uint64_t core_size, const GElf_Phdr *ph,
 		      bool swap, struct elf_notes *notes)
 {
@@ -175,6 +201,12 @@ static int read_notes(const char *path, Elf *elf, uint64_t core_size, const GElf
 		if (note_named(data, &nh, name_off, "QEMU") ||
 		    note_named(data, &nh, name_off, "VMCOREINFO"))
 			notes->machine = true;
+		if (notes->keep) {
+			int rc = keep_note(path, data, &nh, name_off, desc_off, notes->keep);
+
+			if (rc < 0)
+				return rc;
+		}
 		if (note_named(data, &nh, name_off, "CORE") && nh.n_type == NT_FILE &&
 		    !notes->have_nt_file) {
 			int rc;
@@ -307,6 +339,12 @@ static int read_headers(struct source *src, Elf *elf, struct elf_load **ret_load
 		return error_set(-EINVAL, "source '%s': ELF type %u, not a core file "
 				 "(use --format raw to save its bytes)", path, eh.e_type);
 	swap = (eh.e_ident[EI_DATA] == ELFDATA2MSB) != (__BYTE_ORDER == __BIG_ENDIAN);
+	if (!swap && eh.e_ident[EI_DATA] == ELFDATA2LSB) {
+		rc = core_note_list_add_machine(&src->core_notes, eh.e_machine);
+		if (rc < 0)
+			return rc;
+		notes->keep = &src->core_notes;
+	}
 	if (elf_getphdrnum(elf, &phnum) < 0)
 		return libelf_error(path, "program headers");
 	if (phnum > es->core_size / sizeof(Elf64_Phdr))

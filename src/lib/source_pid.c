@@ -17,6 +17,10 @@
  * in the notes: [vvar], [vsyscall], mappings without read permission
  * (guard pages), I/O and PFN mappings of devices. A page that still
  * cannot be read while saving reads as zeros.
+ *
+ * While the threads are stopped, pid_notes.c records what a core dump
+ * would hold besides the memory: each thread's registers, the process's
+ * facts, its auxiliary vector and its file mappings (table core_notes).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +38,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "pid_notes.h"
 #include "source.h"
 #include "source_util.h"
 
@@ -430,7 +435,10 @@ static int lay_out(struct source *src, const struct mapping *maps, size_t count,
 		const struct mapping *m = &maps[i];
 		const char *why = NULL, *label = m->path[0] ? m->path : NULL;
 		bool file_backed = m->path[0] == '/' && m->inode && !is_shared_anon(m->path);
-		bool anon_private = m->inode == 0 && m->perms[3] == 'p';
+		/* [vdso] pages are there whether touched or not (pagemap may
+		 * call them absent): read it whole, as a debugger will. */
+		bool anon_private = m->inode == 0 && m->perms[3] == 'p' &&
+				    strcmp(m->path, "[vdso]") != 0;
 		uint64_t data_end;
 
 		if (!strcmp(m->path, "[vvar]") || !strcmp(m->path, "[vvar_vclock]") ||
@@ -581,6 +589,44 @@ static int describe(struct source *src)
 	return 0;
 }
 
+/* The notes of the process (pid_notes.c): the main thread first. */
+static int collect_notes(struct source *src, const struct mapping *maps, size_t count)
+{
+	struct pid_source *ps = src->impl;
+	struct pid_thread_regs *threads = calloc(ps->count ? ps->count : 1, sizeof(*threads));
+	struct pid_file_map *files = calloc(count ? count : 1, sizeof(*files));
+	size_t n = 0, nfiles = 0;
+	int rc;
+
+	if (!threads || !files) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < ps->count; i++) {
+		const struct pid_thread *t = &ps->threads[i];
+
+		if (t->gone || !t->stopped)
+			continue;
+		threads[n] = (struct pid_thread_regs){ .tid = t->tid, .sig = t->sig };
+		if (t->tid == ps->pid && n > 0) {
+			struct pid_thread_regs first = threads[0];
+
+			threads[0] = threads[n];
+			threads[n] = first;
+		}
+		n++;
+	}
+	for (size_t i = 0; i < count; i++)
+		if (maps[i].path[0] == '/' && maps[i].inode)
+			files[nfiles++] = (struct pid_file_map){ maps[i].start, maps[i].end,
+								 maps[i].offset, maps[i].path };
+	rc = pid_notes_collect(ps->pid, threads, n, files, nfiles, &src->core_notes);
+out_free:
+	free(threads);
+	free(files);
+	return rc;
+}
+
 int source_open_pid(const char *path, struct source *src)
 {
 	struct note_list notes = { 0 };
@@ -617,6 +663,9 @@ int source_open_pid(const char *path, struct source *src)
 	if (rc < 0)
 		goto out_free;
 	rc = describe(src);
+	if (rc < 0)
+		goto out_free;
+	rc = collect_notes(src, maps, count);
 	if (rc < 0)
 		goto out_free;
 	rc = note_list_finish(&notes, src);

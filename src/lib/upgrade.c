@@ -8,6 +8,8 @@
  * Version 3 adds snapshots.comment (one ALTER TABLE); from version 1 it
  * runs inside the transaction of the move, so that a crash leaves a whole
  * version-1 or a whole version-3 store, never one in between.
+ * Version 4 adds the table core_notes, run in the same transaction as the
+ * step before it.
  */
 #include "upgrade.h"
 
@@ -55,6 +57,8 @@ static int upgrade_from_v1(struct catalog *cat, struct blob_store *bs)
 	if (rc == 0)
 		rc = catalog_upgrade_v3(cat);
 	if (rc == 0)
+		rc = catalog_upgrade_v4(cat);
+	if (rc == 0)
 		rc = seal_all(cat);
 	rc = catalog_upgrade_v2_end(cat, rc == 0) ?: rc;
 	blob_store_append_end(bs, rc == 0);
@@ -63,13 +67,16 @@ static int upgrade_from_v1(struct catalog *cat, struct blob_store *bs)
 	return rc;
 }
 
-static int upgrade_to_v3(struct catalog *cat)
+/* From version 2 or 3 to the newest, in one transaction. */
+static int upgrade_from_v2(struct catalog *cat, int from_version)
 {
 	int rc = catalog_begin_write(cat);
 
 	if (rc < 0)
 		return rc;
-	rc = catalog_upgrade_v3(cat);
+	rc = from_version < 3 ? catalog_upgrade_v3(cat) : 0;
+	if (rc == 0)
+		rc = catalog_upgrade_v4(cat);
 	if (rc == 0)
 		return catalog_commit(cat);
 	catalog_rollback(cat);
@@ -83,15 +90,16 @@ int upgrade_store(struct catalog *cat, struct blob_store *bs, int from_version)
 	if (from_version < 1 || from_version > SNAPFS_SCHEMA_VERSION)
 		return error_set(-SNAPFS_ENOTSTORE, "unknown schema version %d", from_version);
 	if (from_version < 2) {
-		/* Straight to version 3, in one transaction. */
+		/* Straight to the newest version, in one transaction. */
 		rc = upgrade_from_v1(cat, bs);
 		if (rc < 0)
 			return error_prefix(rc, "upgrade to schema version %d",
 					    SNAPFS_SCHEMA_VERSION);
-	} else if (from_version < 3) {
-		rc = upgrade_to_v3(cat);
+	} else if (from_version < SNAPFS_SCHEMA_VERSION) {
+		rc = upgrade_from_v2(cat, from_version);
 		if (rc < 0)
-			return error_prefix(rc, "upgrade to schema version 3");
+			return error_prefix(rc, "upgrade to schema version %d",
+					    SNAPFS_SCHEMA_VERSION);
 	}
 	return 0;
 }

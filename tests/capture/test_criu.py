@@ -7,6 +7,7 @@ entries out of order) are refused cleanly, leaving no snapshot."""
 
 import json
 import os
+import struct
 import shutil
 import subprocess
 
@@ -109,6 +110,81 @@ def check_pages(ctx, store, name, want, ranges):
     got = common.read_memory(ctx, store, name, [(a, PAGE) for a in offsets])
     for a, b in zip(offsets, got):
         check(b == want.get(a, bytes(PAGE)), f"page at {a:#x} is wrong")
+
+
+REG_NAMES = ["r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx",
+             "dx", "si", "di", "orig_ax", "ip", "cs", "flags", "sp", "ss", "fs_base",
+             "gs_base", "ds", "es", "fs", "gs"]
+
+
+def core_notes_of(data):
+    """(name, type, desc) of every note of an ELF64 LE core's PT_NOTE."""
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        p_type, _f, off, _v, _p, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        if p_type != 4:
+            continue
+        out, at = [], off
+        while at < off + filesz:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, at)
+            at += 12
+            name = data[at:at + namesz - 1].decode()
+            at += (namesz + 3) & ~3
+            out.append((name, ntype, data[at:at + descsz]))
+            at += (descsz + 3) & ~3
+        return out
+    return []
+
+
+def case_registers(ctx):
+    """core-<tid>.img of each thread (pstree.img names them) gives the
+    core file's NT_PRSTATUS: the registers as dumped, pr_pid the thread;
+    NT_PRPSINFO the task's name, NT_AUXV mm_saved_auxv. A thread without
+    a core image is named in the notes."""
+    d = ctx.dir / "regs"
+    write_dump(d, 0, [(HEAP[0], 4, "present"), (STACK[0], 8, "present")], pid=7)
+    mm = json.loads(subprocess.run(["/usr/bin/python3", CRIT, "decode", "-i", d / "mm-7.img"],
+                                   capture_output=True, text=True, check=True).stdout)
+    mm["entries"][0]["mm_saved_auxv"] = [6, 4096, 9, 0x401000, 0, 0]
+    crit(mm, d / "mm-7.img")
+    crit({"magic": "PSTREE", "entries": [{"pid": 7, "ppid": 1, "pgid": 7, "sid": 7,
+                                          "threads": [7, 8, 9]}]}, d / "pstree.img")
+    fp = {"cwd": 0x37f, "swd": 0, "twd": 0, "fop": 0, "rip": 0, "rdp": 0, "mxcsr": 0x1f80,
+          "mxcsr_mask": 0xffff, "st_space": list(range(32)), "xmm_space": list(range(64)),
+          "padding": [0] * 24}
+    want = {}
+    for tid in (7, 8):
+        regs = {n: hex(0x1000 * tid + i) for i, n in enumerate(REG_NAMES)}
+        regs["ip"], regs["sp"] = hex(HEAP[0] + 0x10 * tid), hex(STACK[1] - 0x100 * tid)
+        want[tid] = [int(regs[n], 16) for n in REG_NAMES]
+        crit({"magic": "CORE", "entries": [{
+            "mtype": "X86_64",
+            "thread_info": {"clear_tid_addr": "0x0", "gpregs": regs, "fpregs": fp},
+            "tc": {"task_state": 1, "exit_code": 0, "personality": 0, "flags": 0,
+                   "blk_sigset": "0x0", "comm": "criu-target"},
+        }]}, d / f"core-{tid}.img")
+    store = ctx.store()
+    snapfs("save", store, "r", d)
+    row = common.snapshot_row(store, "r")
+    check("core-9.img" in (row["notes"] or ""), f"notes do not name core-9.img: {row['notes']}")
+    out = ctx.dir / "r.core"
+    snapfs("export", store, "r", "--format", "elf", out)
+    notes = core_notes_of(out.read_bytes())
+    prstatus = [n for n in notes if n[:2] == ("CORE", 1)]
+    check(len(prstatus) == 2, f"{len(prstatus)} NT_PRSTATUS notes, wanted 2")
+    for (_o, _t, desc), tid in zip(prstatus, (7, 8)):
+        pid, = struct.unpack_from("<i", desc, 32)
+        regs = list(struct.unpack_from("<27Q", desc, 112))
+        check(pid == tid and regs == want[tid], f"thread {tid}: pr_pid {pid}, registers {regs}")
+    psinfo = [n[2] for n in notes if n[:2] == ("CORE", 3)]
+    check(len(psinfo) == 1 and psinfo[0][40:56].rstrip(b"\0") == b"criu-target",
+          f"NT_PRPSINFO: {psinfo}")
+    auxv = [n[2] for n in notes if n[:2] == ("CORE", 6)]
+    check(auxv == [struct.pack("<6Q", 6, 4096, 9, 0x401000, 0, 0)], f"NT_AUXV: {auxv}")
+    fpregs = [n[2] for n in notes if n[:2] == ("CORE", 2)]
+    check(len(fpregs) == 2 and struct.unpack_from("<32I", fpregs[0], 32) == tuple(range(32)),
+          "NT_PRFPREG: st_space")
 
 
 def case_chain(ctx):

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Upgrade of a version-1 store (blob bytes in blobs.data) to version 3
+"""Upgrade of a version-1 store (blob bytes in blobs.data) to version 4
 (blob bytes in packs/NNNNNNNN.pack, snapshots.comment), in place, by a
 write command, in one transaction; and of a version-2 store (made with
-schema/history/snapfs-v2.sql, main's schema at 77f4829) to version 3.
+schema/history/snapfs-v2.sql, main's schema at 77f4829) and of a version-3
+store (schema/history/snapfs-v3.sql, before core_notes) to version 4.
 
 The version-1 store is made genuinely: snapshots saved by this snapfs (two,
 one --parent of the other, and two more removed and collected so that blob
@@ -48,6 +49,7 @@ V1_BLOB_COLUMNS = ["id", "codec", "page_count", "stored_size", "checksum", "data
 
 V1_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v1.sql"
 V2_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v2.sql"
+V3_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v3.sql"
 
 
 def make_v1(store):
@@ -118,17 +120,21 @@ def make_v1(store):
     return shas
 
 
-def make_v2(store):
-    """Turn a store of this snapfs into a genuine version-2 one, in place: a
-    new snapfs.db made the way `snapfs init` of version 2 made it (page
-    size, auto-vacuum, WAL, then schema/history/snapfs-v2.sql, byte for
-    byte) and every row copied over (the columns version 2 had); the pack
-    files stay as they are."""
+def make_v2(store, version=2, schema=V2_SCHEMA):
+    """Turn a store of this snapfs into a genuine version-2 (or 3) one, in
+    place: a new snapfs.db made the way `snapfs init` of that version made
+    it (page size, auto-vacuum, WAL, then schema/history/snapfs-vN.sql,
+    byte for byte) and every row copied over (the columns that version
+    had); the pack files stay as they are."""
     store = Path(store)
     db = store / "snapfs.db"
-    old = store / "snapfs-v3.db"
-    c.check_eq(c.sql_value(store, "SELECT count(*) FROM snapshots WHERE comment IS NOT NULL"),
-               0, "snapshots with a comment (version 2 had none)")
+    old = store / "snapfs-new.db"
+    if version < 3:
+        c.check_eq(c.sql_value(store, "SELECT count(*) FROM snapshots "
+                               "WHERE comment IS NOT NULL"),
+                   0, "snapshots with a comment (version 2 had none)")
+    c.check_eq(c.sql_value(store, "SELECT count(*) FROM core_notes"), 0,
+               "process notes (versions before 4 had none)")
     c.run([c.SQLITE3, db, "PRAGMA wal_checkpoint(TRUNCATE);"], expect=0)
     os.replace(db, old)
     for suffix in ("-wal", "-shm"):
@@ -138,7 +144,7 @@ def make_v2(store):
         con.execute("PRAGMA page_size = 4096")
         con.execute("PRAGMA auto_vacuum = INCREMENTAL")
         con.execute("PRAGMA journal_mode = WAL")
-        con.executescript(V2_SCHEMA.read_text())
+        con.executescript(schema.read_text())
         con.execute("ATTACH DATABASE ? AS v3", (str(old),))
         con.execute("BEGIN IMMEDIATE")
         tables = [r[0] for r in con.execute(
@@ -153,16 +159,20 @@ def make_v2(store):
                     "FROM v3.sqlite_sequence")
         con.execute("COMMIT")
         con.execute("DETACH DATABASE v3")
-        con.execute("PRAGMA user_version = 2")
+        con.execute(f"PRAGMA user_version = {version}")
         c.check_eq(con.execute("PRAGMA integrity_check").fetchall(), [("ok",)],
-                   "integrity_check of the version-2 store")
+                   f"integrity_check of the version-{version} store")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         con.close()
     old.unlink()
-    c.check_eq(c.sql_value(store, "PRAGMA user_version"), 2, "user_version of the v2 store")
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), version,
+               f"user_version of the v{version} store")
     cols = [r["name"] for r in c.sql(store, "SELECT name FROM pragma_table_info('snapshots')")]
-    c.check("comment" not in cols, f"a v2 store has no snapshots.comment: {cols}")
+    c.check(version >= 3 or "comment" not in cols, f"a v2 store has no snapshots.comment: {cols}")
+    tables = [r["name"] for r in c.sql(store, "SELECT name FROM sqlite_master "
+                                              "WHERE type = 'table'")]
+    c.check("core_notes" not in tables, f"a v{version} store has no core_notes: {tables}")
 
 
 def pack_shas(store):
@@ -430,6 +440,39 @@ def case_upgrade_in_place(ctx):
     mount_compare(ctx, store, imgs)
 
 
+def case_upgrade_v3(ctx):
+    """A version-3 store: read-only commands refuse it naming gc; gc adds
+    the empty table core_notes, changes no row, seal or stored byte, and
+    gives the schema a new store has."""
+    imgs, _, _ = images(ctx)
+    store = ctx.store()
+    c.snapfs("save", store, "s1", imgs["s1"], "--comment", "before version 4")
+    c.snapfs("save", store, "s2", imgs["s2"], "--parent", "s1")
+    make_v2(store, 3, V3_SCHEMA)
+    meta = metadata(store)
+    seals = c.sql(store, "SELECT id, meta_digest, comment FROM snapshots ORDER BY id")
+    shas = pack_shas(store)
+    new_shape = schema_shape(ctx.store("fresh"))
+    check_refused_read_only(store, "s1", ctx, version=3)
+    c.snapfs("gc", store)
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), c.SCHEMA_VERSION,
+               "user_version after the upgrade")
+    check_same_shape(schema_shape(store), new_shape)
+    c.integrity_ok(store)
+    c.check_eq(metadata(store), meta, "rows of the upgraded store")
+    c.check_eq(c.sql(store, "SELECT id, meta_digest, comment FROM snapshots ORDER BY id"), seals,
+               "seals and comments after the upgrade")
+    c.check_eq(c.sql_value(store, "SELECT count(*) FROM core_notes"), 0,
+               "process notes after the upgrade")
+    c.check_eq(pack_shas(store), shas, "stored bytes of every blob after the upgrade")
+    c.snapfs("verify", store)
+    for name, img in imgs.items():
+        out = ctx.path(f"{name}.out")
+        c.snapfs("restore", store, name, out)
+        c.cmp_files(img, out)
+        out.unlink()
+
+
 def case_upgrade_v2(ctx):
     """A version-2 store: read-only commands refuse it naming gc; gc adds
     snapshots.comment (NULL for every snapshot), changes no other row or
@@ -445,7 +488,8 @@ def case_upgrade_v2(ctx):
     new_shape = schema_shape(ctx.store("fresh"))
     check_refused_read_only(store, "s1", ctx, version=2)
     c.snapfs("gc", store)
-    c.check_eq(c.sql_value(store, "PRAGMA user_version"), 3, "user_version after the upgrade")
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), c.SCHEMA_VERSION,
+               "user_version after the upgrade")
     check_same_shape(schema_shape(store), new_shape)
     c.integrity_ok(store)
     c.check_eq(metadata(store), meta, "rows of the upgraded store")

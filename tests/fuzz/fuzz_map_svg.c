@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Fuzz target for the SVG of `snapfs map` (src/cli/map_svg.c): segment
+ * Fuzz target for the SVG of `snapfs map` (src/lib/map_svg.c): segment
  * labels are untrusted text (a process's mapped paths, a checkpoint's
  * names). The input, split at newlines, gives the segments' labels, kinds
  * and sizes; whatever they hold, the SVG must stay well-formed: valid

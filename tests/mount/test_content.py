@@ -24,7 +24,7 @@ import subprocess
 import threading
 
 from mountlib import (PAGE, Mount, check, data_extents, drop_cache, log,
-                      main, make_image, run, save, seek_extents)
+                      main, make_image, run, save, seek_extents, snapfs)
 
 
 def check_file(path, data, name):
@@ -286,10 +286,23 @@ def test(work):
         check(names == sorted(images), f"root lists {names}, expected "
               f"{sorted(images)} in name order")
         ls = run(["ls", "-a1", os.path.join(mnt, "vm-a")]).stdout.split()
-        check(ls == [".", "..", "info", "memory", "regions", "segments"],
+        check(ls == [".", "..", "info", "map.svg", "memory", "regions", "segments"],
               f"ls -a of a snapshot dir: {ls}")
         ls = run(["ls", "-a1", mnt]).stdout.split()
         check(ls[:2] == [".", ".."], f"ls -a of the root: {ls[:4]}")
+        # map.svg: the bytes `snapfs map` prints (vm-a.2 with its parent's
+        # shared pages marked); raw snapshots have no core.
+        for name in ("vm-a", "vm-a.2"):
+            with open(os.path.join(mnt, name, "map.svg"), "rb") as f:
+                svg = f.read()
+            printed = snapfs("map", store, name).stdout.encode()
+            check(svg == printed and svg.startswith(b"<?xml") and b"</svg>" in svg,
+                  f"{name}/map.svg ({len(svg)} bytes) is not snapfs map's output "
+                  f"({len(printed)} bytes)")
+            check(os.stat(os.path.join(mnt, name, "map.svg")).st_size == len(svg),
+                  f"{name}/map.svg: st_size is not its length")
+            check(not os.path.exists(os.path.join(mnt, name, "core")),
+                  f"{name}: a raw snapshot has a core")
         st = os.stat(mnt)
         check(stat.S_IMODE(st.st_mode) == 0o555 and stat.S_ISDIR(st.st_mode),
               f"root mode {oct(st.st_mode)}")

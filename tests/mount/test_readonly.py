@@ -60,7 +60,7 @@ def try_writes(mnt, name):
         expect_errno(E, os.removexattr, path, "user.snapfs")
     check(not os.access(mem, os.W_OK), "access(W_OK) allowed")
     check(os.access(mem, os.R_OK), "access(R_OK) refused")
-    check(sorted(os.listdir(d)) == ["info", "memory", "regions", "segments"],
+    check(sorted(os.listdir(d)) == ["info", "map.svg", "memory", "regions", "segments"],
           f"snapshot dir changed: {os.listdir(d)}")
 
 
@@ -131,7 +131,7 @@ def test(work):
         check(p.returncode == 0,
               f"-o allow_other: nobody's cmp failed: {p.stderr}")
         p = as_nobody("ls", os.path.join(mnt, "vm"))
-        check(p.stdout.split() == ["info", "memory", "regions", "segments"],
+        check(p.stdout.split() == ["info", "map.svg", "memory", "regions", "segments"],
               f"-o allow_other: nobody's ls: {p.stdout!r} {p.stderr!r}")
         p = as_nobody("sh", "-c", f"echo x >> '{mem}'")
         check(p.returncode != 0, "-o allow_other: nobody could write")

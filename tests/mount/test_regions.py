@@ -191,7 +191,7 @@ def test(work):
         d = os.path.join(mnt, "r")
         regions = os.path.join(d, "regions")
         ls = run(["ls", "-a1", d]).stdout.split()
-        check(ls == [".", "..", "info", "memory", "regions", "segments"],
+        check(ls == [".", "..", "info", "map.svg", "memory", "regions", "segments"],
               f"ls -a of a snapshot dir: {ls}")
         st = os.stat(regions)
         check(stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o555,

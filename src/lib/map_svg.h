@@ -2,8 +2,8 @@
 /*
  * The picture of a snapshot's address space that `snapfs map` writes: an
  * SVG strip of the segments, scaled to the ranges in use with large gaps
- * folded, coloured by kind and shaded by page state. Uses the public
- * header only: the command gathers the data, this module draws it.
+ * folded, coloured by kind and shaded by page state. Private to the core:
+ * map.c gathers the data (snapfs_map_svg()), this module draws it.
  */
 #pragma once
 
