@@ -19,7 +19,7 @@
 #include "cli.h"
 
 static const char usage[] = "uffd STORE NAME --socket PATH [--no-prefetch] [--keep-listening] "
-			    "[-v] [--quiet]";
+			    "[-v|--verbose] [--quiet]";
 
 enum { OPT_SOCKET = 0x100, OPT_NO_PREFETCH, OPT_KEEP, OPT_VERBOSE, OPT_QUIET, OPT_HELP };
 
