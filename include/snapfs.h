@@ -595,7 +595,17 @@ struct snapfs_uffd_opts {
 	size_t prefetch_count;
 	volatile sig_atomic_t *cancel;          /* set: stop, -SNAPFS_ECANCELED */
 	int handshake_timeout_ms;               /* 0: 10 s */
+	unsigned fault_around_pages;            /* a fault on a 4 KiB data page
+	                                         * brings in this many pages around
+	                                         * it (a power of two up to 256,
+	                                         * aligned in the memory file, within
+	                                         * its region, not where the balloon
+	                                         * took any back); 0:
+	                                         * SNAPFS_UFFD_FAULT_AROUND; 1: the
+	                                         * page alone */
 };
+/* Default fault-around: one blob's pages (decoded for the fault anyway). */
+#define SNAPFS_UFFD_FAULT_AROUND 8u
 
 /* What a page server did for one client (counted as it goes). */
 struct snapfs_uffd_stats {
@@ -605,6 +615,8 @@ struct snapfs_uffd_stats {
 	uint64_t fault_zero_pages;    /* ... with a zero page (holes, zero pages,
 	                               * removed ranges) */
 	uint64_t fault_present;       /* found present already (prefetched): woken */
+	uint64_t fault_around_pages;  /* pages copied in by fault-around (the
+	                               * faulting ones included) */
 	uint64_t prefetched_pages;    /* pages copied in ahead of faults */
 	uint64_t prefetch_present;    /* prefetch pages that were there already */
 	uint64_t prefetch_ms;         /* time the prefetch took */

@@ -18,14 +18,17 @@
 
 #include "cli.h"
 
-static const char usage[] = "uffd STORE NAME --socket PATH [--no-prefetch] [--keep-listening] "
+static const char usage[] = "uffd STORE NAME --socket PATH [--no-prefetch] [--fault-around PAGES] "
+			    "[--keep-listening] "
 			    "[-v|--verbose] [--quiet]";
 
-enum { OPT_SOCKET = 0x100, OPT_NO_PREFETCH, OPT_KEEP, OPT_VERBOSE, OPT_QUIET, OPT_HELP };
+enum { OPT_SOCKET = 0x100, OPT_NO_PREFETCH, OPT_AROUND, OPT_KEEP, OPT_VERBOSE, OPT_QUIET,
+       OPT_HELP };
 
 static const struct option options[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
+	{ "fault-around", required_argument, NULL, OPT_AROUND },
 	{ "keep-listening", no_argument, NULL, OPT_KEEP },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
@@ -36,6 +39,7 @@ static const struct option options[] = {
 struct uffd_args {
 	const char *socket;
 	bool prefetch, keep, verbose, quiet;
+	unsigned around;
 };
 
 /* Listen on path: a stale socket file is replaced, any other file is
@@ -92,10 +96,11 @@ static int accept_client(int listener)
 static void print_stats(const char *name, const struct snapfs_uffd_stats *s)
 {
 	fprintf(stderr, "snapfs: uffd '%s': regions %llu, faults %llu (copied %llu, zero %llu, "
-		"present %llu), prefetched %llu pages in %llu ms (present %llu), removes %llu "
+		"present %llu, around %llu pages), prefetched %llu pages in %llu ms (present %llu), removes %llu "
 		"(%llu bytes), poisoned %llu\n", name, (unsigned long long)s->regions,
 		(unsigned long long)s->faults, (unsigned long long)s->fault_pages,
 		(unsigned long long)s->fault_zero_pages, (unsigned long long)s->fault_present,
+		(unsigned long long)s->fault_around_pages,
 		(unsigned long long)s->prefetched_pages, (unsigned long long)s->prefetch_ms,
 		(unsigned long long)s->prefetch_present, (unsigned long long)s->removes,
 		(unsigned long long)s->removed_bytes, (unsigned long long)s->poisoned_pages);
@@ -151,6 +156,16 @@ static int parse(int argc, char **argv, struct uffd_args *a)
 		case OPT_NO_PREFETCH:
 			a->prefetch = false;
 			break;
+		case OPT_AROUND: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+
+			if (*end || end == optarg || n < 1 || n > 256 || (n & (n - 1)))
+				return cli_usage_error("uffd: --fault-around '%s': not a power of two "
+						       "from 1 to 256", optarg);
+			a->around = (unsigned)n;
+			break;
+		}
 		case OPT_KEEP:
 			a->keep = true;
 			break;
@@ -214,6 +229,7 @@ int cmd_uffd(int argc, char **argv)
 		goto out_close;
 	}
 	opts.prefetch = runs;
+	opts.fault_around_pages = a.around;
 	opts.prefetch_count = run_count;
 	listener = listen_on(a.socket);
 	if (listener < 0) {

@@ -74,6 +74,7 @@ struct server {
 	size_t deferred_count, deferred_cap;
 	const struct snapfs_page_run *prefetch;
 	size_t prefetch_count;
+	uint64_t around;               /* bytes a 4 KiB fault brings in, aligned */
 };
 
 static void count(uint64_t *field, uint64_t n)
@@ -272,6 +273,57 @@ static int read_page(struct server *srv, uint64_t off, uint64_t page)
 	return 0;
 }
 
+/* Fault-around: fill the srv->around bytes (aligned in the memory file)
+ * around the fault at start, file offset off, in region r, from one read
+ * (the blob decoded for the fault holds its neighbours). Returns 1 if done,
+ * 0 to answer the page alone (a removed range nearby, the end of the
+ * region or of the file, a read that failed: the page alone finds out),
+ * or a negative error from the copy. */
+static int serve_around(struct server *srv, const struct snapfs_uffd_region *r,
+			uint64_t start, uint64_t off)
+{
+	struct snapfs_read_slices slices;
+	uint64_t woff = off & ~(srv->around - 1), wend = woff + srv->around, dst, present = 0;
+	uint64_t pages;
+	int rc;
+
+	if (woff < r->offset)
+		woff = r->offset;
+	if (wend > r->offset + r->size)
+		wend = r->offset + r->size;
+	if (wend > srv->file_size)
+		wend = srv->file_size & ~(uint64_t)(SNAPFS_PAGE_SIZE - 1);
+	dst = r->base + (woff - r->offset);
+	if (wend <= off || wend - woff <= SNAPFS_PAGE_SIZE ||
+	    removed_overlaps(srv, dst, dst + (wend - woff)))
+		return 0;
+	pages = (wend - woff) / SNAPFS_PAGE_SIZE;
+	rc = snapfs_image_read_slices(srv->image, woff, (size_t)(wend - woff), &slices);
+	if (rc < 0 || slices.len != wend - woff) {
+		snapfs_read_slices_release(&slices);
+		return 0;
+	}
+	for (size_t i = 0; i < slices.count && rc == 0; i++) {
+		uint64_t len = slices.iov[i].iov_len, done, p;
+		bool zero = snapfs_image_data_bytes(srv->image, woff, woff + len) == 0;
+
+		rc = fill(srv, dst, zero ? NULL : slices.iov[i].iov_base, len, SNAPFS_PAGE_SIZE,
+			  &done, &p);
+		present += p;
+		dst += len;
+		woff += len;
+	}
+	snapfs_read_slices_release(&slices);
+	if (rc < 0)
+		return rc;
+	count(&srv->st->fault_pages, 1);
+	count(&srv->st->fault_around_pages, pages - present);
+	/* The faulting page may have been among those present. */
+	if (present)
+		wake(srv, start, SNAPFS_PAGE_SIZE);
+	return 1;
+}
+
 /* Answer a fault on host address addr. Returns 0, -EAGAIN (answer it
  * again later) or -ESRCH (the client is gone). */
 static int serve_fault(struct server *srv, uint64_t addr, pid_t thread)
@@ -295,6 +347,11 @@ static int serve_fault(struct server *srv, uint64_t addr, pid_t thread)
 	off = r->offset + (start - r->base);
 	zero = removed_overlaps(srv, start, start + page) ||
 	       snapfs_image_data_bytes(srv->image, off, off + page) == 0;
+	if (!zero && page == SNAPFS_PAGE_SIZE && srv->around > SNAPFS_PAGE_SIZE) {
+		rc = serve_around(srv, r, start, off);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
 	if (zero && page == SNAPFS_PAGE_SIZE) {
 		rc = fill(srv, start, NULL, page, page, &done, &present);
 		if (rc == 0)
@@ -796,6 +853,8 @@ int snapfs_uffd_serve(struct snapfs_image *image, int conn_fd,
 		.st = stats ? stats : &local,
 		.prefetch = opts ? opts->prefetch : NULL,
 		.prefetch_count = opts && opts->prefetch ? opts->prefetch_count : 0,
+		.around = (uint64_t)(opts && opts->fault_around_pages ? opts->fault_around_pages :
+				     SNAPFS_UFFD_FAULT_AROUND) * SNAPFS_PAGE_SIZE,
 	};
 	int timeout = opts && opts->handshake_timeout_ms > 0 ? opts->handshake_timeout_ms :
 		      HANDSHAKE_TIMEOUT_MS;
@@ -805,6 +864,9 @@ int snapfs_uffd_serve(struct snapfs_image *image, int conn_fd,
 
 	error_clear();
 	memset(srv.st, 0, sizeof(*srv.st));
+	if (srv.around & (srv.around - 1) || srv.around > PREFETCH_CHUNK)
+		return error_set(-EINVAL, "uffd: fault-around of %llu pages: not a power of two "
+				 "from 1 to 256", (unsigned long long)(srv.around / SNAPFS_PAGE_SIZE));
 	pthread_mutex_init(&srv.lock, NULL);
 	atomic_init(&srv.stop, false);
 	atomic_init(&srv.gone, false);

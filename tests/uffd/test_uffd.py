@@ -33,10 +33,11 @@ from common import (PAGE, check, check_eq, damage_blob, fail, log, main, run, sn
 
 CLIENT = os.environ.get("UFFD_CLIENT") or str(
     common.SOURCE_ROOT / "build" / "tests" / "uffd" / "uffd_client")
-STATS = re.compile(r"regions (\d+), faults (\d+) \(copied (\d+), zero (\d+), present (\d+)\), "
+STATS = re.compile(r"regions (\d+), faults (\d+) \(copied (\d+), zero (\d+), present (\d+), "
+                   r"around (\d+) pages\), "
                    r"prefetched (\d+) pages in \d+ ms \(present (\d+)\), removes (\d+) "
                    r"\((\d+) bytes\), poisoned (\d+)")
-STAT_NAMES = ("regions", "faults", "copied", "zero", "present", "prefetched",
+STAT_NAMES = ("regions", "faults", "copied", "zero", "present", "around", "prefetched",
               "prefetch_present", "removes", "removed_bytes", "poisoned")
 
 
@@ -120,7 +121,8 @@ def case_roundtrip(ctx):
     store, img = saved(ctx, size=320 * PAGE - 1000)
     for order, regions, fields in (("seq", 1, "new"), ("random", 3, "new"),
                                    ("random", 2, "old"), ("seq", 4, "page_size")):
-        srv = Server(ctx, store, "vm")
+        # One page a fault, so that the counts below are exact.
+        srv = Server(ctx, store, "vm", "--fault-around", "1")
         out = client(srv, img, "--order", order, "--regions", regions, "--fields", fields,
                      "--seed", regions)
         check("touched 320" in out and "sigbus_pages 0 wrong_pages 0" in out,
@@ -135,6 +137,19 @@ def case_roundtrip(ctx):
         check_eq(st["zero"], 320 - data_pages, "pages answered with UFFDIO_ZEROPAGE")
         check(not os.path.exists(srv.sock), "the socket file is left behind")
         log(f"{order} order, {regions} regions, fields {fields}: 320 pages right, {st}")
+    # Fault-around (8 pages by default, 256 at most): fewer faults, the same bytes.
+    for around in (None, "256"):
+        srv = Server(ctx, store, "vm", *(("--fault-around", around) if around else ()))
+        out = client(srv, img, "--order", "random", "--regions", "3")
+        check("touched 320" in out and "sigbus_pages 0 wrong_pages 0" in out, f"{out!r}")
+        srv.wait()
+        st = srv.stats()
+        check(st["around"] > st["copied"] and st["faults"] < 320,
+              f"fault-around {around or 'default'} brought nothing in around: {st}")
+        log(f"fault-around {around or 'default'}: {st}")
+    for bad in ("0", "3", "512", "x"):
+        common.expect_error(["uffd", store, "vm", "--socket", ctx.path("s"), "--fault-around",
+                             bad], 2, "--fault-around")
 
 
 def _page(img, p):
@@ -174,16 +189,20 @@ def case_damage(ctx):
 def case_remove(ctx):
     setup()
     store, img = saved(ctx)
-    srv = Server(ctx, store, "vm")
-    # Pages 256..271 hold text: after MADV_DONTNEED they read zeros.
-    out = client(srv, img, "--remove", "256:16")
-    srv.wait()
-    check("removed 16" in out and "sigbus_pages 0 wrong_pages 0" in out, f"{out!r}")
-    st = srv.stats()
-    check(st["removes"] >= 1 and st["removed_bytes"] >= 16 * PAGE, f"REMOVE not seen: {st}")
-    check_eq(st["faults"], 320 + 16, "faults: the pass, then the removed pages again")
-    check_eq(st["zero"] - (320 - st["copied"]), 16, "removed pages answered with zeros")
-    log(f"REMOVE: {st}")
+    for around in ("1", "8"):
+        srv = Server(ctx, store, "vm", "--fault-around", around)
+        # Pages 258..265 hold text: after MADV_DONTNEED they read zeros,
+        # their neighbours (257, 266: fault-around windows cut by the
+        # removed range) the snapshot's bytes.
+        out = client(srv, img, "--remove", "258:8", "--order", "random")
+        srv.wait()
+        check("removed 8" in out and "sigbus_pages 0 wrong_pages 0" in out, f"{out!r}")
+        st = srv.stats()
+        check(st["removes"] >= 1 and st["removed_bytes"] >= 8 * PAGE, f"REMOVE not seen: {st}")
+        if around == "1":
+            check_eq(st["faults"], 320 + 8, "faults: the pass, then the removed pages again")
+            check_eq(st["zero"] - (320 - st["copied"]), 8, "removed pages answered with zeros")
+        log(f"REMOVE, fault-around {around}: {st}")
 
 
 def _working_set(store, runs):
@@ -210,7 +229,7 @@ def case_prefetch(ctx):
     check_eq(st["prefetched"] + st["prefetch_present"], pages, "pages the prefetch copied in")
     check_eq(st["faults"], 0, "faults on a prefetched working set")
     # Without the prefetch every page of it faults.
-    srv = Server(ctx, store, "vm", "--no-prefetch")
+    srv = Server(ctx, store, "vm", "--no-prefetch", "--fault-around", "1")
     out = client(srv, img, "--order", f"list:{order}")
     srv.wait()
     check_eq(srv.stats()["faults"], pages, "faults with --no-prefetch")
