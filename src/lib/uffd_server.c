@@ -353,7 +353,23 @@ static int serve_fault(struct server *srv, uint64_t addr, pid_t thread)
 			return rc < 0 ? rc : 0;
 	}
 	if (zero && page == SNAPFS_PAGE_SIZE) {
-		rc = fill(srv, start, NULL, page, page, &done, &present);
+		uint64_t len = page, at = start;
+
+		/* A hole: its whole fault-around window, if all of it is one. */
+		if (srv->around > page && !removed_overlaps(srv, start, start + page)) {
+			uint64_t woff = off & ~(srv->around - 1), wend = woff + srv->around;
+
+			if (woff >= r->offset && wend <= r->offset + r->size &&
+			    snapfs_image_data_bytes(srv->image, woff, wend) == 0 &&
+			    !removed_overlaps(srv, r->base + (woff - r->offset),
+					      r->base + (wend - r->offset))) {
+				at = r->base + (woff - r->offset);
+				len = srv->around;
+			}
+		}
+		rc = fill(srv, at, NULL, len, page, &done, &present);
+		if (rc == 0 && len > page)
+			count(&srv->st->fault_around_pages, len / page - present);
 		if (rc == 0)
 			count(present ? &srv->st->fault_present : &srv->st->fault_zero_pages, 1);
 	} else if (zero) {
