@@ -49,6 +49,10 @@ struct uffdio_poison {
 #define HANDSHAKE_TIMEOUT_MS 10000
 /* Bytes the prefetch reads and copies at once. */
 #define PREFETCH_CHUNK ((uint64_t)SNAPFS_READ_SLICES_BYTES)
+/* Threads that read a prefetch at once, and the gap between two pieces of
+ * a working set that one read spans (pages), as the mount's prefetch. */
+#define PREFETCH_THREADS 4
+#define PREFETCH_GAP 8
 /* Events read from the userfaultfd at once. */
 #define EVENTS_MAX 64
 
@@ -565,32 +569,147 @@ static void prefetch_piece(struct server *srv, const struct snapfs_uffd_region *
 	snapfs_read_slices_release(&slices);
 }
 
-static void *prefetch_main(void *arg)
-{
-	struct server *srv = arg;
-	uint64_t t0 = now_ms();
+/* A piece of the working set to copy in: file bytes [off, off + len) of
+ * one region, with the place of its first-touched page in the record. */
+struct piece {
+	uint64_t off, len;
+	size_t region, seq;
+};
 
-	for (size_t i = 0; i < srv->prefetch_count && !atomic_load(&srv->stop); i++) {
+static int piece_by_off(const void *a, const void *b)
+{
+	const struct piece *x = a, *y = b;
+
+	if (x->region != y->region)
+		return x->region < y->region ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int piece_by_seq(const void *a, const void *b)
+{
+	const struct piece *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The pieces to copy in for the working set: its runs cut by the regions
+ * of 4 KiB pages (huge pages come in by their faults), sorted, merged
+ * across gaps of up to PREFETCH_GAP pages (one read serves both sides:
+ * the gap's pages are the snapshot's too), cut at PREFETCH_CHUNK, and put
+ * back in first-touch order, as the mount's prefetch does. */
+static int pieces_make(const struct server *srv, struct piece **ret, size_t *ret_count)
+{
+	struct piece *p = NULL, *out;
+	size_t n = 0, cap = 0, m = 0, total = 0;
+	uint64_t limit = srv->file_size & ~(uint64_t)(SNAPFS_PAGE_SIZE - 1);
+
+	for (size_t i = 0; i < srv->prefetch_count; i++) {
 		uint64_t start = srv->prefetch[i].first_page * SNAPFS_PAGE_SIZE;
 		uint64_t end = start + srv->prefetch[i].page_count * SNAPFS_PAGE_SIZE;
 
-		/* The run's part in each region of 4 KiB pages (huge pages
-		 * come in by their faults), a chunk at a time. */
 		for (size_t k = 0; k < srv->region_count; k++) {
 			const struct snapfs_uffd_region *r = &srv->regions[k];
 			uint64_t lo = start > r->offset ? start : r->offset;
 			uint64_t hi = end < r->offset + r->size ? end : r->offset + r->size;
 
-			if (r->page_size != SNAPFS_PAGE_SIZE)
+			if (hi > limit)
+				hi = limit;
+			if (r->page_size != SNAPFS_PAGE_SIZE || lo >= hi)
 				continue;
-			if (hi > srv->file_size)
-				hi = srv->file_size & ~(uint64_t)(SNAPFS_PAGE_SIZE - 1);
-			for (uint64_t off = lo; off < hi && !atomic_load(&srv->stop);
-			     off += PREFETCH_CHUNK)
-				prefetch_piece(srv, r, off,
-					       hi - off < PREFETCH_CHUNK ? hi - off : PREFETCH_CHUNK);
+			if (n == cap) {
+				struct piece *grown;
+
+				cap = cap ? cap * 2 : 64;
+				grown = realloc(p, cap * sizeof(*p));
+				if (!grown) {
+					free(p);
+					return -ENOMEM;
+				}
+				p = grown;
+			}
+			p[n++] = (struct piece){ lo, hi - lo, k, i };
 		}
 	}
+	qsort(p, n, sizeof(*p), piece_by_off);
+	for (size_t i = 0; i < n; i++) {
+		struct piece *cur = m ? &p[m - 1] : NULL;
+
+		if (cur && cur->region == p[i].region &&
+		    p[i].off <= cur->off + cur->len + PREFETCH_GAP * SNAPFS_PAGE_SIZE) {
+			if (p[i].off + p[i].len > cur->off + cur->len)
+				cur->len = p[i].off + p[i].len - cur->off;
+			if (p[i].seq < cur->seq)
+				cur->seq = p[i].seq;
+		} else {
+			p[m++] = p[i];
+		}
+	}
+	for (size_t i = 0; i < m; i++)
+		total += (size_t)((p[i].len + PREFETCH_CHUNK - 1) / PREFETCH_CHUNK);
+	out = malloc((total ? total : 1) * sizeof(*out));
+	if (!out) {
+		free(p);
+		return -ENOMEM;
+	}
+	total = 0;
+	for (size_t i = 0; i < m; i++)
+		for (uint64_t at = 0; at < p[i].len; at += PREFETCH_CHUNK)
+			out[total++] = (struct piece){
+				p[i].off + at,
+				p[i].len - at < PREFETCH_CHUNK ? p[i].len - at : PREFETCH_CHUNK,
+				p[i].region, p[i].seq,
+			};
+	free(p);
+	qsort(out, total, sizeof(*out), piece_by_seq);
+	*ret = out;
+	*ret_count = total;
+	return 0;
+}
+
+/* One prefetch, shared by its PREFETCH_THREADS threads. */
+struct prefetch {
+	struct server *srv;
+	const struct piece *pieces;
+	size_t count;
+	atomic_size_t next;
+};
+
+static void *prefetch_thread(void *arg)
+{
+	struct prefetch *pf = arg;
+	size_t i;
+
+	while (!atomic_load(&pf->srv->stop) && (i = atomic_fetch_add(&pf->next, 1)) < pf->count)
+		prefetch_piece(pf->srv, &pf->srv->regions[pf->pieces[i].region], pf->pieces[i].off,
+			       pf->pieces[i].len);
+	return NULL;
+}
+
+/* The prefetch: pieces in first-touch order, read (and decoded) by
+ * PREFETCH_THREADS threads at once, so that early faults find their pages
+ * first and several disk reads are in flight. */
+static void *prefetch_main(void *arg)
+{
+	struct server *srv = arg;
+	struct prefetch pf = { .srv = srv };
+	pthread_t threads[PREFETCH_THREADS];
+	struct piece *pieces = NULL;
+	uint64_t t0 = now_ms();
+	size_t started = 0;
+
+	if (pieces_make(srv, &pieces, &pf.count) < 0)
+		return NULL;           /* no memory: the faults do it all */
+	pf.pieces = pieces;
+	atomic_init(&pf.next, 0);
+	for (size_t i = 1; i < PREFETCH_THREADS; i++) {
+		if (pthread_create(&threads[i], NULL, prefetch_thread, &pf) != 0)
+			break;
+		started = i;
+	}
+	prefetch_thread(&pf);
+	for (size_t i = 1; i <= started; i++)
+		pthread_join(threads[i], NULL);
+	free(pieces);
 	srv->st->prefetch_ms = now_ms() - t0;
 	return NULL;
 }

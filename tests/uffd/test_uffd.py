@@ -226,7 +226,8 @@ def case_prefetch(ctx):
     srv.wait()
     check(f"touched {pages}" in out and "wrong_pages 0" in out, f"{out!r}")
     st = srv.stats()
-    check_eq(st["prefetched"] + st["prefetch_present"], pages, "pages the prefetch copied in")
+    check(st["prefetched"] + st["prefetch_present"] >= pages,
+          f"the prefetch copied in fewer than the {pages} pages of the working set: {st}")
     check_eq(st["faults"], 0, "faults on a prefetched working set")
     # Without the prefetch every page of it faults.
     srv = Server(ctx, store, "vm", "--no-prefetch", "--fault-around", "1")
