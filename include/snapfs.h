@@ -362,6 +362,35 @@ SNAPFS_API int snapfs_save(struct snapfs_store *store, const char *name,
 		const char *source, const struct snapfs_save_opts *opts,
 		struct snapfs_save_result *ret_result);
 
+/* One piece of this process's memory to save (a VMM's guest RAM): len
+ * bytes at addr become the memory file's bytes from offset on (a guest
+ * physical address, say), as one segment of kind (NULL: anonymous),
+ * memcg_id and label (NULL: none). */
+struct snapfs_mem_region {
+	const void *addr;         /* read during the call only */
+	uint64_t offset;          /* page-aligned */
+	uint64_t len;             /* whole pages, but for a region that ends the
+	                           * memory file */
+	const char *kind;
+	int64_t memcg_id;
+	const char *label;
+};
+
+/* snapfs_save() from memory rather than a file: regions (in any order, not
+ * overlapping) make a memory file of file_size bytes (0: up to the end of
+ * the last region); between them are holes. Same rules as snapfs_save():
+ * one transaction (a failure or cancel leaves the store as it was), zero
+ * pages never stored, pages shared with the whole store (opts->parent for
+ * an incremental save), codec, level, comment, progress. opts->format,
+ * usage_path and kind must be NULL (the regions give the usage set).
+ * -EINVAL for a bad region (unaligned, overlapping, past file_size, an
+ * unknown kind), -EEXIST if name is taken. The memory must not change
+ * during the call (pause the guest): what is read is what is saved. */
+SNAPFS_API int snapfs_save_memory(struct snapfs_store *store, const char *name,
+		       const struct snapfs_mem_region *regions, size_t count,
+		       uint64_t file_size, const struct snapfs_save_opts *opts,
+		       struct snapfs_save_result *ret_result);
+
 /* --- reading ------------------------------------------------------------- */
 
 /* One snapshot's memory file, open for reading. Thread-safe: any number of

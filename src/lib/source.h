@@ -66,5 +66,10 @@ int source_open_elf(const char *path, struct source *src);     /* ELF64 core */
 int source_open_criu(const char *path, struct source *src);    /* CRIU image dir */
 int source_open_gvisor(const char *path, struct source *src);  /* runsc checkpoint dir */
 int source_open_pid(const char *path, struct source *src);     /* live process "pid:N" */
+/* A source over regions of this process's memory (snapfs_save_memory):
+ * the regions are copied (their bytes and labels are not: they must stay
+ * valid until the source is closed); file_size 0: the end of the last. */
+int source_open_memory(const struct snapfs_mem_region *regions, size_t count,
+		       uint64_t file_size, struct source *ret_src);
 /* true if name is a format this build can read. */
 bool source_format_known(const char *name);
