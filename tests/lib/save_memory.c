@@ -10,6 +10,7 @@
  *
  *   save_memory STORE   (an initialised, empty store)
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
