@@ -183,6 +183,14 @@ def case_damage(ctx):
     check_eq(cp.returncode, -signal.SIGBUS, "exit of a client that does not catch SIGBUS")
     check("wrong" not in cp.stdout, f"wrong bytes before the damage: {cp.stdout!r}")
     srv.wait()
+    # With a working set over the damage the prefetch copies none of it in
+    # (its read fails): the faults find it page by page, the same way.
+    _working_set(store, [(min(bad) - 2, len(bad) + 4), (0, 8)])
+    srv = Server(ctx, store, "vm")
+    out = client(srv, img, "--order", "seq", "--delay-ms", "300")
+    srv.wait()
+    check_eq(sigbus_pages(out), sorted(bad), "pages that raised SIGBUS (working set over them)")
+    check("wrong_pages 0" in out, f"wrong bytes served: {out!r}")
     log(f"damaged blob {blob}: pages {sorted(bad)} raised SIGBUS, the rest read right")
 
 
