@@ -491,7 +491,10 @@ static int read_events(struct server *srv)
 			rc = handle_fault(srv, msgs[i].arg.pagefault.address,
 					  (pid_t)msgs[i].arg.pagefault.feat.ptid);
 		/* Other events (fork, remap, unmap) are the client's
-		 * choice to ask for; a VMM does not. */
+		 * choice to ask for; a VMM does not. A fork's event brings
+		 * the child's userfaultfd into this process: not served. */
+		else if (msgs[i].event == UFFD_EVENT_FORK)
+			close((int)msgs[i].arg.fork.ufd);
 	}
 	return rc;
 }
