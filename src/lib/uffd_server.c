@@ -353,7 +353,9 @@ static int serve_fault(struct server *srv, uint64_t addr, pid_t thread)
 	       snapfs_image_data_bytes(srv->image, off, off + page) == 0;
 	if (!zero && page == SNAPFS_PAGE_SIZE && srv->around > SNAPFS_PAGE_SIZE) {
 		rc = serve_around(srv, r, start, off);
-		if (rc != 0)
+		/* Another failure (a window past what the client
+		 * registered: -ENOENT) leaves the page alone to answer. */
+		if (rc > 0 || rc == -EAGAIN || rc == -ESRCH)
 			return rc < 0 ? rc : 0;
 	}
 	if (zero && page == SNAPFS_PAGE_SIZE) {
