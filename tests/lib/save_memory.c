@@ -10,7 +10,9 @@
  *
  *   save_memory STORE   (an initialised, empty store)
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

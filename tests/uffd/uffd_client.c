@@ -393,5 +393,8 @@ int main(int argc, char **argv)
 	}
 	printf("sigbus_pages %zu wrong_pages %zu\n", bus, wrong);
 	fflush(stdout);
+	free(lat);
+	free(list);
+	free(want);
 	return wrong ? 1 : 0;
 }
