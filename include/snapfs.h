@@ -366,6 +366,35 @@ SNAPFS_API int snapfs_save(struct snapfs_store *store, const char *name,
 		const char *source, const struct snapfs_save_opts *opts,
 		struct snapfs_save_result *ret_result);
 
+/* One piece of this process's memory to save (a VMM's guest RAM): len
+ * bytes at addr become the memory file's bytes from offset on (a guest
+ * physical address, say), as one segment of kind (NULL: anonymous),
+ * memcg_id and label (NULL: none). */
+struct snapfs_mem_region {
+	const void *addr;         /* read during the call only */
+	uint64_t offset;          /* page-aligned */
+	uint64_t len;             /* whole pages, but for a region that ends the
+	                           * memory file */
+	const char *kind;
+	int64_t memcg_id;
+	const char *label;
+};
+
+/* snapfs_save() from memory rather than a file: regions (in any order, not
+ * overlapping) make a memory file of file_size bytes (0: up to the end of
+ * the last region); between them are holes. Same rules as snapfs_save():
+ * one transaction (a failure or cancel leaves the store as it was), zero
+ * pages never stored, pages shared with the whole store (opts->parent for
+ * an incremental save), codec, level, comment, progress. opts->format,
+ * usage_path and kind must be NULL (the regions give the usage set).
+ * -EINVAL for a bad region (unaligned, overlapping, past file_size, an
+ * unknown kind), -EEXIST if name is taken. The memory must not change
+ * during the call (pause the guest): what is read is what is saved. */
+SNAPFS_API int snapfs_save_memory(struct snapfs_store *store, const char *name,
+		       const struct snapfs_mem_region *regions, size_t count,
+		       uint64_t file_size, const struct snapfs_save_opts *opts,
+		       struct snapfs_save_result *ret_result);
+
 /* --- reading ------------------------------------------------------------- */
 
 /* One snapshot's memory file, open for reading. Thread-safe: any number of
@@ -646,3 +675,80 @@ SNAPFS_API int snapfs_export(struct snapfs_store *store, const char *name, const
  * it. */
 SNAPFS_API int snapfs_map_svg(struct snapfs_store *store, const char *name, const char *against,
 		   char **ret_text, size_t *ret_len);
+
+/* --- userfaultfd page server --------------------------------------------- */
+
+/* One region of a VMM's guest memory, as Firecracker's Uffd memory backend
+ * describes it (GuestRegionUffdMapping): size bytes at host address base in
+ * the VMM's address space hold the memory file's bytes from offset on. */
+struct snapfs_uffd_region {
+	uint64_t base;                /* base_host_virt_addr, page_size-aligned */
+	uint64_t size;                /* bytes, a multiple of page_size */
+	uint64_t offset;              /* in the memory file, 4 KiB-aligned */
+	uint64_t page_size;           /* bytes: 4096, or a huge page size */
+};
+
+/* Parse the handshake's JSON text (len bytes, not NUL-terminated): an array
+ * of objects with base_host_virt_addr, size, offset and page_size or
+ * page_size_kib (whole numbers; other keys are skipped). page_size_kib holds
+ * bytes, as Firecracker sends it whatever its name says; a value below 4096
+ * is taken as KiB. Checks alignment, sizes and overlaps. *ret_regions is
+ * malloc'ed (sorted by base), the caller frees it. -EPROTO with a message
+ * naming the place on any fault. */
+SNAPFS_API int snapfs_uffd_parse_regions(const char *text, size_t len,
+			      struct snapfs_uffd_region **ret_regions, size_t *ret_count);
+
+struct snapfs_uffd_opts {
+	const struct snapfs_page_run *prefetch; /* copied in ahead of faults, in
+	                                         * this order (a working set);
+	                                         * NULL: nothing */
+	size_t prefetch_count;
+	volatile sig_atomic_t *cancel;          /* set: stop, -SNAPFS_ECANCELED */
+	int handshake_timeout_ms;               /* 0: 10 s */
+	unsigned fault_around_pages;            /* a fault on a 4 KiB data page
+	                                         * brings in this many pages around
+	                                         * it (a power of two up to 256,
+	                                         * aligned in the memory file, within
+	                                         * its region, not where the balloon
+	                                         * took any back); 0:
+	                                         * SNAPFS_UFFD_FAULT_AROUND; 1: the
+	                                         * page alone */
+};
+/* Default fault-around: one blob's pages (decoded for the fault anyway). */
+#define SNAPFS_UFFD_FAULT_AROUND 8u
+
+/* What a page server did for one client (counted as it goes). */
+struct snapfs_uffd_stats {
+	uint64_t regions;             /* regions the client sent */
+	uint64_t faults;              /* page faults read from the userfaultfd */
+	uint64_t fault_pages;         /* of them answered with UFFDIO_COPY */
+	uint64_t fault_zero_pages;    /* ... with a zero page (holes, zero pages,
+	                               * removed ranges) */
+	uint64_t fault_present;       /* found present already (prefetched): woken */
+	uint64_t fault_around_pages;  /* pages copied in by fault-around (the
+	                               * faulting ones included) */
+	uint64_t prefetched_pages;    /* pages copied in ahead of faults */
+	uint64_t prefetch_present;    /* prefetch pages that were there already */
+	uint64_t prefetch_ms;         /* time the prefetch took */
+	uint64_t removes;             /* UFFD_EVENT_REMOVE events */
+	uint64_t removed_bytes;
+	uint64_t poisoned_pages;      /* damaged pages: their readers get SIGBUS */
+};
+
+/* Serve image's memory to one VMM over conn_fd, a connected Unix stream
+ * socket, with Firecracker's userfaultfd handler protocol: receive one
+ * message of JSON regions (snapfs_uffd_parse_regions) with the userfaultfd
+ * as SCM_RIGHTS, copy in opts->prefetch (from a thread of its own, while
+ * faults are served), then answer every fault through the read path
+ * (checksums checked) with UFFDIO_COPY, holes and zero pages with
+ * UFFDIO_ZEROPAGE. A page that fails its checks is poisoned
+ * (UFFDIO_POISON, Linux 6.6 and later; before, the client gets SIGBUS
+ * from kill(2)): whoever touches it gets SIGBUS, never wrong bytes.
+ * After UFFD_EVENT_REMOVE (a balloon's MADV_DONTNEED) a range reads as
+ * zeros, like anonymous memory. Returns 0 when the client goes away (the
+ * socket closes or its memory is gone), or a negative error (a bad
+ * handshake: -EPROTO). *stats (may be NULL) is filled in either way.
+ * conn_fd stays the caller's; the userfaultfd is closed on return. One
+ * image may serve several clients at once, each from a thread of its own. */
+SNAPFS_API int snapfs_uffd_serve(struct snapfs_image *image, int conn_fd,
+		      const struct snapfs_uffd_opts *opts, struct snapfs_uffd_stats *stats);

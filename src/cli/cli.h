@@ -94,3 +94,4 @@ int cmd_map(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_workingset(int argc, char **argv);
+int cmd_uffd(int argc, char **argv);

@@ -39,6 +39,7 @@ static const char usage_text[] =
 	"  verify STORE [NAME...]              re-read and check everything\n"
 	"  workingset STORE NAME [--clear | --lay-out]\n"
 	"                                      the pages a mount recorded (-o record)\n"
+	"  uffd STORE NAME --socket PATH       serve a snapshot to a VMM over userfaultfd\n"
 	"  mount STORE MOUNTPOINT [-f] [-o OPT,...]\n"
 	"                                      show every snapshot as a file\n"
 	"\n"
@@ -272,6 +273,7 @@ static const struct command {
 	{ "gc", cmd_gc },
 	{ "verify", cmd_verify },
 	{ "workingset", cmd_workingset },
+	{ "uffd", cmd_uffd },
 	{ "mount", snapfs_mount_main },
 };
 

@@ -57,6 +57,8 @@ struct save_job {
 	uint64_t data_bytes;         /* non-zero bytes within file_size */
 	struct blob_writer_dict dict;
 	void *dict_data;             /* owned: the dictionary's bytes */
+	struct source premade;       /* snapfs_save_memory(): the source, opened
+	                              * already (taken over by src) */
 };
 
 static int check_options(struct save_job *job)
@@ -145,10 +147,15 @@ static int prepare(struct save_job *job, const char *source_path)
 		job->snap.parent_id = parent.id;
 		snapfs_snapshot_release(&parent);
 	}
-	if (o->overlay)
+	if (job->premade.ops) {
+		job->src = job->premade;
+		job->premade = (struct source){ 0 };
+		rc = 0;
+	} else if (o->overlay) {
 		rc = source_open_overlay(source_path, job->store, job->snap.parent_id, &job->src);
-	else
+	} else {
 		rc = source_open(source_path, o->format, &job->src);
+	}
 	if (rc < 0)
 		return rc;
 	job->segs = &job->usage;
@@ -351,15 +358,17 @@ static int write_snapshot(struct save_job *job)
 	return catalog_snapshot_set_figures(cat, &job->snap);
 }
 
-int snapfs_save(struct snapfs_store *store, const char *name,
-		const char *source, const struct snapfs_save_opts *opts,
-		struct snapfs_save_result *ret_result)
+/* Save the job's source (a path, or job_in->premade, taken over) as
+ * job_in->name: everything snapfs_save() promises. */
+static int save_job_run(struct save_job *job_in, const char *source,
+			struct snapfs_save_result *ret_result)
 {
-	struct save_job job = { .store = store, .name = name, .opts = opts };
+	struct save_job job = *job_in;
+	const char *name = job.name;
+	struct snapfs_store *store = job.store;
 	struct blob_writer_stats ws = { 0 };
 	int rc;
 
-	error_clear();
 	rc = prepare(&job, source);
 	if (rc < 0)
 		goto out_release;
@@ -398,6 +407,37 @@ out_release:
 	free(job.dict_data);
 	segment_list_release(&job.usage);
 	source_close(&job.src);
+	source_close(&job.premade);
 	snapfs_snapshot_release(&job.snap);
 	return rc;
+}
+
+int snapfs_save(struct snapfs_store *store, const char *name,
+		const char *source, const struct snapfs_save_opts *opts,
+		struct snapfs_save_result *ret_result)
+{
+	struct save_job job = { .store = store, .name = name, .opts = opts };
+
+	error_clear();
+	return save_job_run(&job, source, ret_result);
+}
+
+int snapfs_save_memory(struct snapfs_store *store, const char *name,
+		       const struct snapfs_mem_region *regions, size_t count,
+		       uint64_t file_size, const struct snapfs_save_opts *opts,
+		       struct snapfs_save_result *ret_result)
+{
+	struct save_job job = { .store = store, .name = name, .opts = opts };
+	int rc;
+
+	error_clear();
+	if (opts->format || opts->usage_path || opts->kind)
+		return error_set(-EINVAL, "save '%s': from memory: no format, usage file or kind "
+				 "(the regions give them)", name);
+	if (count && !regions)
+		return error_set(-EINVAL, "save '%s': from memory: no regions", name);
+	rc = source_open_memory(regions, count, file_size, &job.premade);
+	if (rc < 0)
+		return error_prefix(rc, "save '%s'", name);
+	return save_job_run(&job, "memory", ret_result);
 }

@@ -76,5 +76,11 @@ int source_open_pid(const char *path, struct source *src);     /* live process "
  * holds the parent open until it is closed. */
 int source_open_overlay(const char *path, struct snapfs_store *store, int64_t parent_id,
 			struct source *ret_src);
+
+/* A source over regions of this process's memory (snapfs_save_memory):
+ * the regions are copied (their bytes and labels are not: they must stay
+ * valid until the source is closed); file_size 0: the end of the last. */
+int source_open_memory(const struct snapfs_mem_region *regions, size_t count,
+		       uint64_t file_size, struct source *ret_src);
 /* true if name is a format this build can read. */
 bool source_format_known(const char *name);

@@ -8,8 +8,9 @@ builds snapfs and the two helpers (nullfs, randread) and then runs
     bench.py --snapfs BIN --nullfs BIN --randread BIN --replay BIN --dir DIR
              [--quick] [--only PHASE,...]
 
---only runs some phases: save, restore, reads (each image), dedup, replay
-(reads needs the stores that save makes; replay makes its own).
+--only runs some phases: save, restore, reads (each image), dedup, replay,
+uffd (reads needs the stores that save makes; replay and uffd make their
+own, from the core image, made if DIR has none).
 
 The corpus is made here, on the fly, in DIR/corpus:
 
@@ -42,6 +43,14 @@ under -o record (prefetch on; the open waits for it, and again with -o
 prefetch_wait=0, where the faults race the prefetch), on the plain file
 and on squashfuse_ll (zstd), 5 runs each. The time runs from open() to
 the last first touch.
+
+userfaultfd page server (phase uffd, core image): `snapfs uffd` serving
+uffd_client.c (a VMM's side of Firecracker's handler protocol) next to the
+FUSE mount (replay.c through MAP_PRIVATE) and the plain file, cold: the
+first-touch latency (p50 / p99) of 1000 random data pages without any
+prefetch, and the time to touch the replay phase's trace once it is
+recorded as the working set, in its order (uffd and the mount prefetch it;
+uffd's prefetch races the touches), 3 runs (5 without --quick).
 
 Every timing is repeated (3 runs, 5 for the cheap ones); the tables give
 medians and ratios. Cold means: fresh mount (new daemon), then `sync; echo 3 >
@@ -77,6 +86,8 @@ READ_AHEAD_KB = 1024
 # The working set replay: hot regions of the trace, runs of each system.
 REPLAY_REGIONS = 40
 REPLAY_RUNS = 5
+# The uffd phase: random data pages whose cold fault latency it measures.
+UFFD_RANDOM_PAGES = 1000
 
 
 def log(msg):
@@ -750,7 +761,8 @@ class Qemu:
 # ----------------------------------------------------------------------------
 
 # The workloads, as --only names them ("size" is measured by "save").
-WORKLOADS = ("save", "restore", "seq", "rand1", "rand8", "cp", "dedup", "replay", "resume")
+WORKLOADS = ("save", "restore", "seq", "rand1", "rand8", "cp", "dedup", "replay", "resume",
+             "uffd")
 
 SYSTEM_LABELS = {
     "snapfs": "snapfs (zstd)",
@@ -779,10 +791,12 @@ class Bench:
             self.sparse_size, self.sparse_data, self.core_mib = 512 * MiB, 32 * MiB, 32
             self.runs, self.runs_cheap = 1, 2
             self.rand_n, self.rand8_n = 300, 800
+            self.uffd_runs = 3
         else:
             self.sparse_size, self.sparse_data, self.core_mib = 4 * GiB, 300 * MiB, 200
             self.runs, self.runs_cheap = 3, 5
             self.rand_n, self.rand8_n = 1000, 4000
+            self.uffd_runs = 5
         if a.runs:
             self.runs = self.runs_cheap = a.runs
         self.systems = ["snapfs", "snapfs-lz4", "sqfs-zstd", "sqfs-lz4", "borg"]
@@ -1314,6 +1328,115 @@ class Bench:
             if got != hashes:
                 log(f"replay: WARNING: {system} returned other bytes than the file")
 
+    # --- userfaultfd page server -----------------------------------------------
+
+    def uffd_once(self, store, src, order_file, *server_opts):
+        """One cold run of uffd_client against `snapfs uffd STORE img`:
+        the touches' p50 / p99 and the time from the first touch to the
+        last, with every byte compared to src; the server's -v figures."""
+        sock = os.path.join(self.out, "uffd.sock")
+        drop_caches()
+        srv = subprocess.Popen([self.snapfs, "uffd", store, "img", "--socket", sock, "-v",
+                                *server_opts], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            out = run([self.a.uffd_client, "--socket", sock, "--expect", src, "--order",
+                       f"list:{order_file}", "--timing"], capture=True).stdout
+            _, err = srv.communicate(timeout=60)
+        finally:
+            if srv.poll() is None:
+                srv.kill()
+                srv.wait()
+        t = out.split("timing ", 1)[1].split()
+        v = {"count": int(t[1]), "p50_us": float(t[3]), "p99_us": float(t[5]),
+             "seconds": float(t[7]) / 1e3, "ok": "sigbus_pages 0 wrong_pages 0" in out,
+             "server": [l for l in err.splitlines() if "faults" in l]}
+        return v
+
+    def phase_uffd(self, image, src):
+        """`snapfs uffd` next to the FUSE mount (mmap MAP_PRIVATE) and the
+        plain file, cold: (1) the fault latency of random single pages
+        (uffd --no-prefetch, mount -o noprefetch, plain), as p50 / p99 of
+        the first touches; (2) touching the recorded working set (the
+        replay phase's trace, recorded by one replay under -o record) in
+        its order: uffd with its prefetch (racing the touches, as a VMM
+        that starts the guest at once), the mount with its prefetch, the
+        plain file."""
+        d = os.path.join(self.art, image)
+        os.makedirs(d, exist_ok=True)
+        store = os.path.join(d, "snapfs-uffd")
+        rmtree(store)
+        run([self.snapfs, "init", store, "--quiet"])
+        run([self.snapfs, "save", store, "img", src, "--format", "raw", "--quiet"])
+        order, data_pages = self.replay_trace(src)
+        r = random.Random(f"{self.a.seed}-uffd")
+        size = os.path.getsize(src)
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            pages = [p for a, b in data_ranges(fd, size)
+                     for p in range(a // PAGE, (b + PAGE - 1) // PAGE)]
+        finally:
+            os.close(fd)
+        rand = r.sample(pages, min(len(pages), UFFD_RANDOM_PAGES))
+        traces = {}
+        for name, pl in (("rand", rand), ("ws", order)):
+            traces[name] = (os.path.join(self.out, f"uffd-{name}.txt"),
+                            os.path.join(self.out, f"uffd-{name}.ranges"))
+            with open(traces[name][0], "w") as f:
+                f.write("".join(f"{p}\n" for p in pl))
+            with open(traces[name][1], "w") as f:
+                f.write("".join(f"{p * PAGE:#x} {(p + 1) * PAGE:#x}\n" for p in pl))
+        mnt = os.path.join(self.mnt, "snapfs-uffd")
+        mem = os.path.join(mnt, "img", "memory")
+        with Mount([self.snapfs, "mount", store, mnt, "-f", "-o", "record=60,read_ahead_kb=0"],
+                   mnt, mem):
+            drop_caches()
+            self.replay_once(mem, traces["ws"][0])
+        res = self.results.setdefault("uffd", {})
+        res.update(image=image, rand_pages=len(rand), ws_pages=len(order),
+                   data_pages=data_pages, runs=self.uffd_runs)
+        ra = ["-o", f"read_ahead_kb={READ_AHEAD_KB}"]
+
+        def mounted(trace, *opts, ra=ra):
+            with Mount([self.snapfs, "mount", store, mnt, "-f", *ra, *opts], mnt, mem):
+                drop_caches()
+                return self.replay_once(mem, trace)
+
+        def plain(trace):
+            drop_caches()
+            return self.replay_once(src, trace)
+
+        cases = {
+            ("rand", "uffd"): lambda: self.uffd_once(store, src, traces["rand"][1],
+                                                     "--no-prefetch"),
+            ("rand", "mount"): lambda: mounted(traces["rand"][0], "-o", "noprefetch"),
+            ("rand", "mount-ra0"): lambda: mounted(traces["rand"][0], "-o", "noprefetch",
+                                                   ra=["-o", "read_ahead_kb=0"]),
+            ("rand", "plain"): lambda: plain(traces["rand"][0]),
+            ("ws", "uffd"): lambda: self.uffd_once(store, src, traces["ws"][1]),
+            ("ws", "uffd-noprefetch"): lambda: self.uffd_once(store, src, traces["ws"][1],
+                                                              "--no-prefetch"),
+            ("ws", "mount"): lambda: mounted(traces["ws"][0]),
+            ("ws", "plain"): lambda: plain(traces["ws"][0]),
+        }
+        for run_i in range(self.uffd_runs):
+            for (what, system), fn in cases.items():
+                v = fn()
+                res.setdefault(what, {}).setdefault(system, []).append(v)
+            log(f"uffd run {run_i + 1}/{self.uffd_runs}: " + ", ".join(
+                f"{w}/{s} {res[w][s][-1]['seconds'] * 1e3:.1f} ms "
+                f"(p50 {res[w][s][-1]['p50_us']:.0f} us, p99 {res[w][s][-1]['p99_us']:.0f} us)"
+                for w, s in cases))
+        res["bytes_ok"] = all(v.get("ok", True) for w in ("rand", "ws")
+                              for vs in res[w].values() for v in vs)
+        for w in ("rand", "ws"):
+            hashes = {v["hash"] for v in res[w]["plain"]}
+            for system, vs in res[w].items():
+                if "hash" in vs[0] and {v["hash"] for v in vs} != hashes:
+                    res["bytes_ok"] = False
+        if not res["bytes_ok"]:
+            log("uffd: WARNING: some system returned other bytes than the file")
+
     # --- a real resume ---------------------------------------------------------
 
     def phase_resume(self):
@@ -1543,8 +1666,9 @@ class Bench:
         for p in (self.art, self.out, self.mnt):
             os.makedirs(p, exist_ok=True)
         self.machine()
-        image_work = self.only - {"resume", "replay"}
-        if image_work:
+        image_work = self.only - {"resume", "replay", "uffd"}
+        if image_work or ("uffd" in self.only and
+                          not os.path.exists(os.path.join(self.corpus, "core.raw"))):
             self.make_corpus()
         else:
             self.layout = {"nonzero_pages": None, "changed": None, "extents": []}
@@ -1575,6 +1699,12 @@ class Bench:
         if "replay" in self.only and "snapfs" in self.systems:
             self.note_load("replay")
             self.phase_replay("core", os.path.join(self.corpus, "core.raw"))
+            self.dump()
+        if "uffd" in self.only and "snapfs" in self.systems:
+            if not self.a.uffd_client:
+                raise SystemExit("bench.py: the uffd phase needs --uffd-client (run.sh builds it)")
+            self.note_load("uffd")
+            self.phase_uffd("core", os.path.join(self.corpus, "core.raw"))
             self.dump()
         if "resume" in self.only:
             self.note_load("resume")
@@ -1796,6 +1926,42 @@ def targets(res):
     return out
 
 
+UFFD_LABELS = {
+    "uffd": "snapfs uffd (userfaultfd, Firecracker's protocol)",
+    "uffd-noprefetch": "snapfs uffd --no-prefetch",
+    "mount": "snapfs mount, mmap MAP_PRIVATE",
+    "mount-ra0": "snapfs mount, the same with -o read_ahead_kb=0",
+    "plain": "plain file, mmap MAP_PRIVATE",
+}
+
+
+def uffd_lines(u):
+    """The uffd phase's table: medians of its runs."""
+    if not u or not u.get("rand"):
+        return []
+    lines = [f"### userfaultfd page server: {u['rand_pages']} random pages, and the working "
+             f"set ({u['ws_pages']} pages) in recorded order, cold", "",
+             "| system | random: p50 | p99 | working set: time | p50 | p99 |",
+             "|---|---|---|---|---|---|"]
+    for system, label in UFFD_LABELS.items():
+        rv, wv = u["rand"].get(system, []), u.get("ws", {}).get(system, [])
+        row = [label]
+        row += ([fmt_us(med([v["p50_us"] for v in rv])), fmt_us(med([v["p99_us"] for v in rv]))]
+                if rv else ["-", "-"])
+        row += ([f"{med([v['seconds'] for v in wv]) * 1e3:.1f} ms",
+                 fmt_us(med([v["p50_us"] for v in wv])), fmt_us(med([v["p99_us"] for v in wv]))]
+                if wv else ["-", "-", "-"])
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "uffd and the mount prefetch the working set where shown (uffd's prefetch "
+              "races the touches); times run from the first touch to the last (the mount and "
+              "the plain file: from open()). The mount's and the plain file's random p50 is "
+              "mostly pages their readahead (1 MiB windows) brought in; uffd brings in 8 "
+              "pages around a fault. "
+              + ("Every byte compared right." if u.get("bytes_ok") else
+                 "**Some system returned wrong bytes.**"), ""]
+    return lines
+
+
 REPLAY_LABELS = {
     "snapfs": "(a) snapfs, no working set",
     "snapfs-ws": "(b) snapfs, working set prefetched (the open waits for it)",
@@ -1928,6 +2094,7 @@ def report(res):
     rp = res.get("replay")
     if rp and rp.get("samples"):
         lines += replay_lines(rp)
+    lines += uffd_lines(res.get("uffd"))
     lines += resume_lines(res)
     t = targets(res)
     if t:
@@ -1944,6 +2111,7 @@ def main():
     p.add_argument("--nullfs")
     p.add_argument("--randread")
     p.add_argument("--replay")
+    p.add_argument("--uffd-client", help="tests/uffd/uffd_client.c built (the uffd phase)")
     p.add_argument("--dir", default="/var/tmp/snapfs-bench")
     p.add_argument("--quick", action="store_true", help="small corpus, 1 run: a smoke test")
     p.add_argument("--runs", type=int, default=0, help="override the number of runs")

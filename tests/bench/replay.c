@@ -11,8 +11,10 @@
  * Firecracker's File backend and QEMU's memory-backend-file with share=off
  * map guest RAM), and one byte of each page is read in trace order. Prints
  * one line of JSON: the page count, the elapsed seconds (open, mmap and
- * every first touch) and a checksum (FNV-1a over the bytes read) so that
- * the caller can check every system returned the same bytes.
+ * every first touch), the median and 99th percentile of the first touches
+ * (p50_us, p99_us: the cold fault latency) and a checksum (FNV-1a over the
+ * bytes read) so that the caller can check every system returned the same
+ * bytes.
  *
  * Built by tests/bench/run.sh: cc -O2 replay.c
  */
@@ -63,6 +65,13 @@ static int read_trace(const char *path, uint64_t **ret_pages, size_t *ret_count)
 	return 0;
 }
 
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -77,7 +86,7 @@ int main(int argc, char **argv)
 	volatile const uint8_t *map;
 	size_t count = 0, len;
 	struct stat st;
-	double t0, t1;
+	double t0, t1, *lat;
 	int fd, rc;
 
 	if (argc != 3) {
@@ -89,6 +98,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "replay: trace '%s': %s\n", argv[2], strerror(-rc));
 		return 1;
 	}
+	lat = calloc(count ? count : 1, sizeof(*lat));
+	if (!lat)
+		return 1;
 	t0 = now_s();
 	fd = open(argv[1], O_RDONLY);
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -107,13 +119,19 @@ int main(int argc, char **argv)
 				pages[i], argv[1]);
 			return 1;
 		}
+		double t = now_s();
+
 		hash = (hash ^ map[pages[i] * PAGE]) * 1099511628211ull;
+		lat[i] = now_s() - t;
 	}
 	t1 = now_s();
 	munmap((void *)map, len);
 	close(fd);
-	printf("{\"count\": %zu, \"seconds\": %.6f, \"hash\": \"%016" PRIx64 "\"}\n",
-	       count, t1 - t0, hash);
+	qsort(lat, count, sizeof(*lat), by_value);
+	printf("{\"count\": %zu, \"seconds\": %.6f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
+	       "\"hash\": \"%016" PRIx64 "\"}\n", count, t1 - t0,
+	       count ? lat[count / 2] * 1e6 : 0.0, count ? lat[count * 99 / 100] * 1e6 : 0.0, hash);
+	free(lat);
 	free(pages);
 	return 0;
 }

@@ -12,7 +12,7 @@
 #                (cold sequential and random reads) and of snapfs save, and
 #                the read request sizes the kernel sends (tests/bench/profile.sh)
 #   --only LIST  only these workloads, comma-separated: save (also "size"),
-#                restore, seq, rand1, rand8, cp, dedup, replay, resume. Reads need the stores a
+#                restore, seq, rand1, rand8, cp, dedup, replay, resume, uffd. Reads need the stores a
 #                save made (in this run, or an earlier one in the same
 #                directory). E.g. the layout comparison of BENCHMARKS.md:
 #                --only save,seq,rand1 --systems snapfs,sqfs-zstd,plain
@@ -108,6 +108,7 @@ read -ra fuse_flags < <(pkg-config --cflags --libs fuse3)
 cc -O2 -Wall -o "$dir/bin/nullfs" "$here/nullfs.c" "${fuse_flags[@]}"
 cc -O2 -Wall -pthread -o "$dir/bin/randread" "$here/randread.c"
 cc -O2 -Wall -o "$dir/bin/replay" "$here/replay.c"
+cc -O2 -Wall -o "$dir/bin/uffd_client" "$root/tests/uffd/uffd_client.c"
 
 # A mount left over from an interrupted run would make every mount fail.
 if [[ -d $dir/mnt ]]; then
@@ -117,7 +118,8 @@ if [[ -d $dir/mnt ]]; then
 fi
 
 python3 "$here/bench.py" --snapfs "$SNAPFS" --nullfs "$dir/bin/nullfs" \
-	--randread "$dir/bin/randread" --replay "$dir/bin/replay" --dir "$dir" "${args[@]}"
+	--randread "$dir/bin/randread" --replay "$dir/bin/replay" \
+	--uffd-client "$dir/bin/uffd_client" --dir "$dir" "${args[@]}"
 
 if $profile; then
 	SNAPFS=$SNAPFS "$here/profile.sh" "$dir"

@@ -124,6 +124,18 @@ def main():
         assert r.returncode == 1 and r.stdout == "" and "'nope'" in r.stderr, r
         print("README example: ok;", r.stderr, end="")
 
+        # Point 3 of issue 16: guest RAM saved from memory (an anonymous
+        # mapping) and read back, built with pkg-config alone.
+        saver_c = Path(os.environ["SNAPFS_SOURCE_ROOT"]) / "tests" / "lib" / "save_memory.c"
+        saver = tmp / "save_memory"
+        run([CC, "-std=c11", "-Wall", "-Werror", *extra, saver_c, "-o", saver, *flags], env=env)
+        mstore = tmp / "mstore"
+        run([SNAPFS, "init", mstore])
+        out = run([saver, mstore], env=renv, capture_output=True, text=True).stdout
+        assert "save_memory: ok" in out, out
+        run([SNAPFS, "verify", mstore])
+        print("save from memory with the installed library: ok")
+
         # Errors come back as the API says: no such snapshot.
         r = subprocess.run([exe, store, "nope", "0", "1", tmp / "x"], env=renv,
                            capture_output=True, text=True)
