@@ -341,6 +341,8 @@ struct snapfs_save_opts {
 	enum snapfs_codec codec;
 	int level;                /* codec level; 0: the codec's default */
 	struct snapfs_progress progress;
+	const char *key_file;     /* gvisor: file holding the HMAC key its
+	                           * checkpoint.img was written with, or NULL */
 };
 
 struct snapfs_save_result {

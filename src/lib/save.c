@@ -139,7 +139,7 @@ static int prepare(struct save_job *job, const char *source_path)
 		job->snap.parent_id = parent.id;
 		snapfs_snapshot_release(&parent);
 	}
-	rc = source_open(source_path, o->format, &job->src);
+	rc = source_open_keyed(source_path, o->format, o->key_file, &job->src);
 	if (rc < 0)
 		return rc;
 	job->segs = &job->usage;
