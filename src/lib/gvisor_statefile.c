@@ -110,6 +110,19 @@ static int hmac256(const struct gvisor_statefile *sf, const unsigned char *data,
 	return 0;
 }
 
+/* true if a stored HMAC differs from the computed one. Fuzzing builds
+ * cannot forge HMACs and let them pass, to reach what follows. */
+static bool sums_differ(const unsigned char *a, const unsigned char *b)
+{
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+	(void)a;
+	(void)b;
+	return false;
+#else
+	return CRYPTO_memcmp(a, b, SF_SUM_LEN) != 0;
+#endif
+}
+
 static int wrong_key(struct gvisor_statefile *sf, const char *where)
 {
 	if (sf->key)
@@ -166,7 +179,7 @@ static int read_header(struct gvisor_statefile *sf)
 	rc = sf_read_exact(sf, sum, sizeof(sum), "the metadata's HMAC");
 	if (rc == 0)
 		rc = hmac256(sf, all, sizeof(head) + (size_t)len, want);
-	if (rc == 0 && CRYPTO_memcmp(sum, want, SF_SUM_LEN) != 0)
+	if (rc == 0 && sums_differ(sum, want))
 		rc = wrong_key(sf, "the header");
 	if (rc < 0)
 		goto out_free;
@@ -196,7 +209,7 @@ static int read_stream_head(struct gvisor_statefile *sf)
 		rc = hmac256(sf, b, 4, sf->last_sum);
 		if (rc == 0)
 			rc = sf_read_exact(sf, sum, SF_SUM_LEN, "the chunk size's HMAC");
-		if (rc == 0 && CRYPTO_memcmp(sum, sf->last_sum, SF_SUM_LEN) != 0)
+		if (rc == 0 && sums_differ(sum, sf->last_sum))
 			rc = wrong_key(sf, "the chunk size");
 		if (rc < 0)
 			return rc;
@@ -312,7 +325,7 @@ static int next_chunk(struct gvisor_statefile *sf)
 			rc = hmac256(sf, sf->cbuf, clen + 4 + SF_SUM_LEN, sf->last_sum);
 		if (rc < 0)
 			return rc;
-		if (CRYPTO_memcmp(sum, sf->last_sum, SF_SUM_LEN) != 0)
+		if (sums_differ(sum, sf->last_sum))
 			return wrong_key(sf, what);
 	}
 	if (inflateReset(&sf->z) != Z_OK)

@@ -19,9 +19,10 @@
  *    (tagged Uint) and its tagged wire object, IDs ascending.
  *  - pkg/state/decode.go, Load() and ReadHeader(): the reader takes types
  *    and IDs in any order until it has read `count` objects.
- * Bounds: recursion depth, the count of decoded objects (nil elements take
- * no byte, so a count alone bounds nothing), string and name lengths,
- * type and field counts; everything else is bounded by the stream's end.
+ * Bounds: recursion depth, the count of decoded and of kept objects, the
+ * count of elements that take no byte (nil), string and name lengths, type
+ * and field counts; everything else is bounded by the stream's end (every
+ * other object takes at least a byte).
  */
 #include "gvisor_wire.h"
 
@@ -42,6 +43,10 @@
 #define GW_MAX_DOTS (1u << 16)
 #define GW_MAX_KEPT ((uint64_t)1 << 22)       /* kept objects per graph */
 #define GW_MAX_WORK ((uint64_t)1 << 31)       /* decoded objects per graph */
+/* Elements that take no byte (nil, noObjects) per array or map: gVisor's
+ * encoder writes array elements as values, never as nil (encodeArray()),
+ * so a real stream has none; a few are let through. */
+#define GW_MAX_EMPTY_ELEMENTS 4096
 #define GW_ARENA_BLOCK ((size_t)64 << 10)
 
 enum { SPEC_TYPE_ID, SPEC_POINTER, SPEC_ARRAY, SPEC_SLICE, SPEC_MAP, SPEC_NIL };
@@ -426,6 +431,14 @@ static int load_elements(struct dec *d, struct gw_obj *o, uint64_t count, unsign
 					break;
 				}
 				kinds[j] = (unsigned int)tag;
+				if ((tag == GW_NIL || tag == GW_NO_OBJECTS) &&
+				    count > GW_MAX_EMPTY_ELEMENTS) {
+					rc = corrupt(d->in, "%llu %s elements: elements that take "
+						     "no byte, more than %d", (unsigned long long)count,
+						     gw_kind_name((unsigned int)tag),
+						     GW_MAX_EMPTY_ELEMENTS);
+					break;
+				}
 			}
 			rc = decode_kind(d, kinds[j], depth + 1, &e);
 			if (rc == 0 && o)
