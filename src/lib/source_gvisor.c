@@ -408,12 +408,18 @@ static int lay_out_state(struct source *src, const struct mf_meta *meta, const c
 	for (size_t i = 0; i < meta->count; i++) {
 		const struct mf_seg *r = &meta->segs[i];
 
-		if (r->start >= r->end || r->start % SNAPFS_PAGE_SIZE || r->end % SNAPFS_PAGE_SIZE ||
-		    r->start < prev_end || r->end > meta->file_size)
+		const char *why = NULL;
+
+		if (r->start >= r->end || r->start % SNAPFS_PAGE_SIZE || r->end % SNAPFS_PAGE_SIZE)
+			why = "is not a page-aligned range";
+		else if (r->start < prev_end)
+			why = "overlaps the one before or is out of order";
+		else if (r->end > meta->file_size)
+			why = "lies past fileSize";
+		if (why)
 			return error_set(-SNAPFS_ECORRUPT, "%s: usage segment %zu (0x%llx-0x%llx) "
-					 "is not page-aligned, out of order or past fileSize "
-					 "0x%llx", shown, i, (unsigned long long)r->start,
-					 (unsigned long long)r->end,
+					 "%s (fileSize 0x%llx)", shown, i,
+					 (unsigned long long)r->start, (unsigned long long)r->end, why,
 					 (unsigned long long)meta->file_size);
 		if (r->kind >= sizeof(gvisor_kinds) / sizeof(gvisor_kinds[0]))
 			return error_set(-SNAPFS_ECORRUPT, "%s: usage segment %zu: unknown memory "
