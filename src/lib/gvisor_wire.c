@@ -106,6 +106,19 @@ int gw_input_read(struct gw_input *in, unsigned char *buf, size_t len, const cha
 		size_t take;
 		int rc;
 
+		if (in->at == in->have && buf && len >= sizeof(in->buf)) {
+			/* Large reads (page data) skip the buffer. */
+			ssize_t n = in->read(in->ctx, buf, len);
+
+			if (n < 0)
+				return (int)n;
+			if (n == 0)
+				return ended(in, what);
+			buf += n;
+			in->pos += (uint64_t)n;
+			len -= (size_t)n;
+			continue;
+		}
 		if (in->at == in->have) {
 			rc = fill(in);
 			if (rc < 0)
