@@ -453,7 +453,7 @@ static int load_elements(struct dec *d, struct gw_obj *o, uint64_t count, unsign
 					break;
 				}
 			}
-			rc = decode_kind(d, kinds[j], depth + 1, &e);
+			rc = decode_kind(d, kinds[j], depth + 1, o ? &e : NULL);
 			if (rc == 0 && o)
 				rc = kids_push(&k, e);
 		}

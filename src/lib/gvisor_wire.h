@@ -48,8 +48,9 @@ enum gw_kind {
 struct gw_obj {
 	uint8_t kind;          /* enum gw_kind */
 	bool dot_field;        /* ref: one of its dots is a field name */
-	uint32_t n;            /* array/struct/multiple: kids; map: pairs;
-	                        * ref: dots; string: bytes */
+	uint32_t n;            /* array/struct/multiple/interface: kids;
+	                        * map: kids (2 a pair); ref: dots; string:
+	                        * bytes */
 	uint64_t u;            /* bool/uint: value; int: as int64; floats:
 	                        * bits; ref/slice: root object ID; struct:
 	                        * type ID */
