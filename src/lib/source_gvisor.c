@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
  * The gvisor source: the memory of a gVisor sandbox as `runsc checkpoint`
- * leaves it in an image directory, uncompressed, with MemoryFile metadata
- * version 1. The memory file is the sentry's main (application)
- * MemoryFile; its usage set and kinds come from the metadata, its bytes
- * from pages.img.
+ * leaves it in an image directory. The memory file is the sentry's main
+ * (application) MemoryFile; its usage set and kinds come from the
+ * metadata. Three layouts (README.md, "gVisor checkpoints"):
+ *  - pages_meta.img with MemoryFile metadata version 1 (protobuf), pages in
+ *    pages.img: below;
+ *  - pages_meta.img state-encoded (state.Save of fileSize and the usage
+ *    set, then a data header per committed range), pages in pages.img:
+ *    the seed era, see "the state-encoded metadata" further down;
+ *  - checkpoint.img alone, gVisor 20221219: the same metadata and the
+ *    pages inline in the state file's stream (gvisor_statefile.c), after
+ *    the kernel's object graphs (skipped with gvisor_wire.c).
  *
- * What this is built on, from gVisor's source (github.com/google/gvisor,
+ * The version 1 layout is built on gVisor's source (github.com/google/gvisor,
  * checked at commit 3c5eee17dc45659fb86843531074f38e78e0cc35):
  *  - pkg/sentry/state/checkpointfiles/checkpointfiles.go: the files are
  *    PagesMetadataFileName = "pages_meta.img" and PagesFileName =
@@ -34,9 +41,9 @@
  *    object encoding, not protobuf) and each private MemoryFile after it.
  *
  * Decision on several MemoryFiles: the snapshot is the application
- * MemoryFile alone. Private MemoryFiles (filesystems' own memory) cannot
- * be found without decoding gVisor's state encoding; when pages_meta.img
- * holds more after the first metadata, the snapshot's notes say so.
+ * MemoryFile alone. Private MemoryFiles (filesystems' own memory) are not
+ * read; when pages_meta.img holds more after the first metadata, the
+ * snapshot's notes say so.
  */
 #include <errno.h>
 #include <fcntl.h>
