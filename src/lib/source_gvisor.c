@@ -557,8 +557,9 @@ static int open_spill(const char *path)
 	const char *dir = getenv("TMPDIR");
 	int fd;
 
-	if (!dir || !*dir)
-		dir = "/tmp";
+	/* As standard input's spool (source_raw.c). */
+	if (!dir || dir[0] != '/')
+		dir = "/var/tmp";
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return error_set(-errno, "source '%s': a temporary file in '%s' for the pages "
