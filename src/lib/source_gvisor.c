@@ -40,10 +40,12 @@
  *    writes a state.Save()-encoded privateMemoryFileMetadata (gVisor's own
  *    object encoding, not protobuf) and each private MemoryFile after it.
  *
- * Decision on several MemoryFiles: the snapshot is the application
- * MemoryFile alone. Private MemoryFiles (filesystems' own memory) are not
- * read; when pages_meta.img holds more after the first metadata, the
- * snapshot's notes say so.
+ * Decision on several MemoryFiles (version 1): the application MemoryFile
+ * is the memory file from offset 0; each private MemoryFile (filesystems'
+ * own memory, see lay_out_private()) follows it at the next 1 GiB
+ * boundary, as a region set: its segments carry the label
+ * "private:CONTAINER:PATH" of its owner, so regions/ in the mount shows
+ * them apart. The state-encoded layouts have no private MemoryFiles.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -147,44 +149,33 @@ static int meta_corrupt(const char *path, const char *what)
 	return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: %s", path, GVISOR_META_FILE, what);
 }
 
-/* Read and decode the first MemoryFileMetadataProto of pages_meta.img;
- * *ret_rest is the count of bytes after it. */
-static int read_metadata(const char *path, int dirfd, struct pb_budget *budget,
-			 meta_proto **ret_meta, uint64_t *ret_rest)
+/* Read and decode the MemoryFileMetadataProto at off of pages_meta.img
+ * (fd, st_size bytes): an 8-byte little-endian length and the message.
+ * *ret_end is the offset after it. */
+static int read_metadata_at(const char *path, int fd, uint64_t off, uint64_t st_size,
+			    struct pb_budget *budget, meta_proto **ret_meta, uint64_t *ret_end)
 {
 	unsigned char len_buf[8], *data = NULL;
-	char shown[4200];
 	uint64_t len = 0;
-	struct stat st;
 	meta_proto *meta;
 	ssize_t n;
-	int fd, rc;
+	int rc;
 
-	snprintf(shown, sizeof(shown), "source '%s': %s", path, GVISOR_META_FILE);
-	rc = source_file_open(dirfd, GVISOR_META_FILE, shown, false, &fd, &st);
-	if (rc < 0)
-		return rc == -ENODEV ? -EINVAL : rc;
-	n = pread_full(fd, len_buf, sizeof(len_buf), 0);
-	if (n != (ssize_t)sizeof(len_buf)) {
-		rc = n < 0 ? error_set((int)n, "source '%s': %s: %s", path, GVISOR_META_FILE,
-				       errno_text((int)-n))
-			   : meta_corrupt(path, "shorter than its 8-byte length header");
-		goto out_close;
-	}
+	n = pread_full(fd, len_buf, sizeof(len_buf), off);
+	if (n != (ssize_t)sizeof(len_buf))
+		return n < 0 ? error_set((int)n, "source '%s': %s: %s", path, GVISOR_META_FILE,
+					 errno_text((int)-n))
+			     : meta_corrupt(path, "shorter than its 8-byte length header");
 	for (int i = 7; i >= 0; i--)
 		len = len << 8 | len_buf[i];
-	if (len > (uint64_t)st.st_size - sizeof(len_buf)) {
-		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s: metadata length %llu runs "
-			       "past the end of the file (%llu bytes)", path, GVISOR_META_FILE,
-			       (unsigned long long)len, (unsigned long long)st.st_size);
-		goto out_close;
-	}
+	if (len > st_size - off - sizeof(len_buf))
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: metadata length %llu runs "
+				 "past the end of the file (%llu bytes)", path, GVISOR_META_FILE,
+				 (unsigned long long)len, (unsigned long long)st_size);
 	data = malloc(len ? (size_t)len : 1);
-	if (!data) {
-		rc = -ENOMEM;
-		goto out_close;
-	}
-	n = pread_full(fd, data, (size_t)len, sizeof(len_buf));
+	if (!data)
+		return -ENOMEM;
+	n = pread_full(fd, data, (size_t)len, off + sizeof(len_buf));
 	if (n != (ssize_t)len) {
 		rc = n < 0 ? error_set((int)n, "source '%s': %s: %s", path, GVISOR_META_FILE,
 				       errno_text((int)-n))
@@ -199,22 +190,28 @@ static int read_metadata(const char *path, int dirfd, struct pb_budget *budget,
 		goto out_free;
 	}
 	*ret_meta = meta;
-	*ret_rest = (uint64_t)st.st_size - sizeof(len_buf) - len;
+	*ret_end = off + sizeof(len_buf) + len;
 	rc = 0;
 out_free:
 	free(data);
-out_close:
-	close(fd);
 	return rc;
 }
 
-/* The usage set and extents from the metadata; *ret_committed is the
- * byte count the committed ranges take in pages.img. */
-static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_committed)
+/* Where one MemoryFile goes in the snapshot's memory file. */
+struct mf_place {
+	uint64_t base;        /* its offset 0 in the memory file */
+	uint64_t pages_off;   /* its first committed byte in pages.img */
+	const char *label;    /* segments' label (private ones), or NULL */
+};
+
+/* The usage set and extents from the metadata, at place; *ret_committed
+ * is the byte count the committed ranges take in pages.img. */
+static int lay_out(struct source *src, const meta_proto *meta, const struct mf_place *at,
+		   uint64_t *ret_committed)
 {
 	struct gvisor_source *gs = src->impl;
 	const char *path = src->path;
-	uint64_t prev_end = 0, pages_off = 0;
+	uint64_t prev_end = 0, pages_off = at->pages_off, size;
 	int rc;
 
 	if (meta->version > GVISOR_META_VERSION)
@@ -225,9 +222,10 @@ static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_com
 	if (meta->version != GVISOR_META_VERSION)
 		return meta_corrupt(path, "no metadata version (0): not MemoryFileMetadataProto "
 				    "metadata");
-	if (meta->n_chunks > SOURCE_MAX_OFFSET / GVISOR_CHUNK_SIZE)
+	if (meta->n_chunks > (SOURCE_MAX_OFFSET - at->base) / GVISOR_CHUNK_SIZE)
 		return meta_corrupt(path, "more chunks than a memory file can have");
-	src->size = (uint64_t)meta->n_chunks * GVISOR_CHUNK_SIZE;
+	size = (uint64_t)meta->n_chunks * GVISOR_CHUNK_SIZE;
+	src->size = at->base + size;
 	for (size_t i = 0; i < meta->n_mem_acct; i++) {
 		const Gvisor__Pgalloc__MemAcctRangeProto *r = meta->mem_acct[i];
 
@@ -241,7 +239,7 @@ static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_com
 					 "(0x%llx-0x%llx) is out of order or overlaps the one "
 					 "before", path, GVISOR_META_FILE, i,
 					 (unsigned long long)r->start, (unsigned long long)r->end);
-		if (r->end > src->size)
+		if (r->end > size)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu "
 					 "(0x%llx-0x%llx) lies past the end of the memory file "
 					 "(%zu chunks of 1 GiB)", path, GVISOR_META_FILE, i,
@@ -251,12 +249,14 @@ static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_com
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu: "
 					 "unknown memory kind %u", path, GVISOR_META_FILE, i,
 					 r->kind);
-		rc = source_add_segment(src, r->start, r->end, gvisor_kinds[r->kind],
-					r->mem_cg_id, r->known_committed, NULL);
+		rc = source_add_segment(src, at->base + r->start, at->base + r->end,
+					gvisor_kinds[r->kind], r->mem_cg_id, r->known_committed,
+					at->label);
 		if (rc < 0)
 			return rc;
 		if (r->known_committed) {
-			rc = extent_list_push(&gs->data, r->start, r->end, 0, pages_off);
+			rc = extent_list_push(&gs->data, at->base + r->start, at->base + r->end, 0,
+					      pages_off);
 			if (rc < 0)
 				return rc;
 			pages_off += r->end - r->start;
@@ -264,7 +264,7 @@ static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_com
 		prev_end = r->end;
 	}
 	src->has_segments = true;
-	*ret_committed = pages_off;
+	*ret_committed = pages_off - at->pages_off;
 	return 0;
 }
 
@@ -680,47 +680,175 @@ static bool dir_has_file(int dirfd, const char *name)
 	return faccessat(dirfd, name, F_OK, 0) == 0;
 }
 
-static int open_v1(struct source *src, int dirfd, struct note_list *notes)
+/*
+ * The private MemoryFiles after the main one in a version 1 pages_meta.img
+ * (kernel.go savePrivateMFs() at commit 3c5eee17dc45): state.Save() of
+ * privateMemoryFileMetadata {owners []checkpoint.ResourceID
+ * {ContainerName, Path}} (earlier gVisor: owners []string), then each
+ * private MemoryFile's metadata in that order; their committed ranges
+ * follow the main one's in pages.img, in the same order.
+ */
+#define GVISOR_PRIVATE_META "pkg/sentry/kernel.privateMemoryFileMetadata"
+#define GVISOR_RESOURCE_ID "pkg/sentry/checkpoint.ResourceID"
+#define GVISOR_MAX_LABEL 200
+
+static const char *string_of(const struct gw_obj *o)
+{
+	return o && o->kind == GW_STRING ? o->str : "";
+}
+
+/* "private:CONTAINER:PATH", control characters as '?', cut short. */
+static int owner_label(const struct gw_graph *g, const struct gw_obj *o, char **ret)
+{
+	char buf[GVISOR_MAX_LABEL + 1];
+	const struct gw_type *t = gw_graph_struct_type(g, o);
+
+	if (o && o->kind == GW_STRING)
+		snprintf(buf, sizeof(buf), "private:%s", o->str);
+	else if (t && strcmp(t->name, GVISOR_RESOURCE_ID) == 0)
+		snprintf(buf, sizeof(buf), "private:%s:%s",
+			 string_of(gw_graph_field(g, o, "ContainerName")),
+			 string_of(gw_graph_field(g, o, "Path")));
+	else
+		return -EINVAL;
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* The owners' labels, in order. */
+static int private_owners(struct gw_input *in, char ***ret_labels, size_t *ret_count)
+{
+	struct gw_obj *const *elems = NULL;
+	const struct gw_obj *meta;
+	const struct gw_type *t;
+	struct gw_graph g = { 0 };
+	char **labels = NULL;
+	uint64_t n = 0;
+	int rc;
+
+	rc = gw_graph_read(in, true, &g);
+	if (rc < 0)
+		return rc;
+	meta = gw_graph_object(&g, 1);
+	t = gw_graph_struct_type(&g, meta);
+	if (!t || strcmp(t->name, GVISOR_PRIVATE_META) != 0) {
+		rc = error_set(-SNAPFS_ECORRUPT, "%s: after the main MemoryFile comes a '%s', "
+			       "not a '%s'", in->shown, t ? t->name : "value that is no struct",
+			       GVISOR_PRIVATE_META);
+		goto out_release;
+	}
+	rc = slice_elements(&g, gw_graph_field(&g, meta, "owners"), in->shown, "owners", &elems,
+			    &n);
+	if (rc < 0)
+		goto out_release;
+	labels = calloc(n ? n : 1, sizeof(*labels));
+	if (!labels) {
+		rc = -ENOMEM;
+		goto out_release;
+	}
+	for (uint64_t i = 0; i < n && rc == 0; i++) {
+		rc = owner_label(&g, elems[i], &labels[i]);
+		if (rc == -EINVAL)
+			rc = state_corrupt(in->shown, "a private MemoryFile's owner is neither a "
+					   "string nor a ", GVISOR_RESOURCE_ID);
+	}
+	if (rc < 0) {
+		for (uint64_t i = 0; i < n; i++)
+			free(labels[i]);
+		free(labels);
+		goto out_release;
+	}
+	*ret_labels = labels;
+	*ret_count = n;
+out_release:
+	gw_graph_release(&g);
+	return rc;
+}
+
+/* Lay out each private MemoryFile from off on, after the main one: each at
+ * the next 1 GiB boundary, its segments labelled with its owner. */
+static int lay_out_private(struct source *src, int fd, uint64_t off, uint64_t st_size,
+			   uint64_t *pages_off, struct note_list *notes)
+{
+	struct { int fd; uint64_t off; const char *shown; } f = { fd, off, NULL };
+	char shown[4200], **labels = NULL;
+	struct gw_input *in;
+	size_t count = 0;
+	int rc;
+
+	snprintf(shown, sizeof(shown), "source '%s': %s", src->path, GVISOR_META_FILE);
+	f.shown = shown;
+	in = malloc(sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	gw_input_init(in, file_read, &f, shown);
+	rc = private_owners(in, &labels, &count);
+	if (rc < 0)
+		goto out_free;
+	off += in->pos;
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		struct mf_place at = { .base = src->size, .pages_off = *pages_off,
+				       .label = labels[i] };
+		struct pb_budget budget;
+		meta_proto *meta = NULL;
+		uint64_t committed = 0;
+
+		pb_budget_init(&budget, 0);
+		rc = read_metadata_at(src->path, fd, off, st_size, &budget, &meta, &off);
+		if (rc == 0)
+			rc = lay_out(src, meta, &at, &committed);
+		*pages_off += committed;
+		if (meta)
+			gvisor__pgalloc__memory_file_metadata_proto__free_unpacked(meta,
+										   &budget.alloc);
+	}
+	if (rc == 0 && off < st_size)
+		rc = note_add(notes, "skipped: %llu bytes of %s after the private MemoryFiles",
+			      (unsigned long long)(st_size - off), GVISOR_META_FILE);
+	for (size_t i = 0; i < count; i++)
+		free(labels[i]);
+	free(labels);
+out_free:
+	free(in);
+	return rc;
+}
+
+static int open_v1(struct source *src, int meta_fd, uint64_t meta_size, int dirfd,
+		   struct note_list *notes)
 {
 	struct gvisor_source *gs = src->impl;
 	const char *path = src->path;
+	struct mf_place at = { 0 };
 	struct pb_budget budget;
 	meta_proto *meta = NULL;
-	uint64_t rest = 0, committed = 0;
+	uint64_t end = 0, committed = 0;
 	char shown[4200];
 	struct stat st;
 	int rc;
 
 	pb_budget_init(&budget, 0);
-	rc = read_metadata(path, dirfd, &budget, &meta, &rest);
+	rc = read_metadata_at(path, meta_fd, 0, meta_size, &budget, &meta, &end);
 	if (rc < 0)
 		return rc;
-	rc = lay_out(src, meta, &committed);
+	rc = lay_out(src, meta, &at, &committed);
+	gvisor__pgalloc__memory_file_metadata_proto__free_unpacked(meta, &budget.alloc);
+	if (rc == 0 && end < meta_size)
+		rc = lay_out_private(src, meta_fd, end, meta_size, &committed, notes);
 	if (rc < 0)
-		goto out_free;
+		return rc;
 	snprintf(shown, sizeof(shown), "source '%s': %s", path, GVISOR_PAGES_FILE);
 	rc = source_file_open(dirfd, GVISOR_PAGES_FILE, shown, false, &gs->pages_fd, &st);
-	if (rc < 0) {
-		if (rc == -ENODEV)
-			rc = -EINVAL;
-		goto out_free;
-	}
-	if ((uint64_t)st.st_size < committed || (rest == 0 && (uint64_t)st.st_size != committed)) {
-		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
-			       "committed ranges in %s take %llu", path, GVISOR_PAGES_FILE,
-			       (unsigned long long)st.st_size, GVISOR_META_FILE,
-			       (unsigned long long)committed);
-		goto out_free;
-	}
-	if (rest)
-		rc = note_add(notes, "skipped: the private MemoryFiles after the main one "
-			      "(%llu bytes of %s; %llu bytes of %s from offset %llu)",
-			      (unsigned long long)rest, GVISOR_META_FILE,
-			      (unsigned long long)((uint64_t)st.st_size - committed),
-			      GVISOR_PAGES_FILE, (unsigned long long)committed);
-out_free:
-	gvisor__pgalloc__memory_file_metadata_proto__free_unpacked(meta, &budget.alloc);
-	return rc;
+	if (rc < 0)
+		return rc == -ENODEV ? -EINVAL : rc;
+	if ((uint64_t)st.st_size != committed)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
+				 "committed ranges in %s take %llu", path, GVISOR_PAGES_FILE,
+				 (unsigned long long)st.st_size, GVISOR_META_FILE,
+				 (unsigned long long)committed);
+	return 0;
 }
 
 /*
@@ -778,7 +906,7 @@ int source_open_gvisor(const char *path, struct source *src)
 		if (starts_state_encoded(meta_fd))
 			rc = open_state_meta(src, meta_fd, dirfd, &notes);
 		else
-			rc = open_v1(src, dirfd, &notes);
+			rc = open_v1(src, meta_fd, (uint64_t)st.st_size, dirfd, &notes);
 		close(meta_fd);
 	} else if (has_state) {
 		rc = open_statefile(src, dirfd, &notes);

@@ -111,15 +111,52 @@ def case_roundtrip(ctx):
 
 def case_private_memory_files(ctx):
     d = ctx.dir / "ckpt"
-    second = metadata([(0, PAGE, 1, 0, True)], [False])
-    want = write_checkpoint(d, extra_meta=b"\x01\x02state" + struct.pack("<Q", len(second))
-                            + second, extra_pages=page(0))
+    p1 = [(0, PAGE, 3, 2, True), (PAGE, 3 * PAGE, 4, 0, False), (4 * PAGE, 6 * PAGE, 3, 0, True)]
+    p2 = [(8 * PAGE, 9 * PAGE, 3, 0, True)]
+    extra = enc.private_meta([("c1", "/dev/shm"), ("", "/tmp\n")])
+    pages = b""
+    for ranges in (p1, p2):
+        m = metadata(ranges, [False])
+        extra += struct.pack("<Q", len(m)) + m
+    for base, ranges in ((2 * GIB, p1), (3 * GIB, p2)):
+        for s, e, _, _, c in ranges:
+            if c:
+                pages += b"".join(page(base + a) for a in range(s, e, PAGE))
+    want = write_checkpoint(d, extra_meta=extra, extra_pages=pages)
     store = ctx.store()
     snapfs("save", store, "g", d)
-    notes = common.snapshot_row(store, "g")["notes"]
-    check("private MemoryFiles" in notes, f"notes {notes}")
-    got, = common.read_memory(ctx, store, "g", [(GIB, PAGE)])
-    check(got == want[GIB], "main MemoryFile's pages wrong")
+    row = common.snapshot_row(store, "g")
+    check(row["notes"] is None, f"notes {row['notes']}")
+    check(row["file_size"] == 4 * GIB, f"file_size {row['file_size']}")
+    segs = common.segments(store, "g")
+    want_segs = [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in RANGES] + \
+        [(2 * GIB + s, 2 * GIB + e, KINDS[k], m, int(c), "private:c1:/dev/shm")
+         for s, e, k, m, c in p1] + \
+        [(3 * GIB + s, 3 * GIB + e, KINDS[k], m, int(c), "private::/tmp?") for s, e, k, m, c in p2]
+    check(segs == want_segs, f"segments {segs}")
+    offsets = [GIB, 2 * GIB, 2 * GIB + PAGE, 2 * GIB + 4 * PAGE, 2 * GIB + 5 * PAGE,
+               3 * GIB + 8 * PAGE]
+    got = common.read_memory(ctx, store, "g", [(a, PAGE) for a in offsets])
+    for a, b in zip(offsets, got):
+        w = want.get(a) or (page(a) if a >= 2 * GIB and a != 2 * GIB + PAGE else bytes(PAGE))
+        check(b == w, f"page at {a:#x} is wrong")
+    # The older owners []string; no private MemoryFile at all.
+    for owners, label in ((["fs-1"], "private:fs-1"), ([], None)):
+        d2 = ctx.dir / f"ckpt-{len(owners)}"
+        extra = enc.private_meta(owners)
+        if owners:
+            m = metadata(p2, [False])
+            extra += struct.pack("<Q", len(m)) + m
+        write_checkpoint(d2, extra_meta=extra, extra_pages=page(0) if owners else b"")
+        snapfs("save", store, d2.name, d2)
+        labels = {g[5] for g in common.segments(store, d2.name)}
+        check(labels == ({None, label} if label else {None}), f"labels {labels}")
+    # A private MemoryFile's pages missing from pages.img.
+    write_checkpoint(d, extra_meta=enc.private_meta(["x"]) + struct.pack("<Q", len(m)) + m)
+    refused(ctx, d, 1, ["pages.img holds"])
+    # Not the metadata after the main MemoryFile.
+    write_checkpoint(d, extra_meta=enc.graph(b"", [enc.NIL]))
+    refused(ctx, d, 1, ["after the main MemoryFile comes a 'value that is no struct'"])
 
 
 def refused(ctx, d, status, words):

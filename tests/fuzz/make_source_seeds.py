@@ -13,6 +13,7 @@ little-endian u32 length, the bytes. Protobuf is encoded by hand.
 """
 
 import hashlib
+import sys
 import hmac
 import struct
 import zlib
@@ -262,8 +263,10 @@ def gvisor_seeds():
               (8 * PAGE, 9 * PAGE, 5, 1, True)]
     pages = page(1) + page(2) + page(3)
     write("gvisor", "basic", gv(gv_meta(ranges), pages))
+    second = gv_meta([(0, PAGE, 3, 0, True)])
     write("gvisor", "private-mfs", gv(gv_meta(ranges), pages + page(4),
-                                      extra=b"\x05state" + struct.pack("<Q", 2) + b"\x08\x01"))
+                                      extra=private_meta([("c", "/dev/shm")]) +
+                                      struct.pack("<Q", len(second)) + second))
     write("gvisor", "version-2", gv(gv_meta(ranges, version=2), pages))
     write("gvisor", "no-version", gv(gv_meta(ranges, version=0), pages))
     write("gvisor", "overlap", gv(gv_meta([(0, 2 * PAGE, 1, 0, True),
@@ -361,6 +364,31 @@ def odd_graph():
             varint(T_STRUCT) + varint(0) + varint(T_NO_OBJECTS),
             varint(T_ARRAY) + varint(0)]
     return graph(types, objs)
+
+
+def private_meta(owners):
+    """state.Save() of kernel.privateMemoryFileMetadata {owners
+    []checkpoint.ResourceID {ContainerName, Path}} (gVisor 3c5eee17dc45);
+    an owner given as a str is the older owners []string."""
+    T = sys.modules[__name__]
+    types = (T.s_type(b"pkg/sentry/kernel.privateMemoryFileMetadata", [b"owners"]) +
+             T.s_type(b"pkg/sentry/checkpoint.ResourceID", [b"ContainerName", b"Path"]))
+    n = len(owners)
+
+    def owner(o, tagged):
+        if isinstance(o, str):
+            return (T.varint(T.T_STRING) if tagged else b"") + T.s_str(o.encode())
+        fields = b"".join(T.varint(T.T_STRING) + T.s_str(f.encode()) if f else T.NIL
+                          for f in o)
+        return ((T.varint(T.T_STRUCT) if tagged else b"") + T.varint(2) +
+                T.varint(T.T_MULTIPLE) + T.varint(2) + fields)
+    objs = [T.varint(T.T_STRUCT) + T.varint(1) +
+            (T.varint(T.T_SLICE) + T.varint(n) + T.varint(n) + T.varint(2) + T.varint(0)
+             if n else T.NIL)]
+    if n:
+        objs.append(T.varint(T.T_ARRAY) + T.varint(n) + owner(owners[0], True) +
+                    b"".join(owner(o, False) for o in owners[1:]))
+    return T.graph(types, objs)
 
 
 SEGS = [(0, 2 * PAGE, 1, True), (2 * PAGE, 4 * PAGE, 3, False), (8 * PAGE, 9 * PAGE, 3, True)]
