@@ -345,6 +345,8 @@ struct snapfs_save_opts {
 	                           * diff snapshot) over parent: its holes read
 	                           * the parent's bytes, as rebase-snap makes
 	                           * them; needs parent and a raw source */
+	const char *key_file;     /* gvisor: file holding the HMAC key its
+	                           * checkpoint.img was written with, or NULL */
 };
 
 struct snapfs_save_result {

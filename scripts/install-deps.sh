@@ -22,13 +22,14 @@ demo_pkgs=(
 	build-essential meson ninja-build pkg-config
 	libfuse3-dev fuse3
 	libsqlite3-dev sqlite3
-	libzstd-dev zstd liblz4-dev libxxhash-dev libssl-dev
+	libzstd-dev zstd liblz4-dev libxxhash-dev libssl-dev zlib1g-dev
 	libelf-dev libprotobuf-c-dev protobuf-c-compiler
 	python3 util-linux xxd
 )
 # ceph-*, radosgw: the throwaway cluster of the remote-store tests
 # chromium: renders snapfs map's SVG headless in tests/e2e/test_map.py
-test_pkgs=(clang attr e2fsprogs criu gdb curl ceph-mon ceph-osd radosgw ceph-common chromium)
+# runsc, busybox-static: real gVisor checkpoints in tests/capture/test_gvisor_runsc.py
+test_pkgs=(clang attr e2fsprogs criu gdb curl ceph-mon ceph-osd radosgw ceph-common chromium runsc busybox-static)
 bench_pkgs=(squashfs-tools squashfuse)
 
 case $purpose in

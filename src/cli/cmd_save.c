@@ -16,11 +16,11 @@
 
 static const char usage[] =
 	"save STORE NAME SOURCE|- [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
-	"[--overlay] [--kind KIND] [--usage FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
+	"[--overlay] [--kind KIND] [--usage FILE] [--key-file FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
 	"[--lock-wait SECONDS] [--json] [--quiet]";
 
 enum { OPT_FORMAT = 0x100, OPT_PARENT, OPT_KIND, OPT_USAGE, OPT_CODEC, OPT_LEVEL,
-       OPT_COMMENT, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP, OPT_OVERLAY };
+       OPT_COMMENT, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP, OPT_OVERLAY, OPT_KEY_FILE };
 
 static const struct option options[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
@@ -28,6 +28,7 @@ static const struct option options[] = {
 	{ "overlay", no_argument, NULL, OPT_OVERLAY },
 	{ "kind", required_argument, NULL, OPT_KIND },
 	{ "usage", required_argument, NULL, OPT_USAGE },
+	{ "key-file", required_argument, NULL, OPT_KEY_FILE },
 	{ "codec", required_argument, NULL, OPT_CODEC },
 	{ "level", required_argument, NULL, OPT_LEVEL },
 	{ "comment", required_argument, NULL, OPT_COMMENT },
@@ -92,6 +93,9 @@ static int parse_options(int argc, char **argv, struct snapfs_save_opts *opts,
 			break;
 		case OPT_USAGE:
 			opts->usage_path = optarg;
+			break;
+		case OPT_KEY_FILE:
+			opts->key_file = optarg;
 			break;
 		case OPT_CODEC:
 			if (snapfs_codec_parse(optarg, &opts->codec) < 0)

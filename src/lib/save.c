@@ -154,7 +154,7 @@ static int prepare(struct save_job *job, const char *source_path)
 	} else if (o->overlay) {
 		rc = source_open_overlay(source_path, job->store, job->snap.parent_id, &job->src);
 	} else {
-		rc = source_open(source_path, o->format, &job->src);
+		rc = source_open_keyed(source_path, o->format, o->key_file, &job->src);
 	}
 	if (rc < 0)
 		return rc;

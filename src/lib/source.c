@@ -91,7 +91,9 @@ static bool dir_has(int dirfd, const char *prefix, const char *suffix)
 
 /*
  * The format of path when none was given: "pid:N" is a live process; a
- * directory holding pages_meta.img and pages.img is a gVisor checkpoint,
+ * directory holding pages_meta.img and pages.img, or checkpoint.img, or
+ * fscheckpoint.pb (which the gVisor opener refuses by name) is a gVisor
+ * checkpoint,
  * one holding pagemap-*.img a CRIU dump; a file that starts with the ELF
  * magic is a core (source_open_elf() refuses other ELF files and says how
  * to save them raw); anything else is raw.
@@ -114,16 +116,18 @@ static int detect(const char *path, const struct format **ret_format)
 		return 0; /* the raw opener says what is wrong */
 	}
 	if (S_ISDIR(st.st_mode)) {
-		if (faccessat(fd, "pages_meta.img", F_OK, 0) == 0 &&
-		    faccessat(fd, "pages.img", F_OK, 0) == 0)
+		if ((faccessat(fd, "pages_meta.img", F_OK, 0) == 0 &&
+		     faccessat(fd, "pages.img", F_OK, 0) == 0) ||
+		    faccessat(fd, "checkpoint.img", F_OK, 0) == 0 ||
+		    faccessat(fd, "fscheckpoint.pb", F_OK, 0) == 0)
 			*ret_format = format_named("gvisor");
 		else if (dir_has(fd, "pagemap-", ".img"))
 			*ret_format = format_named("criu");
 		else {
 			close(fd);
 			return error_set(-EISDIR, "source '%s': a directory, but neither a "
-					 "gVisor checkpoint (pages_meta.img, pages.img) nor a "
-					 "CRIU dump (pagemap-*.img)", path);
+					 "gVisor checkpoint (checkpoint.img, or pages_meta.img "
+					 "with pages.img) nor a CRIU dump (pagemap-*.img)", path);
 		}
 	} else if (S_ISREG(st.st_mode) && pread(fd, magic, sizeof(magic), 0) == sizeof(magic) &&
 		   memcmp(magic, ELFMAG, SELFMAG) == 0) {
@@ -134,6 +138,12 @@ static int detect(const char *path, const struct format **ret_format)
 }
 
 int source_open(const char *path, const char *format, struct source *ret_src)
+{
+	return source_open_keyed(path, format, NULL, ret_src);
+}
+
+int source_open_keyed(const char *path, const char *format, const char *key_file,
+		      struct source *ret_src)
 {
 	const struct format *f = NULL;
 	struct source src = { 0 };
@@ -153,7 +163,11 @@ int source_open(const char *path, const char *format, struct source *ret_src)
 		if (rc < 0)
 			return rc;
 	}
+	if (key_file && strcmp(f->name, "gvisor") != 0)
+		return error_set(-EINVAL, "--key-file is for gVisor checkpoints, not format '%s'",
+				 f->name);
 	src.path = path;
+	src.key_file = key_file;
 	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SCAN_CHUNK);
 	if (!src.buf)
 		return -ENOMEM;

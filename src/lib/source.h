@@ -49,11 +49,17 @@ struct source {
 	struct core_note_list core_notes; /* ELF notes of a process (registers,
 					   * auxv...), saved in core_notes */
 	void *impl;                   /* the format's own state */
+	const char *key_file;         /* gvisor: the HMAC key's file, or NULL
+	                               * (borrowed, set before the opener runs) */
 	unsigned char *buf;           /* scan buffer (SCAN_CHUNK bytes) */
 };
 
 /* Open path as format ("raw", or NULL to detect). Errors name the source. */
 int source_open(const char *path, const char *format, struct source *ret_src);
+/* source_open() with a key file for formats that sign their data (gVisor's
+ * checkpoint.img); key_file NULL is source_open(). */
+int source_open_keyed(const char *path, const char *format, const char *key_file,
+		      struct source *ret_src);
 /* Close a source; accepts a zeroed or half-opened one. */
 void source_close(struct source *src);
 

@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
  * The gvisor source: the memory of a gVisor sandbox as `runsc checkpoint`
- * leaves it in an image directory, uncompressed, with MemoryFile metadata
- * version 1. The memory file is the sentry's main (application)
- * MemoryFile; its usage set and kinds come from the metadata, its bytes
- * from pages.img.
+ * leaves it in an image directory. The memory file is the sentry's main
+ * (application) MemoryFile; its usage set and kinds come from the
+ * metadata. Three layouts (README.md, "gVisor checkpoints"):
+ *  - pages_meta.img with MemoryFile metadata version 1 (protobuf), pages in
+ *    pages.img: below;
+ *  - pages_meta.img state-encoded (state.Save of fileSize and the usage
+ *    set, then a data header per committed range), pages in pages.img:
+ *    the seed era, see "the state-encoded metadata" further down;
+ *  - checkpoint.img alone, gVisor 20221219: the same metadata and the
+ *    pages inline in the state file's stream (gvisor_statefile.c), after
+ *    the kernel's object graphs (skipped with gvisor_wire.c).
  *
- * What this is built on, from gVisor's source (github.com/google/gvisor,
+ * The version 1 layout is built on gVisor's source (github.com/google/gvisor,
  * checked at commit 3c5eee17dc45659fb86843531074f38e78e0cc35):
  *  - pkg/sentry/state/checkpointfiles/checkpointfiles.go: the files are
  *    PagesMetadataFileName = "pages_meta.img" and PagesFileName =
@@ -33,10 +40,12 @@
  *    writes a state.Save()-encoded privateMemoryFileMetadata (gVisor's own
  *    object encoding, not protobuf) and each private MemoryFile after it.
  *
- * Decision on several MemoryFiles: the snapshot is the application
- * MemoryFile alone. Private MemoryFiles (filesystems' own memory) cannot
- * be found without decoding gVisor's state encoding; when pages_meta.img
- * holds more after the first metadata, the snapshot's notes say so.
+ * Decision on several MemoryFiles (version 1): the application MemoryFile
+ * is the memory file from offset 0; each private MemoryFile (filesystems'
+ * own memory, see lay_out_private()) follows it at the next 1 GiB
+ * boundary, as a region set: its segments carry the label
+ * "private:CONTAINER:PATH" of its owner, so regions/ in the mount shows
+ * them apart. The state-encoded layouts have no private MemoryFiles.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,13 +56,23 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "gvisor_statefile.h"
+#include "gvisor_wire.h"
 #include "pgalloc.pb-c.h"
+#include "scanner.h"
 #include "source.h"
 #include "source_pb.h"
 #include "source_util.h"
 
 #define GVISOR_META_FILE "pages_meta.img"
 #define GVISOR_PAGES_FILE "pages.img"
+#define GVISOR_STATE_FILE "checkpoint.img"
+/* The largest --key-file read. */
+#define GVISOR_MAX_KEY 4096
+/* Type names of the 20221219 MemoryFile metadata (pgalloc_state_autogen.go). */
+#define GVISOR_USAGE_SET "pkg/sentry/pgalloc.usageSet"
+#define GVISOR_USAGE_SLICES "pkg/sentry/pgalloc.usageSegmentDataSlices"
+#define GVISOR_USAGE_INFO "pkg/sentry/pgalloc.usageInfo"
 /* The metadata version this reader understands. */
 #define GVISOR_META_VERSION 1
 /* pgalloc's chunkSize. */
@@ -64,8 +83,10 @@ static const char *const gvisor_kinds[] = {
 };
 
 struct gvisor_source {
-	int pages_fd;
-	struct extent_list data;   /* file 0: pages.img */
+	int pages_fd;              /* pages.img, or the pages taken out of
+	                            * checkpoint.img into an unlinked file */
+	struct extent_list data;   /* file 0: pages_fd */
+	const char *pages_name;    /* for messages */
 };
 
 typedef Gvisor__Pgalloc__MemoryFileMetadataProto meta_proto;
@@ -80,11 +101,11 @@ static int gvisor_read_piece(void *ctx, const struct extent *ext, unsigned char 
 	(void)ext;
 	if (n < 0)
 		return error_set((int)n, "source '%s': %s: read at offset 0x%llx: %s",
-				 src->path, GVISOR_PAGES_FILE, (unsigned long long)file_off,
+				 src->path, gs->pages_name, (unsigned long long)file_off,
 				 errno_text((int)-n));
 	if ((size_t)n < len)
 		return error_set(-EIO, "source '%s': %s: shrank while being read",
-				 src->path, GVISOR_PAGES_FILE);
+				 src->path, gs->pages_name);
 	return 0;
 }
 
@@ -128,44 +149,33 @@ static int meta_corrupt(const char *path, const char *what)
 	return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: %s", path, GVISOR_META_FILE, what);
 }
 
-/* Read and decode the first MemoryFileMetadataProto of pages_meta.img;
- * *ret_rest is the count of bytes after it. */
-static int read_metadata(const char *path, int dirfd, struct pb_budget *budget,
-			 meta_proto **ret_meta, uint64_t *ret_rest)
+/* Read and decode the MemoryFileMetadataProto at off of pages_meta.img
+ * (fd, st_size bytes): an 8-byte little-endian length and the message.
+ * *ret_end is the offset after it. */
+static int read_metadata_at(const char *path, int fd, uint64_t off, uint64_t st_size,
+			    struct pb_budget *budget, meta_proto **ret_meta, uint64_t *ret_end)
 {
 	unsigned char len_buf[8], *data = NULL;
-	char shown[4200];
 	uint64_t len = 0;
-	struct stat st;
 	meta_proto *meta;
 	ssize_t n;
-	int fd, rc;
+	int rc;
 
-	snprintf(shown, sizeof(shown), "source '%s': %s", path, GVISOR_META_FILE);
-	rc = source_file_open(dirfd, GVISOR_META_FILE, shown, false, &fd, &st);
-	if (rc < 0)
-		return rc == -ENODEV ? -EINVAL : rc;
-	n = pread_full(fd, len_buf, sizeof(len_buf), 0);
-	if (n != (ssize_t)sizeof(len_buf)) {
-		rc = n < 0 ? error_set((int)n, "source '%s': %s: %s", path, GVISOR_META_FILE,
-				       errno_text((int)-n))
-			   : meta_corrupt(path, "shorter than its 8-byte length header");
-		goto out_close;
-	}
+	n = pread_full(fd, len_buf, sizeof(len_buf), off);
+	if (n != (ssize_t)sizeof(len_buf))
+		return n < 0 ? error_set((int)n, "source '%s': %s: %s", path, GVISOR_META_FILE,
+					 errno_text((int)-n))
+			     : meta_corrupt(path, "shorter than its 8-byte length header");
 	for (int i = 7; i >= 0; i--)
 		len = len << 8 | len_buf[i];
-	if (len > (uint64_t)st.st_size - sizeof(len_buf)) {
-		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s: metadata length %llu runs "
-			       "past the end of the file (%llu bytes)", path, GVISOR_META_FILE,
-			       (unsigned long long)len, (unsigned long long)st.st_size);
-		goto out_close;
-	}
+	if (len > st_size - off - sizeof(len_buf))
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: metadata length %llu runs "
+				 "past the end of the file (%llu bytes)", path, GVISOR_META_FILE,
+				 (unsigned long long)len, (unsigned long long)st_size);
 	data = malloc(len ? (size_t)len : 1);
-	if (!data) {
-		rc = -ENOMEM;
-		goto out_close;
-	}
-	n = pread_full(fd, data, (size_t)len, sizeof(len_buf));
+	if (!data)
+		return -ENOMEM;
+	n = pread_full(fd, data, (size_t)len, off + sizeof(len_buf));
 	if (n != (ssize_t)len) {
 		rc = n < 0 ? error_set((int)n, "source '%s': %s: %s", path, GVISOR_META_FILE,
 				       errno_text((int)-n))
@@ -180,22 +190,28 @@ static int read_metadata(const char *path, int dirfd, struct pb_budget *budget,
 		goto out_free;
 	}
 	*ret_meta = meta;
-	*ret_rest = (uint64_t)st.st_size - sizeof(len_buf) - len;
+	*ret_end = off + sizeof(len_buf) + len;
 	rc = 0;
 out_free:
 	free(data);
-out_close:
-	close(fd);
 	return rc;
 }
 
-/* The usage set and extents from the metadata; *ret_committed is the
- * byte count the committed ranges take in pages.img. */
-static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_committed)
+/* Where one MemoryFile goes in the snapshot's memory file. */
+struct mf_place {
+	uint64_t base;        /* its offset 0 in the memory file */
+	uint64_t pages_off;   /* its first committed byte in pages.img */
+	const char *label;    /* segments' label (private ones), or NULL */
+};
+
+/* The usage set and extents from the metadata, at place; *ret_committed
+ * is the byte count the committed ranges take in pages.img. */
+static int lay_out(struct source *src, const meta_proto *meta, const struct mf_place *at,
+		   uint64_t *ret_committed)
 {
 	struct gvisor_source *gs = src->impl;
 	const char *path = src->path;
-	uint64_t prev_end = 0, pages_off = 0;
+	uint64_t prev_end = 0, pages_off = at->pages_off, size;
 	int rc;
 
 	if (meta->version > GVISOR_META_VERSION)
@@ -206,9 +222,10 @@ static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_com
 	if (meta->version != GVISOR_META_VERSION)
 		return meta_corrupt(path, "no metadata version (0): not MemoryFileMetadataProto "
 				    "metadata");
-	if (meta->n_chunks > SOURCE_MAX_OFFSET / GVISOR_CHUNK_SIZE)
+	if (meta->n_chunks > (SOURCE_MAX_OFFSET - at->base) / GVISOR_CHUNK_SIZE)
 		return meta_corrupt(path, "more chunks than a memory file can have");
-	src->size = (uint64_t)meta->n_chunks * GVISOR_CHUNK_SIZE;
+	size = (uint64_t)meta->n_chunks * GVISOR_CHUNK_SIZE;
+	src->size = at->base + size;
 	for (size_t i = 0; i < meta->n_mem_acct; i++) {
 		const Gvisor__Pgalloc__MemAcctRangeProto *r = meta->mem_acct[i];
 
@@ -222,7 +239,7 @@ static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_com
 					 "(0x%llx-0x%llx) is out of order or overlaps the one "
 					 "before", path, GVISOR_META_FILE, i,
 					 (unsigned long long)r->start, (unsigned long long)r->end);
-		if (r->end > src->size)
+		if (r->end > size)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu "
 					 "(0x%llx-0x%llx) lies past the end of the memory file "
 					 "(%zu chunks of 1 GiB)", path, GVISOR_META_FILE, i,
@@ -232,12 +249,14 @@ static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_com
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu: "
 					 "unknown memory kind %u", path, GVISOR_META_FILE, i,
 					 r->kind);
-		rc = source_add_segment(src, r->start, r->end, gvisor_kinds[r->kind],
-					r->mem_cg_id, r->known_committed, NULL);
+		rc = source_add_segment(src, at->base + r->start, at->base + r->end,
+					gvisor_kinds[r->kind], r->mem_cg_id, r->known_committed,
+					at->label);
 		if (rc < 0)
 			return rc;
 		if (r->known_committed) {
-			rc = extent_list_push(&gs->data, r->start, r->end, 0, pages_off);
+			rc = extent_list_push(&gs->data, at->base + r->start, at->base + r->end, 0,
+					      pages_off);
 			if (rc < 0)
 				return rc;
 			pages_off += r->end - r->start;
@@ -245,26 +264,611 @@ static int lay_out(struct source *src, const meta_proto *meta, uint64_t *ret_com
 		prev_end = r->end;
 	}
 	src->has_segments = true;
-	*ret_committed = pages_off;
+	*ret_committed = pages_off - at->pages_off;
 	return 0;
 }
 
+/* --- the state-encoded metadata (gVisor 20221219 and the seed era) ------- */
+
+/*
+ * MemoryFile.SaveTo() of gVisor release 20221219
+ * (pkg/sentry/pgalloc/save_restore.go; the seed's save_restore.go writes
+ * the same to pages_meta.img, the page bytes to pages.img):
+ * state.Save(&f.fileSize), state.Save(&f.usage), then per known-committed
+ * usage segment, in order, state.WriteHeader(length, false) and (in the
+ * same stream or in the pages file) the segment's bytes. The usage set
+ * saves as usageSegmentDataSlices {Start, End []uint64; Values
+ * []usageInfo {kind, knownCommitted, refs}} (usage_set.go saveRoot()).
+ */
+struct mf_seg {
+	uint64_t start, end, kind;
+	bool committed;
+};
+
+struct mf_meta {
+	uint64_t file_size;
+	struct mf_seg *segs;
+	size_t count;
+};
+
+static int state_corrupt(const char *shown, const char *what, const char *detail)
+{
+	return error_set(-SNAPFS_ECORRUPT, "%s: MemoryFile metadata: %s%s", shown, what,
+			 detail ? detail : "");
+}
+
+/* A slice field's backing array and where the slice starts in it; a nil
+ * slice gives *ret_len 0. */
+static int slice_elements(const struct gw_graph *g, const struct gw_obj *sl, const char *shown,
+			  const char *name, struct gw_obj *const **ret_elems, uint64_t *ret_len)
+{
+	const struct gw_obj *arr;
+	uint64_t at = 0;
+
+	*ret_len = 0;
+	if (!sl || sl->kind == GW_NIL)
+		return 0;
+	if (sl->kind != GW_SLICE)
+		return state_corrupt(shown, name, " is not a slice");
+	if (sl->u2 == 0)
+		return 0;
+	if (sl->dot_field || sl->n > 1)
+		return state_corrupt(shown, name, " points into a struct, not at an array");
+	if (sl->n == 1)
+		at = sl->dot;
+	arr = gw_graph_object(g, sl->u);
+	if (!arr || arr->kind != GW_ARRAY)
+		return state_corrupt(shown, name, " points at no array");
+	if (at > arr->n || sl->u2 > arr->n - at)
+		return state_corrupt(shown, name, " runs past the end of its array");
+	*ret_elems = arr->kids + at;
+	*ret_len = sl->u2;
+	return 0;
+}
+
+static int usage_from_graph(const struct gw_graph *g, const char *shown, struct mf_meta *meta)
+{
+	const struct gw_obj *set = gw_graph_object(g, 1), *root, *sds;
+	const struct gw_type *t = gw_graph_struct_type(g, set);
+	struct gw_obj *const *starts = NULL, *const *ends = NULL, *const *values = NULL;
+	uint64_t n_start, n_end, n_value;
+	int rc;
+
+	if (!t || strcmp(t->name, GVISOR_USAGE_SET) != 0)
+		return error_set(-SNAPFS_ECORRUPT, "%s: MemoryFile metadata: the usage set is "
+				 "a '%s', not a '%s' (gVisor 20221219)", shown,
+				 t ? t->name : gw_kind_name(set ? set->kind : GW_NIL),
+				 GVISOR_USAGE_SET);
+	root = gw_graph_field(g, set, "root");
+	if (!root || root->kind == GW_NIL)
+		return 0; /* no segments */
+	if (root->kind != GW_REF || root->n)
+		return state_corrupt(shown, "the usage set's root is not a plain reference", NULL);
+	sds = gw_graph_object(g, root->u);
+	t = gw_graph_struct_type(g, sds);
+	if (!t || strcmp(t->name, GVISOR_USAGE_SLICES) != 0)
+		return state_corrupt(shown, "the usage set's root is not a ",
+				     GVISOR_USAGE_SLICES);
+	rc = slice_elements(g, gw_graph_field(g, sds, "Start"), shown, "Start", &starts, &n_start);
+	if (rc == 0)
+		rc = slice_elements(g, gw_graph_field(g, sds, "End"), shown, "End", &ends, &n_end);
+	if (rc == 0)
+		rc = slice_elements(g, gw_graph_field(g, sds, "Values"), shown, "Values", &values,
+				    &n_value);
+	if (rc < 0)
+		return rc;
+	if (n_start != n_end || n_start != n_value)
+		return state_corrupt(shown, "Start, End and Values differ in length", NULL);
+	meta->segs = calloc(n_start ? n_start : 1, sizeof(*meta->segs));
+	if (!meta->segs)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n_start; i++) {
+		struct mf_seg *seg = &meta->segs[i];
+		uint64_t committed;
+
+		t = gw_graph_struct_type(g, values[i]);
+		if (!t || strcmp(t->name, GVISOR_USAGE_INFO) != 0)
+			return state_corrupt(shown, "a usage value is not a ", GVISOR_USAGE_INFO);
+		if (!gw_obj_uint(starts[i], &seg->start) || !gw_obj_uint(ends[i], &seg->end) ||
+		    !gw_obj_uint(gw_graph_field(g, values[i], "kind"), &seg->kind) ||
+		    !gw_obj_uint(gw_graph_field(g, values[i], "knownCommitted"), &committed))
+			return state_corrupt(shown, "a usage segment without an integer start, "
+					     "end, kind or knownCommitted", NULL);
+		seg->committed = committed != 0;
+		meta->count++;
+	}
+	return 0;
+}
+
+/* fileSize and the usage set: two graphs from in. */
+static int read_state_meta(struct gw_input *in, struct mf_meta *meta)
+{
+	struct gw_graph g = { 0 };
+	const struct gw_obj *fs;
+	int rc;
+
+	rc = gw_graph_read(in, true, &g);
+	if (rc < 0)
+		return rc;
+	fs = gw_graph_object(&g, 1);
+	if (!gw_obj_uint(fs, &meta->file_size) || meta->file_size > SOURCE_MAX_OFFSET ||
+	    meta->file_size % SNAPFS_PAGE_SIZE) {
+		gw_graph_release(&g);
+		return state_corrupt(in->shown, "fileSize is not a page-aligned size", NULL);
+	}
+	gw_graph_release(&g);
+	rc = gw_graph_read(in, true, &g);
+	if (rc < 0)
+		return rc;
+	rc = usage_from_graph(&g, in->shown, meta);
+	gw_graph_release(&g);
+	return rc;
+}
+
+/* The segments into src, checked. */
+static int lay_out_state(struct source *src, const struct mf_meta *meta, const char *shown)
+{
+	uint64_t prev_end = 0;
+	int rc;
+
+	src->size = meta->file_size;
+	for (size_t i = 0; i < meta->count; i++) {
+		const struct mf_seg *r = &meta->segs[i];
+
+		const char *why = NULL;
+
+		if (r->start >= r->end || r->start % SNAPFS_PAGE_SIZE || r->end % SNAPFS_PAGE_SIZE)
+			why = "is not a page-aligned range";
+		else if (r->start < prev_end)
+			why = "overlaps the one before or is out of order";
+		else if (r->end > meta->file_size)
+			why = "lies past fileSize";
+		if (why)
+			return error_set(-SNAPFS_ECORRUPT, "%s: usage segment %zu (0x%llx-0x%llx) "
+					 "%s (fileSize 0x%llx)", shown, i,
+					 (unsigned long long)r->start, (unsigned long long)r->end, why,
+					 (unsigned long long)meta->file_size);
+		if (r->kind >= sizeof(gvisor_kinds) / sizeof(gvisor_kinds[0]))
+			return error_set(-SNAPFS_ECORRUPT, "%s: usage segment %zu: unknown memory "
+					 "kind %llu", shown, i, (unsigned long long)r->kind);
+		rc = source_add_segment(src, r->start, r->end, gvisor_kinds[r->kind], 0,
+					r->committed, NULL);
+		if (rc < 0)
+			return rc;
+		prev_end = r->end;
+	}
+	src->has_segments = true;
+	return 0;
+}
+
+/* The data header before a committed segment's bytes. */
+static int read_data_header(struct gw_input *in, const struct mf_seg *seg)
+{
+	uint64_t len;
+	bool object;
+	int rc = gw_read_header(in, &len, &object);
+
+	if (rc < 0)
+		return rc;
+	if (object || len != seg->end - seg->start)
+		return error_set(-SNAPFS_ECORRUPT, "%s: the header before the bytes of "
+				 "0x%llx-0x%llx says %s%llu, not %llu bytes of data", in->shown,
+				 (unsigned long long)seg->start, (unsigned long long)seg->end,
+				 object ? "an object graph of " : "", (unsigned long long)len,
+				 (unsigned long long)(seg->end - seg->start));
+	return 0;
+}
+
+static ssize_t file_read(void *ctx, unsigned char *buf, size_t len)
+{
+	struct { int fd; uint64_t off; const char *shown; } *f = ctx;
+	ssize_t n = pread_full(f->fd, buf, len, f->off);
+
+	if (n < 0)
+		return error_set((int)n, "%s: read at offset %llu: %s", f->shown,
+				 (unsigned long long)f->off, errno_text((int)-n));
+	f->off += (uint64_t)n;
+	return n;
+}
+
+/* true if the file starts with a state graph header: a 10-byte varint
+ * with bit 63 (the object flag) set. A v1 metadata file starts with a
+ * small little-endian length instead. */
+static bool starts_state_encoded(int fd)
+{
+	unsigned char b[10];
+
+	if (pread_full(fd, b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return false;
+	for (int i = 0; i < 9; i++)
+		if (b[i] < 0x80)
+			return false;
+	return b[9] == 0x01;
+}
+
+/* The seed-era directory: state-encoded pages_meta.img, pages.img. */
+static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct note_list *notes)
+{
+	struct gvisor_source *gs = src->impl;
+	struct { int fd; uint64_t off; const char *shown; } f = { meta_fd, 0, NULL };
+	struct mf_meta meta = { 0 };
+	struct gw_input *in;
+	char shown[4200], pshown[4200];
+	uint64_t pages_off = 0;
+	struct stat st;
+	int rc;
+
+	snprintf(shown, sizeof(shown), "source '%s': %s", src->path, GVISOR_META_FILE);
+	f.shown = shown;
+	in = malloc(sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	gw_input_init(in, file_read, &f, shown);
+	rc = read_state_meta(in, &meta);
+	if (rc == 0)
+		rc = lay_out_state(src, &meta, shown);
+	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
+		if (!meta.segs[i].committed)
+			continue;
+		rc = read_data_header(in, &meta.segs[i]);
+		if (rc == 0)
+			rc = extent_list_push(&gs->data, meta.segs[i].start, meta.segs[i].end, 0,
+					      pages_off);
+		pages_off += meta.segs[i].end - meta.segs[i].start;
+	}
+	if (rc < 0)
+		goto out_free;
+	rc = gw_input_at_end(in);
+	if (rc == 0)
+		rc = note_add(notes, "skipped: %s holds more after the main MemoryFile (from "
+			      "byte %llu)", GVISOR_META_FILE, (unsigned long long)in->pos);
+	if (rc < 0)
+		goto out_free;
+	snprintf(pshown, sizeof(pshown), "source '%s': %s", src->path, GVISOR_PAGES_FILE);
+	rc = source_file_open(dirfd, GVISOR_PAGES_FILE, pshown, false, &gs->pages_fd, &st);
+	if (rc < 0) {
+		rc = rc == -ENODEV ? -EINVAL : rc;
+		goto out_free;
+	}
+	if ((uint64_t)st.st_size < pages_off)
+		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
+			       "committed ranges in %s take %llu", src->path, GVISOR_PAGES_FILE,
+			       (unsigned long long)st.st_size, GVISOR_META_FILE,
+			       (unsigned long long)pages_off);
+out_free:
+	free(meta.segs);
+	free(in);
+	return rc;
+}
+
+/* --- checkpoint.img (gVisor 20221219: everything in one state file) ------ */
+
+static int read_key(const char *key_file, unsigned char **ret_key, size_t *ret_len)
+{
+	char shown[4200];
+
+	snprintf(shown, sizeof(shown), "key file '%s'", key_file);
+	return read_whole_file(AT_FDCWD, key_file, shown, GVISOR_MAX_KEY, ret_key, ret_len);
+}
+
+/* An unlinked file for the pages taken out of the stream. */
+static int open_spill(const char *path)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	/* As standard input's spool (source_raw.c). */
+	if (!dir || dir[0] != '/')
+		dir = "/var/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return error_set(-errno, "source '%s': a temporary file in '%s' for the pages "
+				 "of %s: %s", path, dir, GVISOR_STATE_FILE, errno_text(errno));
+	return fd;
+}
+
+/* Copy len bytes of the stream to the spill file at off. */
+static int spill(struct source *src, struct gw_input *in, uint64_t len, uint64_t off)
+{
+	struct gvisor_source *gs = src->impl;
+
+	while (len) {
+		size_t take = len < SCAN_CHUNK ? (size_t)len : SCAN_CHUNK;
+		ssize_t n;
+		int rc;
+
+		rc = gw_input_read(in, src->buf, take, "a memory range's bytes");
+		if (rc < 0)
+			return rc;
+		n = pwrite(gs->pages_fd, src->buf, take, (off_t)off);
+		if (n != (ssize_t)take)
+			return error_set(n < 0 ? -errno : -ENOSPC, "source '%s': writing the pages "
+					 "of %s to a temporary file: %s", src->path,
+					 GVISOR_STATE_FILE, n < 0 ? errno_text(errno)
+								  : "short write");
+		len -= take;
+		off += take;
+	}
+	return 0;
+}
+
+static int open_statefile(struct source *src, int dirfd, struct note_list *notes)
+{
+	struct gvisor_source *gs = src->impl;
+	struct gvisor_statefile *sf = NULL;
+	struct mf_meta meta = { 0 };
+	unsigned char *key = NULL;
+	size_t key_len = 0;
+	struct gw_input *in = NULL;
+	char shown[4200];
+	uint64_t spill_off = 0;
+	int fd, rc;
+
+	snprintf(shown, sizeof(shown), "source '%s': %s", src->path, GVISOR_STATE_FILE);
+	gs->pages_name = GVISOR_STATE_FILE;
+	if (src->key_file) {
+		rc = read_key(src->key_file, &key, &key_len);
+		if (rc < 0)
+			return rc;
+	}
+	rc = source_file_open(dirfd, GVISOR_STATE_FILE, shown, false, &fd, NULL);
+	if (rc < 0) {
+		rc = rc == -ENODEV ? -EINVAL : rc;
+		goto out_key;
+	}
+	rc = gvisor_statefile_open(fd, shown, key, key_len, &sf);
+	if (rc < 0)
+		goto out_close;
+	in = malloc(sizeof(*in));
+	if (!in) {
+		rc = -ENOMEM;
+		goto out_sf;
+	}
+	gw_input_init(in, gvisor_statefile_read, sf, shown);
+	/* kernel.SaveTo(): the CPU feature set, the kernel, then k.mf. */
+	rc = gw_graph_read(in, false, NULL);
+	if (rc == 0)
+		rc = gw_graph_read(in, false, NULL);
+	if (rc == 0)
+		rc = read_state_meta(in, &meta);
+	if (rc == 0)
+		rc = lay_out_state(src, &meta, shown);
+	if (rc < 0)
+		goto out_sf;
+	rc = open_spill(src->path);
+	if (rc < 0)
+		goto out_sf;
+	gs->pages_fd = rc;
+	rc = 0;
+	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
+		const struct mf_seg *seg = &meta.segs[i];
+
+		if (!seg->committed)
+			continue;
+		rc = read_data_header(in, seg);
+		if (rc == 0)
+			rc = spill(src, in, seg->end - seg->start, spill_off);
+		if (rc == 0)
+			rc = extent_list_push(&gs->data, seg->start, seg->end, 0, spill_off);
+		spill_off += seg->end - seg->start;
+	}
+	if (rc < 0)
+		goto out_sf;
+	rc = gw_input_at_end(in);
+	if (rc == 0)
+		rc = note_add(notes, "skipped: the state stream of %s goes on after the "
+			      "MemoryFile (from byte %llu)", GVISOR_STATE_FILE,
+			      (unsigned long long)in->pos);
+	else if (rc > 0)
+		rc = 0;
+out_sf:
+	free(meta.segs);
+	free(in);
+	gvisor_statefile_close(sf);
+out_close:
+	close(fd);
+out_key:
+	if (key)
+		explicit_bzero(key, key_len);
+	free(key);
+	return rc;
+}
+
+/* What a gVisor checkpoint directory holds, for the choice and messages. */
+static bool dir_has_file(int dirfd, const char *name)
+{
+	return faccessat(dirfd, name, F_OK, 0) == 0;
+}
+
+/*
+ * The private MemoryFiles after the main one in a version 1 pages_meta.img
+ * (kernel.go savePrivateMFs() at commit 3c5eee17dc45): state.Save() of
+ * privateMemoryFileMetadata {owners []checkpoint.ResourceID
+ * {ContainerName, Path}} (earlier gVisor: owners []string), then each
+ * private MemoryFile's metadata in that order; their committed ranges
+ * follow the main one's in pages.img, in the same order.
+ */
+#define GVISOR_PRIVATE_META "pkg/sentry/kernel.privateMemoryFileMetadata"
+#define GVISOR_RESOURCE_ID "pkg/sentry/checkpoint.ResourceID"
+#define GVISOR_MAX_LABEL 200
+
+static const char *string_of(const struct gw_obj *o)
+{
+	return o && o->kind == GW_STRING ? o->str : "";
+}
+
+/* "private:CONTAINER:PATH", control characters as '?', cut short. */
+static int owner_label(const struct gw_graph *g, const struct gw_obj *o, char **ret)
+{
+	char buf[GVISOR_MAX_LABEL + 1];
+	const struct gw_type *t = gw_graph_struct_type(g, o);
+
+	if (o && o->kind == GW_STRING)
+		snprintf(buf, sizeof(buf), "private:%s", o->str);
+	else if (t && strcmp(t->name, GVISOR_RESOURCE_ID) == 0)
+		snprintf(buf, sizeof(buf), "private:%s:%s",
+			 string_of(gw_graph_field(g, o, "ContainerName")),
+			 string_of(gw_graph_field(g, o, "Path")));
+	else
+		return -EINVAL;
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* The owners' labels, in order. */
+static int private_owners(struct gw_input *in, char ***ret_labels, size_t *ret_count)
+{
+	struct gw_obj *const *elems = NULL;
+	const struct gw_obj *meta;
+	const struct gw_type *t;
+	struct gw_graph g = { 0 };
+	char **labels = NULL;
+	uint64_t n = 0;
+	int rc;
+
+	rc = gw_graph_read(in, true, &g);
+	if (rc < 0)
+		return rc;
+	meta = gw_graph_object(&g, 1);
+	t = gw_graph_struct_type(&g, meta);
+	if (!t || strcmp(t->name, GVISOR_PRIVATE_META) != 0) {
+		rc = error_set(-SNAPFS_ECORRUPT, "%s: after the main MemoryFile comes a '%s', "
+			       "not a '%s'", in->shown, t ? t->name : "value that is no struct",
+			       GVISOR_PRIVATE_META);
+		goto out_release;
+	}
+	rc = slice_elements(&g, gw_graph_field(&g, meta, "owners"), in->shown, "owners", &elems,
+			    &n);
+	if (rc < 0)
+		goto out_release;
+	labels = calloc(n ? n : 1, sizeof(*labels));
+	if (!labels) {
+		rc = -ENOMEM;
+		goto out_release;
+	}
+	for (uint64_t i = 0; i < n && rc == 0; i++) {
+		rc = owner_label(&g, elems[i], &labels[i]);
+		if (rc == -EINVAL)
+			rc = state_corrupt(in->shown, "a private MemoryFile's owner is neither a "
+					   "string nor a ", GVISOR_RESOURCE_ID);
+	}
+	if (rc < 0) {
+		for (uint64_t i = 0; i < n; i++)
+			free(labels[i]);
+		free(labels);
+		goto out_release;
+	}
+	*ret_labels = labels;
+	*ret_count = n;
+out_release:
+	gw_graph_release(&g);
+	return rc;
+}
+
+/* Lay out each private MemoryFile from off on, after the main one: each at
+ * the next 1 GiB boundary, its segments labelled with its owner. */
+static int lay_out_private(struct source *src, int fd, uint64_t off, uint64_t st_size,
+			   uint64_t *pages_off, struct note_list *notes)
+{
+	struct { int fd; uint64_t off; const char *shown; } f = { fd, off, NULL };
+	char shown[4200], **labels = NULL;
+	struct gw_input *in;
+	size_t count = 0;
+	int rc;
+
+	snprintf(shown, sizeof(shown), "source '%s': %s", src->path, GVISOR_META_FILE);
+	f.shown = shown;
+	in = malloc(sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	gw_input_init(in, file_read, &f, shown);
+	rc = private_owners(in, &labels, &count);
+	if (rc < 0)
+		goto out_free;
+	off += in->pos;
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		struct mf_place at = { .base = src->size, .pages_off = *pages_off,
+				       .label = labels[i] };
+		struct pb_budget budget;
+		meta_proto *meta = NULL;
+		uint64_t committed = 0;
+
+		pb_budget_init(&budget, 0);
+		rc = read_metadata_at(src->path, fd, off, st_size, &budget, &meta, &off);
+		if (rc == 0)
+			rc = lay_out(src, meta, &at, &committed);
+		*pages_off += committed;
+		if (meta)
+			gvisor__pgalloc__memory_file_metadata_proto__free_unpacked(meta,
+										   &budget.alloc);
+	}
+	if (rc == 0 && off < st_size)
+		rc = note_add(notes, "skipped: %llu bytes of %s after the private MemoryFiles",
+			      (unsigned long long)(st_size - off), GVISOR_META_FILE);
+	for (size_t i = 0; i < count; i++)
+		free(labels[i]);
+	free(labels);
+out_free:
+	free(in);
+	return rc;
+}
+
+static int open_v1(struct source *src, int meta_fd, uint64_t meta_size, int dirfd,
+		   struct note_list *notes)
+{
+	struct gvisor_source *gs = src->impl;
+	const char *path = src->path;
+	struct mf_place at = { 0 };
+	struct pb_budget budget;
+	meta_proto *meta = NULL;
+	uint64_t end = 0, committed = 0;
+	char shown[4200];
+	struct stat st;
+	int rc;
+
+	pb_budget_init(&budget, 0);
+	rc = read_metadata_at(path, meta_fd, 0, meta_size, &budget, &meta, &end);
+	if (rc < 0)
+		return rc;
+	rc = lay_out(src, meta, &at, &committed);
+	gvisor__pgalloc__memory_file_metadata_proto__free_unpacked(meta, &budget.alloc);
+	if (rc == 0 && end < meta_size)
+		rc = lay_out_private(src, meta_fd, end, meta_size, &committed, notes);
+	if (rc < 0)
+		return rc;
+	snprintf(shown, sizeof(shown), "source '%s': %s", path, GVISOR_PAGES_FILE);
+	rc = source_file_open(dirfd, GVISOR_PAGES_FILE, shown, false, &gs->pages_fd, &st);
+	if (rc < 0)
+		return rc == -ENODEV ? -EINVAL : rc;
+	if ((uint64_t)st.st_size != committed)
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
+				 "committed ranges in %s take %llu", path, GVISOR_PAGES_FILE,
+				 (unsigned long long)st.st_size, GVISOR_META_FILE,
+				 (unsigned long long)committed);
+	return 0;
+}
+
+/*
+ * Which layout: pages_meta.img (v1 protobuf or state-encoded, by its first
+ * bytes) with pages.img; else checkpoint.img alone (20221219); a
+ * filesystem-only checkpoint (fscheckpoint.pb, multitar.img, no
+ * checkpoint.img) holds no application memory and is refused.
+ */
 int source_open_gvisor(const char *path, struct source *src)
 {
 	struct note_list notes = { 0 };
 	struct gvisor_source *gs;
-	struct pb_budget budget;
-	meta_proto *meta = NULL;
-	uint64_t rest = 0, committed = 0;
-	char shown[4200];
-	struct stat st;
-	int dirfd, rc;
+	bool has_meta, has_state;
+	int dirfd, meta_fd, rc;
 
-	pb_budget_init(&budget, 0);
 	gs = calloc(1, sizeof(*gs));
 	if (!gs)
 		return -ENOMEM;
 	gs->pages_fd = -1;
+	gs->pages_name = GVISOR_PAGES_FILE;
 	src->ops = &gvisor_ops;
 	src->impl = gs;
 	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -272,40 +876,49 @@ int source_open_gvisor(const char *path, struct source *src)
 		return error_set(-errno, "source '%s': %s", path,
 				 errno == ENOTDIR ? "not a directory (a gVisor checkpoint is one)"
 						  : errno_text(errno));
-	rc = read_metadata(path, dirfd, &budget, &meta, &rest);
-	if (rc < 0)
+	has_meta = dir_has_file(dirfd, GVISOR_META_FILE);
+	has_state = dir_has_file(dirfd, GVISOR_STATE_FILE);
+	if (!has_state && (dir_has_file(dirfd, "fscheckpoint.pb") ||
+			   dir_has_file(dirfd, "multitar.img"))) {
+		rc = error_set(-EINVAL, "source '%s': a filesystem-only gVisor checkpoint "
+			       "(fscheckpoint.pb, multitar.img, no %s): it holds no "
+			       "application memory; snapfs reads full checkpoints (%s, or %s "
+			       "with %s)", path, GVISOR_STATE_FILE, GVISOR_STATE_FILE,
+			       GVISOR_META_FILE, GVISOR_PAGES_FILE);
 		goto out_close;
-	rc = lay_out(src, meta, &committed);
-	if (rc < 0)
-		goto out_free;
-	snprintf(shown, sizeof(shown), "source '%s': %s", path, GVISOR_PAGES_FILE);
-	rc = source_file_open(dirfd, GVISOR_PAGES_FILE, shown, false, &gs->pages_fd, &st);
-	if (rc < 0) {
-		if (rc == -ENODEV)
-			rc = -EINVAL;
-		goto out_free;
 	}
-	if ((uint64_t)st.st_size < committed || (rest == 0 && (uint64_t)st.st_size != committed)) {
-		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
-			       "committed ranges in %s take %llu", path, GVISOR_PAGES_FILE,
-			       (unsigned long long)st.st_size, GVISOR_META_FILE,
-			       (unsigned long long)committed);
-		goto out_free;
+	if (src->key_file && (has_meta || !has_state)) {
+		rc = error_set(-EINVAL, "source '%s': --key-file is for a checkpoint whose "
+			       "memory is in %s; this one has %s", path, GVISOR_STATE_FILE,
+			       has_meta ? GVISOR_META_FILE : "neither");
+		goto out_close;
 	}
-	if (rest) {
-		rc = note_add(&notes, "skipped: the private MemoryFiles after the main one "
-			      "(%llu bytes of %s; %llu bytes of %s from offset %llu)",
-			      (unsigned long long)rest, GVISOR_META_FILE,
-			      (unsigned long long)((uint64_t)st.st_size - committed),
-			      GVISOR_PAGES_FILE, (unsigned long long)committed);
-		if (rc < 0)
-			goto out_free;
+	if (has_meta) {
+		char shown[4200];
+		struct stat st;
+
+		snprintf(shown, sizeof(shown), "source '%s': %s", path, GVISOR_META_FILE);
+		rc = source_file_open(dirfd, GVISOR_META_FILE, shown, false, &meta_fd, &st);
+		if (rc < 0) {
+			rc = rc == -ENODEV ? -EINVAL : rc;
+			goto out_close;
+		}
+		if (starts_state_encoded(meta_fd))
+			rc = open_state_meta(src, meta_fd, dirfd, &notes);
+		else
+			rc = open_v1(src, meta_fd, (uint64_t)st.st_size, dirfd, &notes);
+		close(meta_fd);
+	} else if (has_state) {
+		rc = open_statefile(src, dirfd, &notes);
+	} else {
+		rc = error_set(-EINVAL, "source '%s': no gVisor checkpoint here: neither %s "
+			       "(gVisor 20221219) nor %s with %s", path, GVISOR_STATE_FILE,
+			       GVISOR_META_FILE, GVISOR_PAGES_FILE);
 	}
-	rc = note_list_finish(&notes, src);
+	if (rc == 0)
+		rc = note_list_finish(&notes, src);
 	if (rc == 0)
 		posix_fadvise(gs->pages_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-out_free:
-	gvisor__pgalloc__memory_file_metadata_proto__free_unpacked(meta, &budget.alloc);
 out_close:
 	close(dirfd);
 	note_list_release(&notes);

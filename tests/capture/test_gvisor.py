@@ -6,9 +6,15 @@ writes them; saved and checked page by page, with kinds, memcgs and the
 committed flag in the segments table; bad checkpoints refused cleanly."""
 
 import struct
+import sys
+from pathlib import Path
 
 import common
 from common import PAGE, check, snapfs
+
+# The encoder of gVisor's state format the fuzz seeds are made with.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+import make_source_seeds as enc  # noqa: E402
 
 GIB = 1 << 30
 KINDS = ["system", "anonymous", "pagecache", "tmpfs", "ramdiskfs", "mapped"]
@@ -105,15 +111,52 @@ def case_roundtrip(ctx):
 
 def case_private_memory_files(ctx):
     d = ctx.dir / "ckpt"
-    second = metadata([(0, PAGE, 1, 0, True)], [False])
-    want = write_checkpoint(d, extra_meta=b"\x01\x02state" + struct.pack("<Q", len(second))
-                            + second, extra_pages=page(0))
+    p1 = [(0, PAGE, 3, 2, True), (PAGE, 3 * PAGE, 4, 0, False), (4 * PAGE, 6 * PAGE, 3, 0, True)]
+    p2 = [(8 * PAGE, 9 * PAGE, 3, 0, True)]
+    extra = enc.private_meta([("c1", "/dev/shm"), ("", "/tmp\n")])
+    pages = b""
+    for ranges in (p1, p2):
+        m = metadata(ranges, [False])
+        extra += struct.pack("<Q", len(m)) + m
+    for base, ranges in ((2 * GIB, p1), (3 * GIB, p2)):
+        for s, e, _, _, c in ranges:
+            if c:
+                pages += b"".join(page(base + a) for a in range(s, e, PAGE))
+    want = write_checkpoint(d, extra_meta=extra, extra_pages=pages)
     store = ctx.store()
     snapfs("save", store, "g", d)
-    notes = common.snapshot_row(store, "g")["notes"]
-    check("private MemoryFiles" in notes, f"notes {notes}")
-    got, = common.read_memory(ctx, store, "g", [(GIB, PAGE)])
-    check(got == want[GIB], "main MemoryFile's pages wrong")
+    row = common.snapshot_row(store, "g")
+    check(row["notes"] is None, f"notes {row['notes']}")
+    check(row["file_size"] == 4 * GIB, f"file_size {row['file_size']}")
+    segs = common.segments(store, "g")
+    want_segs = [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in RANGES] + \
+        [(2 * GIB + s, 2 * GIB + e, KINDS[k], m, int(c), "private:c1:/dev/shm")
+         for s, e, k, m, c in p1] + \
+        [(3 * GIB + s, 3 * GIB + e, KINDS[k], m, int(c), "private::/tmp?") for s, e, k, m, c in p2]
+    check(segs == want_segs, f"segments {segs}")
+    offsets = [GIB, 2 * GIB, 2 * GIB + PAGE, 2 * GIB + 4 * PAGE, 2 * GIB + 5 * PAGE,
+               3 * GIB + 8 * PAGE]
+    got = common.read_memory(ctx, store, "g", [(a, PAGE) for a in offsets])
+    for a, b in zip(offsets, got):
+        w = want.get(a) or (page(a) if a >= 2 * GIB and a != 2 * GIB + PAGE else bytes(PAGE))
+        check(b == w, f"page at {a:#x} is wrong")
+    # The older owners []string; no private MemoryFile at all.
+    for owners, label in ((["fs-1"], "private:fs-1"), ([], None)):
+        d2 = ctx.dir / f"ckpt-{len(owners)}"
+        extra = enc.private_meta(owners)
+        if owners:
+            m = metadata(p2, [False])
+            extra += struct.pack("<Q", len(m)) + m
+        write_checkpoint(d2, extra_meta=extra, extra_pages=page(0) if owners else b"")
+        snapfs("save", store, d2.name, d2)
+        labels = {g[5] for g in common.segments(store, d2.name)}
+        check(labels == ({None, label} if label else {None}), f"labels {labels}")
+    # A private MemoryFile's pages missing from pages.img.
+    write_checkpoint(d, extra_meta=enc.private_meta(["x"]) + struct.pack("<Q", len(m)) + m)
+    refused(ctx, d, 1, ["pages.img holds"])
+    # Not the metadata after the main MemoryFile.
+    write_checkpoint(d, extra_meta=enc.graph(b"", [enc.NIL]))
+    refused(ctx, d, 1, ["after the main MemoryFile comes a 'value that is no struct'"])
 
 
 def refused(ctx, d, status, words):
@@ -157,6 +200,95 @@ def case_truncated_pages(ctx):
     pages = d / "pages.img"
     pages.write_bytes(pages.read_bytes()[:-PAGE])
     refused(ctx, d, 1, ["pages.img", str(d)])
+
+
+# --- the seed-era layout: state-encoded pages_meta.img, pages.img ---------
+
+STATE_SEGS = [(0, 4 * PAGE, 1, True), (4 * PAGE, 6 * PAGE, 2, False),
+              (6 * PAGE, 7 * PAGE, 3, True), (GIB + PAGE, GIB + 3 * PAGE, 5, True)]
+
+
+def write_state_checkpoint(d, meta=None, segs=STATE_SEGS, size=2 * GIB):
+    d.mkdir(parents=True, exist_ok=True)
+    if meta is None:
+        meta = enc.mf_stream(segs, size, data=False)
+    (d / "pages_meta.img").write_bytes(meta)
+    want, data = {}, bytearray()
+    for s, e, kind, c in segs:
+        if c:
+            for a in range(s, e, PAGE):
+                want[a] = page(a)
+                data += want[a]
+    (d / "pages.img").write_bytes(bytes(data))
+    return want
+
+
+def case_state_encoded(ctx):
+    d = ctx.dir / "ckpt"
+    want = write_state_checkpoint(d)
+    store = ctx.store()
+    snapfs("save", store, "s", d)
+    row = common.snapshot_row(store, "s")
+    check(row["format"] == "gvisor" and row["file_size"] == 2 * GIB, f"row {row}")
+    check(row["notes"] is None, f"notes {row['notes']}")
+    segs = common.segments(store, "s")
+    check(segs == [(s, e, KINDS[k], 0, int(c), None) for s, e, k, c in STATE_SEGS],
+          f"segments {segs}")
+    offsets = list(range(0, 8 * PAGE, PAGE)) + list(range(GIB, GIB + 4 * PAGE, PAGE))
+    got = common.read_memory(ctx, store, "s", [(a, PAGE) for a in offsets])
+    for a, b in zip(offsets, got):
+        check(b == want.get(a, bytes(PAGE)), f"page at {a:#x} is wrong")
+    # More after the main MemoryFile is noted.
+    (d / "pages_meta.img").write_bytes(enc.mf_stream(STATE_SEGS, 2 * GIB, data=False) +
+                                       enc.graph(b"", [enc.NIL]))
+    snapfs("save", store, "s2", d)
+    check("holds more after the main MemoryFile" in common.snapshot_row(store, "s2")["notes"],
+          "no note of what follows")
+
+
+def case_state_encoded_refused(ctx):
+    T = enc
+    good = T.mf_stream(STATE_SEGS, 2 * GIB, data=False)
+    fs = T.file_size_graph(2 * GIB)
+    other_set = T.usage_graph(STATE_SEGS).replace(b"pgalloc.usageSet", b"pgalloc.otherSet")
+    two_fields = T.graph(T.s_type(b"pkg/sentry/pgalloc.usageSet", [b"root", b"x"]),
+                         [T.varint(T.T_STRUCT) + T.varint(1) + T.ref(2)])
+    bad_header = fs + T.usage_graph(STATE_SEGS) + T.varint(PAGE)
+    cases = {
+        "truncated": (good[:-3], "the state stream ends at byte"),
+        "overflow": (T.varint(1 << 63 | 1) + b"\x02\x01\x02" + b"\xff" * 9 + b"\x02",
+                     "a varint overflows 64 bits"),
+        "deep": (T.graph(b"", [T.varint(T.T_INTERFACE) + T.varint(1) * 600 + T.varint(0)]),
+                 "nest deeper than 400 levels"),
+        "nil-array": (T.graph(b"", [T.varint(T.T_ARRAY) + T.varint(1 << 40) + T.NIL]),
+                      "elements that take no byte"),
+        "no-type": (T.graph(b"", [T.varint(T.T_STRUCT) + T.varint(3) + T.NIL]),
+                    "a struct of type 3, not defined before it"),
+        "fields": (fs + two_fields, "with a field count other than its type's 2"),
+        "type-name": (fs + other_set, "not a 'pkg/sentry/pgalloc.usageSet'"),
+        "header": (bad_header, "the header before the bytes of 0x0-0x4000 says 4096"),
+        "kind": (T.mf_stream([(0, PAGE, 9, True)], 2 * GIB, data=False),
+                 "unknown memory kind 9"),
+        "past-size": (T.mf_stream(STATE_SEGS, GIB, data=False),
+                      "segment 3 (0x40001000-0x40003000) lies past fileSize (fileSize 0x40000000)"),
+        "overlap": (T.mf_stream([(0, 2 * PAGE, 1, True), (PAGE, 3 * PAGE, 1, True)], GIB,
+                                data=False), "segment 1 (0x1000-0x3000) overlaps"),
+        "data-header": (fs + T.varint(5) + good, "a data header (5 bytes) where a state object"),
+    }
+    for name, (meta, words) in cases.items():
+        d = ctx.dir / name
+        write_state_checkpoint(d, meta=meta)
+        refused(ctx, d, 1, ["pages_meta.img", words])
+
+
+def case_filesystem_only_refused(ctx):
+    d = ctx.dir / "fs"
+    write_checkpoint(d)
+    (d / "fscheckpoint.pb").write_bytes(b"")
+    refused(ctx, d, 2, ["filesystem-only gVisor checkpoint", "no checkpoint.img"])
+    (d / "fscheckpoint.pb").unlink()
+    (d / "multitar.img").write_bytes(b"")
+    refused(ctx, d, 2, ["filesystem-only gVisor checkpoint"])
 
 
 if __name__ == "__main__":

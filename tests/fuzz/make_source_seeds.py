@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
-"""Writes the seed corpora of fuzz_elf, fuzz_criu and fuzz_gvisor
-(corpus/elf, corpus/criu, corpus/gvisor): small valid inputs and the
+"""Writes the seed corpora of fuzz_elf, fuzz_criu, fuzz_gvisor,
+fuzz_gvisor_wire and fuzz_gvisor_statefile (corpus/elf, corpus/criu,
+corpus/gvisor, corpus/gvisor_wire, corpus/gvisor_statefile): small valid
+inputs and the
 crafted bad ones each parser must refuse cleanly. Run it from anywhere:
 `python3 tests/fuzz/make_source_seeds.py`. Crashers found by fuzzing are
 kept next to these seeds under their own names (crash-*); this script
@@ -12,7 +14,11 @@ little-endian u32 length, the bytes. Protobuf is encoded by hand.
 
 import ctypes
 import ctypes.util
+import hashlib
+import hmac
+import sys
 import struct
+import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -305,8 +311,10 @@ def gvisor_seeds():
               (8 * PAGE, 9 * PAGE, 5, 1, True)]
     pages = page(1) + page(2) + page(3)
     write("gvisor", "basic", gv(gv_meta(ranges), pages))
+    second = gv_meta([(0, PAGE, 3, 0, True)])
     write("gvisor", "private-mfs", gv(gv_meta(ranges), pages + page(4),
-                                      extra=b"\x05state" + struct.pack("<Q", 2) + b"\x08\x01"))
+                                      extra=private_meta([("c", "/dev/shm")]) +
+                                      struct.pack("<Q", len(second)) + second))
     write("gvisor", "version-2", gv(gv_meta(ranges, version=2), pages))
     write("gvisor", "no-version", gv(gv_meta(ranges, version=0), pages))
     write("gvisor", "overlap", gv(gv_meta([(0, 2 * PAGE, 1, 0, True),
@@ -320,7 +328,173 @@ def gvisor_seeds():
     write("gvisor", "kind", gv(gv_meta([(0, PAGE, 6, 0, True)]), page(1)))
 
 
+# --- gVisor's state encoding (pkg/state/wire, gVisor 20221219) ----------
+
+OBJECT_FLAG = 1 << 63
+T_BOOL, T_INT, T_UINT, T_NIL, T_REF, T_STRING, T_SLICE, T_ARRAY, T_MAP, T_STRUCT = \
+    0, 1, 2, 5, 6, 7, 8, 9, 10, 11
+T_NO_OBJECTS, T_MULTIPLE, T_INTERFACE, T_COMPLEX64, T_TYPE = 12, 13, 14, 15, 17
+NIL = varint(T_NIL)
+
+
+def s_str(b):
+    return varint(len(b)) + b
+
+
+def s_type(name, fields):
+    return varint(T_TYPE) + s_str(name) + varint(len(fields)) + b"".join(s_str(f) for f in fields)
+
+
+def zigzag(v):
+    return v << 1 if v >= 0 else ~(v << 1)
+
+
+def s_int(v):
+    return varint(T_INT) + varint(zigzag(v))
+
+
+def s_uint(v):
+    return varint(T_UINT) + varint(v)
+
+
+def ref(root):
+    return varint(T_REF) + varint(root) + varint(0)
+
+
+def graph(types, objs):
+    """state.Save(): the header, the types, then each object by ID."""
+    out = varint(OBJECT_FLAG | len(objs)) + types
+    for i, o in enumerate(objs):
+        out += varint(T_UINT) + varint(i + 1) + o
+    return out
+
+
+def file_size_graph(size):
+    return graph(b"", [s_int(size) if size else NIL])
+
+
+def usage_graph(segs):
+    """pgalloc's usageSet as usageSegmentDataSlices (usage_set.go)."""
+    types = (s_type(b"pkg/sentry/pgalloc.usageSet", [b"root"]) +
+             s_type(b"pkg/sentry/pgalloc.usageSegmentDataSlices", [b"Start", b"End", b"Values"]) +
+             s_type(b"pkg/sentry/pgalloc.usageInfo", [b"kind", b"knownCommitted", b"refs"]))
+    n = len(segs)
+    sl = (lambda root: varint(T_SLICE) + varint(n) + varint(n) + varint(root) + varint(0)) \
+        if n else (lambda root: NIL)
+    objs = [varint(T_STRUCT) + varint(1) + ref(2),
+            varint(T_STRUCT) + varint(2) + varint(T_MULTIPLE) + varint(3) + sl(3) + sl(4) + sl(5)]
+    if n:
+        for col in (0, 1):
+            vals = [sg[col] for sg in segs]
+            objs.append(varint(T_ARRAY) + varint(n) + s_uint(vals[0]) +
+                        b"".join(varint(v) for v in vals[1:]))
+
+        def info(kind, committed):
+            return (varint(3) + varint(T_MULTIPLE) + varint(3) + (s_int(kind) if kind else NIL) +
+                    (varint(T_BOOL) + varint(1) if committed else NIL) + s_uint(1))
+        objs.append(varint(T_ARRAY) + varint(n) + varint(T_STRUCT) + info(*segs[0][2:]) +
+                    b"".join(info(*sg[2:]) for sg in segs[1:]))
+    return graph(types, objs)
+
+
+def odd_graph():
+    """Every other kind once: strings, maps, interfaces, complex numbers,
+    refs with dots, empty structs."""
+    types = s_type(b"x.T", [b"a", b"b"])
+    objs = [varint(T_STRING) + s_str(b"hello"),
+            varint(T_MAP) + varint(2) + s_uint(1) + varint(T_STRING) + s_str(b"one") +
+            varint(2) + s_str(b"two"),
+            varint(T_INTERFACE) + varint(0) + varint(1) + varint(T_STRUCT) + varint(1) +
+            varint(T_MULTIPLE) + varint(2) + NIL + s_int(-5),
+            varint(T_COMPLEX64) + varint(1) + varint(2),
+            varint(T_REF) + varint(1) + varint(2) + varint(zigzag(3)) + varint(zigzag(-1)) +
+            b"a" + varint(1) + varint(0) + varint(1),
+            varint(T_STRUCT) + varint(0) + varint(T_NO_OBJECTS),
+            varint(T_ARRAY) + varint(0)]
+    return graph(types, objs)
+
+
+def private_meta(owners):
+    """state.Save() of kernel.privateMemoryFileMetadata {owners
+    []checkpoint.ResourceID {ContainerName, Path}} (gVisor 3c5eee17dc45);
+    an owner given as a str is the older owners []string."""
+    T = sys.modules[__name__]
+    types = (T.s_type(b"pkg/sentry/kernel.privateMemoryFileMetadata", [b"owners"]) +
+             T.s_type(b"pkg/sentry/checkpoint.ResourceID", [b"ContainerName", b"Path"]))
+    n = len(owners)
+
+    def owner(o, tagged):
+        if isinstance(o, str):
+            return (T.varint(T.T_STRING) if tagged else b"") + T.s_str(o.encode())
+        fields = b"".join(T.varint(T.T_STRING) + T.s_str(f.encode()) if f else T.NIL
+                          for f in o)
+        return ((T.varint(T.T_STRUCT) if tagged else b"") + T.varint(2) +
+                T.varint(T.T_MULTIPLE) + T.varint(2) + fields)
+    objs = [T.varint(T.T_STRUCT) + T.varint(1) +
+            (T.varint(T.T_SLICE) + T.varint(n) + T.varint(n) + T.varint(2) + T.varint(0)
+             if n else T.NIL)]
+    if n:
+        objs.append(T.varint(T.T_ARRAY) + T.varint(n) + owner(owners[0], True) +
+                    b"".join(owner(o, False) for o in owners[1:]))
+    return T.graph(types, objs)
+
+
+SEGS = [(0, 2 * PAGE, 1, True), (2 * PAGE, 4 * PAGE, 3, False), (8 * PAGE, 9 * PAGE, 3, True)]
+
+
+def mf_stream(segs, size=1 << 30, data=True):
+    """The MemoryFile as kernel.SaveTo() ends: fileSize, usage, then per
+    committed segment a data header and (with data) its bytes."""
+    out = file_size_graph(size) + usage_graph(segs)
+    for i, (s, e, _, c) in enumerate(segs):
+        if c:
+            out += varint(e - s) + (b"".join(page(i * 8 + k) for k in range(0, e - s, PAGE))
+                                    if data else b"")
+    return out
+
+
+def statefile(stream, key=b"", keyed=False, chunk=4096):
+    meta = b'{"_timestamp":"seed"}'
+    head = b"gVisorSF" + struct.pack(">Q", len(meta)) + meta
+    out = head + hmac.new(key, head, hashlib.sha256).digest() + struct.pack(">I", chunk)
+    last = hmac.new(key, struct.pack(">I", chunk), hashlib.sha256).digest()
+    if keyed:
+        out += last
+    for i in range(0, len(stream), chunk):
+        c = zlib.compressobj(1, zlib.DEFLATED, -15)
+        d = c.compress(stream[i:i + chunk]) + c.flush()
+        out += struct.pack(">I", len(d)) + d
+        if keyed:
+            last = hmac.new(key, d + struct.pack(">I", len(d)) + last, hashlib.sha256).digest()
+            out += last
+    return out
+
+
+def gvisor_state_seeds():
+    skip = graph(b"", [NIL])
+    write("gvisor_wire", "mf", skip + mf_stream(SEGS, data=False))
+    write("gvisor_wire", "mf-empty", file_size_graph(0) + usage_graph([]))
+    write("gvisor_wire", "odd-kinds", odd_graph() + odd_graph())
+    write("gvisor_wire", "nil-array", graph(b"", [varint(T_ARRAY) + varint(2**40) + NIL]))
+    write("gvisor_wire", "deep", graph(b"", [varint(T_INTERFACE) + varint(1) * 600 + varint(0)]))
+    stream = skip + skip + mf_stream(SEGS)
+    write("gvisor_statefile", "stream", b"\x01" + stream)
+    write("gvisor_statefile", "stream-empty-usage", b"\x01" + skip + skip + mf_stream([]))
+    write("gvisor_statefile", "stream-bad-header", b"\x01" + skip + skip +
+          mf_stream(SEGS, data=False) + varint(OBJECT_FLAG | 5))
+    write("gvisor_statefile", "file", b"\x00" + statefile(stream))
+    write("gvisor_statefile", "file-cut", b"\x00" + statefile(stream)[:-100])
+    write("gvisor_statefile", "file-chunk-size", b"\x00" + statefile(stream, chunk=1 << 30))
+    # The seed era's directory: state-encoded pages_meta.img, pages.img.
+    meta = mf_stream(SEGS, data=False)
+    pages = b"".join(page(i * 8 + k) for i, (s, e, _, c) in enumerate(SEGS) if c
+                     for k in range(0, e - s, PAGE))
+    write("gvisor", "state-encoded", bytes([0]) + struct.pack("<I", len(meta)) + meta +
+          bytes([1]) + struct.pack("<I", len(pages)) + pages)
+
+
 if __name__ == "__main__":
     elf_seeds()
     criu_seeds()
     gvisor_seeds()
+    gvisor_state_seeds()
