@@ -34,7 +34,7 @@ int scan_range(struct source *src, uint64_t start, uint64_t end, page_fn fn,
 		if (d_end > end)
 			d_end = end;
 		for (uint64_t at = d_start; at < d_end;) {
-			size_t len = d_end - at < SCAN_CHUNK ? (size_t)(d_end - at) : SCAN_CHUNK;
+			size_t len = d_end - at < SOURCE_BUF_BYTES ? (size_t)(d_end - at) : SOURCE_BUF_BYTES;
 
 			if (progress && progress->cancel && *progress->cancel)
 				return error_set(-SNAPFS_ECANCELED, "interrupted");

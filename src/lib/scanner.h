@@ -12,9 +12,6 @@
 
 struct source;
 
-/* Bytes read per call: large enough for streaming, small enough for cache. */
-#define SCAN_CHUNK ((size_t)1 << 20)
-
 /* Called for each non-zero page: page_no is offset / SNAPFS_PAGE_SIZE; a
  * last partial page comes zero-padded to a whole page. Returns 0 to go on,
  * a positive value to end the walk early (scan_range() then returns 0), or

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "errors.h"
-#include "scanner.h"
 
 static const struct format {
 	const char *name;
@@ -168,7 +167,7 @@ int source_open_keyed(const char *path, const char *format, const char *key_file
 				 f->name);
 	src.path = path;
 	src.key_file = key_file;
-	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SCAN_CHUNK);
+	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SOURCE_BUF_BYTES);
 	if (!src.buf)
 		return -ENOMEM;
 	rc = f->open(path, &src);

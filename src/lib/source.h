@@ -25,6 +25,10 @@ void segment_list_release(struct segment_list *list);
 
 struct source;
 
+/* Bytes a source reads at once (its scan buffer): large enough for
+ * streaming, small enough for the CPU's cache. */
+#define SOURCE_BUF_BYTES ((size_t)1 << 20)
+
 struct source_ops {
 	const char *format;       /* as recorded in snapshots.format */
 	/* The next data range at or after off, page-aligned, its end at most
@@ -51,7 +55,7 @@ struct source {
 	void *impl;                   /* the format's own state */
 	const char *key_file;         /* gvisor: the HMAC key's file, or NULL
 	                               * (borrowed, set before the opener runs) */
-	unsigned char *buf;           /* scan buffer (SCAN_CHUNK bytes) */
+	unsigned char *buf;           /* scan buffer (SOURCE_BUF_BYTES bytes) */
 };
 
 /* Open path as format ("raw", or NULL to detect). Errors name the source. */

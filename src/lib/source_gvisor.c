@@ -59,7 +59,6 @@
 #include "gvisor_statefile.h"
 #include "gvisor_wire.h"
 #include "pgalloc.pb-c.h"
-#include "scanner.h"
 #include "source.h"
 #include "source_pb.h"
 #include "source_util.h"
@@ -573,7 +572,7 @@ static int spill(struct source *src, struct gw_input *in, uint64_t len, uint64_t
 	struct gvisor_source *gs = src->impl;
 
 	while (len) {
-		size_t take = len < SCAN_CHUNK ? (size_t)len : SCAN_CHUNK;
+		size_t take = len < SOURCE_BUF_BYTES ? (size_t)len : SOURCE_BUF_BYTES;
 		ssize_t n;
 		int rc;
 

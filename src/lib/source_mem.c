@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "errors.h"
-#include "scanner.h"
 #include "source.h"
 
 struct mem_source {
@@ -174,7 +173,7 @@ int source_open_memory(const struct snapfs_mem_region *regions, size_t count,
 		goto out_close;
 	snprintf(text, sizeof(text), "memory: %zu region%s", count, count == 1 ? "" : "s");
 	src.description = strdup(text);
-	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SCAN_CHUNK);
+	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SOURCE_BUF_BYTES);
 	if (!src.description || !src.buf) {
 		rc = -ENOMEM;
 		goto out_close;

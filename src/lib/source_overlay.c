@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "errors.h"
-#include "scanner.h"
 #include "source.h"
 #include "source_util.h"
 
@@ -210,7 +209,7 @@ int source_open_overlay(const char *path, struct snapfs_store *store, int64_t pa
 	struct source src = { .path = path };
 	int rc;
 
-	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SCAN_CHUNK);
+	src.buf = aligned_alloc(SNAPFS_PAGE_SIZE, SOURCE_BUF_BYTES);
 	if (!src.buf)
 		return -ENOMEM;
 	rc = open_overlay(path, store, parent_id, &src);

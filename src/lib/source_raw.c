@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "errors.h"
-#include "scanner.h"
 #include "source.h"
 #include "source_util.h"
 
@@ -170,7 +169,7 @@ static int spool_stdin(unsigned char *buf, int *ret_fd, uint64_t *ret_size)
 	}
 	unlink(tmpl);
 	free(tmpl);
-	while ((n = read_full(STDIN_FILENO, buf, SCAN_CHUNK)) > 0) {
+	while ((n = read_full(STDIN_FILENO, buf, SOURCE_BUF_BYTES)) > 0) {
 		for (size_t at = 0; at < (size_t)n; at += SNAPFS_PAGE_SIZE) {
 			size_t len = (size_t)n - at < SNAPFS_PAGE_SIZE ? (size_t)n - at
 								       : SNAPFS_PAGE_SIZE;
@@ -185,7 +184,7 @@ static int spool_stdin(unsigned char *buf, int *ret_fd, uint64_t *ret_size)
 			}
 		}
 		size += (uint64_t)n;
-		if ((size_t)n < SCAN_CHUNK)
+		if ((size_t)n < SOURCE_BUF_BYTES)
 			break;
 	}
 	if (n < 0) {
