@@ -955,14 +955,18 @@ static int s3_perform(struct s3 *s3, struct s3_req *r)
 			snprintf(last, sizeof(last), "%s", errbuf[0] ? errbuf : curl_easy_strerror(c));
 		else
 			snprintf(last, sizeof(last), "HTTP %ld", r->status);
-		/* Wait backoff, +- a quarter at random, within the bound. */
+		/* Wait backoff, +- a quarter at random, cut at the bound: the
+		 * last attempt goes out when the time is up. */
 		wait = backoff - backoff / 4 + (long)(random() % (backoff / 2 + 1));
-		if (now_ms() + wait >= deadline) {
+		remaining = deadline - now_ms();
+		if (remaining <= 0) {
 			rc = req_error(s3, r, -EIO, "gave up after %u attempts in %.1f s "
 				       "(SNAPFS_S3_TIMEOUT): %s", attempt,
 				       (double)(now_ms() - start) / 1000, last);
 			goto out_put;
 		}
+		if (wait > remaining)
+			wait = remaining;
 		usleep((useconds_t)wait * 1000);
 		backoff = backoff * 2 > S3_BACKOFF_MS_MAX ? S3_BACKOFF_MS_MAX : backoff * 2;
 	}
