@@ -3,7 +3,8 @@
 """The core's S3 client (src/lib/s3.c) against a real radosgw: starts a
 throwaway cluster (ceph-cluster.sh), then drives s3_client_test (the C
 program beside this file, path in $S3_CLIENT_TEST) through put/get/range/
-head/list/delete, 404 and 403, credentials from AWS-style files,
+head/list/delete, 404 and 403, credentials from AWS-style files, path-style
+and virtual-hosted addressing,
 conditional create (If-None-Match: *), radosgw killed (EIO within the
 configured SNAPFS_S3_TIMEOUT, also when it is frozen) and restarted (reads work again; a read loop
 that spans the outage returns every byte right), and measures 4 KiB
@@ -55,11 +56,11 @@ def kill_rgw(path):
     check(False, f"radosgw {pid} still alive after SIGKILL")
 
 
-def start_rgw(path, port):
+def start_rgw(path, port, *extra):
     """radosgw again, from the cluster's own ceph.conf (it rewrites its pid
     file, so that ceph-cluster.sh stop stops it)."""
-    subprocess.run(["radosgw", "-c", os.path.join(path, "ceph.conf"), "-n", "client.rgw.a"],
-                   check=True, timeout=60)
+    subprocess.run(["radosgw", "-c", os.path.join(path, "ceph.conf"), "-n", "client.rgw.a",
+                    *extra], check=True, timeout=60)
     for _ in range(300):
         if subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]
                           ).returncode == 0:
@@ -158,12 +159,29 @@ def main():
             os.kill(rgw_pid(path), signal.SIGCONT)
         run(env, "get", URL, "files/obj", "100000")
 
+        # Virtual-hosted addressing (BUCKET.localhost, which libcurl resolves
+        # to 127.0.0.1 itself) means nothing to a radosgw without a DNS name.
+        venv = dict(env, AWS_ENDPOINT_URL=f"http://localhost:{port}",
+                    SNAPFS_S3_ADDRESSING="virtual", SNAPFS_S3_TIMEOUT="5")
+        print("# virtual-hosted before radosgw has a DNS name: must fail")
+        rc, _ = run(venv, "get", URL, "files/obj", "100000", expect_ok=False)
+        check(rc != 0, "a virtual-hosted read worked on a radosgw without rgw_dns_name")
+
         print("# radosgw killed: EIO within SNAPFS_S3_TIMEOUT, never a hang")
         kill_rgw(path)
         run(dict(env, SNAPFS_S3_TIMEOUT="2.5"), "fail", URL, "files/obj", "2500")
         print("# radosgw back: reads work again")
-        start_rgw(path, port)
+        start_rgw(path, port, "--rgw-dns-name=localhost")
         run(env, "get", URL, "files/obj", "100000")
+
+        print("# virtual-hosted addressing (radosgw now knows its DNS name)")
+        # (No new bucket here: after a SIGKILL radosgw's metadata writes wait
+        # for the dead instance's watch to time out, about 30 s.)
+        venv["SNAPFS_S3_TIMEOUT"] = "30"
+        run(venv, "get", URL, "files/obj", "100000")
+        run(venv, "basic", f"s3://{BUCKET}/virtual")
+        run(venv, "put", f"s3://{BUCKET}/virtual", "v/obj", "5000")
+        run(env, "get", f"s3://{BUCKET}/virtual", "v/obj", "5000")
 
         print("# a read loop across a radosgw outage: retries, every byte right")
         size = 8 << 20
