@@ -9,6 +9,7 @@
  *   s3_client_test ifabsent URL         conditional create, also 8 racing threads
  *   s3_client_test put URL KEY SIZE     put SIZE pseudo-random bytes (seed = SIZE)
  *   s3_client_test get URL KEY SIZE     read them back in 4 KiB ranges, check them
+ *   s3_client_test churn URL N          N rounds of put 64 KiB, read back, compare
  *   s3_client_test fail URL KEY MS      a read must fail with EIO within MS (+ slack)
  *   s3_client_test bench URL KEY N      N random 4 KiB ranged GETs: p50/p99
  *
@@ -280,6 +281,32 @@ static int get_obj(const char *url, const char *key, size_t size)
 	return failures;
 }
 
+/* n rounds of: put 64 KiB as churn/I (a conditional create every other
+ * round), read it back whole, compare. Survives a radosgw restart within
+ * SNAPFS_S3_TIMEOUT: PUTs are sent again on fresh connections. */
+static int churn(const char *url, int n)
+{
+	struct s3 *s3 = open_or_die(url);
+	size_t size = 64 << 10;
+	unsigned char *data = malloc(size), *buf = malloc(size);
+	int rc;
+
+	for (int i = 0; i < n && !failures; i++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "churn/%d", i);
+		fill(data, size, (uint64_t)i + 1000);
+		rc = s3_put(s3, key, data, size, i % 2 == 1);
+		CHECK(rc == 0, "put %s: %d", key, rc);
+		rc = s3_get_range(s3, key, 0, size, buf);
+		CHECK(rc == 0 && memcmp(buf, data, size) == 0, "get %s: %d", key, rc);
+	}
+	s3_close(s3);
+	free(data);
+	free(buf);
+	return failures;
+}
+
 static int fail_in_time(const char *url, const char *key, long ms)
 {
 	struct s3 *s3 = open_or_die(url);
@@ -360,6 +387,8 @@ int main(int argc, char **argv)
 		put_obj(argv[2], argv[3], strtoull(argv[4], NULL, 0));
 	} else if (strcmp(argv[1], "get") == 0 && argc == 5) {
 		get_obj(argv[2], argv[3], strtoull(argv[4], NULL, 0));
+	} else if (strcmp(argv[1], "churn") == 0 && argc == 4) {
+		churn(argv[2], atoi(argv[3]));
 	} else if (strcmp(argv[1], "fail") == 0 && argc == 5) {
 		fail_in_time(argv[2], argv[3], strtol(argv[4], NULL, 0));
 	} else if (strcmp(argv[1], "bench") == 0 && argc == 5) {

@@ -7,7 +7,7 @@ head/list/delete, 404 and 403, credentials from AWS-style files, path-style
 and virtual-hosted addressing,
 conditional create (If-None-Match: *), radosgw killed (EIO within the
 configured SNAPFS_S3_TIMEOUT, also when it is frozen) and restarted (reads work again; a read loop
-that spans the outage returns every byte right), and measures 4 KiB
+that spans the outage returns every byte right, so do PUTs), and measures 4 KiB
 ranged GETs through the client (keep-alive) against curl run once per
 request. Stops exactly the cluster it started.
 
@@ -198,6 +198,20 @@ def main():
         out, _ = reader.communicate(timeout=120)
         sys.stdout.write(out)
         check(reader.returncode == 0, f"the read across the outage: exit {reader.returncode}")
+
+        print("# writes and reads across a radosgw outage: PUTs sent again, bytes right")
+        writer = subprocess.Popen([PROG, "churn", URL, "600"],
+                                  env=dict(env, SNAPFS_S3_TIMEOUT="30"),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  encoding="utf-8")
+        time.sleep(0.3)
+        check(writer.poll() is None, "the writer ended before the outage")
+        kill_rgw(path)
+        time.sleep(1.5)
+        start_rgw(path, port)
+        out, _ = writer.communicate(timeout=180)
+        sys.stdout.write(out)
+        check(writer.returncode == 0, f"the writes across the outage: exit {writer.returncode}")
 
         subprocess.run(["bash", CLUSTER, "stop", path], check=True, timeout=60)
         started = False
