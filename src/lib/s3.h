@@ -11,8 +11,10 @@
  *
  * Thread safety: one struct s3 may be used by any number of threads at
  * once. Each call borrows a curl handle from a small pool (handles keep
- * their connections alive; DNS and TLS sessions are shared); s3_close must
- * not race with calls in flight.
+ * their connections alive; DNS, TLS sessions and connections are shared);
+ * s3_close must not race with calls in flight. libcurl runs with
+ * CURLOPT_NOSIGNAL: a program that talks https should ignore SIGPIPE (a
+ * peer that closes a TLS connection must not kill it).
  */
 #pragma once
 
