@@ -79,8 +79,10 @@ int s3_delete(struct s3 *s3, const char *key);
 typedef int (*s3_list_fn)(const char *key, uint64_t size, void *arg);
 int s3_list(struct s3 *s3, const char *prefix, s3_list_fn fn, void *arg);
 
-/* Create the bucket of the client's URL (an empty PUT on the bucket);
- * -EEXIST if it exists already. */
+/* Create the bucket of the client's URL (an empty PUT on the bucket, no
+ * location body: for us-east-1 and radosgw). A bucket that is already the
+ * caller's is success where the server says so (radosgw, us-east-1);
+ * -EEXIST when the server answers 409 (taken, or yours elsewhere). */
 int s3_create_bucket(struct s3 *s3);
 
 /* ---- the parsers, exposed for the fuzz target ---- */
