@@ -24,6 +24,7 @@ demo_pkgs=(
 	libsqlite3-dev sqlite3
 	libzstd-dev zstd liblz4-dev libxxhash-dev libssl-dev zlib1g-dev
 	libelf-dev libprotobuf-c-dev protobuf-c-compiler
+	libcurl4-openssl-dev libexpat1-dev
 	python3 util-linux xxd
 )
 # ceph-*, radosgw: the throwaway cluster of the remote-store tests
