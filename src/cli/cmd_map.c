@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * snapfs map STORE NAME [--against OTHER] [-o FILE]: the SVG that
+ * snapfs map STORE NAME [--parent | --against OTHER] [-o FILE]: the SVG that
  * libsnapfs draws (snapfs_map_svg(), the same bytes as the mount's
  * NAME/map.svg), written out.
  */
@@ -13,13 +13,14 @@
 
 #include "cli.h"
 
-static const char usage[] = "map STORE NAME [--against OTHER] [-o|--output FILE]   (an SVG picture "
+static const char usage[] = "map STORE NAME [--parent | --against OTHER] [-o|--output FILE]   (an SVG picture "
 			    "of the address space; standard output by default)";
 
-enum { OPT_AGAINST = 0x100, OPT_OUTPUT, OPT_QUIET, OPT_HELP };
+enum { OPT_AGAINST = 0x100, OPT_PARENT, OPT_OUTPUT, OPT_QUIET, OPT_HELP };
 
 static const struct option options[] = {
 	{ "against", required_argument, NULL, OPT_AGAINST },
+	{ "parent", no_argument, NULL, OPT_PARENT },
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -29,6 +30,8 @@ static const struct option options[] = {
 int cmd_map(int argc, char **argv)
 {
 	const char *against = NULL, *output = NULL, *names[2];
+	struct snapfs_snapshot snap = { 0 };
+	bool parent = false;
 	char *svg = NULL;
 	size_t svg_len = 0;
 	struct snapfs_store *store;
@@ -41,6 +44,9 @@ int cmd_map(int argc, char **argv)
 		switch (opt) {
 		case OPT_AGAINST:
 			against = optarg;
+			break;
+		case OPT_PARENT:
+			parent = true;
 			break;
 		case 'o':
 		case OPT_OUTPUT:
@@ -61,6 +67,8 @@ int cmd_map(int argc, char **argv)
 	rc = cli_check_args(argc, argv, 2, 2, "STORE NAME", usage);
 	if (rc >= 0)
 		return rc;
+	if (parent && against)
+		return cli_usage_error("map: --parent and --against: one or the other");
 	names[0] = argv[optind + 1];
 	names[1] = against;
 	for (int i = 0; i < 2; i++)
@@ -80,7 +88,14 @@ int cmd_map(int argc, char **argv)
 			return EXIT_FAILED;
 		}
 	}
-	rc = snapfs_map_svg(store, names[0], against, &svg, &svg_len);
+	/* --parent: the changes against the snapshot's parent (none: none). */
+	if (parent) {
+		rc = snapfs_snapshot_get(store, names[0], &snap);
+		if (rc == 0 && snap.parent[0])
+			against = snap.parent;
+	}
+	if (rc == 0)
+		rc = snapfs_map_svg(store, names[0], against, &svg, &svg_len);
 	if (rc == 0 && fwrite(svg, 1, svg_len, out) != svg_len)
 		rc = -EIO;
 	free(svg);
@@ -89,6 +104,7 @@ int cmd_map(int argc, char **argv)
 	if (rc < 0 && out != stdout)
 		unlink(output);
 	rc = rc < 0 ? cli_fail(rc, "map") : EXIT_OK;
+	snapfs_snapshot_release(&snap);
 	snapfs_store_close(store);
 	return rc;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""snapfs map STORE NAME [--against OTHER] [-o FILE] (issue 17, points 3
+"""snapfs map STORE NAME [--parent | --against OTHER] [-o FILE] (issue 17, points 3
 and 4): the SVG parses as XML, and headless Chromium (Debian's
 `chromium`) draws it with the expected colours in the expected
 proportions. The crafted snapshot is one committed anonymous segment of
@@ -182,6 +182,14 @@ def case_proportions(ctx):
     red = sum(near(px, 0xE15759) for px in band) / width
     c.check(abs(red - 0.75) <= TOLERANCE, f"changed band covers {red:.3f}, not 0.75 "
             "(pages q..3q stored anew, 3q..4q zero where p has data)")
+    # --parent: the same picture as --against its parent; for a snapshot
+    # without one, the same as no comparison.
+    c.check_eq(c.snapfs("map", store, "c", "--parent").stdout, svg2.read_text(),
+               "map c --parent against map c --against p")
+    c.check_eq(c.snapfs("map", store, "p", "--parent").stdout,
+               c.snapfs("map", store, "p").stdout, "map p --parent (p has no parent)")
+    c.expect_error(["map", store, "c", "--parent", "--against", "p"], c.EXIT_USAGE,
+                   "--parent", "--against")
 
 
 def case_errors(ctx):
