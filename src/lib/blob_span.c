@@ -63,8 +63,14 @@ static size_t span_end(const struct blob_loc *locs, size_t a, size_t count, uint
 void blob_span_load(struct blob_cache *cache, struct blob_store *bs,
 		    struct blob_loc *locs, size_t count)
 {
-	size_t a, b;
+	size_t a, b, kept = 0;
 
+	/* Blobs held or being decoded already cost no read (a sequential
+	 * reader going over data it read before). */
+	for (size_t i = 0; i < count; i++)
+		if (!blob_cache_contains(cache, locs[i].id))
+			locs[kept++] = locs[i];
+	count = kept;
 	qsort(locs, count, sizeof(*locs), loc_by_place);
 	for (a = 0; a < count; a = b) {
 		struct span sp = { .bs = bs, .pack_id = locs[a].pack_id, .offset = locs[a].offset };

@@ -17,8 +17,9 @@
 #define BLOB_SPAN_GAP_BYTES ((uint64_t)64 << 10)
 
 /* Decode into cache the blobs of locs[0..count) that it lacks (locs is
- * sorted by place in the packs here), reading neighbours within
- * BLOB_SPAN_GAP_BYTES as one span of at most BLOB_STORE_SPAN_MAX bytes.
+ * reordered here: those it lacks first, sorted by place in the packs),
+ * reading neighbours within BLOB_SPAN_GAP_BYTES as one span of at most
+ * BLOB_STORE_SPAN_MAX bytes.
  * Hints only: a span that cannot be read, or a blob that does not check,
  * is left for the reader that needs it to meet and report. */
 void blob_span_load(struct blob_cache *cache, struct blob_store *bs,
