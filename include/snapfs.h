@@ -717,7 +717,7 @@ struct snapfs_uffd_opts {
 	                                         * page alone */
 };
 /* Default fault-around: one blob's pages (decoded for the fault anyway). */
-#define SNAPFS_UFFD_FAULT_AROUND 8u
+#define SNAPFS_UFFD_FAULT_AROUND 4u
 
 /* What a page server did for one client (counted as it goes). */
 struct snapfs_uffd_stats {

@@ -137,7 +137,7 @@ def case_roundtrip(ctx):
         check_eq(st["zero"], 320 - data_pages, "pages answered with UFFDIO_ZEROPAGE")
         check(not os.path.exists(srv.sock), "the socket file is left behind")
         log(f"{order} order, {regions} regions, fields {fields}: 320 pages right, {st}")
-    # Fault-around (8 pages by default, 256 at most): fewer faults, the same bytes.
+    # Fault-around (4 pages by default, 256 at most): fewer faults, the same bytes.
     for around in (None, "256"):
         srv = Server(ctx, store, "vm", *(("--fault-around", around) if around else ()))
         out = client(srv, img, "--order", "random", "--regions", "3")
