@@ -34,8 +34,30 @@ enum {
 	CLI_BYTES = 1 << 2,      /* --bytes */
 };
 
-/* Parse --quiet, --help and what accept says; positional arguments are
- * left in argv[optind..]. Returns -1 to go on, else an exit code. */
+/* One option of a command besides the shared ones (a table of them ends
+ * with a NULL name). Without parse, target is a bool set to true (a flag)
+ * or a const char * set to the value (kept by reference); with parse, it
+ * is whatever parse fills. */
+struct cli_option {
+	const char *name;            /* --name */
+	char letter;                 /* -letter too; 0: none */
+	bool takes_value;            /* --name VALUE */
+	void *target;
+	/* Check value (NULL for a flag) and store it: -1 to go on, else an
+	 * exit code (a usage error naming cmd and --option). */
+	int (*parse)(const char *cmd, const char *option, const char *value, void *target);
+};
+#define CLI_FLAG(name, letter, target) { (name), (letter), false, (target), NULL }
+#define CLI_TEXT(name, letter, target) { (name), (letter), true, (target), NULL }
+#define CLI_VALUE(name, target, parse) { (name), 0, true, (target), (parse) }
+
+/* Parse the command's own options (extra, NULL for none), --quiet, --help
+ * and the shared ones accept names; positional arguments are left in
+ * argv[optind..]. Unknown options and missing values are usage errors.
+ * Returns -1 to go on, else an exit code (EXIT_OK after --help). */
+int cli_parse(int argc, char **argv, const char *usage, unsigned accept,
+	      const struct cli_option *extra, struct cli_common *c);
+/* cli_parse() without options of the command's own. */
 int cli_parse_common(int argc, char **argv, const char *usage, unsigned accept,
 		     struct cli_common *c);
 /* Parse the SECONDS of --lock-wait for command cmd into c: -1 to go on,

@@ -6,7 +6,6 @@
  * row of the table below: its name, what OUTPUT is, and the library call
  * that writes it.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,15 +57,13 @@ static void print_help(void)
 		printf("  %-8s OUTPUT is %s\n", formats[i].name, formats[i].output);
 }
 
-enum { OPT_FORMAT = 0x100, OPT_FORCE, OPT_QUIET, OPT_HELP };
-
-static const struct option options[] = {
-	{ "format", required_argument, NULL, OPT_FORMAT },
-	{ "force", no_argument, NULL, OPT_FORCE },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
+/* --help: the usage and the formats. */
+static int help(const char *cmd, const char *option, const char *value, void *target)
+{
+	(void)cmd, (void)option, (void)value, (void)target;
+	print_help();
+	return EXIT_OK;
+}
 
 int cmd_export(int argc, char **argv)
 {
@@ -75,33 +72,18 @@ int cmd_export(int argc, char **argv)
 	const char *format = NULL, *name;
 	struct progress_bar *bar;
 	struct snapfs_store *store;
-	bool quiet = false;
-	int opt, rc;
+	struct cli_common c = { 0 };
+	const struct cli_option own[] = {
+		CLI_TEXT("format", 0, &format),
+		CLI_FLAG("force", 'f', &opts.force),
+		{ "help", 'h', false, NULL, help },
+		{ 0 },
+	};
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "fqh", options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_FORMAT:
-			format = optarg;
-			break;
-		case 'f':
-		case OPT_FORCE:
-			opts.force = true;
-			break;
-		case 'q':
-		case OPT_QUIET:
-			quiet = true;
-			break;
-		case 'h':
-		case OPT_HELP:
-			print_help();
-			return EXIT_OK;
-		default:
-			return cli_usage_error("export: unknown option '%s' (usage: snapfs %s)",
-					       argv[optind - 1], usage);
-		}
-	}
+	rc = cli_parse(argc, argv, usage, 0, own, &c);
+	if (rc >= 0)
+		return rc;
 	rc = cli_check_args(argc, argv, 3, 3, "STORE NAME OUTPUT", usage);
 	if (rc >= 0)
 		return rc;
@@ -121,7 +103,7 @@ int cmd_export(int argc, char **argv)
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("export", NULL, quiet);
+	bar = progress_bar_new("export", NULL, c.quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();

@@ -5,7 +5,6 @@
  * NAME/map.svg), written out.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,17 +15,6 @@
 static const char usage[] = "map STORE NAME [--parent | --against OTHER] [-o|--output FILE]   (an SVG picture "
 			    "of the address space; standard output by default)";
 
-enum { OPT_AGAINST = 0x100, OPT_PARENT, OPT_OUTPUT, OPT_QUIET, OPT_HELP };
-
-static const struct option options[] = {
-	{ "against", required_argument, NULL, OPT_AGAINST },
-	{ "parent", no_argument, NULL, OPT_PARENT },
-	{ "output", required_argument, NULL, OPT_OUTPUT },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
-
 int cmd_map(int argc, char **argv)
 {
 	const char *against = NULL, *output = NULL, *names[2];
@@ -36,34 +24,18 @@ int cmd_map(int argc, char **argv)
 	size_t svg_len = 0;
 	struct snapfs_store *store;
 	FILE *out = stdout;
-	int opt, rc;
+	struct cli_common c = { 0 };
+	const struct cli_option own[] = {
+		CLI_TEXT("against", 0, &against),
+		CLI_FLAG("parent", 0, &parent),
+		CLI_TEXT("output", 'o', &output),
+		{ 0 },
+	};
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "o:qh", options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_AGAINST:
-			against = optarg;
-			break;
-		case OPT_PARENT:
-			parent = true;
-			break;
-		case 'o':
-		case OPT_OUTPUT:
-			output = optarg;
-			break;
-		case 'q':
-		case OPT_QUIET:
-			break;
-		case 'h':
-		case OPT_HELP:
-			printf("usage: snapfs %s\n", usage);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("map: unknown option '%s' (usage: snapfs %s)",
-					       argv[optind - 1], usage);
-		}
-	}
+	rc = cli_parse(argc, argv, usage, 0, own, &c);
+	if (rc >= 0)
+		return rc;
 	rc = cli_check_args(argc, argv, 2, 2, "STORE NAME", usage);
 	if (rc >= 0)
 		return rc;

@@ -5,7 +5,6 @@
  * doc/snapfs.1).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,40 +18,34 @@ static const char usage[] =
 	"[--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--prefix P | --glob G] "
 	"[--dry-run] [--lock-wait SECONDS] [--json] [--quiet]   (DURATION: 12h, 7d, 2w, 1m, 1y)";
 
-enum { OPT_LAST = 0x100, OPT_WITHIN, OPT_HOURLY, OPT_DAILY, OPT_WEEKLY, OPT_MONTHLY,
-       OPT_PREFIX, OPT_GLOB, OPT_DRY_RUN, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP };
-
-static const struct option options[] = {
-	{ "keep-last", required_argument, NULL, OPT_LAST },
-	{ "keep-within", required_argument, NULL, OPT_WITHIN },
-	{ "keep-hourly", required_argument, NULL, OPT_HOURLY },
-	{ "keep-daily", required_argument, NULL, OPT_DAILY },
-	{ "keep-weekly", required_argument, NULL, OPT_WEEKLY },
-	{ "keep-monthly", required_argument, NULL, OPT_MONTHLY },
-	{ "prefix", required_argument, NULL, OPT_PREFIX },
-	{ "glob", required_argument, NULL, OPT_GLOB },
-	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
-
 #define KEEP_MAX 1000000
 
 /* "--keep-daily 7": a whole number from 1 to KEEP_MAX. */
-static int parse_count(const char *opt, const char *text, unsigned *ret)
+static int parse_count(const char *cmd, const char *option, const char *value, void *target)
 {
 	char *end;
 	long n;
 
 	errno = 0;
-	n = strtol(text, &end, 10);
-	if (errno || *end || end == text || n < 1 || n > KEEP_MAX)
-		return cli_usage_error("prune: %s '%s': not a whole number from 1 to %d",
-				       opt, text, KEEP_MAX);
-	*ret = (unsigned)n;
+	n = strtol(value, &end, 10);
+	if (errno || *end || end == value || n < 1 || n > KEEP_MAX)
+		return cli_usage_error("%s: --%s '%s': not a whole number from 1 to %d",
+				       cmd, option, value, KEEP_MAX);
+	*(unsigned *)target = (unsigned)n;
+	return -1;
+}
+
+/* "--keep-within 7d" into the rules. */
+static int parse_within(const char *cmd, const char *option, const char *value, void *target)
+{
+	struct snapfs_prune_rules *r = target;
+
+	if (snapfs_duration_parse(value, &r->keep_within) < 0)
+		return cli_usage_error("%s: --%s '%s': not a duration (a whole number from 1 "
+				       "to %d and a unit: h hours, d days, w weeks, m months of "
+				       "31 days, y years of 365 days; e.g. 7d)", cmd, option,
+				       value, SNAPFS_DURATION_MAX);
+	r->keep_within_text = value;
 	return -1;
 }
 
@@ -66,64 +59,21 @@ struct prune_args {
 static int parse_args(int argc, char **argv, struct prune_args *a)
 {
 	struct snapfs_prune_rules *r = &a->rules;
-	int opt, rc = -1;
+	const struct cli_option own[] = {
+		CLI_VALUE("keep-last", &r->keep_last, parse_count),
+		CLI_VALUE("keep-within", r, parse_within),
+		CLI_VALUE("keep-hourly", &r->keep_hourly, parse_count),
+		CLI_VALUE("keep-daily", &r->keep_daily, parse_count),
+		CLI_VALUE("keep-weekly", &r->keep_weekly, parse_count),
+		CLI_VALUE("keep-monthly", &r->keep_monthly, parse_count),
+		CLI_TEXT("prefix", 0, &r->prefix),
+		CLI_TEXT("glob", 0, &r->glob),
+		CLI_FLAG("dry-run", 0, &a->dry_run),
+		{ 0 },
+	};
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while (rc < 0 && (opt = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_LAST:
-			rc = parse_count("--keep-last", optarg, &r->keep_last);
-			break;
-		case OPT_WITHIN:
-			if (snapfs_duration_parse(optarg, &r->keep_within) < 0)
-				rc = cli_usage_error("prune: --keep-within '%s': not a duration "
-						     "(a whole number from 1 to %d and a unit: h "
-						     "hours, d days, w weeks, m months of 31 days, "
-						     "y years of 365 days; e.g. 7d)", optarg,
-						     SNAPFS_DURATION_MAX);
-			r->keep_within_text = optarg;
-			break;
-		case OPT_HOURLY:
-			rc = parse_count("--keep-hourly", optarg, &r->keep_hourly);
-			break;
-		case OPT_DAILY:
-			rc = parse_count("--keep-daily", optarg, &r->keep_daily);
-			break;
-		case OPT_WEEKLY:
-			rc = parse_count("--keep-weekly", optarg, &r->keep_weekly);
-			break;
-		case OPT_MONTHLY:
-			rc = parse_count("--keep-monthly", optarg, &r->keep_monthly);
-			break;
-		case OPT_PREFIX:
-			r->prefix = optarg;
-			break;
-		case OPT_GLOB:
-			r->glob = optarg;
-			break;
-		case OPT_DRY_RUN:
-			a->dry_run = true;
-			break;
-		case OPT_LOCK_WAIT:
-			rc = cli_parse_lock_wait("prune", optarg, &a->c);
-			break;
-		case OPT_JSON:
-			a->c.json = true;
-			break;
-		case 'q':
-		case OPT_QUIET:
-			a->c.quiet = true;
-			break;
-		case 'h':
-		case OPT_HELP:
-			printf("usage: snapfs %s\n", usage);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("prune: unknown option '%s' (usage: snapfs %s)",
-					       argv[optind - 1], usage);
-		}
-	}
+	rc = cli_parse(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, own, &a->c);
 	if (rc >= 0)
 		return rc;
 	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);

@@ -2,7 +2,6 @@
 /*
  * snapfs restore STORE NAME OUTPUT [--force]
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,45 +12,22 @@
 static const char usage[] = "restore STORE NAME OUTPUT [--force] [--quiet]   (OUTPUT - is stdout; "
 			    "a terminal only with --force)";
 
-enum { OPT_FORCE = 0x100, OPT_QUIET, OPT_HELP };
-
-static const struct option options[] = {
-	{ "force", no_argument, NULL, OPT_FORCE },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
-
 int cmd_restore(int argc, char **argv)
 {
 	struct snapfs_restore_opts opts = { 0 };
 	struct progress_bar *bar;
 	struct snapfs_store *store;
-	bool quiet = false;
+	struct cli_common c = { 0 };
+	const struct cli_option own[] = {
+		CLI_FLAG("force", 'f', &opts.force),
+		{ 0 },
+	};
 	const char *name;
-	int opt, rc;
+	int rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "fqh", options, NULL)) != -1) {
-		switch (opt) {
-		case 'f':
-		case OPT_FORCE:
-			opts.force = true;
-			break;
-		case 'q':
-		case OPT_QUIET:
-			quiet = true;
-			break;
-		case 'h':
-		case OPT_HELP:
-			printf("usage: snapfs %s\n", usage);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("restore: unknown option '%s' (usage: snapfs %s)",
-					       argv[optind - 1], usage);
-		}
-	}
+	rc = cli_parse(argc, argv, usage, 0, own, &c);
+	if (rc >= 0)
+		return rc;
 	rc = cli_check_args(argc, argv, 3, 3, "STORE NAME OUTPUT", usage);
 	if (rc >= 0)
 		return rc;
@@ -66,7 +42,7 @@ int cmd_restore(int argc, char **argv)
 	rc = cli_open_store(argv[optind], SNAPFS_OPEN_READONLY, &store);
 	if (rc)
 		return rc;
-	bar = progress_bar_new("restore", NULL, quiet);
+	bar = progress_bar_new("restore", NULL, c.quiet);
 	opts.progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 						  .cancel = &cli_cancel };
 	cli_catch_signals();

@@ -3,7 +3,6 @@
  * snapfs save STORE NAME SOURCE [options]
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,26 +17,6 @@ static const char usage[] =
 	"save STORE NAME SOURCE|- [--format raw|elf|criu|gvisor|pid] [--parent NAME] "
 	"[--overlay] [--kind KIND] [--usage FILE] [--key-file FILE] [--codec zstd|lz4|none] [--level N] [--comment TEXT] "
 	"[--lock-wait SECONDS] [--json] [--quiet]";
-
-enum { OPT_FORMAT = 0x100, OPT_PARENT, OPT_KIND, OPT_USAGE, OPT_CODEC, OPT_LEVEL,
-       OPT_COMMENT, OPT_LOCK_WAIT, OPT_JSON, OPT_QUIET, OPT_HELP, OPT_OVERLAY, OPT_KEY_FILE };
-
-static const struct option options[] = {
-	{ "format", required_argument, NULL, OPT_FORMAT },
-	{ "parent", required_argument, NULL, OPT_PARENT },
-	{ "overlay", no_argument, NULL, OPT_OVERLAY },
-	{ "kind", required_argument, NULL, OPT_KIND },
-	{ "usage", required_argument, NULL, OPT_USAGE },
-	{ "key-file", required_argument, NULL, OPT_KEY_FILE },
-	{ "codec", required_argument, NULL, OPT_CODEC },
-	{ "level", required_argument, NULL, OPT_LEVEL },
-	{ "comment", required_argument, NULL, OPT_COMMENT },
-	{ "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
 
 static void print_result(const char *name, const struct snapfs_save_result *r, bool json)
 {
@@ -67,79 +46,47 @@ static int level_max(enum snapfs_codec codec)
 	return max;
 }
 
+static int parse_codec(const char *cmd, const char *option, const char *value, void *target)
+{
+	(void)option;
+	if (snapfs_codec_parse(value, target) < 0)
+		return cli_usage_error("%s: codec '%s': unknown (zstd, lz4 or none)", cmd, value);
+	return -1;
+}
+
+static int parse_level(const char *cmd, const char *option, const char *value, void *target)
+{
+	char *end;
+	long level;
+
+	errno = 0;
+	level = strtol(value, &end, 10);
+	if (errno || *end || end == value || level < 1 || level > 1000)
+		return cli_usage_error("%s: --%s '%s': not a whole number (zstd takes 1 to %d, "
+				       "lz4 1 to %d)", cmd, option, value,
+				       level_max(SNAPFS_CODEC_ZSTD), level_max(SNAPFS_CODEC_LZ4));
+	*(int *)target = (int)level;
+	return -1;
+}
+
 /* Parse save's options into opts and c: -1 to go on, else an exit code. */
 static int parse_options(int argc, char **argv, struct snapfs_save_opts *opts,
 			 struct cli_common *c)
 {
-	char *end;
-	long level;
-	int opt, rc;
+	const struct cli_option own[] = {
+		CLI_TEXT("format", 0, &opts->format),
+		CLI_TEXT("parent", 0, &opts->parent),
+		CLI_FLAG("overlay", 0, &opts->overlay),
+		CLI_TEXT("kind", 0, &opts->kind),
+		CLI_TEXT("usage", 0, &opts->usage_path),
+		CLI_TEXT("key-file", 0, &opts->key_file),
+		CLI_VALUE("codec", &opts->codec, parse_codec),
+		CLI_VALUE("level", &opts->level, parse_level),
+		CLI_TEXT("comment", 0, &opts->comment),
+		{ 0 },
+	};
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_FORMAT:
-			opts->format = optarg;
-			break;
-		case OPT_PARENT:
-			opts->parent = optarg;
-			break;
-		case OPT_OVERLAY:
-			opts->overlay = true;
-			break;
-		case OPT_KIND:
-			opts->kind = optarg;
-			break;
-		case OPT_USAGE:
-			opts->usage_path = optarg;
-			break;
-		case OPT_KEY_FILE:
-			opts->key_file = optarg;
-			break;
-		case OPT_CODEC:
-			if (snapfs_codec_parse(optarg, &opts->codec) < 0)
-				return cli_usage_error("save: codec '%s': unknown (zstd, lz4 or none)",
-						       optarg);
-			break;
-		case OPT_LEVEL:
-			errno = 0;
-			level = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || level < 1 || level > 1000)
-				return cli_usage_error("save: --level '%s': not a whole number "
-						       "(zstd takes 1 to %d, lz4 1 to %d)", optarg,
-						       level_max(SNAPFS_CODEC_ZSTD),
-						       level_max(SNAPFS_CODEC_LZ4));
-			opts->level = (int)level;
-			break;
-		case OPT_COMMENT:
-			opts->comment = optarg;
-			break;
-		case OPT_LOCK_WAIT:
-			rc = cli_parse_lock_wait("save", optarg, c);
-			if (rc >= 0)
-				return rc;
-			break;
-		case OPT_JSON:
-			c->json = true;
-			break;
-		case 'q':
-		case OPT_QUIET:
-			c->quiet = true;
-			break;
-		case 'h':
-		case OPT_HELP:
-			printf("usage: snapfs %s\n", usage);
-			return EXIT_OK;
-		default:
-			if (optopt && optopt < 0x100 && optopt != '?')
-				return cli_usage_error("save: unknown option '-%c' (usage: snapfs %s)",
-						       optopt, usage);
-			return cli_usage_error("save: unknown option '%s' (usage: snapfs %s)",
-					       argv[optind - 1], usage);
-		}
-	}
-	return -1;
+	return cli_parse(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, own, c);
 }
 
 /* Check the arguments before any work: -1 to go on, else an exit code. */

@@ -331,6 +331,8 @@ int cmd_rename(int argc, char **argv)
 		return cli_usage_error("rename '%s': new name '%s': invalid name: use 1-128 of "
 				       "A-Z a-z 0-9 . _ -, not starting with '.' or '-'",
 				       argv[optind + 1], argv[optind + 2]);
+	if (strcmp(argv[optind + 1], argv[optind + 2]) == 0)
+		return cli_usage_error("rename '%s': the new name is the old one", argv[optind + 1]);
 	snprintf(doing, sizeof(doing), "rename '%s'", argv[optind + 1]);
 	cli_lock_setup(&c, doing);
 	cli_target("rename", argv[optind], (const char *const *)argv + optind + 1, 1);
@@ -369,23 +371,6 @@ static int lay_out(struct snapfs_store *store, const char *name, bool json, bool
 	return EXIT_OK;
 }
 
-/* Take the option opt out of argv; true if it was there. */
-static bool take_flag(int *argc, char **argv, const char *opt)
-{
-	bool found = false;
-
-	for (int i = 1; i < *argc; i++) {
-		if (strcmp(argv[i], opt) == 0) {
-			found = true;
-			for (int j = i; j < *argc - 1; j++)
-				argv[j] = argv[j + 1];
-			(*argc)--;
-			i--;
-		}
-	}
-	return found;
-}
-
 /* snapfs workingset STORE NAME [--clear | --lay-out] [--json]: the
  * recorded working set, one run a line in first-touch order, "0xSTART
  * 0xEND" (byte offsets, half-open); --clear removes it, --lay-out lays its
@@ -400,13 +385,15 @@ int cmd_workingset(int argc, char **argv)
 	struct snapfs_snapshot snap;
 	struct snapfs_store *store;
 	size_t count = 0;
-	bool clear, layout;
+	bool clear = false, layout = false;
+	const struct cli_option own[] = {
+		CLI_FLAG("clear", 0, &clear),
+		CLI_FLAG("lay-out", 0, &layout),
+		{ 0 },
+	};
 	int rc;
 
-	/* This command's own options: out before the common parse. */
-	clear = take_flag(&argc, argv, "--clear");
-	layout = take_flag(&argc, argv, "--lay-out");
-	rc = cli_parse_common(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, &c);
+	rc = cli_parse(argc, argv, usage, CLI_JSON | CLI_LOCK_WAIT, own, &c);
 	if (rc >= 0)
 		return rc;
 	if (clear && layout)

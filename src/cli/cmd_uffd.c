@@ -6,7 +6,6 @@
  * hands each client to snapfs_uffd_serve().
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,23 +21,10 @@ static const char usage[] = "uffd STORE NAME --socket PATH [--no-prefetch] [--fa
 			    "[--keep-listening] "
 			    "[-v|--verbose] [--quiet]";
 
-enum { OPT_SOCKET = 0x100, OPT_NO_PREFETCH, OPT_AROUND, OPT_KEEP, OPT_VERBOSE, OPT_QUIET,
-       OPT_HELP };
-
-static const struct option options[] = {
-	{ "socket", required_argument, NULL, OPT_SOCKET },
-	{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
-	{ "fault-around", required_argument, NULL, OPT_AROUND },
-	{ "keep-listening", no_argument, NULL, OPT_KEEP },
-	{ "verbose", no_argument, NULL, OPT_VERBOSE },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ 0 },
-};
-
 struct uffd_args {
 	const char *socket;
-	bool prefetch, keep, verbose, quiet;
+	bool no_prefetch, keep, verbose;
+	struct cli_common c;
 	unsigned around;
 };
 
@@ -140,52 +126,33 @@ static int serve(struct snapfs_image *image, const char *name, int listener,
 	return rc;
 }
 
+/* "--fault-around 16": a power of two from 1 to 256. */
+static int parse_around(const char *cmd, const char *option, const char *value, void *target)
+{
+	char *end;
+	unsigned long n = strtoul(value, &end, 10);
+
+	if (*end || end == value || n < 1 || n > 256 || (n & (n - 1)))
+		return cli_usage_error("%s: --%s '%s': not a power of two from 1 to 256", cmd,
+				       option, value);
+	*(unsigned *)target = (unsigned)n;
+	return -1;
+}
+
 static int parse(int argc, char **argv, struct uffd_args *a)
 {
-	int opt;
+	const struct cli_option own[] = {
+		CLI_TEXT("socket", 's', &a->socket),
+		CLI_FLAG("no-prefetch", 0, &a->no_prefetch),
+		CLI_VALUE("fault-around", &a->around, parse_around),
+		CLI_FLAG("keep-listening", 0, &a->keep),
+		CLI_FLAG("verbose", 'v', &a->verbose),
+		{ 0 },
+	};
+	int opt = cli_parse(argc, argv, usage, 0, own, &a->c);
 
-	opterr = 0;
-	optind = 1;
-	a->prefetch = true;
-	while ((opt = getopt_long(argc, argv, "s:vqh", options, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-		case OPT_SOCKET:
-			a->socket = optarg;
-			break;
-		case OPT_NO_PREFETCH:
-			a->prefetch = false;
-			break;
-		case OPT_AROUND: {
-			char *end;
-			unsigned long n = strtoul(optarg, &end, 10);
-
-			if (*end || end == optarg || n < 1 || n > 256 || (n & (n - 1)))
-				return cli_usage_error("uffd: --fault-around '%s': not a power of two "
-						       "from 1 to 256", optarg);
-			a->around = (unsigned)n;
-			break;
-		}
-		case OPT_KEEP:
-			a->keep = true;
-			break;
-		case 'v':
-		case OPT_VERBOSE:
-			a->verbose = true;
-			break;
-		case 'q':
-		case OPT_QUIET:
-			a->quiet = true;
-			break;
-		case 'h':
-		case OPT_HELP:
-			printf("usage: snapfs %s\n", usage);
-			return EXIT_OK;
-		default:
-			return cli_usage_error("uffd: unknown option '%s' (usage: snapfs %s)",
-					       argv[optind - 1], usage);
-		}
-	}
+	if (opt >= 0)
+		return opt;
 	opt = cli_check_args(argc, argv, 2, 2, "STORE NAME", usage);
 	if (opt >= 0)
 		return opt;
@@ -220,7 +187,7 @@ int cmd_uffd(int argc, char **argv)
 	if (rc == 0) {
 		/* Claimed from here to the end, like a mount's open file. */
 		rc = snapfs_image_open(store, snap.id, &image);
-		if (rc == 0 && a.prefetch)
+		if (rc == 0 && !a.no_prefetch)
 			rc = snapfs_working_set_get(store, snap.id, &runs, &run_count);
 		snapfs_snapshot_release(&snap);
 	}

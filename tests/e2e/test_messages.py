@@ -172,6 +172,13 @@ def case_usage_errors(ctx):
         w.one(f"{cmd} --bogus", lambda cmd=cmd, args=args: check_shape(
             c.snapfs(cmd, *args, "--bogus", expect=None), cmd, c.EXIT_USAGE, "--bogus",
             what=f"{cmd} --bogus"))
+    # An option that takes a value, given none (the last argument): one
+    # line naming the option, exit 2, whichever command's table it is in.
+    for cmd, opt in (("save", "--level"), ("save", "--parent"), ("prune", "--keep-daily"),
+                     ("gc", "--lock-wait")):
+        w.one(f"{cmd} {opt}", lambda cmd=cmd, opt=opt: check_shape(
+            c.snapfs(cmd, *good[cmd], opt, expect=None), cmd, c.EXIT_USAGE,
+            f"option '{opt}' needs a value", what=f"{cmd} {opt} without a value"))
     # An -o option that libfuse does not know: one line of ours, naming it.
     w.one("mount -o bogus", lambda: check_shape(
         c.snapfs("mount", *good["mount"], "-o", "bogus", expect=None), "mount",

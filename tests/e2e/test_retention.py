@@ -97,6 +97,8 @@ def case_rename_errors(ctx):
                    what="missing NEW")
     c.expect_error(["rename", store, "a", "b", "c"], c.EXIT_USAGE, "rename",
                    what="too many")
+    c.expect_error(["rename", store, "a", "a"], c.EXIT_USAGE, "rename 'a'", "the new name is the old one",
+                   what="same name")
     c.expect_error(["rename", store, "a", "x", "--bogus"], c.EXIT_USAGE, "--bogus",
                    what="unknown option")
     c.expect_error(["rename", ctx.path("nostore"), "a", "x"], c.EXIT_USAGE, "not a store",
