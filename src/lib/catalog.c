@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -323,18 +325,67 @@ static int stmt_done(struct catalog *cat, sqlite3_stmt *st, int step_rc,
 	return error_sqlite(cat->db, step_rc, what);
 }
 
-int catalog_open(const char *path, bool readonly, struct catalog **ret_cat)
+/* Whether path's write-ahead log holds commits not yet in the database
+ * file (a -wal file that is not empty). */
+static bool wal_pending(const char *path)
+{
+	char wal[4096];
+	struct stat st;
+
+	if (snprintf(wal, sizeof(wal), "%s-wal", path) >= (int)sizeof(wal))
+		return true;
+	return stat(wal, &st) == 0 && st.st_size > 0;
+}
+
+/* "file:PATH?immutable=1", PATH percent-encoded; NULL without memory. */
+static char *immutable_uri(const char *path)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(path);
+	char *uri = malloc(3 * n + sizeof("file:?immutable=1"));
+	char *o = uri;
+
+	if (!uri)
+		return NULL;
+	o += sprintf(o, "file:");
+	for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || strchr("/._-", *c)) {
+			*o++ = (char)*c;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*c >> 4];
+			*o++ = hex[*c & 15];
+		}
+	}
+	strcpy(o, "?immutable=1");
+	return uri;
+}
+
+/* Open path as catalog_open() does; immutable: read the database file as
+ * it is, without the -shm file or locks. *ret_no_shm tells a failure of
+ * a read-only open for want of the -shm file. */
+static int open_as(const char *path, bool readonly, bool immutable, bool *ret_no_shm,
+		   struct catalog **ret_cat)
 {
 	struct catalog *cat;
 	int flags = readonly ? SQLITE_OPEN_READONLY
 			     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	char *uri = NULL;
 	int rc;
 
+	*ret_no_shm = false;
 	cat = calloc(1, sizeof(*cat));
 	if (!cat)
 		return -ENOMEM;
 	cat->readonly = readonly;
-	rc = sqlite3_open_v2(path, &cat->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (immutable && !(uri = immutable_uri(path))) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	rc = sqlite3_open_v2(uri ? uri : path, &cat->db,
+			     flags | SQLITE_OPEN_NOMUTEX | (uri ? SQLITE_OPEN_URI : 0), NULL);
+	free(uri);
 	if (rc != SQLITE_OK) {
 		rc = error_sqlite(cat->db, rc, path);
 		goto out_close;
@@ -351,11 +402,20 @@ int catalog_open(const char *path, bool readonly, struct catalog **ret_cat)
 	/* A store may come from anyone: harden the connection and check the
 	 * schema before any other statement (end of this file). */
 	rc = catalog_harden(cat, path);
-	if (rc < 0)
+	if (rc == 0)
+		rc = catalog_check_schema(cat, path);
+	if (rc < 0) {
+		/* The first read of a read-only connection fails so (SQLite's
+		 * READONLY_DIRECTORY, CANTINIT, CANTOPEN) when it cannot make
+		 * or set up the -wal and -shm files WAL mode needs beside the
+		 * database: a reader who may not write the store's directory
+		 * (read-only media, someone else's store; ENOENT: a -shm file
+		 * it could not make, the database itself being there). */
+		*ret_no_shm = readonly && !immutable &&
+			      (rc == -EROFS || rc == -EACCES ||
+			       (rc == -ENOENT && access(path, R_OK) == 0));
 		goto out_close;
-	rc = catalog_check_schema(cat, path);
-	if (rc < 0)
-		goto out_close;
+	}
 	rc = exec_sql(cat, "PRAGMA foreign_keys = ON", path);
 	if (rc < 0)
 		goto out_close;
@@ -375,6 +435,26 @@ int catalog_open(const char *path, bool readonly, struct catalog **ret_cat)
 out_close:
 	catalog_close(cat);
 	return rc;
+}
+
+int catalog_open(const char *path, bool readonly, struct catalog **ret_cat)
+{
+	bool no_shm;
+	int rc = open_as(path, readonly, false, &no_shm, ret_cat);
+
+	if (rc == 0 || !no_shm)
+		return rc;
+	/* A reader who may not write the store: with no log pending, the
+	 * database file alone holds every committed snapshot, and SQLite
+	 * reads it without the -shm file. (A writer who saves meanwhile is
+	 * not seen; what it changes under this reader fails the checks,
+	 * never gives wrong bytes.) */
+	if (wal_pending(path))
+		return error_set(-EACCES, "permission denied: read-only store, and the "
+				 "snapshots saved last are still in its write-ahead log (%s-wal), "
+				 "which only a user who may write the store folds in (any snapfs "
+				 "command of theirs does)", SNAPFS_DB_FILE);
+	return open_as(path, readonly, true, &no_shm, ret_cat);
 }
 
 void catalog_close(struct catalog *cat)

@@ -14,7 +14,9 @@ why in the user's terms (no SQLite text). Warnings start with
 
 import os
 import sqlite3
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -265,6 +267,12 @@ def case_busy_store(ctx):
 
 
 def case_read_only_store(ctx):
+    """A user who may read the store but not write it (root's store, the
+    command run as nobody): every writer is refused with 'permission
+    denied' and 'read-only store'; readers read it (SQLite opens the
+    database immutable when it cannot make its -shm file), bytes equal;
+    and with a writer's log left pending (a writer killed before its
+    checkpoint, the -shm gone), readers are told why and what folds it in."""
     prefix = c.setpriv_prefix()
     if prefix is None:
         raise c.Skip("cannot run snapfs as an unprivileged user here")
@@ -272,18 +280,72 @@ def case_read_only_store(ctx):
     os.chmod(img.path, 0o644)
     before = c.store_state(store)
     w = Walk()
-    calls = [(cmd, fill(rest, img=img.path)) for cmd, rest in WRITERS.items()]
-    calls += [("list", []), ("info", ["keep"]), ("verify", []),
-              ("restore", ["keep", "/dev/null", "--force"])]
-    for cmd, rest in calls:
-        def one(cmd=cmd, rest=rest):
+    for cmd, rest in WRITERS.items():
+        def one(cmd=cmd, rest=fill(rest, img=img.path)):
             cp = c.run(prefix + [c.SNAPFS, cmd, store, *rest], expect=None)
             line = check_shape(cp, cmd, c.EXIT_FAILED, f"'{store}'", what=f"{cmd} as nobody")
             c.check("permission denied" in line and "read-only store" in line,
                     f"says 'permission denied' and 'read-only store': {line!r}")
         w.one(cmd, one)
+    for cmd, rest in (("list", []), ("info", ["keep"]), ("verify", []), ("diff", ["keep", "keep"])):
+        w.one(f"{cmd} as nobody", lambda cmd=cmd, rest=rest: c.run(
+            prefix + [c.SNAPFS, cmd, store, *rest], expect=0))
+
+    def restore():
+        cp = subprocess.run(prefix + [c.SNAPFS, "restore", store, "keep", "-"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        c.check(cp.returncode == 0, f"restore as nobody: exit {cp.returncode} {cp.stderr!r}")
+        c.check(cp.stdout == img.path.read_bytes(), "restore as nobody: other bytes")
+    w.one("restore as nobody", restore)
+
+    def mount():
+        mnt = ctx.path("mnt-nobody")
+        os.makedirs(mnt)
+        os.chown(mnt, c.NOBODY, c.NOBODY)
+        daemon = subprocess.Popen(prefix + [c.SNAPFS, "mount", store, str(mnt), "-f"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # (Not os.path.ismount: without allow_other, root may not stat it.)
+        def mounted():
+            with open("/proc/self/mounts") as f:
+                return any(line.split()[1] == str(mnt) for line in f)
+        try:
+            for _ in range(200):
+                if mounted() or daemon.poll() is not None:
+                    break
+                time.sleep(0.05)
+            c.check(mounted(), f"mount as nobody: not mounted "
+                    f"({daemon.poll()}, {daemon.stderr.read() if daemon.poll() is not None else ''!r})")
+            cp = subprocess.run(prefix + ["cat", os.path.join(mnt, "keep", "memory")],
+                                stdout=subprocess.PIPE)
+            c.check(cp.stdout == img.path.read_bytes(), "mount as nobody: other bytes")
+        finally:
+            subprocess.run(["fusermount3", "-u", str(mnt)], stderr=subprocess.DEVNULL)
+            daemon.wait(timeout=30)
+    w.one("mount as nobody", mount)
     w.finish()
     c.check_state_unchanged(store, before, "commands of a user without write access")
+    db = os.path.join(store, "snapfs.db")
+    c.check(not os.path.exists(db + "-shm") and not os.path.exists(db + "-wal"),
+            "a reader without write access left -wal/-shm files")
+    # A writer killed with its log pending, its -shm gone.
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"con = sqlite3.connect({db!r}, isolation_level=None)\n"
+        "con.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "con.execute(\"INSERT INTO store_info (key, value) VALUES ('test-pending', 1)\")\n"
+        "print('ok', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE)
+    writer.stdout.readline()
+    writer.kill()
+    writer.wait()
+    os.unlink(db + "-shm")
+    c.check(os.path.getsize(db + "-wal") > 0, "the killed writer left no log")
+    cp = c.run(prefix + [c.SNAPFS, "list", store], expect=None)
+    line = check_shape(cp, "list", c.EXIT_FAILED, f"'{store}'", what="list with a log pending")
+    c.check("write-ahead log" in line and "read-only store" in line,
+            f"says the log is pending and the store read-only: {line!r}")
+    c.snapfs("list", store)          # root folds it in; then nobody reads again
+    c.run(prefix + [c.SNAPFS, "list", store], expect=0)
 
 
 def case_claims_file_missing(ctx):
