@@ -201,6 +201,7 @@ struct mf_place {
 	uint64_t base;        /* its offset 0 in the memory file */
 	uint64_t pages_off;   /* its first committed byte in pages.img */
 	const char *label;    /* segments' label (private ones), or NULL */
+	const char *where;    /* the metadata's file, for messages */
 };
 
 /* The usage set and extents from the metadata, at place; *ret_committed
@@ -216,13 +217,14 @@ static int lay_out(struct source *src, const meta_proto *meta, const struct mf_p
 	if (meta->version > GVISOR_META_VERSION)
 		return error_set(-EINVAL, "source '%s': %s: metadata version %llu is newer than "
 				 "this snapfs reads (version %d): a newer gVisor wrote it", path,
-				 GVISOR_META_FILE, (unsigned long long)meta->version,
+				 at->where, (unsigned long long)meta->version,
 				 GVISOR_META_VERSION);
 	if (meta->version != GVISOR_META_VERSION)
-		return meta_corrupt(path, "no metadata version (0): not MemoryFileMetadataProto "
-				    "metadata");
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: no metadata version (0): "
+				 "not MemoryFileMetadataProto metadata", path, at->where);
 	if (meta->n_chunks > (SOURCE_MAX_OFFSET - at->base) / GVISOR_CHUNK_SIZE)
-		return meta_corrupt(path, "more chunks than a memory file can have");
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: more chunks than a memory "
+				 "file can have", path, at->where);
 	size = (uint64_t)meta->n_chunks * GVISOR_CHUNK_SIZE;
 	src->size = at->base + size;
 	for (size_t i = 0; i < meta->n_mem_acct; i++) {
@@ -231,22 +233,22 @@ static int lay_out(struct source *src, const meta_proto *meta, const struct mf_p
 		if (r->start >= r->end || r->start % SNAPFS_PAGE_SIZE || r->end % SNAPFS_PAGE_SIZE)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu "
 					 "(0x%llx-0x%llx) is not a page-aligned range", path,
-					 GVISOR_META_FILE, i, (unsigned long long)r->start,
+					 at->where, i, (unsigned long long)r->start,
 					 (unsigned long long)r->end);
 		if (r->start < prev_end)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu "
 					 "(0x%llx-0x%llx) is out of order or overlaps the one "
-					 "before", path, GVISOR_META_FILE, i,
+					 "before", path, at->where, i,
 					 (unsigned long long)r->start, (unsigned long long)r->end);
 		if (r->end > size)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu "
 					 "(0x%llx-0x%llx) lies past the end of the memory file "
-					 "(%zu chunks of 1 GiB)", path, GVISOR_META_FILE, i,
+					 "(%zu chunks of 1 GiB)", path, at->where, i,
 					 (unsigned long long)r->start, (unsigned long long)r->end,
 					 meta->n_chunks);
 		if (r->kind >= sizeof(gvisor_kinds) / sizeof(gvisor_kinds[0]))
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu: "
-					 "unknown memory kind %u", path, GVISOR_META_FILE, i,
+					 "unknown memory kind %u", path, at->where, i,
 					 r->kind);
 		rc = source_add_segment(src, at->base + r->start, at->base + r->end,
 					gvisor_kinds[r->kind], r->mem_cg_id, r->known_committed,
@@ -591,6 +593,135 @@ static int spill(struct source *src, struct gw_input *in, uint64_t len, uint64_t
 	return 0;
 }
 
+/*
+ * The MemoryFile inline in the stream, version 1 (gVisor since commit
+ * 6acfb4158, 2026-08-10, when written without a pages file, i.e. with
+ * --compression=flate-best-speed): save_restore.go SaveTo() writes an
+ * 8-byte little-endian length and the MemoryFileMetadataProto, then per
+ * known-committed memAcct range, in order, state.WriteHeader(length,
+ * false) and the range's bytes. kernel.go savePrivateMFs() follows with
+ * the state-encoded privateMemoryFileMetadata and each private MemoryFile
+ * the same way.
+ */
+#define GVISOR_MAX_INLINE_META ((uint64_t)256 << 20)
+
+/* true if the stream goes on with a v1 metadata length, not a state
+ * object: a state object header is a 10-byte varint whose 8th byte has
+ * its high bit set, where a length under 2^56 has a zero byte. */
+static int next_is_proto(struct gw_input *in)
+{
+	unsigned char b[10];
+	int n = gw_input_peek(in, b, sizeof(b));
+
+	if (n < 0)
+		return n;
+	return n >= 8 && b[7] == 0;
+}
+
+static int read_inline_proto(struct source *src, struct gw_input *in, struct pb_budget *budget,
+			     meta_proto **ret_meta)
+{
+	unsigned char lb[8], *data;
+	uint64_t len = 0;
+	int rc;
+
+	(void)src;
+	rc = gw_input_read(in, lb, sizeof(lb), "a MemoryFile metadata length");
+	if (rc < 0)
+		return rc;
+	for (int i = 7; i >= 0; i--)
+		len = len << 8 | lb[i];
+	if (len > GVISOR_MAX_INLINE_META)
+		return error_set(-SNAPFS_ECORRUPT, "%s: MemoryFile metadata length %llu is over "
+				 "snapfs's limit of 256 MiB", in->shown, (unsigned long long)len);
+	data = malloc(len ? (size_t)len : 1);
+	if (!data)
+		return -ENOMEM;
+	rc = gw_input_read(in, data, (size_t)len, "the MemoryFile metadata");
+	if (rc == 0) {
+		pb_budget_init(budget, pb_budget_for((size_t)len));
+		*ret_meta = gvisor__pgalloc__memory_file_metadata_proto__unpack(&budget->alloc,
+										 (size_t)len, data);
+		if (!*ret_meta)
+			rc = error_set(-SNAPFS_ECORRUPT, "%s: the MemoryFile metadata in the "
+				       "stream is not a MemoryFileMetadataProto", in->shown);
+	}
+	free(data);
+	return rc;
+}
+
+static int spill(struct source *src, struct gw_input *in, uint64_t len, uint64_t off);
+static int read_data_header(struct gw_input *in, const struct mf_seg *seg);
+
+/* One MemoryFile (metadata and pages) from the stream, laid out at at. */
+static int inline_v1(struct source *src, struct gw_input *in, struct mf_place *at,
+		     uint64_t *spill_off)
+{
+	struct pb_budget budget;
+	meta_proto *meta = NULL;
+	uint64_t committed = 0;
+	int rc;
+
+	pb_budget_init(&budget, 0);
+	rc = read_inline_proto(src, in, &budget, &meta);
+	if (rc == 0)
+		rc = lay_out(src, meta, at, &committed);
+	for (size_t i = 0; rc == 0 && i < meta->n_mem_acct; i++) {
+		const Gvisor__Pgalloc__MemAcctRangeProto *r = meta->mem_acct[i];
+		struct mf_seg seg = { .start = r->start, .end = r->end, .committed = true };
+
+		if (!r->known_committed)
+			continue;
+		rc = read_data_header(in, &seg);
+		if (rc == 0)
+			rc = spill(src, in, r->end - r->start, *spill_off);
+		*spill_off += r->end - r->start;
+	}
+	if (meta)
+		gvisor__pgalloc__memory_file_metadata_proto__free_unpacked(meta, &budget.alloc);
+	return rc;
+}
+
+static int private_owners(struct gw_input *in, char ***ret_labels, size_t *ret_count);
+
+/* The main MemoryFile and the private ones after it, all inline (v1). */
+static int open_inline_v1(struct source *src, struct gw_input *in, struct note_list *notes)
+{
+	struct mf_place at = { .where = GVISOR_STATE_FILE };
+	uint64_t spill_off = 0;
+	char **labels = NULL;
+	size_t count = 0;
+	int rc;
+
+	rc = inline_v1(src, in, &at, &spill_off);
+	if (rc < 0)
+		return rc;
+	rc = gw_input_at_end(in);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	rc = private_owners(in, &labels, &count);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		struct mf_place p = { .base = src->size, .pages_off = spill_off,
+				      .label = labels[i], .where = GVISOR_STATE_FILE };
+
+		rc = inline_v1(src, in, &p, &spill_off);
+	}
+	if (rc == 0)
+		rc = gw_input_at_end(in);
+	if (rc == 0)
+		rc = note_add(notes, "skipped: the state stream of %s goes on after the "
+			      "private MemoryFiles (from byte %llu)", GVISOR_STATE_FILE,
+			      (unsigned long long)in->pos);
+	else if (rc > 0)
+		rc = 0;
+	for (size_t i = 0; i < count; i++)
+		free(labels[i]);
+	free(labels);
+	return rc;
+}
+
 static int open_statefile(struct source *src, int dirfd, struct note_list *notes)
 {
 	struct gvisor_source *gs = src->impl;
@@ -628,17 +759,22 @@ static int open_statefile(struct source *src, int dirfd, struct note_list *notes
 	rc = gw_graph_read(in, false, NULL);
 	if (rc == 0)
 		rc = gw_graph_read(in, false, NULL);
-	if (rc == 0)
-		rc = read_state_meta(in, &meta);
-	if (rc == 0)
-		rc = lay_out_state(src, &meta, shown);
 	if (rc < 0)
 		goto out_sf;
 	rc = open_spill(src->path);
 	if (rc < 0)
 		goto out_sf;
 	gs->pages_fd = rc;
-	rc = 0;
+	rc = next_is_proto(in);
+	if (rc < 0)
+		goto out_sf;
+	if (rc == 1) {
+		rc = open_inline_v1(src, in, notes);
+		goto out_sf;
+	}
+	rc = read_state_meta(in, &meta);
+	if (rc == 0)
+		rc = lay_out_state(src, &meta, shown);
 	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
 		const struct mf_seg *seg = &meta.segs[i];
 
@@ -790,7 +926,7 @@ static int lay_out_private(struct source *src, int fd, uint64_t off, uint64_t st
 	off += in->pos;
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		struct mf_place at = { .base = src->size, .pages_off = *pages_off,
-				       .label = labels[i] };
+				       .label = labels[i], .where = GVISOR_META_FILE };
 		struct pb_budget budget;
 		meta_proto *meta = NULL;
 		uint64_t committed = 0;
@@ -820,7 +956,7 @@ static int open_v1(struct source *src, int meta_fd, uint64_t meta_size, int dirf
 {
 	struct gvisor_source *gs = src->impl;
 	const char *path = src->path;
-	struct mf_place at = { 0 };
+	struct mf_place at = { .where = GVISOR_META_FILE };
 	struct pb_budget budget;
 	meta_proto *meta = NULL;
 	uint64_t end = 0, committed = 0;

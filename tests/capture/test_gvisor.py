@@ -5,8 +5,11 @@ format) and pages.img (the known-committed ranges back to back), as runsc
 writes them; saved and checked page by page, with kinds, memcgs and the
 committed flag in the segments table; bad checkpoints refused cleanly."""
 
+import hashlib
+import hmac
 import struct
 import sys
+import zlib
 from pathlib import Path
 
 import common
@@ -279,6 +282,93 @@ def case_state_encoded_refused(ctx):
         d = ctx.dir / name
         write_state_checkpoint(d, meta=meta)
         refused(ctx, d, 1, ["pages_meta.img", words])
+
+
+# --- checkpoint.img of gVisor since 2026-08-10 (6acfb4158) with
+# --compression=flate-best-speed: the v1 metadata and the pages inline ---
+
+def statefile(stream, meta=b'{"compression":"flate-best-speed"}', header_sum=False,
+              chunk=1 << 20):
+    """pkg/state/statefile at 3c5eee17dc45: no header HMAC without a key
+    (since c7907727f), then compressio's flate chunks."""
+    head = b"gVisorSF" + struct.pack(">Q", len(meta)) + meta
+    out = bytearray(head)
+    if header_sum:
+        out += hmac.new(b"", head, hashlib.sha256).digest()
+    out += struct.pack(">I", chunk)
+    for i in range(0, len(stream), chunk):
+        c = zlib.compressobj(1, zlib.DEFLATED, -15)
+        d = c.compress(stream[i:i + chunk]) + c.flush()
+        out += struct.pack(">I", len(d)) + d
+    return bytes(out)
+
+
+def inline_mf(ranges, chunks, base):
+    """MemoryFile.SaveTo() without a pages file: length, proto, then per
+    known-committed range WriteHeader(length, false) and its bytes."""
+    m = metadata(ranges, chunks)
+    out = struct.pack("<Q", len(m)) + m
+    want = {}
+    for start, end, kind, memcg, committed in ranges:
+        if not committed:
+            continue
+        out += varint(end - start)
+        for a in range(start, end, PAGE):
+            b = bytes(PAGE) if kind == 0 else page(base + a)
+            want[base + a] = b
+            out += b
+    return out, want
+
+
+def case_inline_v1(ctx):
+    skip = enc.graph(b"", [enc.NIL])
+    p1 = [(0, PAGE, 3, 2, True), (PAGE, 3 * PAGE, 4, 0, False), (4 * PAGE, 6 * PAGE, 3, 0, True)]
+    main, want = inline_mf(RANGES, (False, True), 0)
+    priv, want1 = inline_mf(p1, [True], 2 * GIB)
+    want.update(want1)
+    stream = skip + skip + main + enc.private_meta([("c1", "/dev/shm")]) + priv
+    d = ctx.dir / "inline"
+    d.mkdir()
+    (d / "checkpoint.img").write_bytes(statefile(stream))
+    store = ctx.store()
+    snapfs("save", store, "g", d)
+    row = common.snapshot_row(store, "g")
+    check(row["format"] == "gvisor" and row["file_size"] == 3 * GIB, f"row {row}")
+    check(row["notes"] is None, f"notes {row['notes']}")
+    segs = common.segments(store, "g")
+    want_segs = [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in RANGES] + \
+        [(2 * GIB + s, 2 * GIB + e, KINDS[k], m, int(c), "private:c1:/dev/shm")
+         for s, e, k, m, c in p1]
+    check(segs == want_segs, f"segments {segs}")
+    # Every page of every segment, through the mount.
+    offsets = sorted({a for s, e, *_ in want_segs for a in range(s, e, PAGE)} |
+                     {GIB - PAGE, GIB + 30 * PAGE})
+    got = common.read_memory(ctx, store, "g", [(a, PAGE) for a in offsets])
+    for a, b in zip(offsets, got):
+        check(b == want.get(a, bytes(PAGE)), f"page at {a:#x} is wrong")
+    # The same with the header HMAC of the years before 2026-03; without
+    # the private MemoryFiles' metadata at all.
+    (d / "checkpoint.img").write_bytes(statefile(skip + skip + main, header_sum=True))
+    snapfs("save", store, "g2", d)
+    check(common.snapshot_row(store, "g2")["file_size"] == 2 * GIB, "g2's size")
+    # Broken: a data header of the wrong length, the stream cut short, a
+    # metadata length past the limit, garbage for the proto.
+    bad_header = main.replace(varint(16 * PAGE) + page(0), varint(15 * PAGE) + page(0), 1)
+    cases = {
+        "header": (skip + skip + bad_header, "says 61440, not 65536 bytes"),
+        "cut": (skip + skip + main[:-100], "the state stream ends at byte"),
+        "length": (skip + skip + struct.pack("<Q", 1 << 40) + b"x" * 16,
+                   "MemoryFile metadata length 1099511627776 is over"),
+        "proto": (skip + skip + struct.pack("<Q", 3) + b"\xff\xff\xff",
+                  "not a MemoryFileMetadataProto"),
+        "version": (skip + skip + inline_mf(RANGES, (False,), 0)[0].replace(
+            field(1, 0, 1), field(1, 0, 2), 1), "metadata version 2 is newer"),
+    }
+    for name, (st, words) in cases.items():
+        d = ctx.dir / name
+        d.mkdir()
+        (d / "checkpoint.img").write_bytes(statefile(st))
+        refused(ctx, d, 1 if name != "version" else 2, ["checkpoint.img", words])
 
 
 def case_filesystem_only_refused(ctx):
