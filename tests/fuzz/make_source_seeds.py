@@ -485,6 +485,37 @@ def gvisor_state_seeds():
     write("gvisor_statefile", "file", b"\x00" + statefile(stream))
     write("gvisor_statefile", "file-cut", b"\x00" + statefile(stream)[:-100])
     write("gvisor_statefile", "file-chunk-size", b"\x00" + statefile(stream, chunk=1 << 30))
+    # Later containers (gvisor_statefile.c): "none" unframed, framed,
+    # keyed (chained HMACs); flate without the header HMAC; unknown value.
+    none = b'{"compression":"none"}'
+    head = b"gVisorSF" + struct.pack(">Q", len(none)) + none
+    hsum = hmac.new(b"", head, hashlib.sha256).digest()
+    write("gvisor_statefile", "none-raw", b"\x00" + head + stream)
+    write("gvisor_statefile", "none-raw-sum", b"\x00" + head + hsum + stream)
+    framed, prev = bytearray(head + hsum), bytes(32)
+    keyed = bytearray(head + hmac.new(b"k", head, hashlib.sha256).digest())
+    for i in range(0, len(stream), 1000):
+        p = stream[i:i + 1000]
+        n = struct.pack(">I", len(p))
+        framed += n + p
+        prev = hmac.new(b"k", p + n + prev, hashlib.sha256).digest()
+        keyed += n + p + prev
+    write("gvisor_statefile", "none-framed", b"\x00" + bytes(framed))
+    write("gvisor_statefile", "none-keyed", b"\x00" + bytes(keyed))
+    flate = b'{"compression":"flate-best-speed"}'
+    old = statefile(stream, chunk=1 << 20)
+    fhead = b"gVisorSF" + struct.pack(">Q", len(flate)) + flate
+    body = old[16 + len(b'{"_timestamp":"seed"}') + 32:]
+    write("gvisor_statefile", "flate-nosum", b"\x00" + fhead + body)
+    write("gvisor_statefile", "zstd", b"\x00" + fhead.replace(b"flate-best-speed",
+                                                              b"zstd-best-speedy") + body)
+    # The v1 MemoryFile inline (gVisor since 6acfb4158), main and private.
+    v1 = gv_meta([(0, 2 * PAGE, 1, 0, True), (4 * PAGE, 5 * PAGE, 3, 2, False)])
+    inline = struct.pack("<Q", len(v1)) + v1 + varint(2 * PAGE) + page(1) + page(2)
+    write("gvisor_statefile", "inline-v1", b"\x03" + skip + skip + inline)
+    write("gvisor_statefile", "inline-v1-private", b"\x03" + skip + skip + inline +
+          private_meta([("c", "/p")]) + inline)
+    write("gvisor_statefile", "inline-v1-flate", b"\x01" + skip + skip + inline)
     # The seed era's directory: state-encoded pages_meta.img, pages.img.
     meta = mf_stream(SEGS, data=False)
     pages = b"".join(page(i * 8 + k) for i, (s, e, _, c) in enumerate(SEGS) if c
