@@ -283,6 +283,7 @@ static int lay_out(struct source *src, const meta_proto *meta, const struct mf_p
  */
 struct mf_seg {
 	uint64_t start, end, kind;
+	uint32_t memcg;
 	bool committed;
 };
 
@@ -327,24 +328,107 @@ static int slice_elements(const struct gw_graph *g, const struct gw_obj *sl, con
 	return 0;
 }
 
-static int usage_from_graph(const struct gw_graph *g, const char *shown, struct mf_meta *meta)
+/* Later state-encoded layouts (gVisor's history, checked to 3c5eee17dc45):
+ *  - commit 88d35cd8f (2023-11-17): segment sets save their root as
+ *    []FlatSegment {Start, End, Value} (pkg/segment/set.go), so the usage
+ *    set's root is a slice of usageFlatSegment; a87aa7369 (2023-07-18)
+ *    had added memCgID to usageInfo;
+ *  - commit a5573312e (2024-06-28) to 6acfb4158 (2026-08-10): one
+ *    state.Save of memoryFileSaved {unwasteSmall, unwasteHuge, unfreeSmall,
+ *    unfreeHuge, subreleased, memAcct *memAcctSet, chunks []chunkInfo};
+ *    memAcctSet's root is []memAcctFlatSegment, whose Value is a
+ *    memAcctInfo {kind, memCgID, knownCommitted, wasteOrReleasing,
+ *    commitSeq}; the file is len(chunks) chunks of 1 GiB. */
+#define GVISOR_USAGE_FLAT "pkg/sentry/pgalloc.usageFlatSegment"
+#define GVISOR_MF_SAVED "pkg/sentry/pgalloc.memoryFileSaved"
+#define GVISOR_MA_SET "pkg/sentry/pgalloc.memAcctSet"
+#define GVISOR_MA_FLAT "pkg/sentry/pgalloc.memAcctFlatSegment"
+#define GVISOR_MA_INFO "pkg/sentry/pgalloc.memAcctInfo"
+
+/* Names of one generation's set types. */
+struct set_names {
+	const char *set, *flat, *info;
+};
+
+static const struct set_names usage_names = { GVISOR_USAGE_SET, GVISOR_USAGE_FLAT,
+					      GVISOR_USAGE_INFO };
+static const struct set_names memacct_names = { GVISOR_MA_SET, GVISOR_MA_FLAT, GVISOR_MA_INFO };
+
+/* kind, knownCommitted and (if there) memCgID of a usage value. */
+static int seg_value(const struct gw_graph *g, const struct gw_obj *v, const char *shown,
+		     const char *info, struct mf_seg *seg)
 {
-	const struct gw_obj *set = gw_graph_object(g, 1), *root, *sds;
+	const struct gw_type *t = gw_graph_struct_type(g, v);
+	const struct gw_obj *memcg;
+	uint64_t committed, cg = 0;
+
+	if (!t || strcmp(t->name, info) != 0)
+		return state_corrupt(shown, "a usage value is not a ", info);
+	memcg = gw_graph_field(g, v, "memCgID");
+	if (!gw_obj_uint(gw_graph_field(g, v, "kind"), &seg->kind) ||
+	    !gw_obj_uint(gw_graph_field(g, v, "knownCommitted"), &committed) ||
+	    (memcg && (!gw_obj_uint(memcg, &cg) || cg > UINT32_MAX)))
+		return state_corrupt(shown, "a usage segment without an integer kind, "
+				     "knownCommitted or memCgID", NULL);
+	seg->committed = committed != 0;
+	seg->memcg = (uint32_t)cg;
+	return 0;
+}
+
+/* A root saved as []FlatSegment. */
+static int flat_segments(const struct gw_graph *g, const struct gw_obj *root, const char *shown,
+			 const struct set_names *names, struct mf_meta *meta)
+{
+	struct gw_obj *const *elems = NULL;
+	uint64_t n = 0;
+	int rc;
+
+	rc = slice_elements(g, root, shown, "the set's root", &elems, &n);
+	if (rc < 0)
+		return rc;
+	meta->segs = calloc(n ? n : 1, sizeof(*meta->segs));
+	if (!meta->segs)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n; i++) {
+		const struct gw_type *t = gw_graph_struct_type(g, elems[i]);
+		struct mf_seg *seg = &meta->segs[i];
+
+		if (!t || strcmp(t->name, names->flat) != 0)
+			return state_corrupt(shown, "a segment is not a ", names->flat);
+		if (!gw_obj_uint(gw_graph_field(g, elems[i], "Start"), &seg->start) ||
+		    !gw_obj_uint(gw_graph_field(g, elems[i], "End"), &seg->end))
+			return state_corrupt(shown, "a segment without an integer Start or End",
+					     NULL);
+		rc = seg_value(g, gw_graph_field(g, elems[i], "Value"), shown, names->info, seg);
+		if (rc < 0)
+			return rc;
+		meta->count++;
+	}
+	return 0;
+}
+
+static int usage_from_graph(const struct gw_graph *g, const struct gw_obj *set,
+			    const char *shown, const struct set_names *names, struct mf_meta *meta)
+{
+	const struct gw_obj *root, *sds;
 	const struct gw_type *t = gw_graph_struct_type(g, set);
 	struct gw_obj *const *starts = NULL, *const *ends = NULL, *const *values = NULL;
 	uint64_t n_start, n_end, n_value;
 	int rc;
 
-	if (!t || strcmp(t->name, GVISOR_USAGE_SET) != 0)
+	if (!t || strcmp(t->name, names->set) != 0)
 		return error_set(-SNAPFS_ECORRUPT, "%s: MemoryFile metadata: the usage set is "
-				 "a '%s', not a '%s' (gVisor 20221219)", shown,
+				 "a '%s', not a '%s'", shown,
 				 t ? t->name : gw_kind_name(set ? set->kind : GW_NIL),
-				 GVISOR_USAGE_SET);
+				 names->set);
 	root = gw_graph_field(g, set, "root");
 	if (!root || root->kind == GW_NIL)
 		return 0; /* no segments */
-	if (root->kind != GW_REF || root->n)
-		return state_corrupt(shown, "the usage set's root is not a plain reference", NULL);
+	if (root->kind == GW_SLICE)
+		return flat_segments(g, root, shown, names, meta);
+	if (names != &usage_names || root->kind != GW_REF || root->n)
+		return state_corrupt(shown, "the usage set's root is neither a slice nor a "
+				     "plain reference", NULL);
 	sds = gw_graph_object(g, root->u);
 	t = gw_graph_struct_type(g, sds);
 	if (!t || strcmp(t->name, GVISOR_USAGE_SLICES) != 0)
@@ -365,43 +449,77 @@ static int usage_from_graph(const struct gw_graph *g, const char *shown, struct 
 		return -ENOMEM;
 	for (uint64_t i = 0; i < n_start; i++) {
 		struct mf_seg *seg = &meta->segs[i];
-		uint64_t committed;
 
-		t = gw_graph_struct_type(g, values[i]);
-		if (!t || strcmp(t->name, GVISOR_USAGE_INFO) != 0)
-			return state_corrupt(shown, "a usage value is not a ", GVISOR_USAGE_INFO);
-		if (!gw_obj_uint(starts[i], &seg->start) || !gw_obj_uint(ends[i], &seg->end) ||
-		    !gw_obj_uint(gw_graph_field(g, values[i], "kind"), &seg->kind) ||
-		    !gw_obj_uint(gw_graph_field(g, values[i], "knownCommitted"), &committed))
+		if (!gw_obj_uint(starts[i], &seg->start) || !gw_obj_uint(ends[i], &seg->end))
 			return state_corrupt(shown, "a usage segment without an integer start, "
 					     "end, kind or knownCommitted", NULL);
-		seg->committed = committed != 0;
+		rc = seg_value(g, values[i], shown, GVISOR_USAGE_INFO, seg);
+		if (rc < 0)
+			return rc;
 		meta->count++;
 	}
 	return 0;
 }
 
-/* fileSize and the usage set: two graphs from in. */
+/* memoryFileSaved (graph g, object 1): the size from its chunks, the
+ * segments from memAcct. */
+static int saved_from_graph(const struct gw_graph *g, const char *shown, struct mf_meta *meta)
+{
+	const struct gw_obj *mfs = gw_graph_object(g, 1), *ma, *set;
+	struct gw_obj *const *chunks = NULL;
+	uint64_t n_chunks = 0;
+	int rc;
+
+	rc = slice_elements(g, gw_graph_field(g, mfs, "chunks"), shown, "chunks", &chunks,
+			    &n_chunks);
+	if (rc < 0)
+		return rc;
+	if (n_chunks > SOURCE_MAX_OFFSET / GVISOR_CHUNK_SIZE)
+		return state_corrupt(shown, "more chunks than a memory file can have", NULL);
+	meta->file_size = n_chunks * GVISOR_CHUNK_SIZE;
+	ma = gw_graph_field(g, mfs, "memAcct");
+	if (!ma || ma->kind == GW_NIL)
+		return 0;
+	if (ma->kind != GW_REF || ma->n)
+		return state_corrupt(shown, "memAcct is not a plain reference", NULL);
+	set = gw_graph_object(g, ma->u);
+	return usage_from_graph(g, set, shown, &memacct_names, meta);
+}
+
+/* fileSize and the usage set (two graphs from in), or memoryFileSaved
+ * (one graph). */
 static int read_state_meta(struct gw_input *in, struct mf_meta *meta)
 {
 	struct gw_graph g = { 0 };
 	const struct gw_obj *fs;
+	const struct gw_type *t;
 	int rc;
 
 	rc = gw_graph_read(in, true, &g);
 	if (rc < 0)
 		return rc;
 	fs = gw_graph_object(&g, 1);
+	t = gw_graph_struct_type(&g, fs);
+	if (t && strcmp(t->name, GVISOR_MF_SAVED) == 0) {
+		rc = saved_from_graph(&g, in->shown, meta);
+		gw_graph_release(&g);
+		return rc;
+	}
 	if (!gw_obj_uint(fs, &meta->file_size) || meta->file_size > SOURCE_MAX_OFFSET ||
 	    meta->file_size % SNAPFS_PAGE_SIZE) {
+		if (t)
+			rc = error_set(-SNAPFS_ECORRUPT, "%s: MemoryFile metadata: a '%s', neither "
+				       "fileSize nor a '%s'", in->shown, t->name, GVISOR_MF_SAVED);
+		else
+			rc = state_corrupt(in->shown, "fileSize is not a page-aligned size", NULL);
 		gw_graph_release(&g);
-		return state_corrupt(in->shown, "fileSize is not a page-aligned size", NULL);
+		return rc;
 	}
 	gw_graph_release(&g);
 	rc = gw_graph_read(in, true, &g);
 	if (rc < 0)
 		return rc;
-	rc = usage_from_graph(&g, in->shown, meta);
+	rc = usage_from_graph(&g, gw_graph_object(&g, 1), in->shown, &usage_names, meta);
 	gw_graph_release(&g);
 	return rc;
 }
@@ -432,7 +550,7 @@ static int lay_out_state(struct source *src, const struct mf_meta *meta, const c
 		if (r->kind >= sizeof(gvisor_kinds) / sizeof(gvisor_kinds[0]))
 			return error_set(-SNAPFS_ECORRUPT, "%s: usage segment %zu: unknown memory "
 					 "kind %llu", shown, i, (unsigned long long)r->kind);
-		rc = source_add_segment(src, r->start, r->end, gvisor_kinds[r->kind], 0,
+		rc = source_add_segment(src, r->start, r->end, gvisor_kinds[r->kind], r->memcg,
 					r->committed, NULL);
 		if (rc < 0)
 			return rc;
@@ -472,6 +590,16 @@ static ssize_t file_read(void *ctx, unsigned char *buf, size_t len)
 	return n;
 }
 
+/* true if b (10 bytes) is a state graph header: a 10-byte varint with
+ * bit 63 (the object flag) set. */
+static bool starts_object(const unsigned char *b)
+{
+	for (int i = 0; i < 9; i++)
+		if (b[i] < 0x80)
+			return false;
+	return b[9] == 0x01;
+}
+
 /* true if the file starts with a state graph header: a 10-byte varint
  * with bit 63 (the object flag) set. A v1 metadata file starts with a
  * small little-endian length instead. */
@@ -488,8 +616,27 @@ static bool starts_state_encoded(int fd)
 }
 
 /* The seed-era directory: state-encoded pages_meta.img, pages.img. */
+/*
+ * Whether data headers follow the metadata in pages_meta.img: gVisor wrote
+ * state.WriteHeader(length, false) per committed range there (the bytes
+ * in pages.img) until commit 478d83e70 (2025-10-02, async page saving),
+ * and nothing since. A header is a small varint; what else may follow is
+ * a state object header (bit 63 set: 10 bytes, the 8th with its high bit)
+ * or the end. 1: headers, 0: none, -errno.
+ */
+static int data_headers_follow(struct gw_input *in)
+{
+	unsigned char b[10];
+	int n = gw_input_peek(in, b, sizeof(b));
+
+	if (n < 0)
+		return n;
+	return !(n == 0 || (n == 10 && starts_object(b)));
+}
+
 static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct note_list *notes)
 {
+	int headers = 0;
 	struct gvisor_source *gs = src->impl;
 	struct { int fd; uint64_t off; const char *shown; } f = { meta_fd, 0, NULL };
 	struct mf_meta meta = { 0 };
@@ -508,10 +655,14 @@ static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct no
 	rc = read_state_meta(in, &meta);
 	if (rc == 0)
 		rc = lay_out_state(src, &meta, shown);
-	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
+	if (rc == 0)
+		rc = headers = data_headers_follow(in);
+	for (size_t i = 0; rc >= 0 && i < meta.count; i++) {
+		rc = 0;
 		if (!meta.segs[i].committed)
 			continue;
-		rc = read_data_header(in, &meta.segs[i]);
+		if (headers)
+			rc = read_data_header(in, &meta.segs[i]);
 		if (rc == 0)
 			rc = extent_list_push(&gs->data, meta.segs[i].start, meta.segs[i].end, 0,
 					      pages_off);

@@ -371,6 +371,81 @@ def case_inline_v1(ctx):
         refused(ctx, d, 1 if name != "version" else 2, ["checkpoint.img", words])
 
 
+# --- the state-encoded generations after 20221219 ----------------------
+
+LATER_SEGS = [(0, 4 * PAGE, 1, 7, True), (4 * PAGE, 6 * PAGE, 2, 0, False),
+              (6 * PAGE, 7 * PAGE, 3, 9, True), (GIB + PAGE, GIB + 3 * PAGE, 5, 0, True)]
+
+
+def later_meta(gen):
+    if gen == "flat":       # 88d35cd8f (2023-11-17) .. a5573312e
+        return enc.file_size_graph(2 * GIB) + enc.flat_usage_graph(LATER_SEGS)
+    return enc.saved_graph(LATER_SEGS, [False, True])  # a5573312e .. 6acfb4158
+
+
+def later_pages():
+    want, data = {}, bytearray()
+    for s, e, _, _, c in LATER_SEGS:
+        if c:
+            for a in range(s, e, PAGE):
+                want[a] = page(a)
+                data += want[a]
+    return want, bytes(data)
+
+
+def case_state_encoded_later(ctx):
+    """pages_meta.img + pages.img (--compression=none, a3ae7f25a on) and
+    checkpoint.img with the pages inline (flate), each generation."""
+    store = ctx.store()
+    skip = enc.graph(b"", [enc.NIL])
+    want, data = later_pages()
+    offsets = sorted({a for s, e, *_ in LATER_SEGS for a in range(s, e, PAGE)} |
+                     {8 * PAGE, GIB})
+    headers = b"".join(varint(e - s) for s, e, _, _, c in LATER_SEGS if c)
+    for gen in ("flat", "saved", "saved-async"):
+        meta = later_meta(gen)
+        d = ctx.dir / ("dir-" + gen)
+        d.mkdir()
+        # Data headers in pages_meta.img until 478d83e70 (2025-10-02).
+        (d / "pages_meta.img").write_bytes(meta + (b"" if "async" in gen else headers) +
+                                           enc.private_meta([]))
+        (d / "pages.img").write_bytes(data)
+        inline = bytearray(skip + skip + meta)
+        for s, e, _, _, c in LATER_SEGS:
+            if c:
+                inline += varint(e - s) + b"".join(want[a] for a in range(s, e, PAGE))
+        d2 = ctx.dir / ("inline-" + gen)
+        d2.mkdir()
+        (d2 / "checkpoint.img").write_bytes(statefile(bytes(inline), header_sum=True))
+        for name, where in ((gen, d), (gen + "-inline", d2)):
+            snapfs("save", store, name, where)
+            row = common.snapshot_row(store, name)
+            check(row["file_size"] == 2 * GIB, f"{name}: size {row['file_size']}")
+            check(where == d2 or "holds more after the main MemoryFile" in row["notes"],
+                  f"{name}: notes {row['notes']}")
+            segs = common.segments(store, name)
+            check(segs == [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in LATER_SEGS],
+                  f"{name}: segments {segs}")
+            got = common.read_memory(ctx, store, name, [(a, PAGE) for a in offsets])
+            for a, b in zip(offsets, got):
+                check(b == want.get(a, bytes(PAGE)), f"{name}: page at {a:#x} is wrong")
+    # A memoryFileSaved whose memAcct holds another set, a segment of
+    # another type.
+    bad = enc.saved_graph(LATER_SEGS, [False]).replace(b"memAcctFlatSegment",
+                                                       b"memAcctFlatSegmenX")
+    other = enc.saved_graph(LATER_SEGS, [False, True]).replace(b"pgalloc.memAcctSet",
+                                                                b"pgalloc.memAcctSeX")
+    for name, meta, words in (("seg-type", bad, "a segment is not a pkg/sentry/pgalloc.memAcctFlat"),
+                              ("set-type", other, "not a 'pkg/sentry/pgalloc.memAcctSet'"),
+                              ("past", enc.saved_graph(LATER_SEGS, [False]),
+                               "lies past fileSize")):
+        d = ctx.dir / name
+        d.mkdir()
+        (d / "pages_meta.img").write_bytes(meta + headers)
+        (d / "pages.img").write_bytes(data)
+        refused(ctx, d, 1, ["pages_meta.img", words])
+
+
 def case_filesystem_only_refused(ctx):
     d = ctx.dir / "fs"
     write_checkpoint(d)

@@ -397,6 +397,73 @@ def usage_graph(segs):
     return graph(types, objs)
 
 
+def _struct_array(first_tagged_bodies):
+    bodies = first_tagged_bodies
+    return (varint(T_ARRAY) + varint(len(bodies)) + varint(T_STRUCT) + bodies[0] +
+            b"".join(bodies[1:]))
+
+
+def _value(tid, kind, memcg, committed, extra):
+    """usageInfo {kind, knownCommitted, refs, memCgID} (tid 3, gVisor
+    a87aa7369 on) or memAcctInfo {kind, memCgID, knownCommitted,
+    wasteOrReleasing, commitSeq}."""
+    k = s_int(kind) if kind else NIL
+    m = s_uint(memcg) if memcg else NIL
+    c = varint(T_BOOL) + varint(1) if committed else NIL
+    fields = [k, c, s_uint(1), m] if not extra else [k, m, c, NIL, NIL]
+    return varint(tid) + varint(T_MULTIPLE) + varint(len(fields)) + b"".join(fields)
+
+
+def _flat(segs, tid_flat, tid_value, extra):
+    def u(v):
+        return s_uint(v) if v else NIL
+    return _struct_array([varint(tid_flat) + varint(T_MULTIPLE) + varint(3) + u(s) + u(e) +
+                          varint(T_STRUCT) + _value(tid_value, k, m, c, extra)
+                          for s, e, k, m, c in segs])
+
+
+def flat_usage_graph(segs):
+    """The usage set as gVisor 88d35cd8f (2023-11-17) to a5573312e saves
+    it: root []usageFlatSegment {Start, End, Value usageInfo}.
+    segs: (start, end, kind, memcg, committed)."""
+    types = (s_type(b"pkg/sentry/pgalloc.usageSet", [b"root"]) +
+             s_type(b"pkg/sentry/pgalloc.usageFlatSegment", [b"Start", b"End", b"Value"]) +
+             s_type(b"pkg/sentry/pgalloc.usageInfo", [b"kind", b"knownCommitted", b"refs",
+                                                      b"memCgID"]))
+    n = len(segs)
+    objs = [varint(T_STRUCT) + varint(1) +
+            (varint(T_SLICE) + varint(n) + varint(n) + varint(2) + varint(0) if n else NIL)]
+    if n:
+        objs.append(_flat(segs, 2, 3, False))
+    return graph(types, objs)
+
+
+def saved_graph(segs, chunks):
+    """memoryFileSaved (gVisor a5573312e, 2024-06-28, to 6acfb4158):
+    memAcct *memAcctSet (root []memAcctFlatSegment), chunks []chunkInfo."""
+    types = (s_type(b"pkg/sentry/pgalloc.memoryFileSaved",
+                    [b"unwasteSmall", b"unwasteHuge", b"unfreeSmall", b"unfreeHuge",
+                     b"subreleased", b"memAcct", b"chunks"]) +
+             s_type(b"pkg/sentry/pgalloc.memAcctSet", [b"root"]) +
+             s_type(b"pkg/sentry/pgalloc.memAcctFlatSegment", [b"Start", b"End", b"Value"]) +
+             s_type(b"pkg/sentry/pgalloc.memAcctInfo", [b"kind", b"memCgID", b"knownCommitted",
+                                                        b"wasteOrReleasing", b"commitSeq"]) +
+             s_type(b"pkg/sentry/pgalloc.chunkInfo", [b"huge"]))
+    n, m = len(segs), len(chunks)
+    seg_id = 3 if n else None
+    chunk_id = (4 if n else 3) if m else None
+    objs = [varint(T_STRUCT) + varint(1) + varint(T_MULTIPLE) + varint(7) + NIL * 5 + ref(2) +
+            (varint(T_SLICE) + varint(m) + varint(m) + varint(chunk_id) + varint(0) if m else NIL),
+            varint(T_STRUCT) + varint(2) +
+            (varint(T_SLICE) + varint(n) + varint(n) + varint(seg_id) + varint(0) if n else NIL)]
+    if n:
+        objs.append(_flat(segs, 3, 4, True))
+    if m:
+        objs.append(_struct_array([varint(5) + (varint(T_BOOL) + varint(1) if h else NIL)
+                                   for h in chunks]))
+    return graph(types, objs)
+
+
 def odd_graph():
     """Every other kind once: strings, maps, interfaces, complex numbers,
     refs with dots, empty structs."""
@@ -516,6 +583,21 @@ def gvisor_state_seeds():
     write("gvisor_statefile", "inline-v1-private", b"\x03" + skip + skip + inline +
           private_meta([("c", "/p")]) + inline)
     write("gvisor_statefile", "inline-v1-flate", b"\x01" + skip + skip + inline)
+    # The later state-encoded generations, inline (flate) and in
+    # pages_meta.img (with and without data headers).
+    later = [(0, 2 * PAGE, 1, 3, True), (2 * PAGE, 4 * PAGE, 3, 0, False),
+             (8 * PAGE, 9 * PAGE, 3, 0, True)]
+    data = varint(2 * PAGE) + page(1) + page(2) + varint(PAGE) + page(3)
+    flat = file_size_graph(1 << 30) + flat_usage_graph(later)
+    saved = saved_graph(later, [True])
+    write("gvisor_statefile", "flat-inline", b"\x01" + skip + skip + flat + data)
+    write("gvisor_statefile", "saved-inline", b"\x01" + skip + skip + saved + data)
+    write("gvisor_wire", "saved", skip + saved)
+    pages = page(1) + page(2) + page(3)
+    for name, meta in (("flat", flat + varint(2 * PAGE) + varint(PAGE)),
+                       ("saved-async", saved + private_meta([]))):
+        write("gvisor", "state-" + name, bytes([0]) + struct.pack("<I", len(meta)) + meta +
+              bytes([1]) + struct.pack("<I", len(pages)) + pages)
     # The seed era's directory: state-encoded pages_meta.img, pages.img.
     meta = mf_stream(SEGS, data=False)
     pages = b"".join(page(i * 8 + k) for i, (s, e, _, c) in enumerate(SEGS) if c
