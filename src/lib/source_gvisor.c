@@ -873,6 +873,58 @@ static int open_inline_v1(struct source *src, struct gw_input *in, struct note_l
 	return rc;
 }
 
+static bool dir_has_file(int dirfd, const char *name);
+
+/* The state-encoded MemoryFile in the stream, its bytes in pages.img. */
+static int open_pages_apart(struct source *src, int dirfd, struct gw_input *in,
+			    struct note_list *notes)
+{
+	struct gvisor_source *gs = src->impl;
+	struct mf_meta meta = { 0 };
+	uint64_t pages_off = 0;
+	char pshown[4200];
+	struct stat st;
+	int rc;
+
+	gs->pages_name = GVISOR_PAGES_FILE;
+	rc = read_state_meta(in, &meta);
+	if (rc == 0)
+		rc = lay_out_state(src, &meta, in->shown);
+	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
+		const struct mf_seg *seg = &meta.segs[i];
+
+		if (!seg->committed)
+			continue;
+		rc = read_data_header(in, seg);
+		if (rc == 0)
+			rc = extent_list_push(&gs->data, seg->start, seg->end, 0, pages_off);
+		pages_off += seg->end - seg->start;
+	}
+	if (rc < 0)
+		goto out_free;
+	rc = gw_input_at_end(in);
+	if (rc == 0)
+		rc = note_add(notes, "skipped: the state stream of %s goes on after the "
+			      "MemoryFile (from byte %llu)", GVISOR_STATE_FILE,
+			      (unsigned long long)in->pos);
+	if (rc < 0)
+		goto out_free;
+	snprintf(pshown, sizeof(pshown), "source '%s': %s", src->path, GVISOR_PAGES_FILE);
+	rc = source_file_open(dirfd, GVISOR_PAGES_FILE, pshown, false, &gs->pages_fd, &st);
+	if (rc < 0) {
+		rc = rc == -ENODEV ? -EINVAL : rc;
+		goto out_free;
+	}
+	if ((uint64_t)st.st_size < pages_off)
+		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
+			       "committed ranges in %s take %llu", src->path, GVISOR_PAGES_FILE,
+			       (unsigned long long)st.st_size, GVISOR_STATE_FILE,
+			       (unsigned long long)pages_off);
+out_free:
+	free(meta.segs);
+	return rc;
+}
+
 static int open_statefile(struct source *src, int dirfd, struct note_list *notes)
 {
 	struct gvisor_source *gs = src->impl;
@@ -912,6 +964,13 @@ static int open_statefile(struct source *src, int dirfd, struct note_list *notes
 		rc = gw_graph_read(in, false, NULL);
 	if (rc < 0)
 		goto out_sf;
+	/* gVisor 5e9207a96 (2024-04-12) to a3ae7f25a (2024-04-30) with
+	 * compression none: the data headers in the stream, the bytes in
+	 * pages.img. */
+	if (dir_has_file(dirfd, GVISOR_PAGES_FILE)) {
+		rc = open_pages_apart(src, dirfd, in, notes);
+		goto out_sf;
+	}
 	rc = open_spill(src->path);
 	if (rc < 0)
 		goto out_sf;
