@@ -168,19 +168,28 @@ def lz4_block(data):
 
 
 def lz4_pagemap(pages_id, entries, extra=b""):
-    """A pagemap of compressed entries (vaddr, pages, per): pagemap_entry
-    field 6 (blocks: pages_per_block 1, total_size 2, sizes 3), and the
-    pages image of their blocks."""
+    """A pagemap of compressed entries (vaddr, pages, per[, aligned]):
+    pagemap_entry field 6 (pagemap_blocks: block_sizes 1 packed,
+    total_payload_size 2, pages_per_block 3; criu-dev after #3115), and
+    the pages image of their blocks: zero blocks stored as nothing, the
+    rest as LZ4 blocks or raw where LZ4 does not shrink them; aligned
+    entries (PE_PAYLOAD_ALIGNED 8) at a page boundary."""
     msgs, data = [fv(1, pages_id)], b""
-    for vaddr, pages, per in entries:
+    for vaddr, pages, per, *aligned in entries:
         sizes, total = b"", 0
+        if aligned and aligned[0]:
+            data += bytes(-len(data) % PAGE)
         for i in range(0, len(pages), per):
-            block = lz4_block(b"".join(pages[i:i + per]))
+            raw = b"".join(pages[i:i + per])
+            block = b"" if raw == bytes(len(raw)) else lz4_block(raw)
+            if len(block) >= len(raw):
+                block = raw
             sizes += varint(len(block))
             total += len(block)
             data += block
-        blocks = fv(1, per) + fv(2, total) + fb(3, sizes)
-        msgs.append(fv(1, vaddr) + fv(2, len(pages)) + fv(4, 4) + fb(6, blocks) + extra)
+        blocks = fb(1, sizes) + fv(2, total) + fv(3, per)
+        flags = 4 | (8 if aligned and aligned[0] else 0)
+        msgs.append(fv(1, vaddr) + fv(2, len(pages)) + fv(4, flags) + fb(6, blocks) + extra)
     return image(PAGEMAP_M, msgs), data
 
 
@@ -278,8 +287,15 @@ def criu_seeds():
         ("p/pages-1.img", page(6) + page(7) + page(8) + page(9))]))
     one = lz4_block(page(1))
     short = image(PAGEMAP_M, [fv(1, 1), fv(1, 0x400000) + fv(2, 2) + fv(4, 4) +
-                              fb(6, fv(1, 2) + fb(3, varint(len(one))))])
+                              fb(6, fb(1, varint(len(one))) + fv(2, len(one)) + fv(3, 2))])
     write("criu", "lz4-short", records([("d/pagemap-1.img", short), ("d/pages-1.img", one)]))
+    # Zero and raw blocks, PE_PAYLOAD_ALIGNED entries after a compressed one.
+    rnd = bytes((i * 2654435761 >> 13) & 0xFF for i in range(PAGE))
+    pm, data = lz4_pagemap(1, [(0x400000, [page(1), bytes(PAGE), rnd], 1),
+                               (0x500000, [bytes(PAGE)] * 2, 2, True),
+                               (0x600000, [page(2), page(3)], 2, True)])
+    write("criu", "lz4-zero-raw-aligned", records([("d/pagemap-1.img", pm),
+                                                   ("d/pages-1.img", data)]))
     pm, data = lz4_pagemap(1, [(0x400000, [page(1)], 1)], extra=fv(15, 1))
     write("criu", "newer-field", records([("d/pagemap-1.img", pm), ("d/pages-1.img", data)]))
 
