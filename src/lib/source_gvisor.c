@@ -3,15 +3,19 @@
  * The gvisor source: the memory of a gVisor sandbox as `runsc checkpoint`
  * leaves it in an image directory. The memory file is the sentry's main
  * (application) MemoryFile; its usage set and kinds come from the
- * metadata. Three layouts (README.md, "gVisor checkpoints"):
+ * metadata. The layouts (README.md, "gVisor checkpoints", names the
+ * gVisor commits of each):
  *  - pages_meta.img with MemoryFile metadata version 1 (protobuf), pages in
  *    pages.img: below;
- *  - pages_meta.img state-encoded (state.Save of fileSize and the usage
- *    set, then a data header per committed range), pages in pages.img:
- *    the seed era, see "the state-encoded metadata" further down;
- *  - checkpoint.img alone, gVisor 20221219: the same metadata and the
- *    pages inline in the state file's stream (gvisor_statefile.c), after
- *    the kernel's object graphs (skipped with gvisor_wire.c).
+ *  - pages_meta.img state-encoded (three generations of metadata, with
+ *    or without data headers), pages in pages.img: see "the
+ *    state-encoded metadata" further down;
+ *  - checkpoint.img alone: the metadata (state-encoded, or version 1
+ *    since 2026-08) and the pages inline in the state file's stream
+ *    (gvisor_statefile.c: flate or not, keyed or not), after the kernel's
+ *    object graphs (skipped with gvisor_wire.c);
+ *  - checkpoint.img with pages.img (April 2024): the metadata and data
+ *    headers in the stream, the bytes in pages.img.
  *
  * The version 1 layout is built on gVisor's source (github.com/google/gvisor,
  * checked at commit 3c5eee17dc45659fb86843531074f38e78e0cc35):
