@@ -529,12 +529,16 @@ static int read_state_meta(struct gw_input *in, struct mf_meta *meta)
 }
 
 /* The segments into src, checked. */
-static int lay_out_state(struct source *src, const struct mf_meta *meta, const char *shown)
+static int lay_out_state(struct source *src, const struct mf_meta *meta, const char *shown,
+			 uint64_t base, const char *label)
 {
 	uint64_t prev_end = 0;
 	int rc;
 
-	src->size = meta->file_size;
+	if (meta->file_size > SOURCE_MAX_OFFSET - base)
+		return state_corrupt(shown, "the MemoryFiles together are larger than a memory "
+				     "file can be", NULL);
+	src->size = base + meta->file_size;
 	for (size_t i = 0; i < meta->count; i++) {
 		const struct mf_seg *r = &meta->segs[i];
 
@@ -554,8 +558,8 @@ static int lay_out_state(struct source *src, const struct mf_meta *meta, const c
 		if (r->kind >= sizeof(gvisor_kinds) / sizeof(gvisor_kinds[0]))
 			return error_set(-SNAPFS_ECORRUPT, "%s: usage segment %zu: unknown memory "
 					 "kind %llu", shown, i, (unsigned long long)r->kind);
-		rc = source_add_segment(src, r->start, r->end, gvisor_kinds[r->kind], r->memcg,
-					r->committed, NULL);
+		rc = source_add_segment(src, base + r->start, base + r->end, gvisor_kinds[r->kind],
+					r->memcg, r->committed, label);
 		if (rc < 0)
 			return rc;
 		prev_end = r->end;
@@ -619,6 +623,95 @@ static bool starts_state_encoded(int fd)
 	return b[9] == 0x01;
 }
 
+/* Where a state-encoded MemoryFile's bytes are. */
+enum mf_bytes {
+	MF_BYTES_AUTO,     /* pages.img; data headers in pages_meta.img or not */
+	MF_BYTES_APART,    /* pages.img; data headers in the stream */
+	MF_BYTES_INLINE,   /* data headers and bytes in the stream */
+};
+
+static int spill(struct source *src, struct gw_input *in, uint64_t len, uint64_t off);
+static int private_owners(struct gw_input *in, bool strict, char ***ret_labels,
+			  size_t *ret_count);
+static int data_headers_follow(struct gw_input *in);
+
+/* The committed ranges of a state-encoded MemoryFile laid out at base:
+ * their data headers and (inline) bytes, copied to the spill file; *off
+ * is where the next range's bytes are (pages.img) or go (spill file). */
+static int state_ranges(struct source *src, struct gw_input *in, const struct mf_meta *meta,
+			uint64_t base, enum mf_bytes how, uint64_t *off)
+{
+	struct gvisor_source *gs = src->impl;
+	int headers = how == MF_BYTES_AUTO ? data_headers_follow(in) : 1;
+
+	if (headers < 0)
+		return headers;
+	for (size_t i = 0; i < meta->count; i++) {
+		const struct mf_seg *seg = &meta->segs[i];
+		uint64_t len = seg->end - seg->start;
+		int rc = 0;
+
+		if (!seg->committed)
+			continue;
+		if (headers)
+			rc = read_data_header(in, seg);
+		if (rc == 0 && how == MF_BYTES_INLINE)
+			rc = spill(src, in, len, *off);
+		if (rc == 0)
+			rc = extent_list_push(&gs->data, base + seg->start, base + seg->end, 0, *off);
+		if (rc < 0)
+			return rc;
+		*off += len;
+	}
+	return 0;
+}
+
+/*
+ * After a state-encoded main MemoryFile: the private ones (kernel.go
+ * savePrivateMFs(), since commit d8eb29ed6, 2024-02-09): the state-encoded
+ * privateMemoryFileMetadata, then each MemoryFile as the main one, each at
+ * the next 1 GiB boundary with its owner as label (as for version 1).
+ * Anything else after the main MemoryFile is noted as skipped.
+ */
+static int state_privates(struct source *src, struct gw_input *in, enum mf_bytes how,
+			  uint64_t *off, const char *file, struct note_list *notes)
+{
+	char **labels = NULL;
+	size_t count = 0;
+	uint64_t pos = in->pos;
+	int rc = gw_input_at_end(in);
+
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	rc = private_owners(in, false, &labels, &count);
+	if (rc == 1)
+		return note_add(notes, "skipped: %s holds more after the main MemoryFile (from "
+				"byte %llu)", file, (unsigned long long)pos);
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		uint64_t base = (src->size + GVISOR_CHUNK_SIZE - 1) / GVISOR_CHUNK_SIZE *
+				GVISOR_CHUNK_SIZE;
+		struct mf_meta meta = { 0 };
+
+		rc = read_state_meta(in, &meta);
+		if (rc == 0)
+			rc = lay_out_state(src, &meta, in->shown, base, labels[i]);
+		if (rc == 0)
+			rc = state_ranges(src, in, &meta, base, how, off);
+		free(meta.segs);
+	}
+	if (rc == 0)
+		rc = gw_input_at_end(in);
+	if (rc == 0)
+		rc = note_add(notes, "skipped: %s holds more after the private MemoryFiles "
+			      "(from byte %llu)", file, (unsigned long long)in->pos);
+	else if (rc > 0)
+		rc = 0;
+	for (size_t i = 0; i < count; i++)
+		free(labels[i]);
+	free(labels);
+	return rc;
+}
+
 /* The seed-era directory: state-encoded pages_meta.img, pages.img. */
 /*
  * Whether data headers follow the metadata in pages_meta.img: gVisor wrote
@@ -640,7 +733,6 @@ static int data_headers_follow(struct gw_input *in)
 
 static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct note_list *notes)
 {
-	int headers = 0;
 	struct gvisor_source *gs = src->impl;
 	struct { int fd; uint64_t off; const char *shown; } f = { meta_fd, 0, NULL };
 	struct mf_meta meta = { 0 };
@@ -658,26 +750,11 @@ static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct no
 	gw_input_init(in, file_read, &f, shown);
 	rc = read_state_meta(in, &meta);
 	if (rc == 0)
-		rc = lay_out_state(src, &meta, shown);
+		rc = lay_out_state(src, &meta, shown, 0, NULL);
 	if (rc == 0)
-		rc = headers = data_headers_follow(in);
-	for (size_t i = 0; rc >= 0 && i < meta.count; i++) {
-		rc = 0;
-		if (!meta.segs[i].committed)
-			continue;
-		if (headers)
-			rc = read_data_header(in, &meta.segs[i]);
-		if (rc == 0)
-			rc = extent_list_push(&gs->data, meta.segs[i].start, meta.segs[i].end, 0,
-					      pages_off);
-		pages_off += meta.segs[i].end - meta.segs[i].start;
-	}
-	if (rc < 0)
-		goto out_free;
-	rc = gw_input_at_end(in);
+		rc = state_ranges(src, in, &meta, 0, MF_BYTES_AUTO, &pages_off);
 	if (rc == 0)
-		rc = note_add(notes, "skipped: %s holds more after the main MemoryFile (from "
-			      "byte %llu)", GVISOR_META_FILE, (unsigned long long)in->pos);
+		rc = state_privates(src, in, MF_BYTES_AUTO, &pages_off, GVISOR_META_FILE, notes);
 	if (rc < 0)
 		goto out_free;
 	snprintf(pshown, sizeof(pshown), "source '%s': %s", src->path, GVISOR_PAGES_FILE);
@@ -805,9 +882,6 @@ static int read_inline_proto(struct source *src, struct gw_input *in, struct pb_
 	return rc;
 }
 
-static int spill(struct source *src, struct gw_input *in, uint64_t len, uint64_t off);
-static int read_data_header(struct gw_input *in, const struct mf_seg *seg);
-
 /* One MemoryFile (metadata and pages) from the stream, laid out at at. */
 static int inline_v1(struct source *src, struct gw_input *in, struct mf_place *at,
 		     uint64_t *spill_off)
@@ -837,8 +911,6 @@ static int inline_v1(struct source *src, struct gw_input *in, struct mf_place *a
 	return rc;
 }
 
-static int private_owners(struct gw_input *in, char ***ret_labels, size_t *ret_count);
-
 /* The main MemoryFile and the private ones after it, all inline (v1). */
 static int open_inline_v1(struct source *src, struct gw_input *in, struct note_list *notes)
 {
@@ -854,7 +926,7 @@ static int open_inline_v1(struct source *src, struct gw_input *in, struct note_l
 	rc = gw_input_at_end(in);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
-	rc = private_owners(in, &labels, &count);
+	rc = private_owners(in, true, &labels, &count);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < count && rc == 0; i++) {
@@ -893,24 +965,11 @@ static int open_pages_apart(struct source *src, int dirfd, struct gw_input *in,
 	gs->pages_name = GVISOR_PAGES_FILE;
 	rc = read_state_meta(in, &meta);
 	if (rc == 0)
-		rc = lay_out_state(src, &meta, in->shown);
-	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
-		const struct mf_seg *seg = &meta.segs[i];
-
-		if (!seg->committed)
-			continue;
-		rc = read_data_header(in, seg);
-		if (rc == 0)
-			rc = extent_list_push(&gs->data, seg->start, seg->end, 0, pages_off);
-		pages_off += seg->end - seg->start;
-	}
-	if (rc < 0)
-		goto out_free;
-	rc = gw_input_at_end(in);
+		rc = lay_out_state(src, &meta, in->shown, 0, NULL);
 	if (rc == 0)
-		rc = note_add(notes, "skipped: the state stream of %s goes on after the "
-			      "MemoryFile (from byte %llu)", GVISOR_STATE_FILE,
-			      (unsigned long long)in->pos);
+		rc = state_ranges(src, in, &meta, 0, MF_BYTES_APART, &pages_off);
+	if (rc == 0)
+		rc = state_privates(src, in, MF_BYTES_APART, &pages_off, GVISOR_STATE_FILE, notes);
 	if (rc < 0)
 		goto out_free;
 	snprintf(pshown, sizeof(pshown), "source '%s': %s", src->path, GVISOR_PAGES_FILE);
@@ -988,28 +1047,11 @@ static int open_statefile(struct source *src, int dirfd, struct note_list *notes
 	}
 	rc = read_state_meta(in, &meta);
 	if (rc == 0)
-		rc = lay_out_state(src, &meta, shown);
-	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
-		const struct mf_seg *seg = &meta.segs[i];
-
-		if (!seg->committed)
-			continue;
-		rc = read_data_header(in, seg);
-		if (rc == 0)
-			rc = spill(src, in, seg->end - seg->start, spill_off);
-		if (rc == 0)
-			rc = extent_list_push(&gs->data, seg->start, seg->end, 0, spill_off);
-		spill_off += seg->end - seg->start;
-	}
-	if (rc < 0)
-		goto out_sf;
-	rc = gw_input_at_end(in);
+		rc = lay_out_state(src, &meta, shown, 0, NULL);
 	if (rc == 0)
-		rc = note_add(notes, "skipped: the state stream of %s goes on after the "
-			      "MemoryFile (from byte %llu)", GVISOR_STATE_FILE,
-			      (unsigned long long)in->pos);
-	else if (rc > 0)
-		rc = 0;
+		rc = state_ranges(src, in, &meta, 0, MF_BYTES_INLINE, &spill_off);
+	if (rc == 0)
+		rc = state_privates(src, in, MF_BYTES_INLINE, &spill_off, GVISOR_STATE_FILE, notes);
 out_sf:
 	free(meta.segs);
 	free(in);
@@ -1068,7 +1110,8 @@ static int owner_label(const struct gw_graph *g, const struct gw_obj *o, char **
 }
 
 /* The owners' labels, in order. */
-static int private_owners(struct gw_input *in, char ***ret_labels, size_t *ret_count)
+static int private_owners(struct gw_input *in, bool strict, char ***ret_labels,
+			  size_t *ret_count)
 {
 	struct gw_obj *const *elems = NULL;
 	const struct gw_obj *meta;
@@ -1083,6 +1126,10 @@ static int private_owners(struct gw_input *in, char ***ret_labels, size_t *ret_c
 		return rc;
 	meta = gw_graph_object(&g, 1);
 	t = gw_graph_struct_type(&g, meta);
+	if ((!t || strcmp(t->name, GVISOR_PRIVATE_META) != 0) && !strict) {
+		rc = 1;
+		goto out_release;
+	}
 	if (!t || strcmp(t->name, GVISOR_PRIVATE_META) != 0) {
 		rc = error_set(-SNAPFS_ECORRUPT, "%s: after the main MemoryFile comes a '%s', "
 			       "not a '%s'", in->shown, t ? t->name : "value that is no struct",
@@ -1134,7 +1181,7 @@ static int lay_out_private(struct source *src, int fd, uint64_t off, uint64_t st
 	if (!in)
 		return -ENOMEM;
 	gw_input_init(in, file_read, &f, shown);
-	rc = private_owners(in, &labels, &count);
+	rc = private_owners(in, true, &labels, &count);
 	if (rc < 0)
 		goto out_free;
 	off += in->pos;

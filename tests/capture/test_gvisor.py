@@ -402,33 +402,53 @@ def case_state_encoded_later(ctx):
     offsets = sorted({a for s, e, *_ in LATER_SEGS for a in range(s, e, PAGE)} |
                      {8 * PAGE, GIB})
     headers = b"".join(varint(e - s) for s, e, _, _, c in LATER_SEGS if c)
+    # A private MemoryFile after the main one (savePrivateMFs(), d8eb29ed6
+    # on), at 2 GiB: two committed pages, one not.
+    psegs = [(0, 2 * PAGE, 3, 4, True), (2 * PAGE, 3 * PAGE, 3, 0, False)]
+    pwant = {2 * GIB + a: page(2 * GIB + a) for a in (0, PAGE)}
+    pdata = pwant[2 * GIB] + pwant[2 * GIB + PAGE]
     for gen in ("flat", "saved", "saved-async"):
         meta = later_meta(gen)
+        pmeta = (enc.file_size_graph(GIB) + enc.flat_usage_graph(psegs) if gen == "flat"
+                 else enc.saved_graph(psegs, [False]))
+        owners = enc.private_meta([("c1", "/shm")])
         d = ctx.dir / ("dir-" + gen)
         d.mkdir()
         # Data headers in pages_meta.img until 478d83e70 (2025-10-02).
-        (d / "pages_meta.img").write_bytes(meta + (b"" if "async" in gen else headers) +
-                                           enc.private_meta([]))
-        (d / "pages.img").write_bytes(data)
+        hd = (lambda h: b"" if "async" in gen else h)
+        (d / "pages_meta.img").write_bytes(meta + hd(headers) + owners + pmeta +
+                                           hd(varint(2 * PAGE)))
+        (d / "pages.img").write_bytes(data + pdata)
         inline = bytearray(skip + skip + meta)
         for s, e, _, _, c in LATER_SEGS:
             if c:
                 inline += varint(e - s) + b"".join(want[a] for a in range(s, e, PAGE))
+        inline += owners + pmeta + varint(2 * PAGE) + pdata
         d2 = ctx.dir / ("inline-" + gen)
         d2.mkdir()
         (d2 / "checkpoint.img").write_bytes(statefile(bytes(inline), header_sum=True))
         for name, where in ((gen, d), (gen + "-inline", d2)):
             snapfs("save", store, name, where)
             row = common.snapshot_row(store, name)
-            check(row["file_size"] == 2 * GIB, f"{name}: size {row['file_size']}")
-            check(where == d2 or "holds more after the main MemoryFile" in row["notes"],
-                  f"{name}: notes {row['notes']}")
+            check(row["file_size"] == 3 * GIB, f"{name}: size {row['file_size']}")
+            check(row["notes"] is None, f"{name}: notes {row['notes']}")
             segs = common.segments(store, name)
-            check(segs == [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in LATER_SEGS],
-                  f"{name}: segments {segs}")
-            got = common.read_memory(ctx, store, name, [(a, PAGE) for a in offsets])
-            for a, b in zip(offsets, got):
-                check(b == want.get(a, bytes(PAGE)), f"{name}: page at {a:#x} is wrong")
+            check(segs == [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in LATER_SEGS] +
+                  [(2 * GIB + s, 2 * GIB + e, KINDS[k], m, int(c), "private:c1:/shm")
+                   for s, e, k, m, c in psegs], f"{name}: segments {segs}")
+            offs = offsets + [2 * GIB, 2 * GIB + PAGE, 2 * GIB + 2 * PAGE]
+            got = common.read_memory(ctx, store, name, [(a, PAGE) for a in offs])
+            for a, b in zip(offs, got):
+                check(b == {**want, **pwant}.get(a, bytes(PAGE)),
+                      f"{name}: page at {a:#x} is wrong")
+    # Something else after the main MemoryFile is noted as skipped.
+    d = ctx.dir / "other-after"
+    d.mkdir()
+    (d / "pages_meta.img").write_bytes(later_meta("saved") + headers + skip)
+    (d / "pages.img").write_bytes(data)
+    snapfs("save", store, "other", d)
+    check("holds more after the main MemoryFile" in common.snapshot_row(store, "other")["notes"],
+          "no note of what follows")
     # 5e9207a96 (2024-04-12) to a3ae7f25a: "none", checkpoint.img holds the
     # metadata and the data headers (in frames: without a key until
     # 68f0b41bf), pages.img the bytes.
@@ -443,7 +463,8 @@ def case_state_encoded_later(ctx):
     (d / "checkpoint.img").write_bytes(bytes(framed))
     (d / "pages.img").write_bytes(data)
     snapfs("save", store, "apart", d)
-    check(common.segments(store, "apart") == common.segments(store, "flat"), "apart: segments")
+    check(common.segments(store, "apart") ==
+          [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in LATER_SEGS], "apart: segments")
     got = common.read_memory(ctx, store, "apart", [(a, PAGE) for a in offsets])
     for a, b in zip(offsets, got):
         check(b == want.get(a, bytes(PAGE)), f"apart: page at {a:#x} is wrong")

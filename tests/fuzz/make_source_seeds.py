@@ -609,6 +609,8 @@ def gvisor_state_seeds():
     write("gvisor_statefile", "flat-inline", b"\x01" + skip + skip + flat + data)
     write("gvisor_statefile", "saved-inline", b"\x01" + skip + skip + saved + data)
     write("gvisor_wire", "saved", skip + saved)
+    write("gvisor_statefile", "saved-inline-private", b"\x01" + skip + skip + saved + data +
+          private_meta([("c", "/p")]) + saved + data)
     pages = page(1) + page(2) + page(3)
     for name, meta in (("flat", flat + varint(2 * PAGE) + varint(PAGE)),
                        ("saved-async", saved + private_meta([]))):
