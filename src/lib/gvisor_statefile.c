@@ -90,6 +90,7 @@ struct gvisor_statefile {
 	bool keyed;                   /* chunks carry sums */
 	enum sf_mode mode;
 	const char *compression;      /* what the metadata says, for notes */
+	bool legacy;                  /* no setting: gVisor before 2023 */
 	uint32_t chunk_size;
 	unsigned char last_sum[SF_SUM_LEN];
 	unsigned char *cbuf;          /* a compressed chunk, then its size and
@@ -290,6 +291,7 @@ static int choose_mode(struct gvisor_statefile *sf)
 		return sf_corrupt(sf, "the metadata is not a JSON object of strings");
 	if (rc == 0) {
 		sf->mode = SF_FLATE;
+		sf->legacy = true;
 		sf->compression = "flate (no compression setting: gVisor before 2023-07)";
 		return 0;
 	}
@@ -328,6 +330,7 @@ static int read_header_sum(struct gvisor_statefile *sf, const unsigned char *all
 {
 	unsigned char sum[SF_SUM_LEN], want[SF_SUM_LEN], next[SF_SUM_LEN + 10];
 	size_t got = 0;
+	ssize_t n;
 	int rc;
 
 	rc = hmac256(sf, all, len, want);
@@ -339,18 +342,22 @@ static int read_header_sum(struct gvisor_statefile *sf, const unsigned char *all
 			rc = wrong_key(sf, "the header");
 		return rc;
 	}
-	if (pread_full(sf->fd, next, sizeof(next), sf->file_off) < 0)
-		return sf_read_exact(sf, sum, sizeof(sum), "the metadata's HMAC");
-	if (CRYPTO_memcmp(next, want, SF_SUM_LEN) == 0) {
+	n = pread_full(sf->fd, next, sizeof(next), sf->file_off);
+	if (n < 0)
+		return error_set((int)n, "%s: read at offset %llu: %s", sf->shown,
+				 (unsigned long long)sf->file_off, errno_text((int)-n));
+	got = (size_t)n;
+	if (got >= SF_SUM_LEN && CRYPTO_memcmp(next, want, SF_SUM_LEN) == 0) {
 		sf->file_off += SF_SUM_LEN;
 		return 0;
 	}
 	/* Without the setting, gVisor before 2023: the HMAC is always there. */
-	if (strncmp(sf->compression, "flate (", 7) == 0) {
+	if (sf->legacy) {
 		rc = sf_read_exact(sf, sum, sizeof(sum), "the metadata's HMAC");
-		return rc < 0 ? rc : wrong_key(sf, "the header");
+		if (rc == 0 && sums_differ(sum, want))
+			rc = wrong_key(sf, "the header");
+		return rc;
 	}
-	got = (size_t)pread_full(sf->fd, next, sizeof(next), sf->file_off);
 	/* gVisor's chunk size is 1 MiB (stateFileChunkSize), always. */
 	if (sf->mode == SF_FLATE && got >= 4 && be32(next) == SF_GVISOR_CHUNK)
 		return 0;

@@ -112,6 +112,21 @@ def case_roundtrip(ctx):
     check('"zero_pages":2' in p.stdout, "the committed zero pages were stored")
 
 
+def case_huge_chunks(ctx):
+    """ChunkInfoProto.huge does not change the size: len(chunks) GiB
+    whatever the flags (pgalloc.go LoadFrom(), 3c5eee17dc45)."""
+    store = ctx.store()
+    for name, chunks in (("all-huge", (True, True, True)), ("none-huge", (False,) * 3),
+                         ("mixed", (True, False, True))):
+        d = ctx.dir / name
+        want = write_checkpoint(d, chunks=chunks)
+        snapfs("save", store, name, d)
+        check(common.snapshot_row(store, name)["file_size"] == 3 * GIB, f"{name}: size")
+        offsets = sorted(want)
+        got = common.read_memory(ctx, store, name, [(a, PAGE) for a in offsets])
+        check(all(b == want[a] for a, b in zip(offsets, got)), f"{name}: pages differ")
+
+
 def case_private_memory_files(ctx):
     d = ctx.dir / "ckpt"
     p1 = [(0, PAGE, 3, 2, True), (PAGE, 3 * PAGE, 4, 0, False), (4 * PAGE, 6 * PAGE, 3, 0, True)]
