@@ -89,7 +89,6 @@ struct gvisor_statefile {
 	size_t key_len;
 	bool keyed;                   /* chunks carry sums */
 	enum sf_mode mode;
-	const char *compression;      /* what the metadata says, for notes */
 	bool legacy;                  /* no setting: gVisor before 2023 */
 	uint32_t chunk_size;
 	unsigned char last_sum[SF_SUM_LEN];
@@ -292,17 +291,14 @@ static int choose_mode(struct gvisor_statefile *sf)
 	if (rc == 0) {
 		sf->mode = SF_FLATE;
 		sf->legacy = true;
-		sf->compression = "flate (no compression setting: gVisor before 2023-07)";
 		return 0;
 	}
 	if (strcmp(value, "flate-best-speed") == 0) {
 		sf->mode = SF_FLATE;
-		sf->compression = "flate-best-speed";
 		return 0;
 	}
 	if (strcmp(value, "none") == 0) {
 		sf->mode = SF_FRAMED;  /* or SF_PLAIN: found after the header */
-		sf->compression = "none";
 		return 0;
 	}
 	for (char *c = value; *c; c++)
@@ -540,11 +536,6 @@ void gvisor_statefile_close(struct gvisor_statefile *sf)
 const char *gvisor_statefile_metadata(const struct gvisor_statefile *sf)
 {
 	return sf->metadata;
-}
-
-const char *gvisor_statefile_compression(const struct gvisor_statefile *sf)
-{
-	return sf->compression;
 }
 
 uint64_t gvisor_statefile_offset(const struct gvisor_statefile *sf)

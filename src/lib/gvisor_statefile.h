@@ -28,8 +28,6 @@ int gvisor_statefile_open(int fd, const char *shown, const unsigned char *key,
 void gvisor_statefile_close(struct gvisor_statefile *sf);
 /* The JSON metadata (NUL-terminated, owned by sf). */
 const char *gvisor_statefile_metadata(const struct gvisor_statefile *sf);
-/* What the metadata says of compression, for notes (static text). */
-const char *gvisor_statefile_compression(const struct gvisor_statefile *sf);
 /* Read up to len bytes of the stream: the count, 0 at its end, or
  * -errno with the message set. Fits gw_input's read. */
 ssize_t gvisor_statefile_read(void *sf, unsigned char *buf, size_t len);
