@@ -11,7 +11,10 @@ equals the state stream's bytes (read here with Python's zlib, walking the
 stream back from its end: the memory file's data headers and pages close
 it). From the same real stream: a keyed state file (the HMAC layout of
 pkg/compressio), the seed-era directory (state-encoded pages_meta.img with
-pages.img, cut out of the real stream) and broken files, refused by name.
+pages.img, cut out of the real stream), the same stream in every container
+later gVisor writes ("compression": "flate-best-speed" or "none", framed or
+not, keyed with either HMAC chain, with or without the header HMAC) and
+broken files, refused by name.
 
 Needs root and runsc (Debian package runsc) and busybox-static; without
 them the cases skip (meson: 77)."""
