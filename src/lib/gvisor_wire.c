@@ -94,6 +94,31 @@ int gw_input_at_end(struct gw_input *in)
 	return rc < 0 ? rc : !rc;
 }
 
+int gw_input_peek(struct gw_input *in, unsigned char *buf, size_t len)
+{
+	if (len > sizeof(in->buf))
+		len = sizeof(in->buf);
+	if (in->have - in->at < len) {
+		memmove(in->buf, in->buf + in->at, in->have - in->at);
+		in->have -= in->at;
+		in->at = 0;
+		while (in->have < len) {
+			ssize_t n = in->read(in->ctx, in->buf + in->have,
+					     sizeof(in->buf) - in->have);
+
+			if (n < 0)
+				return (int)n;
+			if (n == 0)
+				break;
+			in->have += (size_t)n;
+		}
+	}
+	if (len > in->have - in->at)
+		len = in->have - in->at;
+	memcpy(buf, in->buf + in->at, len);
+	return (int)len;
+}
+
 static int ended(struct gw_input *in, const char *what)
 {
 	return error_set(-SNAPFS_ECORRUPT, "%s: the state stream ends at byte %llu, inside %s",

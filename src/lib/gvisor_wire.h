@@ -33,6 +33,9 @@ void gw_input_init(struct gw_input *in, ssize_t (*read)(void *, unsigned char *,
 		   void *ctx, const char *shown);
 /* Read exactly len bytes; an early end is -SNAPFS_ECORRUPT naming what. */
 int gw_input_read(struct gw_input *in, unsigned char *buf, size_t len, const char *what);
+/* Copy up to len (at most 4096) of the next bytes to buf without
+ * consuming them: the count (less at the end of the stream) or -errno. */
+int gw_input_peek(struct gw_input *in, unsigned char *buf, size_t len);
 /* true when no byte follows (reads ahead one buffer). <0: a read error. */
 int gw_input_at_end(struct gw_input *in);
 

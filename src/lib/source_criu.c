@@ -33,15 +33,18 @@
  *    the machine, an x86-64 thread's registers, the task's name), read
  *    from core-<tid>.img for the core file's notes (core_notes).
  *  - LZ4-compressed pages (criu-dev, pull requests #2895 and #3115, 2026;
- *    see proto/pagemap.proto for what is and is not verified): a present
+ *    see proto/pagemap.proto for where the schema was read): a present
  *    entry with `blocks` has its pages cut into blocks of pages_per_block
- *    pages (the last one shorter), each one LZ4 block (block format) of
- *    sizes[i] bytes, back to back in pages-*.img; CRIU caps a block at 4
- *    MiB. A dump with compressed entries is decompressed once, when it is
- *    opened, into an unnamed sparse file in $TMPDIR (default /var/tmp),
- *    its pages in the order of the plain layout; every block must give
- *    exactly its pages' bytes. Plain and compressed dumps mix freely in a
- *    chain.
+ *    pages (the last one shorter), each stored as block_sizes[i] bytes
+ *    back to back in pages-*.img: 0 for a block of zeros (nothing
+ *    stored), its pages' size for a raw block, else one LZ4 block (block
+ *    format); CRIU caps a block at 4 MiB. PE_PAYLOAD_ALIGNED (8): the
+ *    entry's payload starts at the next page boundary of pages-*.img. A
+ *    dump with compressed or aligned entries is decompressed once, when it
+ *    is opened, into an unnamed sparse file in $TMPDIR (default
+ *    /var/tmp), its pages in the order of the plain layout; every block
+ *    must give exactly its pages' bytes. Plain and compressed dumps mix
+ *    freely in a chain.
  *  - A pagemap from a newer CRIU: its head and entries decide where every
  *    byte is, so a field this reader does not know there, or a flag other
  *    than PE_PARENT / PE_LAZY / PE_PRESENT, is refused with a message
@@ -95,6 +98,7 @@
 #define CRIU_PE_PARENT (1u << 0)
 #define CRIU_PE_LAZY (1u << 1)
 #define CRIU_PE_PRESENT (1u << 2)
+#define CRIU_PE_PAYLOAD_ALIGNED (1u << 3)
 
 #define CRIU_VMA_AREA_STACK (1u << 1)
 #define CRIU_VMA_AREA_VSYSCALL (1u << 2)
@@ -122,6 +126,7 @@ struct pm_entry {
 	uint64_t start, end;
 	unsigned flags;            /* CRIU_PE_PRESENT, CRIU_PE_PARENT or neither (lazy) */
 	uint32_t block_pages;      /* 0: plain; else pages per LZ4 block */
+	bool aligned;              /* PE_PAYLOAD_ALIGNED: at a page boundary */
 	size_t sizes_at;           /* its blocks' sizes: level's block_sizes[sizes_at..] */
 };
 
@@ -137,6 +142,7 @@ struct criu_level {
 	struct stat st;            /* the directory, for loop detection */
 	uint32_t *block_sizes;     /* compressed entries' block sizes, in order */
 	size_t block_count, block_cap;
+	bool has_aligned;          /* some entry is PE_PAYLOAD_ALIGNED */
 };
 
 /* The pages of one pagemap id down its chain of dumps: the process's
@@ -284,7 +290,7 @@ static int push_sizes(struct criu_level *lv, const uint32_t *sizes, size_t n)
 static int add_blocks(struct criu_image *img, struct criu_level *lv, struct pm_entry *e,
 		      uint64_t nr, const PagemapBlocks *b, uint64_t *ret_payload)
 {
-	uint32_t per = b->has_pages_per_block ? b->pages_per_block : 1;
+	uint32_t per = b->pages_per_block;
 	uint64_t sum = 0, blocks;
 	char what[200];
 	int rc;
@@ -303,32 +309,34 @@ static int add_blocks(struct criu_image *img, struct criu_level *lv, struct pm_e
 		return image_corrupt(img, what);
 	}
 	blocks = (nr + per - 1) / per;
-	if (b->n_sizes != blocks) {
+	if (b->n_block_sizes != blocks) {
 		snprintf(what, sizeof(what), "entry at 0x%llx of %llu pages in blocks of %u: "
 			 "%zu block sizes, wanted %llu", (unsigned long long)e->start,
-			 (unsigned long long)nr, per, b->n_sizes, (unsigned long long)blocks);
+			 (unsigned long long)nr, per, b->n_block_sizes, (unsigned long long)blocks);
 		return image_corrupt(img, what);
 	}
-	for (size_t i = 0; i < b->n_sizes; i++) {
-		if (b->sizes[i] == 0 ||
-		    b->sizes[i] > (uint32_t)LZ4_compressBound((int)(per * SNAPFS_PAGE_SIZE))) {
-			snprintf(what, sizeof(what), "entry at 0x%llx: block %zu of %u bytes cannot "
-				 "hold %u compressed pages", (unsigned long long)e->start, i,
-				 b->sizes[i], per);
+	for (size_t i = 0; i < b->n_block_sizes; i++) {
+		uint64_t pages = nr - i * per < per ? nr - i * per : per;
+
+		/* 0: zeros; the pages' size: raw; less: LZ4 (criu/compression.c). */
+		if (b->block_sizes[i] > pages * SNAPFS_PAGE_SIZE) {
+			snprintf(what, sizeof(what), "entry at 0x%llx: block %zu of %u bytes is "
+				 "larger than its %llu pages", (unsigned long long)e->start, i,
+				 b->block_sizes[i], (unsigned long long)pages);
 			return image_corrupt(img, what);
 		}
-		sum += b->sizes[i];
+		sum += b->block_sizes[i];
 	}
-	if (b->has_total_size && b->total_size != sum) {
-		snprintf(what, sizeof(what), "entry at 0x%llx: total_size %llu, but its blocks "
-			 "add up to %llu", (unsigned long long)e->start,
-			 (unsigned long long)b->total_size, (unsigned long long)sum);
+	if (b->total_payload_size != sum) {
+		snprintf(what, sizeof(what), "entry at 0x%llx: total_payload_size %llu, but its "
+			 "blocks add up to %llu", (unsigned long long)e->start,
+			 (unsigned long long)b->total_payload_size, (unsigned long long)sum);
 		return image_corrupt(img, what);
 	}
 	e->block_pages = per;
 	e->sizes_at = lv->block_count;
 	*ret_payload = sum;
-	return push_sizes(lv, b->sizes, b->n_sizes);
+	return push_sizes(lv, b->block_sizes, b->n_block_sizes);
 }
 
 /* Check one decoded pagemap entry and add it to lv; *present_bytes grows
@@ -345,11 +353,18 @@ static int add_pagemap_entry(struct criu_image *img, struct criu_level *lv, size
 	if (rc < 0)
 		return rc;
 	e.flags = pe->has_flags ? pe->flags : 0;
-	if (e.flags & ~(CRIU_PE_PARENT | CRIU_PE_LAZY | CRIU_PE_PRESENT))
+	if (e.flags & ~(CRIU_PE_PARENT | CRIU_PE_LAZY | CRIU_PE_PRESENT | CRIU_PE_PAYLOAD_ALIGNED))
 		return error_set(-EINVAL, "source '%s': %s: entry at 0x%llx has flags 0x%x, "
 				 "which this snapfs does not know (it knows PE_PARENT 1, PE_LAZY "
-				 "2, PE_PRESENT 4; a newer CRIU wrote it?): the dump is not read",
-				 img->dir, img->name, (unsigned long long)pe->vaddr, e.flags);
+				 "2, PE_PRESENT 4, PE_PAYLOAD_ALIGNED 8; a newer CRIU wrote it?): "
+				 "the dump is not read", img->dir, img->name,
+				 (unsigned long long)pe->vaddr, e.flags);
+	if ((e.flags & CRIU_PE_PAYLOAD_ALIGNED) && !(e.flags & CRIU_PE_PRESENT)) {
+		snprintf(what, sizeof(what), "entry at 0x%llx is PE_PAYLOAD_ALIGNED but has no "
+			 "pages in this dump", (unsigned long long)pe->vaddr);
+		return image_corrupt(img, what);
+	}
+	e.aligned = (e.flags & CRIU_PE_PAYLOAD_ALIGNED) != 0;
 	if (pe->has_in_parent && pe->in_parent)
 		e.flags |= CRIU_PE_PARENT;
 	else if (!pe->has_flags)
@@ -381,6 +396,11 @@ static int add_pagemap_entry(struct criu_image *img, struct criu_level *lv, size
 			return rc;
 	} else if (e.flags & CRIU_PE_PRESENT) {
 		payload = nr * SNAPFS_PAGE_SIZE;
+	}
+	if (e.aligned) {
+		*present_bytes = (*present_bytes + SNAPFS_PAGE_SIZE - 1) / SNAPFS_PAGE_SIZE *
+				 SNAPFS_PAGE_SIZE;
+		lv->has_aligned = true;
 	}
 	*present_bytes += payload;
 	if (e.flags & CRIU_PE_PARENT)
@@ -515,22 +535,30 @@ static int spool_blocks(const struct criu_level *lv, const struct pm_entry *e, i
 		uint64_t pages = nr - page < e->block_pages ? nr - page : e->block_pages;
 		int want = (int)(pages * SNAPFS_PAGE_SIZE), got, rc;
 
+		if (size == 0)   /* zeros: the spool file is sparse */
+			continue;
 		rc = spool_read(lv, in, size, *in_off);
 		if (rc < 0)
 			return rc;
+		*in_off += size;
+		if (size == (uint32_t)want) {   /* stored raw */
+			rc = spool_write(lv, fd, in, (size_t)want, out_off + page * SNAPFS_PAGE_SIZE);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		got = LZ4_decompress_safe((const char *)in, (char *)out, (int)size, want);
 		if (got != want)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': pages-%u.img: block %llu "
 					 "of the entry at 0x%llx (%u bytes at offset 0x%llx) %s",
 					 lv->shown, lv->pages_id, (unsigned long long)b,
 					 (unsigned long long)e->start, size,
-					 (unsigned long long)*in_off, got < 0 ?
+					 (unsigned long long)(*in_off - size), got < 0 ?
 					 "is not valid LZ4 data of its pages' size" :
 					 "decompresses to fewer bytes than its pages");
 		rc = spool_write(lv, fd, out, (size_t)want, out_off + page * SNAPFS_PAGE_SIZE);
 		if (rc < 0)
 			return rc;
-		*in_off += size;
 	}
 	return 0;
 }
@@ -579,6 +607,8 @@ static int decompress_level(struct criu_level *lv)
 
 		if (!(e->flags & CRIU_PE_PRESENT))
 			continue;
+		if (e->aligned)
+			in_off = (in_off + SNAPFS_PAGE_SIZE - 1) / SNAPFS_PAGE_SIZE * SNAPFS_PAGE_SIZE;
 		if (e->block_pages)
 			rc = spool_blocks(lv, e, fd, in, out, &in_off, out_off);
 		else
@@ -699,7 +729,7 @@ static int load_chain(struct criu_chain *ch)
 		if (rc < 0)
 			return rc;
 		rc = open_pages(lv, present);
-		if (rc == 0 && lv->block_count)
+		if (rc == 0 && (lv->block_count || lv->has_aligned))
 			rc = decompress_level(lv);
 		if (rc < 0)
 			return rc;

@@ -3,15 +3,19 @@
  * The gvisor source: the memory of a gVisor sandbox as `runsc checkpoint`
  * leaves it in an image directory. The memory file is the sentry's main
  * (application) MemoryFile; its usage set and kinds come from the
- * metadata. Three layouts (README.md, "gVisor checkpoints"):
+ * metadata. The layouts (README.md, "gVisor checkpoints", names the
+ * gVisor commits of each):
  *  - pages_meta.img with MemoryFile metadata version 1 (protobuf), pages in
  *    pages.img: below;
- *  - pages_meta.img state-encoded (state.Save of fileSize and the usage
- *    set, then a data header per committed range), pages in pages.img:
- *    the seed era, see "the state-encoded metadata" further down;
- *  - checkpoint.img alone, gVisor 20221219: the same metadata and the
- *    pages inline in the state file's stream (gvisor_statefile.c), after
- *    the kernel's object graphs (skipped with gvisor_wire.c).
+ *  - pages_meta.img state-encoded (three generations of metadata, with
+ *    or without data headers), pages in pages.img: see "the
+ *    state-encoded metadata" further down;
+ *  - checkpoint.img alone: the metadata (state-encoded, or version 1
+ *    since 2026-08) and the pages inline in the state file's stream
+ *    (gvisor_statefile.c: flate or not, keyed or not), after the kernel's
+ *    object graphs (skipped with gvisor_wire.c);
+ *  - checkpoint.img with pages.img (April 2024): the metadata and data
+ *    headers in the stream, the bytes in pages.img.
  *
  * The version 1 layout is built on gVisor's source (github.com/google/gvisor,
  * checked at commit 3c5eee17dc45659fb86843531074f38e78e0cc35):
@@ -201,6 +205,7 @@ struct mf_place {
 	uint64_t base;        /* its offset 0 in the memory file */
 	uint64_t pages_off;   /* its first committed byte in pages.img */
 	const char *label;    /* segments' label (private ones), or NULL */
+	const char *where;    /* the metadata's file, for messages */
 };
 
 /* The usage set and extents from the metadata, at place; *ret_committed
@@ -216,13 +221,14 @@ static int lay_out(struct source *src, const meta_proto *meta, const struct mf_p
 	if (meta->version > GVISOR_META_VERSION)
 		return error_set(-EINVAL, "source '%s': %s: metadata version %llu is newer than "
 				 "this snapfs reads (version %d): a newer gVisor wrote it", path,
-				 GVISOR_META_FILE, (unsigned long long)meta->version,
+				 at->where, (unsigned long long)meta->version,
 				 GVISOR_META_VERSION);
 	if (meta->version != GVISOR_META_VERSION)
-		return meta_corrupt(path, "no metadata version (0): not MemoryFileMetadataProto "
-				    "metadata");
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: no metadata version (0): "
+				 "not MemoryFileMetadataProto metadata", path, at->where);
 	if (meta->n_chunks > (SOURCE_MAX_OFFSET - at->base) / GVISOR_CHUNK_SIZE)
-		return meta_corrupt(path, "more chunks than a memory file can have");
+		return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: more chunks than a memory "
+				 "file can have", path, at->where);
 	size = (uint64_t)meta->n_chunks * GVISOR_CHUNK_SIZE;
 	src->size = at->base + size;
 	for (size_t i = 0; i < meta->n_mem_acct; i++) {
@@ -231,22 +237,22 @@ static int lay_out(struct source *src, const meta_proto *meta, const struct mf_p
 		if (r->start >= r->end || r->start % SNAPFS_PAGE_SIZE || r->end % SNAPFS_PAGE_SIZE)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu "
 					 "(0x%llx-0x%llx) is not a page-aligned range", path,
-					 GVISOR_META_FILE, i, (unsigned long long)r->start,
+					 at->where, i, (unsigned long long)r->start,
 					 (unsigned long long)r->end);
 		if (r->start < prev_end)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu "
 					 "(0x%llx-0x%llx) is out of order or overlaps the one "
-					 "before", path, GVISOR_META_FILE, i,
+					 "before", path, at->where, i,
 					 (unsigned long long)r->start, (unsigned long long)r->end);
 		if (r->end > size)
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu "
 					 "(0x%llx-0x%llx) lies past the end of the memory file "
-					 "(%zu chunks of 1 GiB)", path, GVISOR_META_FILE, i,
+					 "(%zu chunks of 1 GiB)", path, at->where, i,
 					 (unsigned long long)r->start, (unsigned long long)r->end,
 					 meta->n_chunks);
 		if (r->kind >= sizeof(gvisor_kinds) / sizeof(gvisor_kinds[0]))
 			return error_set(-SNAPFS_ECORRUPT, "source '%s': %s: range %zu: "
-					 "unknown memory kind %u", path, GVISOR_META_FILE, i,
+					 "unknown memory kind %u", path, at->where, i,
 					 r->kind);
 		rc = source_add_segment(src, at->base + r->start, at->base + r->end,
 					gvisor_kinds[r->kind], r->mem_cg_id, r->known_committed,
@@ -281,6 +287,7 @@ static int lay_out(struct source *src, const meta_proto *meta, const struct mf_p
  */
 struct mf_seg {
 	uint64_t start, end, kind;
+	uint32_t memcg;
 	bool committed;
 };
 
@@ -325,24 +332,107 @@ static int slice_elements(const struct gw_graph *g, const struct gw_obj *sl, con
 	return 0;
 }
 
-static int usage_from_graph(const struct gw_graph *g, const char *shown, struct mf_meta *meta)
+/* Later state-encoded layouts (gVisor's history, checked to 3c5eee17dc45):
+ *  - commit 88d35cd8f (2023-11-17): segment sets save their root as
+ *    []FlatSegment {Start, End, Value} (pkg/segment/set.go), so the usage
+ *    set's root is a slice of usageFlatSegment; a87aa7369 (2023-07-18)
+ *    had added memCgID to usageInfo;
+ *  - commit a5573312e (2024-06-28) to 6acfb4158 (2026-08-10): one
+ *    state.Save of memoryFileSaved {unwasteSmall, unwasteHuge, unfreeSmall,
+ *    unfreeHuge, subreleased, memAcct *memAcctSet, chunks []chunkInfo};
+ *    memAcctSet's root is []memAcctFlatSegment, whose Value is a
+ *    memAcctInfo {kind, memCgID, knownCommitted, wasteOrReleasing,
+ *    commitSeq}; the file is len(chunks) chunks of 1 GiB. */
+#define GVISOR_USAGE_FLAT "pkg/sentry/pgalloc.usageFlatSegment"
+#define GVISOR_MF_SAVED "pkg/sentry/pgalloc.memoryFileSaved"
+#define GVISOR_MA_SET "pkg/sentry/pgalloc.memAcctSet"
+#define GVISOR_MA_FLAT "pkg/sentry/pgalloc.memAcctFlatSegment"
+#define GVISOR_MA_INFO "pkg/sentry/pgalloc.memAcctInfo"
+
+/* Names of one generation's set types. */
+struct set_names {
+	const char *set, *flat, *info;
+};
+
+static const struct set_names usage_names = { GVISOR_USAGE_SET, GVISOR_USAGE_FLAT,
+					      GVISOR_USAGE_INFO };
+static const struct set_names memacct_names = { GVISOR_MA_SET, GVISOR_MA_FLAT, GVISOR_MA_INFO };
+
+/* kind, knownCommitted and (if there) memCgID of a usage value. */
+static int seg_value(const struct gw_graph *g, const struct gw_obj *v, const char *shown,
+		     const char *info, struct mf_seg *seg)
 {
-	const struct gw_obj *set = gw_graph_object(g, 1), *root, *sds;
+	const struct gw_type *t = gw_graph_struct_type(g, v);
+	const struct gw_obj *memcg;
+	uint64_t committed, cg = 0;
+
+	if (!t || strcmp(t->name, info) != 0)
+		return state_corrupt(shown, "a usage value is not a ", info);
+	memcg = gw_graph_field(g, v, "memCgID");
+	if (!gw_obj_uint(gw_graph_field(g, v, "kind"), &seg->kind) ||
+	    !gw_obj_uint(gw_graph_field(g, v, "knownCommitted"), &committed) ||
+	    (memcg && (!gw_obj_uint(memcg, &cg) || cg > UINT32_MAX)))
+		return state_corrupt(shown, "a usage segment without an integer kind, "
+				     "knownCommitted or memCgID", NULL);
+	seg->committed = committed != 0;
+	seg->memcg = (uint32_t)cg;
+	return 0;
+}
+
+/* A root saved as []FlatSegment. */
+static int flat_segments(const struct gw_graph *g, const struct gw_obj *root, const char *shown,
+			 const struct set_names *names, struct mf_meta *meta)
+{
+	struct gw_obj *const *elems = NULL;
+	uint64_t n = 0;
+	int rc;
+
+	rc = slice_elements(g, root, shown, "the set's root", &elems, &n);
+	if (rc < 0)
+		return rc;
+	meta->segs = calloc(n ? n : 1, sizeof(*meta->segs));
+	if (!meta->segs)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n; i++) {
+		const struct gw_type *t = gw_graph_struct_type(g, elems[i]);
+		struct mf_seg *seg = &meta->segs[i];
+
+		if (!t || strcmp(t->name, names->flat) != 0)
+			return state_corrupt(shown, "a segment is not a ", names->flat);
+		if (!gw_obj_uint(gw_graph_field(g, elems[i], "Start"), &seg->start) ||
+		    !gw_obj_uint(gw_graph_field(g, elems[i], "End"), &seg->end))
+			return state_corrupt(shown, "a segment without an integer Start or End",
+					     NULL);
+		rc = seg_value(g, gw_graph_field(g, elems[i], "Value"), shown, names->info, seg);
+		if (rc < 0)
+			return rc;
+		meta->count++;
+	}
+	return 0;
+}
+
+static int usage_from_graph(const struct gw_graph *g, const struct gw_obj *set,
+			    const char *shown, const struct set_names *names, struct mf_meta *meta)
+{
+	const struct gw_obj *root, *sds;
 	const struct gw_type *t = gw_graph_struct_type(g, set);
 	struct gw_obj *const *starts = NULL, *const *ends = NULL, *const *values = NULL;
 	uint64_t n_start, n_end, n_value;
 	int rc;
 
-	if (!t || strcmp(t->name, GVISOR_USAGE_SET) != 0)
+	if (!t || strcmp(t->name, names->set) != 0)
 		return error_set(-SNAPFS_ECORRUPT, "%s: MemoryFile metadata: the usage set is "
-				 "a '%s', not a '%s' (gVisor 20221219)", shown,
+				 "a '%s', not a '%s'", shown,
 				 t ? t->name : gw_kind_name(set ? set->kind : GW_NIL),
-				 GVISOR_USAGE_SET);
+				 names->set);
 	root = gw_graph_field(g, set, "root");
 	if (!root || root->kind == GW_NIL)
 		return 0; /* no segments */
-	if (root->kind != GW_REF || root->n)
-		return state_corrupt(shown, "the usage set's root is not a plain reference", NULL);
+	if (root->kind == GW_SLICE)
+		return flat_segments(g, root, shown, names, meta);
+	if (names != &usage_names || root->kind != GW_REF || root->n)
+		return state_corrupt(shown, "the usage set's root is neither a slice nor a "
+				     "plain reference", NULL);
 	sds = gw_graph_object(g, root->u);
 	t = gw_graph_struct_type(g, sds);
 	if (!t || strcmp(t->name, GVISOR_USAGE_SLICES) != 0)
@@ -363,54 +453,92 @@ static int usage_from_graph(const struct gw_graph *g, const char *shown, struct 
 		return -ENOMEM;
 	for (uint64_t i = 0; i < n_start; i++) {
 		struct mf_seg *seg = &meta->segs[i];
-		uint64_t committed;
 
-		t = gw_graph_struct_type(g, values[i]);
-		if (!t || strcmp(t->name, GVISOR_USAGE_INFO) != 0)
-			return state_corrupt(shown, "a usage value is not a ", GVISOR_USAGE_INFO);
-		if (!gw_obj_uint(starts[i], &seg->start) || !gw_obj_uint(ends[i], &seg->end) ||
-		    !gw_obj_uint(gw_graph_field(g, values[i], "kind"), &seg->kind) ||
-		    !gw_obj_uint(gw_graph_field(g, values[i], "knownCommitted"), &committed))
+		if (!gw_obj_uint(starts[i], &seg->start) || !gw_obj_uint(ends[i], &seg->end))
 			return state_corrupt(shown, "a usage segment without an integer start, "
 					     "end, kind or knownCommitted", NULL);
-		seg->committed = committed != 0;
+		rc = seg_value(g, values[i], shown, GVISOR_USAGE_INFO, seg);
+		if (rc < 0)
+			return rc;
 		meta->count++;
 	}
 	return 0;
 }
 
-/* fileSize and the usage set: two graphs from in. */
+/* memoryFileSaved (graph g, object 1): the size from its chunks, the
+ * segments from memAcct. */
+static int saved_from_graph(const struct gw_graph *g, const char *shown, struct mf_meta *meta)
+{
+	const struct gw_obj *mfs = gw_graph_object(g, 1), *ma, *set;
+	struct gw_obj *const *chunks = NULL;
+	uint64_t n_chunks = 0;
+	int rc;
+
+	rc = slice_elements(g, gw_graph_field(g, mfs, "chunks"), shown, "chunks", &chunks,
+			    &n_chunks);
+	if (rc < 0)
+		return rc;
+	if (n_chunks > SOURCE_MAX_OFFSET / GVISOR_CHUNK_SIZE)
+		return state_corrupt(shown, "more chunks than a memory file can have", NULL);
+	meta->file_size = n_chunks * GVISOR_CHUNK_SIZE;
+	ma = gw_graph_field(g, mfs, "memAcct");
+	if (!ma || ma->kind == GW_NIL)
+		return 0;
+	if (ma->kind != GW_REF || ma->n)
+		return state_corrupt(shown, "memAcct is not a plain reference", NULL);
+	set = gw_graph_object(g, ma->u);
+	return usage_from_graph(g, set, shown, &memacct_names, meta);
+}
+
+/* fileSize and the usage set (two graphs from in), or memoryFileSaved
+ * (one graph). */
 static int read_state_meta(struct gw_input *in, struct mf_meta *meta)
 {
 	struct gw_graph g = { 0 };
 	const struct gw_obj *fs;
+	const struct gw_type *t;
 	int rc;
 
 	rc = gw_graph_read(in, true, &g);
 	if (rc < 0)
 		return rc;
 	fs = gw_graph_object(&g, 1);
+	t = gw_graph_struct_type(&g, fs);
+	if (t && strcmp(t->name, GVISOR_MF_SAVED) == 0) {
+		rc = saved_from_graph(&g, in->shown, meta);
+		gw_graph_release(&g);
+		return rc;
+	}
 	if (!gw_obj_uint(fs, &meta->file_size) || meta->file_size > SOURCE_MAX_OFFSET ||
 	    meta->file_size % SNAPFS_PAGE_SIZE) {
+		if (t)
+			rc = error_set(-SNAPFS_ECORRUPT, "%s: MemoryFile metadata: a '%s', neither "
+				       "fileSize nor a '%s'", in->shown, t->name, GVISOR_MF_SAVED);
+		else
+			rc = state_corrupt(in->shown, "fileSize is not a page-aligned size", NULL);
 		gw_graph_release(&g);
-		return state_corrupt(in->shown, "fileSize is not a page-aligned size", NULL);
+		return rc;
 	}
 	gw_graph_release(&g);
 	rc = gw_graph_read(in, true, &g);
 	if (rc < 0)
 		return rc;
-	rc = usage_from_graph(&g, in->shown, meta);
+	rc = usage_from_graph(&g, gw_graph_object(&g, 1), in->shown, &usage_names, meta);
 	gw_graph_release(&g);
 	return rc;
 }
 
 /* The segments into src, checked. */
-static int lay_out_state(struct source *src, const struct mf_meta *meta, const char *shown)
+static int lay_out_state(struct source *src, const struct mf_meta *meta, const char *shown,
+			 uint64_t base, const char *label)
 {
 	uint64_t prev_end = 0;
 	int rc;
 
-	src->size = meta->file_size;
+	if (meta->file_size > SOURCE_MAX_OFFSET - base)
+		return state_corrupt(shown, "the MemoryFiles together are larger than a memory "
+				     "file can be", NULL);
+	src->size = base + meta->file_size;
 	for (size_t i = 0; i < meta->count; i++) {
 		const struct mf_seg *r = &meta->segs[i];
 
@@ -430,8 +558,8 @@ static int lay_out_state(struct source *src, const struct mf_meta *meta, const c
 		if (r->kind >= sizeof(gvisor_kinds) / sizeof(gvisor_kinds[0]))
 			return error_set(-SNAPFS_ECORRUPT, "%s: usage segment %zu: unknown memory "
 					 "kind %llu", shown, i, (unsigned long long)r->kind);
-		rc = source_add_segment(src, r->start, r->end, gvisor_kinds[r->kind], 0,
-					r->committed, NULL);
+		rc = source_add_segment(src, base + r->start, base + r->end, gvisor_kinds[r->kind],
+					r->memcg, r->committed, label);
 		if (rc < 0)
 			return rc;
 		prev_end = r->end;
@@ -470,6 +598,16 @@ static ssize_t file_read(void *ctx, unsigned char *buf, size_t len)
 	return n;
 }
 
+/* true if b (10 bytes) is a state graph header: a 10-byte varint with
+ * bit 63 (the object flag) set. */
+static bool starts_object(const unsigned char *b)
+{
+	for (int i = 0; i < 9; i++)
+		if (b[i] < 0x80)
+			return false;
+	return b[9] == 0x01;
+}
+
 /* true if the file starts with a state graph header: a 10-byte varint
  * with bit 63 (the object flag) set. A v1 metadata file starts with a
  * small little-endian length instead. */
@@ -485,7 +623,114 @@ static bool starts_state_encoded(int fd)
 	return b[9] == 0x01;
 }
 
+/* Where a state-encoded MemoryFile's bytes are. */
+enum mf_bytes {
+	MF_BYTES_AUTO,     /* pages.img; data headers in pages_meta.img or not */
+	MF_BYTES_APART,    /* pages.img; data headers in the stream */
+	MF_BYTES_INLINE,   /* data headers and bytes in the stream */
+};
+
+static int spill(struct source *src, struct gw_input *in, uint64_t len, uint64_t off);
+static int private_owners(struct gw_input *in, bool strict, char ***ret_labels,
+			  size_t *ret_count);
+static int data_headers_follow(struct gw_input *in);
+
+/* The committed ranges of a state-encoded MemoryFile laid out at base:
+ * their data headers and (inline) bytes, copied to the spill file; *off
+ * is where the next range's bytes are (pages.img) or go (spill file). */
+static int state_ranges(struct source *src, struct gw_input *in, const struct mf_meta *meta,
+			uint64_t base, enum mf_bytes how, uint64_t *off)
+{
+	struct gvisor_source *gs = src->impl;
+	int headers = how == MF_BYTES_AUTO ? data_headers_follow(in) : 1;
+
+	if (headers < 0)
+		return headers;
+	for (size_t i = 0; i < meta->count; i++) {
+		const struct mf_seg *seg = &meta->segs[i];
+		uint64_t len = seg->end - seg->start;
+		int rc = 0;
+
+		if (!seg->committed)
+			continue;
+		if (headers)
+			rc = read_data_header(in, seg);
+		if (rc == 0 && how == MF_BYTES_INLINE)
+			rc = spill(src, in, len, *off);
+		if (rc == 0)
+			rc = extent_list_push(&gs->data, base + seg->start, base + seg->end, 0, *off);
+		if (rc < 0)
+			return rc;
+		*off += len;
+	}
+	return 0;
+}
+
+/*
+ * After a state-encoded main MemoryFile: the private ones (kernel.go
+ * savePrivateMFs(), since commit d8eb29ed6, 2024-02-09): the state-encoded
+ * privateMemoryFileMetadata, then each MemoryFile as the main one, each at
+ * the next 1 GiB boundary with its owner as label (as for version 1).
+ * Anything else after the main MemoryFile is noted as skipped.
+ */
+static int state_privates(struct source *src, struct gw_input *in, enum mf_bytes how,
+			  uint64_t *off, const char *file, struct note_list *notes)
+{
+	char **labels = NULL;
+	size_t count = 0;
+	uint64_t pos = in->pos;
+	int rc = gw_input_at_end(in);
+
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	rc = private_owners(in, false, &labels, &count);
+	if (rc == 1)
+		return note_add(notes, "skipped: %s holds more after the main MemoryFile (from "
+				"byte %llu)", file, (unsigned long long)pos);
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		uint64_t base = (src->size + GVISOR_CHUNK_SIZE - 1) / GVISOR_CHUNK_SIZE *
+				GVISOR_CHUNK_SIZE;
+		struct mf_meta meta = { 0 };
+
+		rc = read_state_meta(in, &meta);
+		if (rc == 0)
+			rc = lay_out_state(src, &meta, in->shown, base, labels[i]);
+		if (rc == 0)
+			rc = state_ranges(src, in, &meta, base, how, off);
+		free(meta.segs);
+	}
+	if (rc == 0)
+		rc = gw_input_at_end(in);
+	if (rc == 0)
+		rc = note_add(notes, "skipped: %s holds more after the private MemoryFiles "
+			      "(from byte %llu)", file, (unsigned long long)in->pos);
+	else if (rc > 0)
+		rc = 0;
+	for (size_t i = 0; i < count; i++)
+		free(labels[i]);
+	free(labels);
+	return rc;
+}
+
 /* The seed-era directory: state-encoded pages_meta.img, pages.img. */
+/*
+ * Whether data headers follow the metadata in pages_meta.img: gVisor wrote
+ * state.WriteHeader(length, false) per committed range there (the bytes
+ * in pages.img) until commit 478d83e70 (2025-10-02, async page saving),
+ * and nothing since. A header is a small varint; what else may follow is
+ * a state object header (bit 63 set: 10 bytes, the 8th with its high bit)
+ * or the end. 1: headers, 0: none, -errno.
+ */
+static int data_headers_follow(struct gw_input *in)
+{
+	unsigned char b[10];
+	int n = gw_input_peek(in, b, sizeof(b));
+
+	if (n < 0)
+		return n;
+	return !(n == 0 || (n == 10 && starts_object(b)));
+}
+
 static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct note_list *notes)
 {
 	struct gvisor_source *gs = src->impl;
@@ -505,22 +750,11 @@ static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct no
 	gw_input_init(in, file_read, &f, shown);
 	rc = read_state_meta(in, &meta);
 	if (rc == 0)
-		rc = lay_out_state(src, &meta, shown);
-	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
-		if (!meta.segs[i].committed)
-			continue;
-		rc = read_data_header(in, &meta.segs[i]);
-		if (rc == 0)
-			rc = extent_list_push(&gs->data, meta.segs[i].start, meta.segs[i].end, 0,
-					      pages_off);
-		pages_off += meta.segs[i].end - meta.segs[i].start;
-	}
-	if (rc < 0)
-		goto out_free;
-	rc = gw_input_at_end(in);
+		rc = lay_out_state(src, &meta, shown, 0, NULL);
 	if (rc == 0)
-		rc = note_add(notes, "skipped: %s holds more after the main MemoryFile (from "
-			      "byte %llu)", GVISOR_META_FILE, (unsigned long long)in->pos);
+		rc = state_ranges(src, in, &meta, 0, MF_BYTES_AUTO, &pages_off);
+	if (rc == 0)
+		rc = state_privates(src, in, MF_BYTES_AUTO, &pages_off, GVISOR_META_FILE, notes);
 	if (rc < 0)
 		goto out_free;
 	snprintf(pshown, sizeof(pshown), "source '%s': %s", src->path, GVISOR_PAGES_FILE);
@@ -591,6 +825,169 @@ static int spill(struct source *src, struct gw_input *in, uint64_t len, uint64_t
 	return 0;
 }
 
+/*
+ * The MemoryFile inline in the stream, version 1 (gVisor since commit
+ * 6acfb4158, 2026-08-10, when written without a pages file, i.e. with
+ * --compression=flate-best-speed): save_restore.go SaveTo() writes an
+ * 8-byte little-endian length and the MemoryFileMetadataProto, then per
+ * known-committed memAcct range, in order, state.WriteHeader(length,
+ * false) and the range's bytes. kernel.go savePrivateMFs() follows with
+ * the state-encoded privateMemoryFileMetadata and each private MemoryFile
+ * the same way.
+ */
+#define GVISOR_MAX_INLINE_META ((uint64_t)256 << 20)
+
+/* true if the stream goes on with a v1 metadata length, not a state
+ * object: a state object header is a 10-byte varint whose 8th byte has
+ * its high bit set, where a length under 2^56 has a zero byte. */
+static int next_is_proto(struct gw_input *in)
+{
+	unsigned char b[10];
+	int n = gw_input_peek(in, b, sizeof(b));
+
+	if (n < 0)
+		return n;
+	return n >= 8 && b[7] == 0;
+}
+
+static int read_inline_proto(struct source *src, struct gw_input *in, struct pb_budget *budget,
+			     meta_proto **ret_meta)
+{
+	unsigned char lb[8], *data;
+	uint64_t len = 0;
+	int rc;
+
+	(void)src;
+	rc = gw_input_read(in, lb, sizeof(lb), "a MemoryFile metadata length");
+	if (rc < 0)
+		return rc;
+	for (int i = 7; i >= 0; i--)
+		len = len << 8 | lb[i];
+	if (len > GVISOR_MAX_INLINE_META)
+		return error_set(-SNAPFS_ECORRUPT, "%s: MemoryFile metadata length %llu is over "
+				 "snapfs's limit of 256 MiB", in->shown, (unsigned long long)len);
+	data = malloc(len ? (size_t)len : 1);
+	if (!data)
+		return -ENOMEM;
+	rc = gw_input_read(in, data, (size_t)len, "the MemoryFile metadata");
+	if (rc == 0) {
+		pb_budget_init(budget, pb_budget_for((size_t)len));
+		*ret_meta = gvisor__pgalloc__memory_file_metadata_proto__unpack(&budget->alloc,
+										 (size_t)len, data);
+		if (!*ret_meta)
+			rc = error_set(-SNAPFS_ECORRUPT, "%s: the MemoryFile metadata in the "
+				       "stream is not a MemoryFileMetadataProto", in->shown);
+	}
+	free(data);
+	return rc;
+}
+
+/* One MemoryFile (metadata and pages) from the stream, laid out at at. */
+static int inline_v1(struct source *src, struct gw_input *in, struct mf_place *at,
+		     uint64_t *spill_off)
+{
+	struct pb_budget budget;
+	meta_proto *meta = NULL;
+	uint64_t committed = 0;
+	int rc;
+
+	pb_budget_init(&budget, 0);
+	rc = read_inline_proto(src, in, &budget, &meta);
+	if (rc == 0)
+		rc = lay_out(src, meta, at, &committed);
+	for (size_t i = 0; rc == 0 && i < meta->n_mem_acct; i++) {
+		const Gvisor__Pgalloc__MemAcctRangeProto *r = meta->mem_acct[i];
+		struct mf_seg seg = { .start = r->start, .end = r->end, .committed = true };
+
+		if (!r->known_committed)
+			continue;
+		rc = read_data_header(in, &seg);
+		if (rc == 0)
+			rc = spill(src, in, r->end - r->start, *spill_off);
+		*spill_off += r->end - r->start;
+	}
+	if (meta)
+		gvisor__pgalloc__memory_file_metadata_proto__free_unpacked(meta, &budget.alloc);
+	return rc;
+}
+
+/* The main MemoryFile and the private ones after it, all inline (v1). */
+static int open_inline_v1(struct source *src, struct gw_input *in, struct note_list *notes)
+{
+	struct mf_place at = { .where = GVISOR_STATE_FILE };
+	uint64_t spill_off = 0;
+	char **labels = NULL;
+	size_t count = 0;
+	int rc;
+
+	rc = inline_v1(src, in, &at, &spill_off);
+	if (rc < 0)
+		return rc;
+	rc = gw_input_at_end(in);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	rc = private_owners(in, true, &labels, &count);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		struct mf_place p = { .base = src->size, .pages_off = spill_off,
+				      .label = labels[i], .where = GVISOR_STATE_FILE };
+
+		rc = inline_v1(src, in, &p, &spill_off);
+	}
+	if (rc == 0)
+		rc = gw_input_at_end(in);
+	if (rc == 0)
+		rc = note_add(notes, "skipped: the state stream of %s goes on after the "
+			      "private MemoryFiles (from byte %llu)", GVISOR_STATE_FILE,
+			      (unsigned long long)in->pos);
+	else if (rc > 0)
+		rc = 0;
+	for (size_t i = 0; i < count; i++)
+		free(labels[i]);
+	free(labels);
+	return rc;
+}
+
+static bool dir_has_file(int dirfd, const char *name);
+
+/* The state-encoded MemoryFile in the stream, its bytes in pages.img. */
+static int open_pages_apart(struct source *src, int dirfd, struct gw_input *in,
+			    struct note_list *notes)
+{
+	struct gvisor_source *gs = src->impl;
+	struct mf_meta meta = { 0 };
+	uint64_t pages_off = 0;
+	char pshown[4200];
+	struct stat st;
+	int rc;
+
+	gs->pages_name = GVISOR_PAGES_FILE;
+	rc = read_state_meta(in, &meta);
+	if (rc == 0)
+		rc = lay_out_state(src, &meta, in->shown, 0, NULL);
+	if (rc == 0)
+		rc = state_ranges(src, in, &meta, 0, MF_BYTES_APART, &pages_off);
+	if (rc == 0)
+		rc = state_privates(src, in, MF_BYTES_APART, &pages_off, GVISOR_STATE_FILE, notes);
+	if (rc < 0)
+		goto out_free;
+	snprintf(pshown, sizeof(pshown), "source '%s': %s", src->path, GVISOR_PAGES_FILE);
+	rc = source_file_open(dirfd, GVISOR_PAGES_FILE, pshown, false, &gs->pages_fd, &st);
+	if (rc < 0) {
+		rc = rc == -ENODEV ? -EINVAL : rc;
+		goto out_free;
+	}
+	if ((uint64_t)st.st_size < pages_off)
+		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
+			       "committed ranges in %s take %llu", src->path, GVISOR_PAGES_FILE,
+			       (unsigned long long)st.st_size, GVISOR_STATE_FILE,
+			       (unsigned long long)pages_off);
+out_free:
+	free(meta.segs);
+	return rc;
+}
+
 static int open_statefile(struct source *src, int dirfd, struct note_list *notes)
 {
 	struct gvisor_source *gs = src->impl;
@@ -628,38 +1025,33 @@ static int open_statefile(struct source *src, int dirfd, struct note_list *notes
 	rc = gw_graph_read(in, false, NULL);
 	if (rc == 0)
 		rc = gw_graph_read(in, false, NULL);
-	if (rc == 0)
-		rc = read_state_meta(in, &meta);
-	if (rc == 0)
-		rc = lay_out_state(src, &meta, shown);
 	if (rc < 0)
 		goto out_sf;
+	/* gVisor 5e9207a96 (2024-04-12) to a3ae7f25a (2024-04-30) with
+	 * compression none: the data headers in the stream, the bytes in
+	 * pages.img. */
+	if (dir_has_file(dirfd, GVISOR_PAGES_FILE)) {
+		rc = open_pages_apart(src, dirfd, in, notes);
+		goto out_sf;
+	}
 	rc = open_spill(src->path);
 	if (rc < 0)
 		goto out_sf;
 	gs->pages_fd = rc;
-	rc = 0;
-	for (size_t i = 0; rc == 0 && i < meta.count; i++) {
-		const struct mf_seg *seg = &meta.segs[i];
-
-		if (!seg->committed)
-			continue;
-		rc = read_data_header(in, seg);
-		if (rc == 0)
-			rc = spill(src, in, seg->end - seg->start, spill_off);
-		if (rc == 0)
-			rc = extent_list_push(&gs->data, seg->start, seg->end, 0, spill_off);
-		spill_off += seg->end - seg->start;
-	}
+	rc = next_is_proto(in);
 	if (rc < 0)
 		goto out_sf;
-	rc = gw_input_at_end(in);
+	if (rc == 1) {
+		rc = open_inline_v1(src, in, notes);
+		goto out_sf;
+	}
+	rc = read_state_meta(in, &meta);
 	if (rc == 0)
-		rc = note_add(notes, "skipped: the state stream of %s goes on after the "
-			      "MemoryFile (from byte %llu)", GVISOR_STATE_FILE,
-			      (unsigned long long)in->pos);
-	else if (rc > 0)
-		rc = 0;
+		rc = lay_out_state(src, &meta, shown, 0, NULL);
+	if (rc == 0)
+		rc = state_ranges(src, in, &meta, 0, MF_BYTES_INLINE, &spill_off);
+	if (rc == 0)
+		rc = state_privates(src, in, MF_BYTES_INLINE, &spill_off, GVISOR_STATE_FILE, notes);
 out_sf:
 	free(meta.segs);
 	free(in);
@@ -718,7 +1110,8 @@ static int owner_label(const struct gw_graph *g, const struct gw_obj *o, char **
 }
 
 /* The owners' labels, in order. */
-static int private_owners(struct gw_input *in, char ***ret_labels, size_t *ret_count)
+static int private_owners(struct gw_input *in, bool strict, char ***ret_labels,
+			  size_t *ret_count)
 {
 	struct gw_obj *const *elems = NULL;
 	const struct gw_obj *meta;
@@ -733,6 +1126,10 @@ static int private_owners(struct gw_input *in, char ***ret_labels, size_t *ret_c
 		return rc;
 	meta = gw_graph_object(&g, 1);
 	t = gw_graph_struct_type(&g, meta);
+	if ((!t || strcmp(t->name, GVISOR_PRIVATE_META) != 0) && !strict) {
+		rc = 1;
+		goto out_release;
+	}
 	if (!t || strcmp(t->name, GVISOR_PRIVATE_META) != 0) {
 		rc = error_set(-SNAPFS_ECORRUPT, "%s: after the main MemoryFile comes a '%s', "
 			       "not a '%s'", in->shown, t ? t->name : "value that is no struct",
@@ -784,13 +1181,13 @@ static int lay_out_private(struct source *src, int fd, uint64_t off, uint64_t st
 	if (!in)
 		return -ENOMEM;
 	gw_input_init(in, file_read, &f, shown);
-	rc = private_owners(in, &labels, &count);
+	rc = private_owners(in, true, &labels, &count);
 	if (rc < 0)
 		goto out_free;
 	off += in->pos;
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		struct mf_place at = { .base = src->size, .pages_off = *pages_off,
-				       .label = labels[i] };
+				       .label = labels[i], .where = GVISOR_META_FILE };
 		struct pb_budget budget;
 		meta_proto *meta = NULL;
 		uint64_t committed = 0;
@@ -820,7 +1217,7 @@ static int open_v1(struct source *src, int meta_fd, uint64_t meta_size, int dirf
 {
 	struct gvisor_source *gs = src->impl;
 	const char *path = src->path;
-	struct mf_place at = { 0 };
+	struct mf_place at = { .where = GVISOR_META_FILE };
 	struct pb_budget budget;
 	meta_proto *meta = NULL;
 	uint64_t end = 0, committed = 0;

@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""CRIU dumps with LZ4-compressed pages (pagemap_entry.blocks: pages cut
-into blocks of pages_per_block pages, each one LZ4 block, their sizes in
-the entry; see src/lib/proto/pagemap.proto), written here byte by byte in
+"""CRIU dumps with LZ4-compressed pages (pagemap_entry.blocks = 6:
+pagemap_blocks {block_sizes = 1 packed, total_payload_size = 2,
+pages_per_block = 3}, criu-dev since pull requests #2895/#3115: pages cut
+into blocks of pages_per_block pages, each stored as 0 bytes (zeros), raw
+(its pages' size) or one LZ4 block; PE_PAYLOAD_ALIGNED 8 puts an entry's
+payload at a page boundary; see src/lib/proto/pagemap.proto), written here byte by byte in
 CRIU's image format (magics, u32-length-prefixed protobuf entries) and
 compressed with liblz4 itself (through ctypes): per-page blocks, larger
 blocks with a shorter last one, a chain mixing plain and compressed dumps
@@ -18,7 +21,7 @@ from common import PAGE, check, snapfs
 
 COMMON_MAGIC = 0x54564319
 PAGEMAP_MAGIC = 0x56084025
-PE_PARENT, PE_LAZY, PE_PRESENT = 1, 2, 4
+PE_PARENT, PE_LAZY, PE_PRESENT, PE_PAYLOAD_ALIGNED = 1, 2, 4, 8
 
 _lz4 = None
 
@@ -65,38 +68,57 @@ def page(level, addr):
     return motif * (PAGE // 64)
 
 
+def blocks_msg(per, sizes, total=None):
+    """pagemap_blocks: block_sizes = 1 (packed), total_payload_size = 2,
+    pages_per_block = 3."""
+    total = sum(sizes) if total is None else total
+    return (fld(1, b"".join(varint(x) for x in sizes)) + fld(2, value=total) +
+            fld(3, value=per))
+
+
+def store_block(data):
+    """What CRIU stores for a block (criu/compression.c compress_region()):
+    nothing for zeros, the LZ4 block, or the bytes raw when LZ4 does not
+    save at least an eighth."""
+    if data == bytes(len(data)):
+        return b""
+    c = lz4_compress(data)
+    return data if len(c) >= len(data) * 7 // 8 else c
+
+
 def write_dump(d, level, entries, parent=None, pages_id=101, extra=b""):
     """entries: (vaddr, nr, how, block_pages) with how 'present' (plain),
-    'lz4' (compressed in blocks of block_pages), 'parent', 'lazy'; the
-    page at zero_addr (if any) is all zeros. Returns {addr: bytes}."""
+    'aligned' (plain, PE_PAYLOAD_ALIGNED), 'lz4' (in blocks of
+    block_pages), 'lz4-aligned', 'parent', 'lazy'; the page at ZERO_ADDR
+    (if any) is all zeros, RAW_ADDR holds random bytes (a raw block), the
+    pages from ZERO_RUN are zeros (a zero block). Returns {addr: bytes}."""
     os.makedirs(d, exist_ok=True)
     pm = [fld(1, value=pages_id)]
     data, present = bytearray(), {}
     for vaddr, nr, how, per in entries:
         e = fld(1, value=vaddr) + fld(2, value=nr)
         pages = [page(level, vaddr + i * PAGE) for i in range(nr)]
-        if vaddr <= ZERO_ADDR < vaddr + nr * PAGE:
-            pages[(ZERO_ADDR - vaddr) // PAGE] = bytes(PAGE)
-        if how in ("present", "lz4"):
-            e += fld(4, value=PE_PRESENT)
+        for i in range(nr):
+            a = vaddr + i * PAGE
+            if a == ZERO_ADDR or ZERO_RUN <= a < ZERO_RUN + 4 * PAGE:
+                pages[i] = bytes(PAGE)
+            elif a == RAW_ADDR:
+                pages[i] = common.pattern(PAGE, 99 + level)
+        flags = {"present": PE_PRESENT, "lz4": PE_PRESENT, "parent": PE_PARENT,
+                 "lazy": PE_LAZY, "aligned": PE_PRESENT | PE_PAYLOAD_ALIGNED,
+                 "lz4-aligned": PE_PRESENT | PE_PAYLOAD_ALIGNED}[how]
+        e += fld(4, value=flags)
+        if flags & PE_PRESENT:
             for i, b in enumerate(pages):
                 present[vaddr + i * PAGE] = b
-        elif how == "parent":
-            e += fld(4, value=PE_PARENT)
-        elif how == "lazy":
-            e += fld(4, value=PE_LAZY)
-        if how == "present":
+        if flags & PE_PAYLOAD_ALIGNED:
+            data += bytes(-len(data) % PAGE)
+        if how in ("present", "aligned"):
             data += b"".join(pages)
-        elif how == "lz4":
-            sizes = b""
-            for i in range(0, nr, per):
-                block = lz4_compress(b"".join(pages[i:i + per]))
-                sizes += varint(len(block))
-                data += block
-            total = sum(len(lz4_compress(b"".join(pages[i:i + per])))
-                        for i in range(0, nr, per))
-            blocks = fld(1, value=per) + fld(2, value=total) + fld(3, sizes)
-            e += fld(6, blocks)
+        elif how.startswith("lz4"):
+            stored = [store_block(b"".join(pages[i:i + per])) for i in range(0, nr, per)]
+            data += b"".join(stored)
+            e += fld(6, blocks_msg(per, [len(x) for x in stored]))
         pm.append(e + extra)
     (d / "pagemap-1.img").write_bytes(image(PAGEMAP_MAGIC, pm))
     (d / f"pages-{pages_id}.img").write_bytes(bytes(data))
@@ -106,6 +128,8 @@ def write_dump(d, level, entries, parent=None, pages_id=101, extra=b""):
 
 
 ZERO_ADDR = 0x402000
+RAW_ADDR = 0x405000
+ZERO_RUN = 0x410000  # 4 zero pages: a zero block in blocks of 4
 A = 0x400000        # 40 pages
 B = 0x800000        # 7 pages
 
@@ -126,13 +150,35 @@ def case_per_page(ctx):
     check(common.snapshot_row(store, "c")["format"] == "criu", "format")
     check_all(ctx, store, "c", want, [(A, A + 41 * PAGE), (B - PAGE, B + 7 * PAGE)])
     n = common.query(store, "SELECT data_bytes FROM snapshot_summary WHERE name = 'c'")[0][0]
-    check(n == 46 * PAGE, f"data_bytes {n}: the zero page should not count")
+    check(n == 42 * PAGE, f"data_bytes {n}: the zero pages should not count")
 
 
 def case_blocks(ctx):
     """Blocks of 16 pages (40 = 16 + 16 + 8) and of 4 (7 = 4 + 3)."""
     d = ctx.dir / "d"
     want = write_dump(d, 0, [(A, 40, "lz4", 16), (B, 7, "lz4", 4)])
+    store = ctx.store()
+    snapfs("save", store, "c", d, "--quiet")
+    check_all(ctx, store, "c", want, [(A, A + 40 * PAGE), (B, B + 7 * PAGE)])
+
+
+def case_zero_raw_aligned(ctx):
+    """Zero blocks (size 0), a raw block (its pages' size), entries whose
+    payload is PE_PAYLOAD_ALIGNED after compressed ones (padding before
+    them), mixed with plain ones."""
+    d = ctx.dir / "d"
+    entries = [(A, 8, "lz4", 1), (A + 8 * PAGE, 8, "present", 0),
+               (A + 16 * PAGE, 4, "lz4-aligned", 4), (A + 20 * PAGE, 3, "aligned", 0),
+               (A + 24 * PAGE, 16, "lz4", 8), (B, 7, "aligned", 0)]
+    want = write_dump(d, 0, entries)
+    check(store_block(want[RAW_ADDR]) == want[RAW_ADDR], "the random page compressed")
+    check(store_block(want[ZERO_RUN] * 4) == b"", "no zero block")
+    pages = (d / "pages-101.img").read_bytes()
+    # Padding: the plain pages before the aligned entries do not start
+    # where the compressed bytes end.
+    check(pages.find(want[A + 20 * PAGE]) % PAGE == 0 and pages.find(want[B]) % PAGE == 0,
+          "the aligned entries are not page-aligned in the pages image")
+    check(pages.find(want[A + 8 * PAGE]) % PAGE != 0, "no padding to skip")
     store = ctx.store()
     snapfs("save", store, "c", d, "--quiet")
     check_all(ctx, store, "c", want, [(A, A + 40 * PAGE), (B, B + 7 * PAGE)])
@@ -176,11 +222,14 @@ def case_newer_criu(ctx):
     d = ctx.dir / "g"
     write_dump(d, 0, [(A, 4, "present", 0)], extra=fld(4, value=PE_PRESENT | 0x10))
     refused(ctx, d, ["pagemap-1.img", "flags 0x14", "newer CRIU"], expect=2)
+    d = ctx.dir / "g2"
+    write_dump(d, 0, [(A, 4, "parent", 0)], extra=fld(4, value=PE_PARENT | PE_PAYLOAD_ALIGNED))
+    refused(ctx, d, ["PE_PAYLOAD_ALIGNED but has no pages"])
     d = ctx.dir / "h"
     os.makedirs(d)
     pages = [page(0, A + i * PAGE) for i in range(2)]
     blocks = [lz4_compress(p) for p in pages]
-    b = fld(1, value=1) + fld(3, b"".join(varint(len(x)) for x in blocks)) + fld(9, value=1)
+    b = blocks_msg(1, [len(x) for x in blocks]) + fld(9, value=1)
     e = fld(1, value=A) + fld(2, value=2) + fld(4, value=PE_PRESENT) + fld(6, b)
     (d / "pagemap-1.img").write_bytes(image(PAGEMAP_MAGIC, [fld(1, value=101), e]))
     (d / "pages-101.img").write_bytes(b"".join(blocks))
@@ -190,10 +239,8 @@ def case_newer_criu(ctx):
 def bad_dump(d, nr, per, blocks, sizes=None, total=None):
     os.makedirs(d)
     sizes = sizes if sizes is not None else [len(x) for x in blocks]
-    b = fld(1, value=per) + fld(3, b"".join(varint(s) for s in sizes))
-    if total is not None:
-        b += fld(2, value=total)
-    e = fld(1, value=A) + fld(2, value=nr) + fld(4, value=PE_PRESENT) + fld(6, b)
+    e = (fld(1, value=A) + fld(2, value=nr) + fld(4, value=PE_PRESENT) +
+         fld(6, blocks_msg(per, sizes, total)))
     (d / "pagemap-1.img").write_bytes(image(PAGEMAP_MAGIC, [fld(1, value=101), e]))
     (d / "pages-101.img").write_bytes(b"".join(blocks))
 
@@ -215,7 +262,9 @@ def case_bad_blocks(ctx):
     bad_dump(ctx.dir / "count", 3, 1, [one, one])
     refused(ctx, ctx.dir / "count", ["2 block sizes, wanted 3"])
     bad_dump(ctx.dir / "total", 1, 1, [one], total=len(one) + 1)
-    refused(ctx, ctx.dir / "total", ["total_size"])
+    refused(ctx, ctx.dir / "total", ["total_payload_size"])
+    bad_dump(ctx.dir / "big", 1, 1, [bytes(PAGE + 1)])
+    refused(ctx, ctx.dir / "big", ["block 0 of 4097 bytes is larger than its 1 pages"])
     bad_dump(ctx.dir / "huge", 2048, 2048, [one])
     refused(ctx, ctx.dir / "huge", ["2048 pages per block"])
     bad_dump(ctx.dir / "cut", 2, 1, [one, one[:-4]], sizes=[len(one), len(one)])
@@ -224,7 +273,7 @@ def case_bad_blocks(ctx):
     d = ctx.dir / "par"
     os.makedirs(d)
     e = (fld(1, value=A) + fld(2, value=1) + fld(4, value=PE_PARENT) +
-         fld(6, fld(1, value=1) + fld(3, varint(len(one)))))
+         fld(6, blocks_msg(1, [len(one)])))
     (d / "pagemap-1.img").write_bytes(image(PAGEMAP_MAGIC, [fld(1, value=101), e]))
     refused(ctx, d, ["compressed blocks but no pages"])
 

@@ -5,8 +5,11 @@ format) and pages.img (the known-committed ranges back to back), as runsc
 writes them; saved and checked page by page, with kinds, memcgs and the
 committed flag in the segments table; bad checkpoints refused cleanly."""
 
+import hashlib
+import hmac
 import struct
 import sys
+import zlib
 from pathlib import Path
 
 import common
@@ -107,6 +110,21 @@ def case_roundtrip(ctx):
     for a, b in zip(offsets, got):
         check(b == want.get(a, bytes(PAGE)), f"page at {a:#x} is wrong")
     check('"zero_pages":2' in p.stdout, "the committed zero pages were stored")
+
+
+def case_huge_chunks(ctx):
+    """ChunkInfoProto.huge does not change the size: len(chunks) GiB
+    whatever the flags (pgalloc.go LoadFrom(), 3c5eee17dc45)."""
+    store = ctx.store()
+    for name, chunks in (("all-huge", (True, True, True)), ("none-huge", (False,) * 3),
+                         ("mixed", (True, False, True))):
+        d = ctx.dir / name
+        want = write_checkpoint(d, chunks=chunks)
+        snapfs("save", store, name, d)
+        check(common.snapshot_row(store, name)["file_size"] == 3 * GIB, f"{name}: size")
+        offsets = sorted(want)
+        got = common.read_memory(ctx, store, name, [(a, PAGE) for a in offsets])
+        check(all(b == want[a] for a, b in zip(offsets, got)), f"{name}: pages differ")
 
 
 def case_private_memory_files(ctx):
@@ -278,6 +296,209 @@ def case_state_encoded_refused(ctx):
     for name, (meta, words) in cases.items():
         d = ctx.dir / name
         write_state_checkpoint(d, meta=meta)
+        refused(ctx, d, 1, ["pages_meta.img", words])
+
+
+# --- checkpoint.img of gVisor since 2026-08-10 (6acfb4158) with
+# --compression=flate-best-speed: the v1 metadata and the pages inline ---
+
+def statefile(stream, meta=b'{"compression":"flate-best-speed"}', header_sum=False,
+              chunk=1 << 20):
+    """pkg/state/statefile at 3c5eee17dc45: no header HMAC without a key
+    (since c7907727f), then compressio's flate chunks."""
+    head = b"gVisorSF" + struct.pack(">Q", len(meta)) + meta
+    out = bytearray(head)
+    if header_sum:
+        out += hmac.new(b"", head, hashlib.sha256).digest()
+    out += struct.pack(">I", chunk)
+    for i in range(0, len(stream), chunk):
+        c = zlib.compressobj(1, zlib.DEFLATED, -15)
+        d = c.compress(stream[i:i + chunk]) + c.flush()
+        out += struct.pack(">I", len(d)) + d
+    return bytes(out)
+
+
+def inline_mf(ranges, chunks, base):
+    """MemoryFile.SaveTo() without a pages file: length, proto, then per
+    known-committed range WriteHeader(length, false) and its bytes."""
+    m = metadata(ranges, chunks)
+    out = struct.pack("<Q", len(m)) + m
+    want = {}
+    for start, end, kind, memcg, committed in ranges:
+        if not committed:
+            continue
+        out += varint(end - start)
+        for a in range(start, end, PAGE):
+            b = bytes(PAGE) if kind == 0 else page(base + a)
+            want[base + a] = b
+            out += b
+    return out, want
+
+
+def case_inline_v1(ctx):
+    skip = enc.graph(b"", [enc.NIL])
+    p1 = [(0, PAGE, 3, 2, True), (PAGE, 3 * PAGE, 4, 0, False), (4 * PAGE, 6 * PAGE, 3, 0, True)]
+    main, want = inline_mf(RANGES, (False, True), 0)
+    priv, want1 = inline_mf(p1, [True], 2 * GIB)
+    want.update(want1)
+    stream = skip + skip + main + enc.private_meta([("c1", "/dev/shm")]) + priv
+    d = ctx.dir / "inline"
+    d.mkdir()
+    (d / "checkpoint.img").write_bytes(statefile(stream))
+    store = ctx.store()
+    snapfs("save", store, "g", d)
+    row = common.snapshot_row(store, "g")
+    check(row["format"] == "gvisor" and row["file_size"] == 3 * GIB, f"row {row}")
+    check(row["notes"] is None, f"notes {row['notes']}")
+    segs = common.segments(store, "g")
+    want_segs = [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in RANGES] + \
+        [(2 * GIB + s, 2 * GIB + e, KINDS[k], m, int(c), "private:c1:/dev/shm")
+         for s, e, k, m, c in p1]
+    check(segs == want_segs, f"segments {segs}")
+    # Every page of every segment, through the mount.
+    offsets = sorted({a for s, e, *_ in want_segs for a in range(s, e, PAGE)} |
+                     {GIB - PAGE, GIB + 30 * PAGE})
+    got = common.read_memory(ctx, store, "g", [(a, PAGE) for a in offsets])
+    for a, b in zip(offsets, got):
+        check(b == want.get(a, bytes(PAGE)), f"page at {a:#x} is wrong")
+    # The same with the header HMAC of the years before 2026-03; without
+    # the private MemoryFiles' metadata at all.
+    (d / "checkpoint.img").write_bytes(statefile(skip + skip + main, header_sum=True))
+    snapfs("save", store, "g2", d)
+    check(common.snapshot_row(store, "g2")["file_size"] == 2 * GIB, "g2's size")
+    # Broken: a data header of the wrong length, the stream cut short, a
+    # metadata length past the limit, garbage for the proto.
+    bad_header = main.replace(varint(16 * PAGE) + page(0), varint(15 * PAGE) + page(0), 1)
+    cases = {
+        "header": (skip + skip + bad_header, "says 61440, not 65536 bytes"),
+        "cut": (skip + skip + main[:-100], "the state stream ends at byte"),
+        "length": (skip + skip + struct.pack("<Q", 1 << 40) + b"x" * 16,
+                   "MemoryFile metadata length 1099511627776 is over"),
+        "proto": (skip + skip + struct.pack("<Q", 3) + b"\xff\xff\xff",
+                  "not a MemoryFileMetadataProto"),
+        "version": (skip + skip + inline_mf(RANGES, (False,), 0)[0].replace(
+            field(1, 0, 1), field(1, 0, 2), 1), "metadata version 2 is newer"),
+    }
+    for name, (st, words) in cases.items():
+        d = ctx.dir / name
+        d.mkdir()
+        (d / "checkpoint.img").write_bytes(statefile(st))
+        refused(ctx, d, 1 if name != "version" else 2, ["checkpoint.img", words])
+
+
+# --- the state-encoded generations after 20221219 ----------------------
+
+LATER_SEGS = [(0, 4 * PAGE, 1, 7, True), (4 * PAGE, 6 * PAGE, 2, 0, False),
+              (6 * PAGE, 7 * PAGE, 3, 9, True), (GIB + PAGE, GIB + 3 * PAGE, 5, 0, True)]
+
+
+def later_meta(gen):
+    if gen == "flat":       # 88d35cd8f (2023-11-17) .. a5573312e
+        return enc.file_size_graph(2 * GIB) + enc.flat_usage_graph(LATER_SEGS)
+    return enc.saved_graph(LATER_SEGS, [False, True])  # a5573312e .. 6acfb4158
+
+
+def later_pages():
+    want, data = {}, bytearray()
+    for s, e, _, _, c in LATER_SEGS:
+        if c:
+            for a in range(s, e, PAGE):
+                want[a] = page(a)
+                data += want[a]
+    return want, bytes(data)
+
+
+def case_state_encoded_later(ctx):
+    """pages_meta.img + pages.img (--compression=none, a3ae7f25a on) and
+    checkpoint.img with the pages inline (flate), each generation."""
+    store = ctx.store()
+    skip = enc.graph(b"", [enc.NIL])
+    want, data = later_pages()
+    offsets = sorted({a for s, e, *_ in LATER_SEGS for a in range(s, e, PAGE)} |
+                     {8 * PAGE, GIB})
+    headers = b"".join(varint(e - s) for s, e, _, _, c in LATER_SEGS if c)
+    # A private MemoryFile after the main one (savePrivateMFs(), d8eb29ed6
+    # on), at 2 GiB: two committed pages, one not.
+    psegs = [(0, 2 * PAGE, 3, 4, True), (2 * PAGE, 3 * PAGE, 3, 0, False)]
+    pwant = {2 * GIB + a: page(2 * GIB + a) for a in (0, PAGE)}
+    pdata = pwant[2 * GIB] + pwant[2 * GIB + PAGE]
+    for gen in ("flat", "saved", "saved-async"):
+        meta = later_meta(gen)
+        pmeta = (enc.file_size_graph(GIB) + enc.flat_usage_graph(psegs) if gen == "flat"
+                 else enc.saved_graph(psegs, [False]))
+        owners = enc.private_meta([("c1", "/shm")])
+        d = ctx.dir / ("dir-" + gen)
+        d.mkdir()
+        # Data headers in pages_meta.img until 478d83e70 (2025-10-02).
+        hd = (lambda h: b"" if "async" in gen else h)
+        (d / "pages_meta.img").write_bytes(meta + hd(headers) + owners + pmeta +
+                                           hd(varint(2 * PAGE)))
+        (d / "pages.img").write_bytes(data + pdata)
+        inline = bytearray(skip + skip + meta)
+        for s, e, _, _, c in LATER_SEGS:
+            if c:
+                inline += varint(e - s) + b"".join(want[a] for a in range(s, e, PAGE))
+        inline += owners + pmeta + varint(2 * PAGE) + pdata
+        d2 = ctx.dir / ("inline-" + gen)
+        d2.mkdir()
+        (d2 / "checkpoint.img").write_bytes(statefile(bytes(inline), header_sum=True))
+        for name, where in ((gen, d), (gen + "-inline", d2)):
+            snapfs("save", store, name, where)
+            row = common.snapshot_row(store, name)
+            check(row["file_size"] == 3 * GIB, f"{name}: size {row['file_size']}")
+            check(row["notes"] is None, f"{name}: notes {row['notes']}")
+            segs = common.segments(store, name)
+            check(segs == [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in LATER_SEGS] +
+                  [(2 * GIB + s, 2 * GIB + e, KINDS[k], m, int(c), "private:c1:/shm")
+                   for s, e, k, m, c in psegs], f"{name}: segments {segs}")
+            offs = offsets + [2 * GIB, 2 * GIB + PAGE, 2 * GIB + 2 * PAGE]
+            got = common.read_memory(ctx, store, name, [(a, PAGE) for a in offs])
+            for a, b in zip(offs, got):
+                check(b == {**want, **pwant}.get(a, bytes(PAGE)),
+                      f"{name}: page at {a:#x} is wrong")
+    # Something else after the main MemoryFile is noted as skipped.
+    d = ctx.dir / "other-after"
+    d.mkdir()
+    (d / "pages_meta.img").write_bytes(later_meta("saved") + headers + skip)
+    (d / "pages.img").write_bytes(data)
+    snapfs("save", store, "other", d)
+    check("holds more after the main MemoryFile" in common.snapshot_row(store, "other")["notes"],
+          "no note of what follows")
+    # 5e9207a96 (2024-04-12) to a3ae7f25a: "none", checkpoint.img holds the
+    # metadata and the data headers (in frames: without a key until
+    # 68f0b41bf), pages.img the bytes.
+    meta = b'{"compression":"none"}'
+    head = b"gVisorSF" + struct.pack(">Q", len(meta)) + meta
+    stream = skip + skip + later_meta("flat") + headers
+    framed = bytearray(head + hmac.new(b"", head, hashlib.sha256).digest())
+    for i in range(0, len(stream), 7):
+        framed += struct.pack(">I", len(stream[i:i + 7])) + stream[i:i + 7]
+    d = ctx.dir / "apart"
+    d.mkdir()
+    (d / "checkpoint.img").write_bytes(bytes(framed))
+    (d / "pages.img").write_bytes(data)
+    snapfs("save", store, "apart", d)
+    check(common.segments(store, "apart") ==
+          [(s, e, KINDS[k], m, int(c), None) for s, e, k, m, c in LATER_SEGS], "apart: segments")
+    got = common.read_memory(ctx, store, "apart", [(a, PAGE) for a in offsets])
+    for a, b in zip(offsets, got):
+        check(b == want.get(a, bytes(PAGE)), f"apart: page at {a:#x} is wrong")
+    (d / "pages.img").write_bytes(data[:-PAGE])
+    refused(ctx, d, 1, ["pages.img holds", "checkpoint.img take"])
+    # A memoryFileSaved whose memAcct holds another set, a segment of
+    # another type.
+    bad = enc.saved_graph(LATER_SEGS, [False]).replace(b"memAcctFlatSegment",
+                                                       b"memAcctFlatSegmenX")
+    other = enc.saved_graph(LATER_SEGS, [False, True]).replace(b"pgalloc.memAcctSet",
+                                                                b"pgalloc.memAcctSeX")
+    for name, meta, words in (("seg-type", bad, "a segment is not a pkg/sentry/pgalloc.memAcctFlat"),
+                              ("set-type", other, "not a 'pkg/sentry/pgalloc.memAcctSet'"),
+                              ("past", enc.saved_graph(LATER_SEGS, [False]),
+                               "lies past fileSize")):
+        d = ctx.dir / name
+        d.mkdir()
+        (d / "pages_meta.img").write_bytes(meta + headers)
+        (d / "pages.img").write_bytes(data)
         refused(ctx, d, 1, ["pages_meta.img", words])
 
 

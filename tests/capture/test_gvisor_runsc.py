@@ -11,7 +11,10 @@ equals the state stream's bytes (read here with Python's zlib, walking the
 stream back from its end: the memory file's data headers and pages close
 it). From the same real stream: a keyed state file (the HMAC layout of
 pkg/compressio), the seed-era directory (state-encoded pages_meta.img with
-pages.img, cut out of the real stream) and broken files, refused by name.
+pages.img, cut out of the real stream), the same stream in every container
+later gVisor writes ("compression": "flate-best-speed" or "none", framed or
+not, keyed with either HMAC chain, with or without the header HMAC) and
+broken files, refused by name.
 
 Needs root and runsc (Debian package runsc) and busybox-static; without
 them the cases skip (meson: 77)."""
@@ -254,6 +257,85 @@ def case_keyed(ctx):
           "a refused save left a snapshot")
 
 
+def write_none(meta, stream, key=b"", header_sum=True, framed=False, chain=True):
+    """A state file with "compression": "none" (pkg/compressio/
+    nocompressio.go): with framed or a key, the stream cut in frames (the
+    Writes; here of varied sizes): length (4 bytes big-endian), bytes and
+    with a key HMAC(key, bytes || length [|| previous HMAC]), the
+    previous one since ed5a61a24 (chain); else the stream as it is."""
+    head = MAGIC + struct.pack(">Q", len(meta)) + meta
+    out = bytearray(head)
+    if header_sum:
+        out += hmac.new(key, head, hashlib.sha256).digest()
+    if not key and not framed:
+        return bytes(out + stream)
+    sizes, prev, i, k = [1, 10, 4096, 100000, 1 << 20, 3], bytes(32), 0, 0
+    while i < len(stream):
+        piece = stream[i:i + sizes[k % len(sizes)]]
+        i, k = i + len(piece), k + 1
+        n = struct.pack(">I", len(piece))
+        out += n + piece
+        if key:
+            prev = hmac.new(key, piece + n + (prev if chain else b""), hashlib.sha256).digest()
+            out += prev
+    return bytes(out)
+
+
+def case_newer_containers(ctx):
+    """The real stream in each container later gVisor writes (statefile.go
+    and pkg/compressio, commits named in gvisor_statefile.c): every
+    committed page equals the stream's."""
+    img, _ = make_checkpoint()
+    stream = state_stream((img / "checkpoint.img").read_bytes())
+    key = b"newer key"
+    (ctx.dir / "key").write_bytes(key)
+    (ctx.dir / "other").write_bytes(b"other key")
+    flate = b'{"compression":"flate-best-speed","_timestamp":"t"}'
+    none = b'{"_timestamp":"t \\u00e9\\"","compression":"none"}'
+    m0 = b"{}"
+    nohead = len(MAGIC) + 8 + len(flate)
+    files = {
+        # 669726877 (2023-07) .. 2026-03: the setting, the header HMAC.
+        "flate-2023": (write_statefile(flate, stream), None),
+        # since c7907727f (2026-03): no header HMAC without a key.
+        "flate-2026": (write_statefile(flate, stream)[:nohead] +
+                       write_statefile(flate, stream)[nohead + 32:], None),
+        "flate-keyed": (write_statefile(flate, stream, key, keyed=True), key),
+        "empty-metadata": (write_statefile(m0, stream), None),
+        # "none": frames until 68f0b41bf (2024-08-30), then unframed.
+        "none-2023": (write_none(none, stream, framed=True), None),
+        "none-2024": (write_none(none, stream), None),
+        "none-2026": (write_none(none, stream, header_sum=False), None),
+        # keyed: HMAC(bytes || length) until ed5a61a24, then chained.
+        "none-keyed-2023": (write_none(none, stream, key, chain=False), key),
+        "none-keyed-2024": (write_none(none, stream, key), key),
+    }
+    store = ctx.store()
+    for name, (content, k) in files.items():
+        d = ctx.dir / name
+        d.mkdir()
+        (d / "checkpoint.img").write_bytes(content)
+        args = ["--key-file", ctx.dir / "key"] if k else []
+        snapfs("save", store, name, d, *args)
+        check(common.snapshot_row(store, name)["notes"] is None, f"{name}: notes")
+        check_against_stream(ctx, store, name, stream)
+    for name in ("none-keyed-2023", "none-keyed-2024", "flate-keyed"):
+        p = snapfs("save", store, "bad", ctx.dir / name, "--key-file", ctx.dir / "other",
+                   expect=1)
+        check("key file holds a key other" in p.stderr, p.stderr)
+        p = snapfs("save", store, "bad", ctx.dir / name, expect=1)
+        check("pass it with --key-file" in p.stderr, p.stderr)
+    # A changed byte in a frame fails that frame's HMAC.
+    bad = bytearray(files["none-keyed-2024"][0])
+    bad[len(bad) // 2] ^= 0x40
+    (ctx.dir / "none-keyed-2024" / "checkpoint.img").write_bytes(bytes(bad))
+    p = snapfs("save", store, "bad", ctx.dir / "none-keyed-2024", "--key-file",
+               ctx.dir / "key", expect=1)
+    check("HMAC of frame" in p.stderr, p.stderr)
+    check("bad" not in [r[0] for r in common.query(store, "SELECT name FROM snapshots")],
+          "a refused save left a snapshot")
+
+
 def case_seed_era(ctx):
     """The seed's layout: pages_meta.img holds state.Save(fileSize),
     state.Save(usage) and the data headers; pages.img the pages. Cut out
@@ -316,10 +398,15 @@ def case_refusals(ctx):
     refused(store, ckpt("magic", b"gVisorXX" + data[8:]), 2, "no 'gVisorSF' magic")
     refused(store, ckpt("changed", data[:20] + b"X" + data[21:]), 1,
             "HMAC of the header does not match")
-    newer = json.dumps({"compression": "flate-best-speed"}).encode()
-    head = MAGIC + struct.pack(">Q", len(newer)) + newer
-    refused(store, ckpt("newer", head + data[16 + len(meta) + 32:]), 2,
-            "\"compression\" setting", "release 20221219")
+    for value in ("zstd", ""):
+        m = json.dumps({"compression": value}).encode()
+        refused(store, ckpt("compression-" + value, write_statefile(m, stream)), 2,
+                f'compression "{value}" in the metadata', '"flate-best-speed" and "none"')
+    m = b'{"compression":"none"}'
+    refused(store, ckpt("not-json", write_statefile(m[:-1], stream)), 1,
+            "the metadata is not a JSON object of strings")
+    refused(store, ckpt("none-cut", write_none(m, stream, framed=True)[:-5000]), 1,
+            "truncated: the file ends at byte", "inside frame")
     garbage = bytearray(stream)
     garbage[10] = 0x7f  # the first entry of the CPU feature graph (a type)
     refused(store, ckpt("garbage", write_statefile(meta, bytes(garbage))), 1,

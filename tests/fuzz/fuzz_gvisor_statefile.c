@@ -6,8 +6,12 @@
  *  - even: the rest is checkpoint.img as it stands (the container: magic,
  *    metadata, HMAC, chunk sizes, deflate data);
  *  - odd: the rest is the state stream; the harness wraps it in a valid
- *    state file (empty key, 4 KiB chunks, deflated), so that the fuzzer
- *    reaches the stream's decoding and the MemoryFile's layout.
+ *    state file, so that the fuzzer reaches the stream's decoding and the
+ *    MemoryFile's layout (state-encoded or v1 inline): with bit 1 clear
+ *    as gVisor 20221219 writes it (no compression setting, header HMAC
+ *    with the empty key, 4 KiB chunks, deflated), with bit 1 set as
+ *    gVisor since 2026-03 writes "compression": "none" without a key (no
+ *    header HMAC, the stream as it is).
  * libFuzzer builds define FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, and
  * the reader then lets a wrong HMAC pass, as fuzzers cannot forge one.
  */
@@ -61,6 +65,24 @@ static unsigned char *wrap(const uint8_t *data, size_t size, size_t *ret_len)
 	return out;
 }
 
+/* A "none" state file of the stream in data, no key (statefile.go at
+ * gVisor 3c5eee17dc45). */
+static unsigned char *wrap_none(const uint8_t *data, size_t size, size_t *ret_len)
+{
+	static const char meta[] = "{\"compression\":\"none\"}";
+	size_t mlen = sizeof(meta) - 1;
+	unsigned char *out = malloc(16 + mlen + size + 1);
+
+	assert(out);
+	memcpy(out, "gVisorSF", 8);
+	put_be(out + 8, mlen, 8);
+	memcpy(out + 16, meta, mlen);
+	if (size)
+		memcpy(out + 16 + mlen, data, size);
+	*ret_len = 16 + mlen + size;
+	return out;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char path[96], file[128];
@@ -72,7 +94,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "%s/g", fuzz_scratch());
 	snprintf(file, sizeof(file), "%s/checkpoint.img", path);
 	fuzz_reset("g");
-	if (data[0] & 1) {
+	if ((data[0] & 3) == 3) {
+		img = wrap_none(data + 1, size - 1, &len);
+		fuzz_write(file, img, len);
+		free(img);
+	} else if (data[0] & 1) {
 		img = wrap(data + 1, size - 1, &len);
 		fuzz_write(file, img, len);
 		free(img);

@@ -168,19 +168,28 @@ def lz4_block(data):
 
 
 def lz4_pagemap(pages_id, entries, extra=b""):
-    """A pagemap of compressed entries (vaddr, pages, per): pagemap_entry
-    field 6 (blocks: pages_per_block 1, total_size 2, sizes 3), and the
-    pages image of their blocks."""
+    """A pagemap of compressed entries (vaddr, pages, per[, aligned]):
+    pagemap_entry field 6 (pagemap_blocks: block_sizes 1 packed,
+    total_payload_size 2, pages_per_block 3; criu-dev after #3115), and
+    the pages image of their blocks: zero blocks stored as nothing, the
+    rest as LZ4 blocks or raw where LZ4 does not shrink them; aligned
+    entries (PE_PAYLOAD_ALIGNED 8) at a page boundary."""
     msgs, data = [fv(1, pages_id)], b""
-    for vaddr, pages, per in entries:
+    for vaddr, pages, per, *aligned in entries:
         sizes, total = b"", 0
+        if aligned and aligned[0]:
+            data += bytes(-len(data) % PAGE)
         for i in range(0, len(pages), per):
-            block = lz4_block(b"".join(pages[i:i + per]))
+            raw = b"".join(pages[i:i + per])
+            block = b"" if raw == bytes(len(raw)) else lz4_block(raw)
+            if len(block) >= len(raw):
+                block = raw
             sizes += varint(len(block))
             total += len(block)
             data += block
-        blocks = fv(1, per) + fv(2, total) + fb(3, sizes)
-        msgs.append(fv(1, vaddr) + fv(2, len(pages)) + fv(4, 4) + fb(6, blocks) + extra)
+        blocks = fb(1, sizes) + fv(2, total) + fv(3, per)
+        flags = 4 | (8 if aligned and aligned[0] else 0)
+        msgs.append(fv(1, vaddr) + fv(2, len(pages)) + fv(4, flags) + fb(6, blocks) + extra)
     return image(PAGEMAP_M, msgs), data
 
 
@@ -278,8 +287,15 @@ def criu_seeds():
         ("p/pages-1.img", page(6) + page(7) + page(8) + page(9))]))
     one = lz4_block(page(1))
     short = image(PAGEMAP_M, [fv(1, 1), fv(1, 0x400000) + fv(2, 2) + fv(4, 4) +
-                              fb(6, fv(1, 2) + fb(3, varint(len(one))))])
+                              fb(6, fb(1, varint(len(one))) + fv(2, len(one)) + fv(3, 2))])
     write("criu", "lz4-short", records([("d/pagemap-1.img", short), ("d/pages-1.img", one)]))
+    # Zero and raw blocks, PE_PAYLOAD_ALIGNED entries after a compressed one.
+    rnd = bytes((i * 2654435761 >> 13) & 0xFF for i in range(PAGE))
+    pm, data = lz4_pagemap(1, [(0x400000, [page(1), bytes(PAGE), rnd], 1),
+                               (0x500000, [bytes(PAGE)] * 2, 2, True),
+                               (0x600000, [page(2), page(3)], 2, True)])
+    write("criu", "lz4-zero-raw-aligned", records([("d/pagemap-1.img", pm),
+                                                   ("d/pages-1.img", data)]))
     pm, data = lz4_pagemap(1, [(0x400000, [page(1)], 1)], extra=fv(15, 1))
     write("criu", "newer-field", records([("d/pagemap-1.img", pm), ("d/pages-1.img", data)]))
 
@@ -397,6 +413,73 @@ def usage_graph(segs):
     return graph(types, objs)
 
 
+def _struct_array(first_tagged_bodies):
+    bodies = first_tagged_bodies
+    return (varint(T_ARRAY) + varint(len(bodies)) + varint(T_STRUCT) + bodies[0] +
+            b"".join(bodies[1:]))
+
+
+def _value(tid, kind, memcg, committed, extra):
+    """usageInfo {kind, knownCommitted, refs, memCgID} (tid 3, gVisor
+    a87aa7369 on) or memAcctInfo {kind, memCgID, knownCommitted,
+    wasteOrReleasing, commitSeq}."""
+    k = s_int(kind) if kind else NIL
+    m = s_uint(memcg) if memcg else NIL
+    c = varint(T_BOOL) + varint(1) if committed else NIL
+    fields = [k, c, s_uint(1), m] if not extra else [k, m, c, NIL, NIL]
+    return varint(tid) + varint(T_MULTIPLE) + varint(len(fields)) + b"".join(fields)
+
+
+def _flat(segs, tid_flat, tid_value, extra):
+    def u(v):
+        return s_uint(v) if v else NIL
+    return _struct_array([varint(tid_flat) + varint(T_MULTIPLE) + varint(3) + u(s) + u(e) +
+                          varint(T_STRUCT) + _value(tid_value, k, m, c, extra)
+                          for s, e, k, m, c in segs])
+
+
+def flat_usage_graph(segs):
+    """The usage set as gVisor 88d35cd8f (2023-11-17) to a5573312e saves
+    it: root []usageFlatSegment {Start, End, Value usageInfo}.
+    segs: (start, end, kind, memcg, committed)."""
+    types = (s_type(b"pkg/sentry/pgalloc.usageSet", [b"root"]) +
+             s_type(b"pkg/sentry/pgalloc.usageFlatSegment", [b"Start", b"End", b"Value"]) +
+             s_type(b"pkg/sentry/pgalloc.usageInfo", [b"kind", b"knownCommitted", b"refs",
+                                                      b"memCgID"]))
+    n = len(segs)
+    objs = [varint(T_STRUCT) + varint(1) +
+            (varint(T_SLICE) + varint(n) + varint(n) + varint(2) + varint(0) if n else NIL)]
+    if n:
+        objs.append(_flat(segs, 2, 3, False))
+    return graph(types, objs)
+
+
+def saved_graph(segs, chunks):
+    """memoryFileSaved (gVisor a5573312e, 2024-06-28, to 6acfb4158):
+    memAcct *memAcctSet (root []memAcctFlatSegment), chunks []chunkInfo."""
+    types = (s_type(b"pkg/sentry/pgalloc.memoryFileSaved",
+                    [b"unwasteSmall", b"unwasteHuge", b"unfreeSmall", b"unfreeHuge",
+                     b"subreleased", b"memAcct", b"chunks"]) +
+             s_type(b"pkg/sentry/pgalloc.memAcctSet", [b"root"]) +
+             s_type(b"pkg/sentry/pgalloc.memAcctFlatSegment", [b"Start", b"End", b"Value"]) +
+             s_type(b"pkg/sentry/pgalloc.memAcctInfo", [b"kind", b"memCgID", b"knownCommitted",
+                                                        b"wasteOrReleasing", b"commitSeq"]) +
+             s_type(b"pkg/sentry/pgalloc.chunkInfo", [b"huge"]))
+    n, m = len(segs), len(chunks)
+    seg_id = 3 if n else None
+    chunk_id = (4 if n else 3) if m else None
+    objs = [varint(T_STRUCT) + varint(1) + varint(T_MULTIPLE) + varint(7) + NIL * 5 + ref(2) +
+            (varint(T_SLICE) + varint(m) + varint(m) + varint(chunk_id) + varint(0) if m else NIL),
+            varint(T_STRUCT) + varint(2) +
+            (varint(T_SLICE) + varint(n) + varint(n) + varint(seg_id) + varint(0) if n else NIL)]
+    if n:
+        objs.append(_flat(segs, 3, 4, True))
+    if m:
+        objs.append(_struct_array([varint(5) + (varint(T_BOOL) + varint(1) if h else NIL)
+                                   for h in chunks]))
+    return graph(types, objs)
+
+
 def odd_graph():
     """Every other kind once: strings, maps, interfaces, complex numbers,
     refs with dots, empty structs."""
@@ -485,6 +568,54 @@ def gvisor_state_seeds():
     write("gvisor_statefile", "file", b"\x00" + statefile(stream))
     write("gvisor_statefile", "file-cut", b"\x00" + statefile(stream)[:-100])
     write("gvisor_statefile", "file-chunk-size", b"\x00" + statefile(stream, chunk=1 << 30))
+    # Later containers (gvisor_statefile.c): "none" unframed, framed,
+    # keyed (chained HMACs); flate without the header HMAC; unknown value.
+    none = b'{"compression":"none"}'
+    head = b"gVisorSF" + struct.pack(">Q", len(none)) + none
+    hsum = hmac.new(b"", head, hashlib.sha256).digest()
+    write("gvisor_statefile", "none-raw", b"\x00" + head + stream)
+    write("gvisor_statefile", "none-raw-sum", b"\x00" + head + hsum + stream)
+    framed, prev = bytearray(head + hsum), bytes(32)
+    keyed = bytearray(head + hmac.new(b"k", head, hashlib.sha256).digest())
+    for i in range(0, len(stream), 1000):
+        p = stream[i:i + 1000]
+        n = struct.pack(">I", len(p))
+        framed += n + p
+        prev = hmac.new(b"k", p + n + prev, hashlib.sha256).digest()
+        keyed += n + p + prev
+    write("gvisor_statefile", "none-framed", b"\x00" + bytes(framed))
+    write("gvisor_statefile", "none-keyed", b"\x00" + bytes(keyed))
+    flate = b'{"compression":"flate-best-speed"}'
+    old = statefile(stream, chunk=1 << 20)
+    fhead = b"gVisorSF" + struct.pack(">Q", len(flate)) + flate
+    body = old[16 + len(b'{"_timestamp":"seed"}') + 32:]
+    write("gvisor_statefile", "flate-nosum", b"\x00" + fhead + body)
+    write("gvisor_statefile", "zstd", b"\x00" + fhead.replace(b"flate-best-speed",
+                                                              b"zstd-best-speedy") + body)
+    # The v1 MemoryFile inline (gVisor since 6acfb4158), main and private.
+    v1 = gv_meta([(0, 2 * PAGE, 1, 0, True), (4 * PAGE, 5 * PAGE, 3, 2, False)])
+    inline = struct.pack("<Q", len(v1)) + v1 + varint(2 * PAGE) + page(1) + page(2)
+    write("gvisor_statefile", "inline-v1", b"\x03" + skip + skip + inline)
+    write("gvisor_statefile", "inline-v1-private", b"\x03" + skip + skip + inline +
+          private_meta([("c", "/p")]) + inline)
+    write("gvisor_statefile", "inline-v1-flate", b"\x01" + skip + skip + inline)
+    # The later state-encoded generations, inline (flate) and in
+    # pages_meta.img (with and without data headers).
+    later = [(0, 2 * PAGE, 1, 3, True), (2 * PAGE, 4 * PAGE, 3, 0, False),
+             (8 * PAGE, 9 * PAGE, 3, 0, True)]
+    data = varint(2 * PAGE) + page(1) + page(2) + varint(PAGE) + page(3)
+    flat = file_size_graph(1 << 30) + flat_usage_graph(later)
+    saved = saved_graph(later, [True])
+    write("gvisor_statefile", "flat-inline", b"\x01" + skip + skip + flat + data)
+    write("gvisor_statefile", "saved-inline", b"\x01" + skip + skip + saved + data)
+    write("gvisor_wire", "saved", skip + saved)
+    write("gvisor_statefile", "saved-inline-private", b"\x01" + skip + skip + saved + data +
+          private_meta([("c", "/p")]) + saved + data)
+    pages = page(1) + page(2) + page(3)
+    for name, meta in (("flat", flat + varint(2 * PAGE) + varint(PAGE)),
+                       ("saved-async", saved + private_meta([]))):
+        write("gvisor", "state-" + name, bytes([0]) + struct.pack("<I", len(meta)) + meta +
+              bytes([1]) + struct.pack("<I", len(pages)) + pages)
     # The seed era's directory: state-encoded pages_meta.img, pages.img.
     meta = mf_stream(SEGS, data=False)
     pages = b"".join(page(i * 8 + k) for i, (s, e, _, c) in enumerate(SEGS) if c
