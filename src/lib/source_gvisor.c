@@ -731,30 +731,28 @@ static int data_headers_follow(struct gw_input *in)
 	return !(n == 0 || (n == 10 && starts_object(b)));
 }
 
-static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct note_list *notes)
+/* A state-encoded MemoryFile whose metadata in reads from meta_name and
+ * whose bytes are in pages.img: its segments and committed ranges (and
+ * the private MemoryFiles after it), then pages.img opened and checked to
+ * hold every committed range. how: where the data headers are. */
+static int open_state_with_pages(struct source *src, int dirfd, struct gw_input *in,
+				 enum mf_bytes how, const char *meta_name,
+				 struct note_list *notes)
 {
 	struct gvisor_source *gs = src->impl;
-	struct { int fd; uint64_t off; const char *shown; } f = { meta_fd, 0, NULL };
 	struct mf_meta meta = { 0 };
-	struct gw_input *in;
-	char shown[4200], pshown[4200];
 	uint64_t pages_off = 0;
+	char pshown[4200];
 	struct stat st;
 	int rc;
 
-	snprintf(shown, sizeof(shown), "source '%s': %s", src->path, GVISOR_META_FILE);
-	f.shown = shown;
-	in = malloc(sizeof(*in));
-	if (!in)
-		return -ENOMEM;
-	gw_input_init(in, file_read, &f, shown);
 	rc = read_state_meta(in, &meta);
 	if (rc == 0)
-		rc = lay_out_state(src, &meta, shown, 0, NULL);
+		rc = lay_out_state(src, &meta, in->shown, 0, NULL);
 	if (rc == 0)
-		rc = state_ranges(src, in, &meta, 0, MF_BYTES_AUTO, &pages_off);
+		rc = state_ranges(src, in, &meta, 0, how, &pages_off);
 	if (rc == 0)
-		rc = state_privates(src, in, MF_BYTES_AUTO, &pages_off, GVISOR_META_FILE, notes);
+		rc = state_privates(src, in, how, &pages_off, meta_name, notes);
 	if (rc < 0)
 		goto out_free;
 	snprintf(pshown, sizeof(pshown), "source '%s': %s", src->path, GVISOR_PAGES_FILE);
@@ -766,10 +764,27 @@ static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct no
 	if ((uint64_t)st.st_size < pages_off)
 		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
 			       "committed ranges in %s take %llu", src->path, GVISOR_PAGES_FILE,
-			       (unsigned long long)st.st_size, GVISOR_META_FILE,
+			       (unsigned long long)st.st_size, meta_name,
 			       (unsigned long long)pages_off);
 out_free:
 	free(meta.segs);
+	return rc;
+}
+
+static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct note_list *notes)
+{
+	struct { int fd; uint64_t off; const char *shown; } f = { meta_fd, 0, NULL };
+	struct gw_input *in;
+	char shown[4200];
+	int rc;
+
+	snprintf(shown, sizeof(shown), "source '%s': %s", src->path, GVISOR_META_FILE);
+	f.shown = shown;
+	in = malloc(sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	gw_input_init(in, file_read, &f, shown);
+	rc = open_state_with_pages(src, dirfd, in, MF_BYTES_AUTO, GVISOR_META_FILE, notes);
 	free(in);
 	return rc;
 }
@@ -956,36 +971,9 @@ static int open_pages_apart(struct source *src, int dirfd, struct gw_input *in,
 			    struct note_list *notes)
 {
 	struct gvisor_source *gs = src->impl;
-	struct mf_meta meta = { 0 };
-	uint64_t pages_off = 0;
-	char pshown[4200];
-	struct stat st;
-	int rc;
 
 	gs->pages_name = GVISOR_PAGES_FILE;
-	rc = read_state_meta(in, &meta);
-	if (rc == 0)
-		rc = lay_out_state(src, &meta, in->shown, 0, NULL);
-	if (rc == 0)
-		rc = state_ranges(src, in, &meta, 0, MF_BYTES_APART, &pages_off);
-	if (rc == 0)
-		rc = state_privates(src, in, MF_BYTES_APART, &pages_off, GVISOR_STATE_FILE, notes);
-	if (rc < 0)
-		goto out_free;
-	snprintf(pshown, sizeof(pshown), "source '%s': %s", src->path, GVISOR_PAGES_FILE);
-	rc = source_file_open(dirfd, GVISOR_PAGES_FILE, pshown, false, &gs->pages_fd, &st);
-	if (rc < 0) {
-		rc = rc == -ENODEV ? -EINVAL : rc;
-		goto out_free;
-	}
-	if ((uint64_t)st.st_size < pages_off)
-		rc = error_set(-SNAPFS_ECORRUPT, "source '%s': %s holds %llu bytes, but the "
-			       "committed ranges in %s take %llu", src->path, GVISOR_PAGES_FILE,
-			       (unsigned long long)st.st_size, GVISOR_STATE_FILE,
-			       (unsigned long long)pages_off);
-out_free:
-	free(meta.segs);
-	return rc;
+	return open_state_with_pages(src, dirfd, in, MF_BYTES_APART, GVISOR_STATE_FILE, notes);
 }
 
 static int open_statefile(struct source *src, int dirfd, struct note_list *notes)
