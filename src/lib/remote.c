@@ -38,6 +38,12 @@
 #include "snapfs.h"
 
 #define CACHE_BLOCK 4096u
+/* Reads of a pack that follow the one before (a sequential reader, the
+ * decode-ahead workers' spans) fetch ahead: a window that starts at
+ * RA_MIN and doubles up to RA_MAX, kept in memory (and in the cache). */
+#define RA_MIN ((uint64_t)512 << 10)
+#define RA_MAX ((uint64_t)8 << 20)
+#define RA_GAP ((uint64_t)256 << 10)   /* bytes a "following" read may skip */
 #define CACHE_DEFAULT_BYTES ((uint64_t)1 << 30)
 #define LOCK_LEASE_S 600
 #define LOCK_WAIT_S 600
@@ -48,6 +54,10 @@ struct rpack {
 	char *object;
 	uint64_t length;
 	int data_fd, map_fd;         /* cache files; -1: none */
+	uint64_t next_off;           /* where the last read ended */
+	uint64_t ra_window;          /* 0: not sequential */
+	unsigned char *ra_buf;       /* the last window fetched ahead */
+	uint64_t ra_off, ra_len;
 };
 
 struct remote {
@@ -169,6 +179,7 @@ void remote_close(struct remote *r)
 		return;
 	for (size_t i = 0; i < r->pack_count; i++) {
 		free(r->packs[i].object);
+		free(r->packs[i].ra_buf);
 		if (r->packs[i].data_fd >= 0)
 			close(r->packs[i].data_fd);
 		if (r->packs[i].map_fd >= 0)
@@ -204,9 +215,9 @@ static void cache_path(const struct remote *r, const char *object, const char *s
 	snprintf(buf + strlen(buf), cap - strlen(buf), ".%s", suffix);
 }
 
-/* Pack id's entry (r->lock held), looked up on first use; a copy of what
- * the caller needs in *ret. */
-static int pack_get(struct remote *r, int64_t id, struct rpack *ret)
+/* Pack id's entry (r->lock held), looked up on first use: its index in
+ * r->packs in *ret_i, a copy of it in *ret. */
+static int pack_find(struct remote *r, int64_t id, size_t *ret_i, struct rpack *ret)
 {
 	struct rpack p = { .id = id, .data_fd = -1, .map_fd = -1 };
 	int rc;
@@ -214,6 +225,7 @@ static int pack_get(struct remote *r, int64_t id, struct rpack *ret)
 	for (size_t i = 0; i < r->pack_count; i++) {
 		if (r->packs[i].id == id) {
 			*ret = r->packs[i];
+			*ret_i = i;
 			return 0;
 		}
 	}
@@ -247,9 +259,17 @@ static int pack_get(struct remote *r, int64_t id, struct rpack *ret)
 		r->packs = bigger;
 		r->pack_cap = cap;
 	}
+	*ret_i = r->pack_count;
 	r->packs[r->pack_count++] = p;
 	*ret = p;
 	return 0;
+}
+
+static int pack_get(struct remote *r, int64_t id, struct rpack *ret)
+{
+	size_t unused;
+
+	return pack_find(r, id, &unused, ret);
 }
 
 static int pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -385,24 +405,53 @@ static int backend_read(void *ctx, int64_t pack_id, uint64_t off, size_t len, vo
 {
 	struct remote *r = ctx;
 	unsigned char *got;
-	struct rpack p;
-	uint64_t a, b;
+	struct rpack p, *q;
+	uint64_t a, b, window = 0;
+	size_t i;
 	int rc;
 
 	pthread_mutex_lock(&r->lock);
-	rc = pack_get(r, pack_id, &p);
-	pthread_mutex_unlock(&r->lock);
-	if (rc < 0)
+	rc = pack_find(r, pack_id, &i, &p);
+	if (rc < 0) {
+		pthread_mutex_unlock(&r->lock);
 		return rc;
-	if (off > p.length || len > p.length - off || len == 0)
+	}
+	if (off > p.length || len > p.length - off || len == 0) {
+		pthread_mutex_unlock(&r->lock);
 		return error_set(-SNAPFS_ECORRUPT, "pack %" PRId64 ": bytes %" PRIu64 "+%zu are "
 				 "past its end (%" PRIu64 ")", pack_id, off, len, p.length);
+	}
+	q = &r->packs[i];
+	/* Fetched ahead already? */
+	if (!fresh && q->ra_buf && off >= q->ra_off && off + len <= q->ra_off + q->ra_len) {
+		memcpy(buf, q->ra_buf + (off - q->ra_off), len);
+		q->next_off = off + len;
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	/* A read that follows the last one grows the window; any other
+	 * read ends it. */
+	if (!fresh && q->next_off && off >= q->next_off && off - q->next_off <= RA_GAP)
+		q->ra_window = q->ra_window ? (q->ra_window * 2 < RA_MAX ? q->ra_window * 2 : RA_MAX)
+					    : RA_MIN;
+	else
+		q->ra_window = 0;
+	q->next_off = off + len;
+	window = q->ra_window;
+	pthread_mutex_unlock(&r->lock);
+
 	a = off / CACHE_BLOCK * CACHE_BLOCK;
 	b = (off + len + CACHE_BLOCK - 1) / CACHE_BLOCK * CACHE_BLOCK;
+	if (window && b < a + window)
+		b = a + window;
 	if (b > p.length)
 		b = p.length;
-	if (!fresh && p.data_fd >= 0 &&
+	if (!fresh && !window && p.data_fd >= 0 &&
 	    blocks_present(p.map_fd, a / CACHE_BLOCK, (b - 1) / CACHE_BLOCK) &&
+	    pread_full(p.data_fd, buf, len, off) == 0)
+		return 0;
+	if (!fresh && window && p.data_fd >= 0 &&
+	    blocks_present(p.map_fd, off / CACHE_BLOCK, (off + len - 1) / CACHE_BLOCK) &&
 	    pread_full(p.data_fd, buf, len, off) == 0)
 		return 0;
 	got = malloc((size_t)(b - a));
@@ -420,6 +469,16 @@ static int backend_read(void *ctx, int64_t pack_id, uint64_t off, size_t len, vo
 		if (atomic_fetch_add(&r->cache_bytes, b - a) + (b - a) > r->cache_limit)
 			cache_evict(r);
 		pthread_mutex_unlock(&r->lock);
+	}
+	if (window) {
+		pthread_mutex_lock(&r->lock);
+		q = &r->packs[i];
+		free(q->ra_buf);
+		q->ra_buf = got;
+		q->ra_off = a;
+		q->ra_len = b - a;
+		pthread_mutex_unlock(&r->lock);
+		return 0;
 	}
 	free(got);
 	return 0;
