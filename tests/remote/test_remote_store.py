@@ -98,9 +98,9 @@ def objects(env, prefix):
     return dict(zip(keys, map(int, sizes)))
 
 
-def mount(env, store, mnt):
+def mount(env, store, mnt, *opts):
     os.makedirs(mnt, exist_ok=True)
-    sh(env, "mount", store, mnt)
+    sh(env, "mount", store, mnt, *opts)
 
 
 def umount(mnt):
@@ -396,6 +396,45 @@ def main():
         sh(env, "restore", B, "vm3", out2, "--force")
         check(same(out2, img3), "vm3 after the lock was taken over")
         check("fleet/lock" not in objects(env, "lock"), "the lock is left behind")
+
+        print("# a working set recorded on B, laid out and published; C resumes with it")
+        ws_pages = random.Random(9).sample(range(len(data) // PAGE), 300)
+        mount(env, B, mb, "-o", "record=2,read_ahead_kb=0")
+        fd = os.open(os.path.join(mb, "vm1", "memory"), os.O_RDONLY)
+        for pg in ws_pages:
+            os.pread(fd, PAGE, pg * PAGE)
+        os.close(fd)
+        time.sleep(2.5)
+        umount(mb)
+        before = objects(env, "packs/")
+        _, out = sh(env, "workingset", B, "vm1", "--lay-out")
+        check("moved" in out and len(objects(env, "packs/")) == len(before) + 1,
+              f"lay-out on a remote store: {out}")
+        sh(env, "pull", C)
+        _, out = sh(env, "workingset", C, "vm1")
+        check(out.strip(), "C has no working set for vm1")
+        resume = {}
+        for label, opts in (("without", "noprefetch,read_ahead_kb=0"),
+                            ("with", "prefetch_wait=5000,read_ahead_kb=0")):
+            shutil.rmtree(os.path.join(C, "cache"), ignore_errors=True)
+            mount(nocache, C, mb, "-o", opts)
+            t = time.monotonic()
+            fd = os.open(os.path.join(mb, "vm1", "memory"), os.O_RDONLY)
+            for pg in ws_pages:
+                check(os.pread(fd, PAGE, pg * PAGE) == data[pg * PAGE:(pg + 1) * PAGE],
+                      f"C: page {pg} wrong")
+            os.close(fd)
+            resume[label] = time.monotonic() - t
+            umount(mb)
+        print(f"resume (300 recorded pages, cold): without the working set "
+              f"{resume['without'] * 1e3:.0f} ms, with it {resume['with'] * 1e3:.0f} ms: "
+              f"{resume['without'] / resume['with']:.1f}x")
+        sh(env, "restore", C, "vm1", out2, "--force")
+        check(same(out2, img1), "vm1 on C after the lay-out")
+
+        print("# rm, rename, prune, gc: refused on a remote store")
+        sh(env, "rm", B, "vm2", expect=1)
+        sh(env, "gc", B, expect=1)
 
         print("# credentials: not in errors, the store's files or /proc/PID/cmdline")
         rc, out = sh(dict(env, AWS_SECRET_ACCESS_KEY="wrong-secret-77"), "init",
