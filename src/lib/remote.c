@@ -813,9 +813,51 @@ static int put_file(struct remote *r, const char *path, const char *key, bool if
 	return rc;
 }
 
+/* Make the staged pack at path the cache's copy of object: every block
+ * present. Anything that fails leaves no cache file and no staged one. */
+static void cache_adopt(struct remote *r, const char *path, const char *object)
+{
+	char data[4096], map[4096];
+	unsigned char *bits;
+	struct stat st;
+	size_t n;
+	int fd;
+
+	if (!r->cache_dir || stat(path, &st) < 0 || (uint64_t)st.st_size > r->cache_limit) {
+		unlink(path);
+		return;
+	}
+	cache_path(r, object, "data", data, sizeof(data));
+	cache_path(r, object, "map", map, sizeof(map));
+	n = ((size_t)st.st_size + CACHE_BLOCK - 1) / CACHE_BLOCK;
+	bits = malloc(n / 8 + 1);
+	fd = bits ? open(map, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+	if (fd < 0 || rename(path, data) < 0) {
+		if (fd >= 0) {
+			close(fd);
+			unlink(map);
+		}
+		free(bits);
+		unlink(path);
+		return;
+	}
+	memset(bits, 0, n / 8 + 1);
+	for (size_t blk = 0; blk < n; blk++)
+		bits[blk / 8] |= (unsigned char)(1u << (blk % 8));
+	if (pwrite_full(fd, bits, n / 8 + 1, 0) < 0)
+		(void)!ftruncate(fd, 0);
+	close(fd);
+	free(bits);
+	pthread_mutex_lock(&r->lock);
+	if (atomic_fetch_add(&r->cache_bytes, (uint64_t)st.st_size) + (uint64_t)st.st_size >
+	    r->cache_limit)
+		cache_evict(r);
+	pthread_mutex_unlock(&r->lock);
+}
+
 static int publish(struct remote *r, struct catalog *cat, int64_t pack_id)
 {
-	char pack_path[4200], db_path[4200], key[64], object[96], rnd[20], head[32];
+	char pack_path[4200], db_path[4200], key[64], object[96] = "", rnd[20], head[32];
 	int64_t generation = 0;
 	struct stat st;
 	int rc;
@@ -859,8 +901,11 @@ static int publish(struct remote *r, struct catalog *cat, int64_t pack_id)
 	if (put(r, "HEAD", head, strlen(head), false) < 0)
 		error_clear();
 	rc = catalog_remote_set(cat, r->url, generation + 1, false);
-	/* The pack is in the bucket: the local copy was only staging. */
-	if (rc == 0 && pack_id > 0)
+	/* The pack is in the bucket: the staged copy becomes this host's
+	 * cached copy of the object (or goes). */
+	if (rc == 0 && pack_id > 0 && object[0])
+		cache_adopt(r, pack_path, object);
+	else if (rc == 0 && pack_id > 0)
 		unlink(pack_path);
 	return rc;
 }
