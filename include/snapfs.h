@@ -53,7 +53,7 @@
 /* Longest snapshot name. */
 #define SNAPFS_NAME_MAX 128
 /* The schema version this library writes (PRAGMA user_version). */
-#define SNAPFS_SCHEMA_VERSION 4
+#define SNAPFS_SCHEMA_VERSION 5
 /* The database file inside a store directory. */
 #define SNAPFS_DB_FILE "snapfs.db"
 
@@ -93,6 +93,18 @@ enum snapfs_open_flags {
 /* Create a new store in dir (created if missing; an existing store is
  * -EEXIST). */
 SNAPFS_API int snapfs_store_create(const char *dir);
+
+/* Create a new store in dir whose page data lives in the S3-compatible
+ * bucket url ("s3://BUCKET/PREFIX"; endpoint, region and credentials from
+ * the AWS environment variables and files, never stored). dir keeps a copy
+ * of the bucket's newest index and a cache of pack bytes; a bucket with
+ * snapshots already (saved from another host) is pulled. Every open of the
+ * store pulls the newest index first; every save publishes one. */
+SNAPFS_API int snapfs_store_create_remote(const char *dir, const char *url);
+/* The bucket a remote store is bound to, or NULL for a local store. */
+SNAPFS_API const char *snapfs_store_remote_url(const struct snapfs_store *store);
+/* The index generation the open store is (0 for a local store). */
+SNAPFS_API int64_t snapfs_store_remote_generation(struct snapfs_store *store);
 
 /* Open the store in dir. Fails with -SNAPFS_ENOTSTORE if dir holds no
  * store, -SNAPFS_ENEWER if its schema is newer than this library (the

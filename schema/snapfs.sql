@@ -252,3 +252,30 @@ CREATE TABLE core_notes (
     descr       BLOB NOT NULL,
     PRIMARY KEY (snapshot_id, seq)
 ) WITHOUT ROWID;
+
+-- --- Remote stores (version 5) -------------------------------------------
+-- A store made with `snapfs init STORE --remote s3://BUCKET/PREFIX` keeps
+-- its page data in the bucket: STORE holds a copy of the newest index (this
+-- database, pulled from PREFIX/index/) and a cache of pack bytes. One row
+-- when the store is remote, none when it is local.
+--   url         s3://BUCKET/PREFIX; never a credential (those come from the
+--               environment and the files AWS tools read)
+--   generation  the index generation this copy is (PREFIX/index/<generation>.db);
+--               0 while the bucket has no index yet
+--   dirty       1 while this copy holds changes a save has not published:
+--               the next open pulls the bucket's newest index over it
+CREATE TABLE remote (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    url        TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0),
+    dirty      INTEGER NOT NULL DEFAULT 0 CHECK (dirty IN (0, 1))
+);
+
+-- The bucket object that holds each pack of a remote store: object is
+-- PREFIX-relative, "packs/<pack id>-<random>.pack", uploaded once and never
+-- changed (the random part keeps a pack that a killed save uploaded apart
+-- from the next save's pack of the same id).
+CREATE TABLE remote_packs (
+    pack_id INTEGER PRIMARY KEY,               -- packs.id
+    object  TEXT NOT NULL
+);

@@ -103,6 +103,7 @@ extern volatile sig_atomic_t cli_cancel;
 void cli_catch_signals(void);
 
 int cmd_init(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_info(int argc, char **argv);

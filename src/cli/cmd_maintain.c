@@ -47,6 +47,12 @@ int cmd_gc(int argc, char **argv)
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
+	if (snapfs_store_remote_url(store)) {
+		rc = cli_fail(-ENOTSUP, "gc: the store is remote: its packs are bucket objects, "
+			      "never changed (gc of remote stores is not supported yet)");
+		snapfs_store_close(store);
+		return rc;
+	}
 	bar = progress_bar_new("gc", "blobs", c.quiet);
 	progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 					     .cancel = &cli_cancel };

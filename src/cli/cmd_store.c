@@ -14,12 +14,44 @@
 #include "json.h"
 #include "table.h"
 
+/* Take "--remote URL" / "--remote=URL" out of argv (init's own option;
+ * cli_parse_common sees the rest): the URL in *ret_url, -1 to go on, else
+ * an exit code. */
+static int take_remote(int *argc, char **argv, const char **ret_url)
+{
+	int out = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--remote") == 0) {
+			if (i + 1 >= *argc)
+				return cli_usage_error("init: --remote: needs s3://BUCKET/PREFIX");
+			*ret_url = argv[++i];
+		} else if (strncmp(argv[i], "--remote=", 9) == 0) {
+			*ret_url = argv[i] + 9;
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	argv[out] = NULL;
+	*argc = out;
+	return -1;
+}
+
 int cmd_init(int argc, char **argv)
 {
-	static const char usage[] = "init STORE";
+	static const char usage[] = "init STORE [--remote s3://BUCKET/PREFIX]";
 	struct cli_common c = { 0 };
-	int rc = cli_parse_common(argc, argv, usage, 0, &c);
+	const char *url = NULL;
+	int rc = take_remote(&argc, argv, &url);
 
+	if (rc >= 0)
+		return rc;
+	rc = cli_parse_common(argc, argv, usage, 0, &c);
 	if (rc >= 0)
 		return rc;
 	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
@@ -27,12 +59,45 @@ int cmd_init(int argc, char **argv)
 		return rc;
 	if (!argv[optind][0])
 		return cli_usage_error("init: store '': empty path (usage: snapfs %s)", usage);
+	if (url && strncmp(url, "s3://", 5) != 0)
+		return cli_usage_error("init: --remote '%s': not an s3://BUCKET/PREFIX address", url);
 	cli_target("init", argv[optind], NULL, 0);
-	rc = snapfs_store_create(argv[optind]);
+	rc = url ? snapfs_store_create_remote(argv[optind], url) : snapfs_store_create(argv[optind]);
 	if (rc < 0)
 		return cli_fail(rc, argv[optind]);
-	if (!c.quiet)
+	if (!c.quiet && url)
+		printf("initialised store '%s' on %s\n", argv[optind], url);
+	else if (!c.quiet)
 		printf("initialised store '%s'\n", argv[optind]);
+	return EXIT_OK;
+}
+
+int cmd_pull(int argc, char **argv)
+{
+	static const char usage[] = "pull STORE";
+	struct cli_common c = { 0 };
+	struct snapfs_store *store;
+	int rc = cli_parse_common(argc, argv, usage, CLI_LOCK_WAIT, &c);
+
+	if (rc >= 0)
+		return rc;
+	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
+	if (rc >= 0)
+		return rc;
+	cli_target("pull", argv[optind], NULL, 0);
+	cli_lock_setup(&c, "pull");
+	/* Opening a remote store pulls its bucket's newest index. */
+	rc = snapfs_store_open(argv[optind], 0, &store);
+	if (rc < 0)
+		return cli_fail(rc, argv[optind]);
+	if (!snapfs_store_remote_url(store)) {
+		snapfs_store_close(store);
+		return cli_fail(-EINVAL, "pull: not a remote store (made without --remote)");
+	}
+	if (!c.quiet)
+		printf("store '%s': generation %" PRId64 " of %s\n", argv[optind],
+		       snapfs_store_remote_generation(store), snapfs_store_remote_url(store));
+	snapfs_store_close(store);
 	return EXIT_OK;
 }
 

@@ -22,7 +22,8 @@ static const char usage_text[] =
 	"Keep memory snapshots in a store and look inside them.\n"
 	"\n"
 	"commands:\n"
-	"  init STORE                          create a store\n"
+	"  init STORE [--remote s3://BUCKET/PREFIX] create a store (remote: in a bucket)\n"
+	"  pull STORE                          pull a remote store's newest index\n"
 	"  save STORE NAME SOURCE [options]    capture SOURCE as snapshot NAME\n"
 	"  list STORE [--bytes] [--json]       list snapshots (sizes in KiB/MiB/GiB)\n"
 	"  info STORE [NAME] [--bytes] [--json] describe a snapshot, or the store\n"
@@ -259,6 +260,7 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{ "init", cmd_init },
+	{ "pull", cmd_pull },
 	{ "save", cmd_save },
 	{ "list", cmd_list },
 	{ "ls", cmd_list },

@@ -51,6 +51,8 @@ struct blob_store {
 	uint64_t append_committed;   /* length when appending began */
 	uint64_t append_length;      /* length so far */
 	bool append_created;         /* the file was made by this writer */
+	bool has_backend;            /* packs are read through backend */
+	struct pack_backend backend;
 };
 
 static int pack_path(const struct blob_store *bs, int64_t id, char *buf, size_t cap)
@@ -76,6 +78,12 @@ int blob_store_open(const char *dir, bool writable, struct blob_store **ret_bs)
 	bs->append_fd = -1;
 	*ret_bs = bs;
 	return 0;
+}
+
+void blob_store_set_backend(struct blob_store *bs, const struct pack_backend *be)
+{
+	bs->backend = *be;
+	bs->has_backend = true;
 }
 
 void blob_store_close(struct blob_store *bs)
@@ -296,6 +304,24 @@ static int read_exact(int fd, void *buf, size_t len, uint64_t off, const struct 
 	return 0;
 }
 
+/* Read len bytes of loc's pack at off: from the pack file, or through the
+ * store's backend (fresh: not from its cache). The one place a pack read
+ * chooses where it goes. */
+static int pack_read(struct blob_store *bs, const struct blob_loc *loc, bool sequential,
+		     void *buf, size_t len, uint64_t off, bool fresh)
+{
+	int fd, rc;
+
+	if (bs->has_backend) {
+		rc = bs->backend.read(bs->backend.ctx, loc->pack_id, off, len, buf, fresh);
+		return rc == -ENOENT ? damaged(loc, "its pack is not in the bucket") : rc;
+	}
+	rc = pack_fd(bs, loc->pack_id, sequential, &fd);
+	if (rc < 0)
+		return rc;
+	return read_exact(fd, buf, len, off, loc);
+}
+
 /* The dictionary loc needs (NULL for none) in *ret_dict, after checking
  * the row's shape. */
 static int loc_check(struct blob_store *bs, const struct blob_loc *loc,
@@ -348,20 +374,24 @@ int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
 {
 	const struct codec_ddict *dict;
 	unsigned char *stored;
-	int fd, rc;
+	int rc;
 
 	rc = loc_check(bs, loc, &dict);
-	if (rc < 0)
-		return rc;
-	rc = pack_fd(bs, loc->pack_id, sequential, &fd);
 	if (rc < 0)
 		return rc;
 	stored = malloc(loc->length);
 	if (!stored)
 		return -ENOMEM;
-	rc = read_exact(fd, stored, loc->length, loc->offset, loc);
+	rc = pack_read(bs, loc, sequential, stored, loc->length, loc->offset, false);
 	if (rc == 0)
 		rc = decode(loc, dict, stored, ret_data, ret_size);
+	/* A cached copy is never trusted blindly: one that fails is fetched
+	 * again from where the pack lives. */
+	if (rc == -SNAPFS_ECORRUPT && bs->has_backend) {
+		rc = pack_read(bs, loc, sequential, stored, loc->length, loc->offset, true);
+		if (rc == 0)
+			rc = decode(loc, dict, stored, ret_data, ret_size);
+	}
 	free(stored);
 	return rc;
 }
@@ -370,15 +400,12 @@ int blob_store_read_span(struct blob_store *bs, const struct blob_loc *first,
 			 uint64_t len, const unsigned char **ret_bytes)
 {
 	struct thread_state *ts = thread_state();
-	int fd, rc;
+	int rc;
 
 	if (!ts)
 		return -ENOMEM;
 	if (len == 0 || len > BLOB_STORE_SPAN_MAX || first->offset > (uint64_t)INT64_MAX - len)
 		return damaged(first, "malformed span of blobs");
-	rc = pack_fd(bs, first->pack_id, false, &fd);
-	if (rc < 0)
-		return rc;
 	if (ts->span_cap < len) {
 		unsigned char *bigger = realloc(ts->span, (size_t)len);
 
@@ -387,7 +414,8 @@ int blob_store_read_span(struct blob_store *bs, const struct blob_loc *first,
 		ts->span = bigger;
 		ts->span_cap = (size_t)len;
 	}
-	rc = read_exact(fd, ts->span, (size_t)len, first->offset, first);
+	/* Remote: one ranged GET (or the cache) for the whole span. */
+	rc = pack_read(bs, first, false, ts->span, (size_t)len, first->offset, false);
 	if (rc < 0)
 		return rc;
 	*ret_bytes = ts->span;
@@ -529,6 +557,9 @@ static int open_rw(struct blob_store *bs, int64_t pack_id, int *ret_fd)
 	char path[4096];
 	int rc = pack_path(bs, pack_id, path, sizeof(path));
 
+	if (bs->has_backend)
+		return error_set(-ENOTSUP, "pack %" PRId64 ": the store's packs are remote "
+				 "objects, never changed", pack_id);
 	if (rc < 0)
 		return rc;
 	*ret_fd = open(path, O_RDWR | O_CLOEXEC);
@@ -573,6 +604,9 @@ int blob_store_remove(struct blob_store *bs, int64_t pack_id)
 	char path[4096];
 	int rc = pack_path(bs, pack_id, path, sizeof(path));
 
+	if (bs->has_backend)
+		return error_set(-ENOTSUP, "pack %" PRId64 ": the store's packs are remote "
+				 "objects, not removed here", pack_id);
 	if (rc < 0)
 		return rc;
 	if (unlink(path) < 0 && errno != ENOENT)
@@ -587,6 +621,12 @@ int blob_store_pack_size(struct blob_store *bs, int64_t pack_id,
 	struct stat st;
 	int rc = pack_path(bs, pack_id, path, sizeof(path));
 
+	if (bs->has_backend) {
+		rc = bs->backend.size(bs->backend.ctx, pack_id, ret_length);
+		if (rc == 0)
+			*ret_disk_bytes = *ret_length;
+		return rc;
+	}
 	if (rc < 0)
 		return rc;
 	if (stat(path, &st) < 0)
@@ -617,6 +657,12 @@ int blob_store_list_packs(struct blob_store *bs, int64_t **ret_ids, size_t *ret_
 
 	*ret_ids = NULL;
 	*ret_count = 0;
+	if (bs->has_backend) {
+		/* packs/ only stages a remote save's pack: none is the store's. */
+		if (d)
+			closedir(d);
+		return 0;
+	}
 	if (!d)
 		return errno == ENOENT ? 0 : error_set(-errno, "packs '%s': %s", bs->dir,
 							errno_text(errno));

@@ -44,11 +44,28 @@ struct blob_loc {
 
 struct blob_store;
 
+/* Where pack bytes come from when they are not in STORE/packs/ (a remote
+ * store: a local cache, then ranged GETs from a bucket). Chosen once, when
+ * the store is opened; every read of the layers above goes through it. */
+struct pack_backend {
+	/* Read exactly len bytes of pack pack_id from off into buf; fresh:
+	 * not from a cache (a cached copy failed its checksum). */
+	int (*read)(void *ctx, int64_t pack_id, uint64_t off, size_t len, void *buf,
+		    bool fresh);
+	/* The length of pack pack_id where it lives; -ENOENT if it is not there. */
+	int (*size)(void *ctx, int64_t pack_id, uint64_t *ret_length);
+	void *ctx;
+};
+
 /* Blob files of the store in dir (packs/ is made on first append when
  * writable). */
 int blob_store_open(const char *dir, bool writable, struct blob_store **ret_bs);
 /* Close every pack; NULL is fine. */
 void blob_store_close(struct blob_store *bs);
+/* Read packs through be (copied) instead of the files in packs/, before
+ * any read. Appending still goes to packs/ (a remote save uploads the pack
+ * afterwards); punching, truncating and removing packs are refused. */
+void blob_store_set_backend(struct blob_store *bs, const struct pack_backend *be);
 
 /* Read blob loc, check it and decode it into a malloc'ed buffer of
  * page_count pages (*ret_data, owned by the caller, and *ret_size).

@@ -32,6 +32,8 @@ extern const char snapfs_schema_v2_sql[];
 extern const char snapfs_upgrade_v3_sql[];
 extern const char snapfs_schema_v3_sql[];
 extern const char snapfs_upgrade_v4_sql[];
+extern const char snapfs_schema_v4_sql[];
+extern const char snapfs_upgrade_v5_sql[];
 
 /* How long a statement waits when SQLite finds the database busy (a
  * checkpoint waiting for readers...). Taking the write lock waits for
@@ -197,7 +199,7 @@ static void catalog_unregister(struct catalog *cat);
  * schema check replays them on an empty database; upgrade.c runs them
  * on a store (with the data moves SQL cannot do). */
 static const char *const upgrade_steps[] = { snapfs_upgrade_v2_sql, snapfs_upgrade_v3_sql,
-					       snapfs_upgrade_v4_sql };
+					       snapfs_upgrade_v4_sql, snapfs_upgrade_v5_sql };
 
 /* --- the write lock: waiting for it, saying who holds it ---------------- */
 
@@ -686,6 +688,15 @@ int catalog_upgrade_v4(struct catalog *cat)
 
 	if (rc == 0)
 		rc = exec_sql(cat, "PRAGMA user_version = 4", "upgrade schema");
+	return rc;
+}
+
+int catalog_upgrade_v5(struct catalog *cat)
+{
+	int rc = exec_sql(cat, snapfs_upgrade_v5_sql, "upgrade schema");
+
+	if (rc == 0)
+		rc = exec_sql(cat, "PRAGMA user_version = 5", "upgrade schema");
 	return rc;
 }
 
@@ -1851,6 +1862,7 @@ static const char *const schema_texts[] = {
 	[1] = snapfs_schema_v1_sql,
 	[2] = snapfs_schema_v2_sql,
 	[3] = snapfs_schema_v3_sql,
+	[4] = snapfs_schema_v4_sql,
 };
 
 #define SCHEMA_TEXT_COUNT (int)(sizeof(schema_texts) / sizeof(schema_texts[0]))
@@ -2346,5 +2358,158 @@ int catalog_core_notes_load(struct catalog *cat, int64_t snapshot_id,
 	rc = 0;
 out_finalize:
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* --- Remote stores (schema v5: tables remote, remote_packs) ---------------
+ * Prepared on each use: these run once per open, save or new pack. */
+
+int catalog_remote_get(struct catalog *cat, char **ret_url, int64_t *ret_generation,
+		       bool *ret_dirty)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, "SELECT url, generation, dirty FROM remote WHERE id = 1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "read remote");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *url = (const char *)sqlite3_column_text(st, 0);
+
+		rc = 0;
+		if (ret_url) {
+			*ret_url = url ? strdup(url) : NULL;
+			if (!*ret_url)
+				rc = -ENOMEM;
+		}
+		if (ret_generation)
+			*ret_generation = sqlite3_column_int64(st, 1);
+		if (ret_dirty)
+			*ret_dirty = sqlite3_column_int64(st, 2) != 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		rc = error_sqlite(cat->db, rc, "read remote");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_remote_set(struct catalog *cat, const char *url, int64_t generation, bool dirty)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db,
+				"INSERT INTO remote (id, url, generation, dirty) VALUES (1, ?1, ?2, ?3) "
+				"ON CONFLICT (id) DO UPDATE SET url = excluded.url, "
+				"generation = excluded.generation, dirty = excluded.dirty",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "record remote");
+	sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, generation);
+	sqlite3_bind_int(st, 3, dirty);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : error_sqlite(cat->db, rc, "record remote");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_remote_mark_dirty(struct catalog *cat)
+{
+	return exec_sql(cat, "UPDATE remote SET dirty = 1 WHERE id = 1", "record remote");
+}
+
+int catalog_remote_pack_get(struct catalog *cat, int64_t pack_id, char **ret_object,
+			    uint64_t *ret_length)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db,
+				"SELECT r.object, p.length FROM remote_packs r "
+				"JOIN packs p ON p.id = r.pack_id WHERE r.pack_id = ?1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "read remote packs");
+	sqlite3_bind_int64(st, 1, pack_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *object = (const char *)sqlite3_column_text(st, 0);
+		int64_t length = sqlite3_column_int64(st, 1);
+
+		*ret_object = object ? strdup(object) : NULL;
+		*ret_length = length > 0 ? (uint64_t)length : 0;
+		rc = *ret_object ? 0 : -ENOMEM;
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		rc = error_sqlite(cat->db, rc, "read remote packs");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_remote_pack_put(struct catalog *cat, int64_t pack_id, const char *object)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db,
+				"INSERT INTO remote_packs (pack_id, object) VALUES (?1, ?2)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "record remote pack");
+	sqlite3_bind_int64(st, 1, pack_id);
+	sqlite3_bind_text(st, 2, object, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : error_sqlite(cat->db, rc, "record remote pack");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_vacuum_into(struct catalog *cat, const char *path)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, "VACUUM INTO ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "copy the index");
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : error_sqlite(cat->db, rc, "copy the index");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_copy_from(struct catalog *dest, const char *src_path)
+{
+	sqlite3_backup *b;
+	sqlite3 *src = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = error_sqlite(src, rc, "read the pulled index");
+		sqlite3_close(src);
+		return rc;
+	}
+	b = sqlite3_backup_init(dest->db, "main", src, "main");
+	if (!b) {
+		rc = error_sqlite(dest->db, sqlite3_errcode(dest->db), "install the pulled index");
+		sqlite3_close(src);
+		return rc;
+	}
+	/* All pages in one step: readers of the store see the old index or
+	 * the new one, never a mix (it is one write transaction). */
+	while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		sqlite3_sleep(BUSY_POLL_MS);
+	sqlite3_backup_finish(b);
+	rc = rc == SQLITE_DONE ? 0 : error_sqlite(dest->db, rc, "install the pulled index");
+	sqlite3_close(src);
 	return rc;
 }

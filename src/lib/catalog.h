@@ -47,6 +47,7 @@ int catalog_upgrade_v2_end(struct catalog *cat, bool commit);
 int catalog_upgrade_v3(struct catalog *cat);
 /* Version 3 -> 4: the table core_notes (inside the caller's transaction). */
 int catalog_upgrade_v4(struct catalog *cat);
+int catalog_upgrade_v5(struct catalog *cat);
 int catalog_page_size(struct catalog *cat, uint32_t *ret_page_size);
 int catalog_data_version(struct catalog *cat, int64_t *ret_version);
 
@@ -215,3 +216,22 @@ int catalog_core_notes_insert(struct catalog *cat, int64_t snapshot_id,
  * -SNAPFS_ECORRUPT. */
 int catalog_core_notes_load(struct catalog *cat, int64_t snapshot_id,
 			    struct core_note_list *list);
+
+/* --- Remote stores (schema v5) --- */
+/* The store's remote row: url (malloc'ed; NULL pointers skip a field),
+ * generation and dirty; -ENOENT for a local store. */
+int catalog_remote_get(struct catalog *cat, char **ret_url, int64_t *ret_generation,
+		       bool *ret_dirty);
+/* Make the store remote, or set its row. */
+int catalog_remote_set(struct catalog *cat, const char *url, int64_t generation, bool dirty);
+/* This copy now holds changes not published (inside the save's transaction). */
+int catalog_remote_mark_dirty(struct catalog *cat);
+/* The object of pack pack_id (malloc'ed) and the pack's length; -ENOENT if none. */
+int catalog_remote_pack_get(struct catalog *cat, int64_t pack_id, char **ret_object,
+			    uint64_t *ret_length);
+int catalog_remote_pack_put(struct catalog *cat, int64_t pack_id, const char *object);
+/* Write a compact copy of the database to path (VACUUM INTO). */
+int catalog_vacuum_into(struct catalog *cat, const char *path);
+/* Replace dest's database by the one at src_path, in one write transaction
+ * (the SQLite backup API: the file stays the same file). */
+int catalog_copy_from(struct catalog *dest, const char *src_path);

@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "digest.h"
 #include "errors.h"
+#include "remote.h"
 #include "seal.h"
 #include "scanner.h"
 #include "source.h"
@@ -366,9 +367,19 @@ static int save_job_run(struct save_job *job_in, const char *source,
 	struct save_job job = *job_in;
 	const char *name = job.name;
 	struct snapfs_store *store = job.store;
+	struct remote *remote = store_writer(store) ? store_remote(store) : NULL;
 	struct blob_writer_stats ws = { 0 };
+	int64_t remote_pack = 0;
 	int rc;
 
+	/* A remote store: the bucket's lock and its newest index first. */
+	if (remote) {
+		rc = remote_save_begin(remote, store_writer(store));
+		if (rc < 0) {
+			remote = NULL;
+			goto out_release;
+		}
+	}
 	rc = prepare(&job, source);
 	if (rc < 0)
 		goto out_release;
@@ -376,6 +387,17 @@ static int save_job_run(struct save_job *job_in, const char *source,
 	rc = catalog_begin_write(job.cat);
 	if (rc < 0)
 		goto out_release;
+	/* Remote: new blobs go to a pack of their own, uploaded whole after
+	 * the commit; until it is published this copy is dirty. */
+	if (remote) {
+		rc = catalog_pack_new(job.cat, &remote_pack);
+		if (rc == 0)
+			rc = catalog_remote_mark_dirty(job.cat);
+		if (rc < 0) {
+			catalog_rollback(job.cat);
+			goto out_release;
+		}
+	}
 	rc = write_snapshot(&job);
 	if (rc < 0) {
 		catalog_rollback(job.cat);
@@ -401,6 +423,15 @@ static int save_job_run(struct save_job *job_in, const char *source,
 			.ignored_bytes = job.ignored_bytes,
 		};
 out_release:
+	/* Published (or this copy put back to the bucket's index) before the
+	 * locks go. */
+	blob_writer_free(job.writer);
+	job.writer = NULL;
+	if (remote) {
+		int pub = remote_save_end(remote, store_writer(store), remote_pack, rc == 0);
+
+		rc = rc < 0 ? rc : pub;
+	}
 	if (rc < 0 && rc != -SNAPFS_EBADNAME)
 		error_prefix(rc, "save '%s'", name);
 	blob_writer_free(job.writer);

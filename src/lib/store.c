@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "digest.h"
 #include "errors.h"
 #include "prune.h"
+#include "remote.h"
 #include "seal.h"
 #include "upgrade.h"
 
@@ -36,6 +38,8 @@ struct snapfs_store {
 	struct catalog **idle;          /* read connections not in use */
 	size_t idle_count, idle_cap;
 	struct blob_store *blobs;       /* the pack files */
+	struct remote *remote;          /* NULL for a local store */
+	char *remote_url;
 	struct blob_cache *cache;
 	pthread_mutex_t ahead_lock;     /* guards ahead, ahead_tried */
 	struct decode_ahead *ahead;     /* started by the first sequential read */
@@ -48,6 +52,7 @@ struct snapfs_store {
 };
 
 static int store_same_files(struct snapfs_store *store);
+static int store_remote_attach(struct snapfs_store *store);
 
 void store_now_iso8601(char *buf, size_t cap)
 {
@@ -235,6 +240,9 @@ int snapfs_store_open(const char *dir, unsigned flags,
 			       "(it upgrades the store in place)", dir, version, dir);
 		goto out_close;
 	}
+	rc = store_remote_attach(store);
+	if (rc < 0)
+		goto out_close;
 	*ret_store = store;
 	return 0;
 
@@ -262,6 +270,8 @@ void snapfs_store_close(struct snapfs_store *store)
 	pthread_mutex_destroy(&store->watch_lock);
 	blob_cache_free(store->cache);
 	blob_store_close(store->blobs);
+	remote_close(store->remote);
+	free(store->remote_url);
 	blob_store_thread_release();
 	pthread_mutex_destroy(&store->pool_lock);
 	free(store->db_path);
@@ -468,6 +478,129 @@ int64_t snapfs_store_generation(struct snapfs_store *store)
 	with_reader_rc;                                                    \
 })
 
+/* ---- remote stores (remote.c) ---- */
+
+static int remote_lookup(void *ctx, int64_t pack_id, char **ret_object, uint64_t *ret_length)
+{
+	struct snapfs_store *store = ctx;
+	struct catalog *cat;
+	int rc = store_reader_get(store, &cat);
+
+	if (rc < 0)
+		return rc;
+	rc = catalog_remote_pack_get(cat, pack_id, ret_object, ret_length);
+	store_reader_put(store, cat);
+	if (rc == -ENOENT)
+		rc = error_set(-SNAPFS_ECORRUPT, "pack %" PRId64 ": no object in the bucket's index",
+			       pack_id);
+	return rc;
+}
+
+/* A remote store: bind to its bucket, pull the newest index (where the
+ * store can be written), and read packs through the bucket from now on.
+ * A local store: nothing. */
+static int store_remote_attach(struct snapfs_store *store)
+{
+	struct catalog *cat = store->writer, *own = NULL;
+	struct pack_backend be;
+	bool can_pull = true;
+	int rc;
+
+	if (!cat) {
+		rc = catalog_open(store->db_path, false, &own);
+		if (rc < 0) {
+			can_pull = false;
+			rc = catalog_open(store->db_path, true, &own);
+			if (rc < 0)
+				return error_prefix(rc, "store '%s'", store->dir);
+		}
+		cat = own;
+	}
+	rc = catalog_remote_get(cat, &store->remote_url, NULL, NULL);
+	if (rc == -ENOENT) {
+		rc = 0;
+		goto out_close;
+	}
+	if (rc == 0)
+		rc = remote_open(store->dir, store->remote_url, remote_lookup, store,
+				 &store->remote);
+	if (rc == 0 && can_pull)
+		rc = remote_pull(store->remote, cat, false);
+	if (rc == 0) {
+		remote_backend(store->remote, &be);
+		blob_store_set_backend(store->blobs, &be);
+	}
+	if (rc < 0)
+		error_prefix(rc, "store '%s'", store->dir);
+out_close:
+	catalog_close(own);
+	return rc;
+}
+
+struct remote *store_remote(struct snapfs_store *store)
+{
+	return store->remote;
+}
+
+const char *snapfs_store_remote_url(const struct snapfs_store *store)
+{
+	return store->remote ? store->remote_url : NULL;
+}
+
+int64_t snapfs_store_remote_generation(struct snapfs_store *store)
+{
+	int64_t generation = 0;
+
+	if (!store->remote)
+		return 0;
+	if (WITH_READER(store, catalog_remote_get(cat, NULL, &generation, NULL)) < 0)
+		return 0;
+	return generation;
+}
+
+int snapfs_store_create_remote(const char *dir, const char *url)
+{
+	struct catalog *cat = NULL;
+	char *db_path;
+	int rc;
+
+	rc = snapfs_store_create(dir);
+	if (rc < 0)
+		return rc;
+	db_path = path_join(dir, SNAPFS_DB_FILE);
+	if (!db_path)
+		return -ENOMEM;
+	rc = catalog_open(db_path, false, &cat);
+	if (rc == 0)
+		rc = remote_init(dir, url, cat);
+	catalog_close(cat);
+	if (rc < 0) {
+		/* Nothing half made: the store goes with its error. */
+		error_prefix(rc, "store '%s'", dir);
+		for (const char *suffix = ""; suffix;
+		     suffix = !*suffix ? "-wal" : suffix[1] == 'w' ? "-shm" : NULL) {
+			char *p;
+
+			if (asprintf(&p, "%s%s", db_path, suffix) >= 0) {
+				unlink(p);
+				free(p);
+			}
+		}
+	}
+	free(db_path);
+	return rc;
+}
+
+/* Removing and renaming are refused on a remote store: the bucket's index
+ * only grows (no publish step for them yet). */
+static int refuse_remote(struct snapfs_store *store, const char *what)
+{
+	if (!store->remote)
+		return 0;
+	return error_set(-ENOTSUP, "%s: store '%s' is remote (%s): snapshots are not removed "
+			 "or renamed there (not supported yet)", what, store->dir, store->remote_url);
+}
+
 int snapfs_snapshot_check(struct snapfs_store *store, const struct snapfs_snapshot *snap)
 {
 	return WITH_READER(store, snapshot_check(cat, snap));
@@ -558,6 +691,8 @@ int snapfs_snapshot_remove(struct snapfs_store *store,
 	error_clear();
 	if (!cat)
 		return error_set(-EROFS, "store '%s': opened read-only", store->dir);
+	if (store->remote)
+		return refuse_remote(store, "rm");
 	for (size_t i = 0; i < count; i++)
 		if (!snapfs_name_valid(names[i]))
 			return error_set(-SNAPFS_EBADNAME, "snapshot '%s': invalid name", names[i]);
@@ -616,6 +751,8 @@ int snapfs_snapshot_rename(struct snapfs_store *store, const char *old_name,
 	error_clear();
 	if (!cat)
 		return error_set(-EROFS, "store '%s': opened read-only", store->dir);
+	if (store->remote)
+		return refuse_remote(store, "rename");
 	if (!snapfs_name_valid(old_name))
 		return error_set(-SNAPFS_EBADNAME, "rename '%s': invalid name", old_name);
 	if (!snapfs_name_valid(new_name))
@@ -677,6 +814,8 @@ int snapfs_prune(struct snapfs_store *store, const struct snapfs_prune_rules *ru
 	error_clear();
 	if (!cat)
 		return error_set(-EROFS, "store '%s': opened read-only", store->dir);
+	if (store->remote)
+		return refuse_remote(store, "prune");
 	if (!prune_rules_valid(rules))
 		return error_set(-EINVAL, "no --keep-* rule: refusing to remove every snapshot");
 	rc = claims_open(store->dir, true, &claims_fd);

@@ -35,6 +35,8 @@ int store_load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
  * could not be started (reads then decode on their own). */
 struct decode_ahead *store_decode_ahead(struct snapfs_store *store);
 const char *store_dir(const struct snapfs_store *store);
+/* The store's bucket binding (remote.c), or NULL for a local store. */
+struct remote *store_remote(struct snapfs_store *store);
 
 /* Bytes of snapfs.db, its -wal file and the pack files on disk. */
 uint64_t store_file_bytes(const struct snapfs_store *store);

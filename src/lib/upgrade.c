@@ -59,6 +59,8 @@ static int upgrade_from_v1(struct catalog *cat, struct blob_store *bs)
 	if (rc == 0)
 		rc = catalog_upgrade_v4(cat);
 	if (rc == 0)
+		rc = catalog_upgrade_v5(cat);
+	if (rc == 0)
 		rc = seal_all(cat);
 	rc = catalog_upgrade_v2_end(cat, rc == 0) ?: rc;
 	blob_store_append_end(bs, rc == 0);
@@ -67,7 +69,7 @@ static int upgrade_from_v1(struct catalog *cat, struct blob_store *bs)
 	return rc;
 }
 
-/* From version 2 or 3 to the newest, in one transaction. */
+/* From version 2, 3 or 4 to the newest, in one transaction. */
 static int upgrade_from_v2(struct catalog *cat, int from_version)
 {
 	int rc = catalog_begin_write(cat);
@@ -75,8 +77,10 @@ static int upgrade_from_v2(struct catalog *cat, int from_version)
 	if (rc < 0)
 		return rc;
 	rc = from_version < 3 ? catalog_upgrade_v3(cat) : 0;
-	if (rc == 0)
+	if (rc == 0 && from_version < 4)
 		rc = catalog_upgrade_v4(cat);
+	if (rc == 0)
+		rc = catalog_upgrade_v5(cat);
 	if (rc == 0)
 		return catalog_commit(cat);
 	catalog_rollback(cat);

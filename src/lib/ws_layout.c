@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "digest.h"
 #include "errors.h"
+#include "remote.h"
 #include "seal.h"
 #include "store.h"
 
@@ -191,20 +192,25 @@ out_free:
 	return rc;
 }
 
-int snapfs_working_set_lay_out(struct snapfs_store *store, const char *name,
-			       struct snapfs_ws_layout *ret_layout)
+static int lay_out_name(struct snapfs_store *store, struct catalog *cat, const char *name,
+			int64_t *ret_remote_pack, struct snapfs_ws_layout *ret_layout)
 {
-	struct catalog *cat = store_writer(store);
 	struct snapfs_ws_layout layout;
 	struct snapfs_snapshot snap;
 	int rc;
 
-	error_clear();
-	if (!cat)
-		return error_set(-EROFS, "store '%s': opened read-only", store_dir(store));
 	rc = catalog_begin_write(cat);
 	if (rc < 0)
 		return rc;
+	/* Remote: the copies go to a pack of their own, uploaded whole and
+	 * published as a save's are (remote.c). */
+	if (ret_remote_pack) {
+		rc = catalog_pack_new(cat, ret_remote_pack);
+		if (rc == 0)
+			rc = catalog_remote_mark_dirty(cat);
+		if (rc < 0)
+			goto out_rollback;
+	}
 	rc = catalog_snapshot_get(cat, name, &snap);
 	if (rc < 0)
 		goto out_rollback;
@@ -227,4 +233,25 @@ out_rollback:
 out_abort:
 	blob_store_append_end(store_blobs(store), false);
 	return rc;
+}
+
+int snapfs_working_set_lay_out(struct snapfs_store *store, const char *name,
+			       struct snapfs_ws_layout *ret_layout)
+{
+	struct catalog *cat = store_writer(store);
+	struct remote *remote = cat ? store_remote(store) : NULL;
+	int64_t remote_pack = 0;
+	int rc, pub;
+
+	error_clear();
+	if (!cat)
+		return error_set(-EROFS, "store '%s': opened read-only", store_dir(store));
+	if (!remote)
+		return lay_out_name(store, cat, name, NULL, ret_layout);
+	rc = remote_save_begin(remote, cat);
+	if (rc < 0)
+		return rc;
+	rc = lay_out_name(store, cat, name, &remote_pack, ret_layout);
+	pub = remote_save_end(remote, cat, remote_pack, rc == 0);
+	return rc < 0 ? rc : pub;
 }

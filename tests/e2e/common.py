@@ -260,7 +260,7 @@ def check_state_unchanged(store, before, what):
 # Pack files (schema version 2: blob bytes live in STORE/packs/NNNNNNNN.pack)
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The entries of a store directory: the database, its WAL files, packs/.
 STORE_ENTRIES = {"snapfs.db", "snapfs.db-wal", "snapfs.db-shm", "packs", "claims", "lock-holder"}
 PACK_NAME = re.compile(r"^[0-9]{8}\.pack$")

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Upgrade of a version-1 store (blob bytes in blobs.data) to version 4
+"""Upgrade of a version-1 store (blob bytes in blobs.data) to version 5
 (blob bytes in packs/NNNNNNNN.pack, snapshots.comment), in place, by a
 write command, in one transaction; and of a version-2 store (made with
-schema/history/snapfs-v2.sql, main's schema at 77f4829) and of a version-3
-store (schema/history/snapfs-v3.sql, before core_notes) to version 4.
+schema/history/snapfs-v2.sql, main's schema at 77f4829), of a version-3
+store (schema/history/snapfs-v3.sql, before core_notes) and of a version-4
+store (schema/history/snapfs-v4.sql, before remote stores) to version 5.
 
 The version-1 store is made genuinely: snapshots saved by this snapfs (two,
 one --parent of the other, and two more removed and collected so that blob
@@ -50,6 +51,7 @@ V1_BLOB_COLUMNS = ["id", "codec", "page_count", "stored_size", "checksum", "data
 V1_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v1.sql"
 V2_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v2.sql"
 V3_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v3.sql"
+V4_SCHEMA = c.SOURCE_ROOT / "schema" / "history" / "snapfs-v4.sql"
 
 
 def make_v1(store):
@@ -133,8 +135,9 @@ def make_v2(store, version=2, schema=V2_SCHEMA):
         c.check_eq(c.sql_value(store, "SELECT count(*) FROM snapshots "
                                "WHERE comment IS NOT NULL"),
                    0, "snapshots with a comment (version 2 had none)")
-    c.check_eq(c.sql_value(store, "SELECT count(*) FROM core_notes"), 0,
-               "process notes (versions before 4 had none)")
+    if version < 4:
+        c.check_eq(c.sql_value(store, "SELECT count(*) FROM core_notes"), 0,
+                   "process notes (versions before 4 had none)")
     c.run([c.SQLITE3, db, "PRAGMA wal_checkpoint(TRUNCATE);"], expect=0)
     os.replace(db, old)
     for suffix in ("-wal", "-shm"):
@@ -172,7 +175,10 @@ def make_v2(store, version=2, schema=V2_SCHEMA):
     c.check(version >= 3 or "comment" not in cols, f"a v2 store has no snapshots.comment: {cols}")
     tables = [r["name"] for r in c.sql(store, "SELECT name FROM sqlite_master "
                                               "WHERE type = 'table'")]
-    c.check("core_notes" not in tables, f"a v{version} store has no core_notes: {tables}")
+    c.check(version >= 4 or "core_notes" not in tables,
+            f"a v{version} store has no core_notes: {tables}")
+    c.check("remote" not in tables and "remote_packs" not in tables,
+            f"a v{version} store has no remote tables: {tables}")
 
 
 def pack_shas(store):
@@ -464,6 +470,40 @@ def case_upgrade_v3(ctx):
                "seals and comments after the upgrade")
     c.check_eq(c.sql_value(store, "SELECT count(*) FROM core_notes"), 0,
                "process notes after the upgrade")
+    c.check_eq(pack_shas(store), shas, "stored bytes of every blob after the upgrade")
+    c.snapfs("verify", store)
+    for name, img in imgs.items():
+        out = ctx.path(f"{name}.out")
+        c.snapfs("restore", store, name, out)
+        c.cmp_files(img, out)
+        out.unlink()
+
+
+def case_upgrade_v4(ctx):
+    """A version-4 store: read-only commands refuse it naming gc; gc adds
+    the empty tables remote and remote_packs (the store stays local),
+    changes no row, seal or stored byte, and gives the schema a new store
+    has."""
+    imgs, _, _ = images(ctx)
+    store = ctx.store()
+    c.snapfs("save", store, "s1", imgs["s1"], "--comment", "before version 5")
+    c.snapfs("save", store, "s2", imgs["s2"], "--parent", "s1")
+    make_v2(store, 4, V4_SCHEMA)
+    meta = metadata(store)
+    seals = c.sql(store, "SELECT id, meta_digest, comment FROM snapshots ORDER BY id")
+    shas = pack_shas(store)
+    new_shape = schema_shape(ctx.store("fresh"))
+    check_refused_read_only(store, "s1", ctx, version=4)
+    c.snapfs("gc", store)
+    c.check_eq(c.sql_value(store, "PRAGMA user_version"), c.SCHEMA_VERSION,
+               "user_version after the upgrade")
+    check_same_shape(schema_shape(store), new_shape)
+    c.integrity_ok(store)
+    c.check_eq(metadata(store), meta, "rows of the upgraded store")
+    c.check_eq(c.sql(store, "SELECT id, meta_digest, comment FROM snapshots ORDER BY id"), seals,
+               "seals and comments after the upgrade")
+    c.check_eq(c.sql_value(store, "SELECT count(*) FROM remote"), 0, "remote rows")
+    c.check_eq(c.sql_value(store, "SELECT count(*) FROM remote_packs"), 0, "remote_packs rows")
     c.check_eq(pack_shas(store), shas, "stored bytes of every blob after the upgrade")
     c.snapfs("verify", store)
     for name, img in imgs.items():
