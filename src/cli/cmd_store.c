@@ -14,44 +14,17 @@
 #include "json.h"
 #include "table.h"
 
-/* Take "--remote URL" / "--remote=URL" out of argv (init's own option;
- * cli_parse_common sees the rest): the URL in *ret_url, -1 to go on, else
- * an exit code. */
-static int take_remote(int *argc, char **argv, const char **ret_url)
-{
-	int out = 1;
-
-	for (int i = 1; i < *argc; i++) {
-		if (strcmp(argv[i], "--") == 0) {
-			while (i < *argc)
-				argv[out++] = argv[i++];
-			break;
-		}
-		if (strcmp(argv[i], "--remote") == 0) {
-			if (i + 1 >= *argc)
-				return cli_usage_error("init: --remote: needs s3://BUCKET/PREFIX");
-			*ret_url = argv[++i];
-		} else if (strncmp(argv[i], "--remote=", 9) == 0) {
-			*ret_url = argv[i] + 9;
-		} else {
-			argv[out++] = argv[i];
-		}
-	}
-	argv[out] = NULL;
-	*argc = out;
-	return -1;
-}
-
 int cmd_init(int argc, char **argv)
 {
 	static const char usage[] = "init STORE [--remote s3://BUCKET/PREFIX]";
 	struct cli_common c = { 0 };
 	const char *url = NULL;
-	int rc = take_remote(&argc, argv, &url);
+	const struct cli_option own[] = {
+		CLI_TEXT("remote", 0, &url),
+		{ 0 },
+	};
+	int rc = cli_parse(argc, argv, usage, 0, own, &c);
 
-	if (rc >= 0)
-		return rc;
-	rc = cli_parse_common(argc, argv, usage, 0, &c);
 	if (rc >= 0)
 		return rc;
 	rc = cli_check_args(argc, argv, 1, 1, "STORE", usage);
