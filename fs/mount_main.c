@@ -42,6 +42,8 @@ enum mount_key {
 	KEY_NOPREFETCH,
 	KEY_PREFETCH_WAIT,
 	KEY_PRIVATE_RW,
+	KEY_CACHE_DIR,
+	KEY_CACHE_DIR_SIZE,
 };
 
 /* What the first pass over the arguments finds. */
@@ -58,6 +60,8 @@ struct mount_args {
 	bool noprefetch;                 /* -o noprefetch */
 	unsigned prefetch_wait_ms;       /* -o prefetch_wait */
 	bool private_rw;                 /* -o private_rw */
+	const char *cache_dir;           /* -o cache_dir (a remote store's packs) */
+	const char *cache_dir_size;      /* -o cache_dir_size */
 	char error[256];                 /* first bad argument, if any */
 };
 
@@ -71,6 +75,8 @@ static const struct fuse_opt mount_opt_spec[] = {
 	FUSE_OPT_KEY("noprefetch", KEY_NOPREFETCH),
 	FUSE_OPT_KEY("prefetch_wait=", KEY_PREFETCH_WAIT),
 	FUSE_OPT_KEY("private_rw", KEY_PRIVATE_RW),
+	FUSE_OPT_KEY("cache_dir=", KEY_CACHE_DIR),
+	FUSE_OPT_KEY("cache_dir_size=", KEY_CACHE_DIR_SIZE),
 	/* Always read-only: "ro" is added below. */
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
 	/* fstab words that mean nothing to a running mount. */
@@ -216,6 +222,14 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_PRIVATE_RW:
 		ma->private_rw = true;
 		return 0;
+	case KEY_CACHE_DIR:
+		ma->cache_dir = arg + strlen("cache_dir=");
+		if (!*ma->cache_dir)
+			set_error(ma, "option '%s': expected a directory", arg);
+		return 0;
+	case KEY_CACHE_DIR_SIZE:
+		ma->cache_dir_size = arg + strlen("cache_dir_size=");
+		return 0;
 	default:
 		return 1;
 	}
@@ -301,6 +315,11 @@ static void print_help(void)
 	       "                           succeeds; write(2) on it fails with EROFS and\n"
 	       "                           any MAP_SHARED mapping of it with ENODEV, at\n"
 	       "                           once. The store is never written.\n"
+	       "    -o cache_dir=DIR       a remote store's cache of pack bytes (default\n"
+	       "                           STORE/cache; as SNAPFS_CACHE_DIR, shared with\n"
+	       "                           restore and uffd when they are given the same)\n"
+	       "    -o cache_dir_size=SIZE its bound in bytes, K/M/G/T suffixes, 0: no\n"
+	       "                           cache (as SNAPFS_CACHE_SIZE; default 1G)\n"
 	       "    -o ro                  accepted; the mount is always read-only\n"
 	       "                           (with private_rw the kernel sees a rw mount and\n"
 	       "                           the daemon refuses every change itself)\n"
@@ -468,6 +487,15 @@ int snapfs_mount_main(int argc, char **argv)
 		fprintf(stderr, "snapfs: mount '%s': bad mount options%s%s "
 			"(see 'snapfs mount --help')\n", ma.store, why[0] ? ": " : "", why);
 		goto out_free_args;
+	}
+
+	/* The pack cache of a remote store is the core's to open, from the
+	 * settings every command reads (restore and uffd take the same
+	 * variables): the mount's options set them for this process. */
+	if ((ma.cache_dir && setenv("SNAPFS_CACHE_DIR", ma.cache_dir, 1) < 0) ||
+	    (ma.cache_dir_size && setenv("SNAPFS_CACHE_SIZE", ma.cache_dir_size, 1) < 0)) {
+		fprintf(stderr, "snapfs: mount '%s': %s\n", ma.store, strerror(errno));
+		goto out_destroy_session;
 	}
 
 	/* Not a store, or a newer one: the command cannot be carried out as
