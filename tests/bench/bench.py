@@ -1681,7 +1681,7 @@ class Bench:
                                                   "status=none"]) / 1e6)
             line = self.s3_tool(env, "stream", "s3://snapfs-bench/plain", "core.raw", str(MiB))
             w = line.split("stream ", 1)[1].split()
-            res.setdefault("stream_mb_s", []).append(int(w[0]) / float(w[2]) / 1e6)
+            res.setdefault("stream_mb_s", []).append(int(w[0]) / float(w[3]) / 1e6)
             for system, opts in (("ws", ()), ("nows", ("-o", "noprefetch"))):
                 with mounted(*ra, *opts):
                     drop_caches()
