@@ -74,6 +74,7 @@ import math
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -1131,8 +1132,16 @@ class Bench:
             drop_caches()
             if metric == "seq":
                 cpu0 = cpu_seconds(m.proc.pid) if m else None
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t = timed(["dd", f"if={path}", "of=/dev/null", "bs=1M", "status=none"])
+                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 value = os.path.getsize(src) / t / 1e6          # MB/s
+                # The reader's own CPU (dd: the copy out of the page cache
+                # and the faults of the file's pages): with the daemon's,
+                # what two cores must share.
+                self.results["images"][image].setdefault("seq_reader_cpu_s_per_gb", {}).setdefault(
+                    system, []).append((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime)
+                                       / (os.path.getsize(src) / 1e9))
                 if cpu0 is not None:
                     cpu1 = cpu_seconds(m.proc.pid)
                     if cpu1 is not None:
@@ -1963,6 +1972,9 @@ def metric_values(img, key):
     if key == "seq_cpu":
         return ({s: med(v) for s, v in img.get("seq_cpu_s_per_gb", {}).items()},
                 lambda x: "-" if x is None else f"{x:.2f} s/GB", False)
+    if key == "seq_reader_cpu":
+        return ({s: med(v) for s, v in img.get("seq_reader_cpu_s_per_gb", {}).items()},
+                lambda x: "-" if x is None else f"{x:.2f} s/GB", False)
     if key == "rand1_disk":
         return ({s: med([x["disk_kib_per_read"] for x in v if "disk_kib_per_read" in x])
                  for s, v in img.get("rand1", {}).items() if s != "null"},
@@ -1996,6 +2008,7 @@ ROWS = [
     ("rand1_disk_reqs", "disk read requests per random 4 KiB read (1 reader)"),
     ("blob_kib", "decoded per cold random read (mean blob size)"),
     ("seq_cpu", "daemon CPU (user+sys) per GB of the cold sequential read"),
+    ("seq_reader_cpu", "reader (dd) CPU per GB of the same read"),
     ("rand8", "random 4 KiB reads, cold, 8 readers"),
     ("rand8_p99", "random 4 KiB read, cold, p99 (8 readers)"),
     ("rand8_disk_reqs", "disk read requests per random 4 KiB read (8 readers)"),
