@@ -9,8 +9,8 @@ builds snapfs and the two helpers (nullfs, randread) and then runs
              [--quick] [--only PHASE,...]
 
 --only runs some phases: save, restore, reads (each image), dedup, replay,
-uffd (reads needs the stores that save makes; replay and uffd make their
-own, from the core image, made if DIR has none).
+uffd, remote (reads needs the stores that save makes; replay, uffd and
+remote make their own, from the core image, made if DIR has none).
 
 The corpus is made here, on the fly, in DIR/corpus:
 
@@ -52,6 +52,14 @@ prefetch, and the time to touch the replay phase's trace once it is
 recorded as the working set, in its order (uffd and the mount prefetch it;
 uffd's prefetch races the touches), 3 runs (5 without --quick).
 
+A store in an S3 bucket (phase remote, core image): a throwaway radosgw
+(tests/remote/ceph-cluster.sh); one store directory saves, a second on the
+same bucket reads through its mount with its pack cache emptied, cold:
+random 4 KiB reads and a sequential read against ranged GETs through the
+same S3 client (s3_client_test: 4 KiB GETs of a pack; the raw image as one
+object in 1 MiB GETs), the replay phase's trace with and without the
+working set, and what a child with 1 % of its pages changed uploads.
+
 Every timing is repeated (3 runs, 5 for the cheap ones); the tables give
 medians and ratios. Cold means: fresh mount (new daemon), then `sync; echo 3 >
 /proc/sys/vm/drop_caches`, then the measurement. Raw samples go to
@@ -66,6 +74,7 @@ import math
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -762,7 +771,7 @@ class Qemu:
 
 # The workloads, as --only names them ("size" is measured by "save").
 WORKLOADS = ("save", "restore", "seq", "rand1", "rand8", "cp", "dedup", "replay", "resume",
-             "uffd")
+             "uffd", "remote")
 
 SYSTEM_LABELS = {
     "snapfs": "snapfs (zstd)",
@@ -1123,8 +1132,16 @@ class Bench:
             drop_caches()
             if metric == "seq":
                 cpu0 = cpu_seconds(m.proc.pid) if m else None
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t = timed(["dd", f"if={path}", "of=/dev/null", "bs=1M", "status=none"])
+                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 value = os.path.getsize(src) / t / 1e6          # MB/s
+                # The reader's own CPU (dd: the copy out of the page cache
+                # and the faults of the file's pages): with the daemon's,
+                # what two cores must share.
+                self.results["images"][image].setdefault("seq_reader_cpu_s_per_gb", {}).setdefault(
+                    system, []).append((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime)
+                                       / (os.path.getsize(src) / 1e9))
                 if cpu0 is not None:
                     cpu1 = cpu_seconds(m.proc.pid)
                     if cpu1 is not None:
@@ -1593,6 +1610,121 @@ class Bench:
                 out["daemon_cpu_s"] = cpu1 - cpu0
         return out
 
+    # --- a store in an object store ---------------------------------------------
+
+    def s3_tool(self, env, *args):
+        """tests/remote/s3_client_test (the core's S3 client): its output."""
+        return run([self.a.s3_client, *args], env=env, capture=True).stdout
+
+    def phase_remote(self, image, src):
+        """The core image in a remote store on a throwaway radosgw
+        (tests/remote/ceph-cluster.sh: one monitor, one memstore OSD,
+        radosgw on 127.0.0.1). Host A (a store directory) saves; host B (a
+        second directory on the same bucket) reads, cold: its pack cache
+        emptied, the page cache dropped and a fresh mount for every run.
+        References from the same radosgw through the same S3 client
+        (s3_client_test): random 4 KiB ranged GETs of a pack object (p50,
+        p99), and the raw image as one object read in 1 MiB ranged GETs one
+        after the other (the plain ranged-GET stream of the same bytes).
+        Then the replay phase's trace through B's mount with the working
+        set that one replay under -o record recorded and without it, and
+        the upload of a child with 1 % of its data pages changed."""
+        res = self.results.setdefault("remote", {})
+        work = os.path.join(self.dir, "remote")
+        rmtree(work)
+        os.makedirs(work)
+        cluster = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "remote",
+                               "ceph-cluster.sh")
+        port = free_port_pair()
+        text = run(["bash", cluster, "start", os.path.join(work, "ceph"), str(port)],
+                   capture=True).stdout
+        env = dict(os.environ)
+        env.update(l.split("=", 1) for l in text.splitlines() if "=" in l)
+        try:
+            self.remote_runs(image, src, work, env, res)
+        finally:
+            run(["bash", cluster, "stop", os.path.join(work, "ceph")], check=False)
+
+    def remote_runs(self, image, src, work, env, res):
+        url = "s3://snapfs-bench/core"
+        self.s3_tool(env, "mkbucket", "s3://snapfs-bench")
+        a, b = os.path.join(work, "host-a"), os.path.join(work, "host-b")
+        run([self.snapfs, "init", a, "--remote", url, "--quiet"], env=env)
+        t = timed([self.snapfs, "save", a, "img", src, "--format", "raw", "--quiet"], env=env)
+        first = self.remote_du(env, url)
+        res.update(image=image, save_s=t, first_bytes=first, file_size=os.path.getsize(src))
+        run([self.snapfs, "init", b, "--remote", url, "--quiet"], env=env)
+        # The references: ranged GETs of the first pack, the raw image streamed.
+        pack_key = self.remote_first_pack(env, url)
+        out = self.s3_tool(env, "bench", url, pack_key, str(self.rand_n))
+        m = out.split("p50 ", 1)[1].split()
+        res["get_p50_us"] = float(m[0]) * 1e3
+        res["get_p99_us"] = float(out.split("p99 ", 1)[1].split()[0]) * 1e3
+        self.s3_tool(env, "putfile", "s3://snapfs-bench/plain", "core.raw", src)
+        mnt = os.path.join(self.mnt, "snapfs-remote")
+        mem = os.path.join(mnt, "img", "memory")
+        order, _ = self.replay_trace(src)
+        trace = os.path.join(self.out, "remote-trace.txt")
+        with open(trace, "w") as f:
+            f.write("".join(f"{p}\n" for p in order))
+        cache = os.path.join(b, "cache")
+
+        def mounted(*opts):
+            rmtree(cache)
+            return Mount([self.snapfs, "mount", b, mnt, "-f", *opts], mnt, mem, env=env)
+
+        with mounted("-o", "record=60,read_ahead_kb=0"):
+            drop_caches()
+            self.replay_once(mem, trace)
+        ra = ["-o", f"read_ahead_kb={READ_AHEAD_KB}"]
+        for run_i in range(self.runs):
+            offs = self.offsets_file(image, src, self.rand_n, run_i)
+            with mounted(*ra, "-o", "noprefetch"):
+                drop_caches()
+                v = json.loads(run([self.a.randread, mem, offs, "1"], capture=True).stdout)
+            res.setdefault("rand1", []).append(v)
+            with mounted(*ra, "-o", "noprefetch"):
+                drop_caches()
+                res.setdefault("seq_mb_s", []).append(
+                    os.path.getsize(src) / timed(["dd", f"if={mem}", "of=/dev/null", "bs=1M",
+                                                  "status=none"]) / 1e6)
+            line = self.s3_tool(env, "stream", "s3://snapfs-bench/plain", "core.raw", str(MiB))
+            w = line.split("stream ", 1)[1].split()
+            res.setdefault("stream_mb_s", []).append(int(w[0]) / float(w[3]) / 1e6)
+            for system, opts in (("ws", ()), ("nows", ("-o", "noprefetch"))):
+                with mounted(*ra, *opts):
+                    drop_caches()
+                    res.setdefault(f"replay_{system}", []).append(self.replay_once(mem, trace))
+            log(f"remote run {run_i + 1}/{self.runs}: random p50 {res['rand1'][-1]['p50_us']:.0f} us "
+                f"(GET {res['get_p50_us']:.0f} us), sequential {res['seq_mb_s'][-1]:.0f} MB/s "
+                f"(stream {res['stream_mb_s'][-1]:.0f}), replay {res['replay_ws'][-1]['seconds'] * 1e3:.0f} "
+                f"/ {res['replay_nows'][-1]['seconds'] * 1e3:.0f} ms")
+        child = os.path.join(self.out, "core-1pct.raw")
+        changed = change_data_pages(src, child, 0.01, f"{self.a.seed}-remote")
+        before = self.remote_du(env, url)
+        t = timed([self.snapfs, "save", b, "img2", child, "--format", "raw", "--parent", "img",
+                   "--quiet"], env=env)
+        res.update(child_bytes=self.remote_du(env, url) - before, child_save_s=t,
+                   child_changed_pages=changed)
+        os.unlink(child)
+        hashes = {v["hash"] for v in res["rand1"]}
+        res["bytes_ok"] = all(v.get("ok", True) for k in ("replay_ws", "replay_nows")
+                              for v in res.get(k, []))
+        log(f"remote: first snapshot {fmt_bytes(first)} up, 1 % child {fmt_bytes(res['child_bytes'])}; "
+            f"{len(hashes)} distinct random-read hashes over {len(res['rand1'])} runs")
+
+    def remote_du(self, env, url):
+        """Bytes of pack objects in the bucket (what saves uploaded)."""
+        out = self.s3_tool(env, "ls", url, "packs/")
+        return sum(int(l.split()[1]) for l in out.splitlines() if l.startswith("packs/"))
+
+    def remote_first_pack(self, env, url):
+        """The key of the biggest pack object, relative to the URL's prefix."""
+        out = self.s3_tool(env, "ls", url, "packs/")
+        best = max((l.split() for l in out.splitlines() if l.startswith("packs/")),
+                   key=lambda w: int(w[1]))
+        return best[0]
+
     # --- dedup ------------------------------------------------------------------
 
     def phase_dedup(self):
@@ -1666,8 +1798,8 @@ class Bench:
         for p in (self.art, self.out, self.mnt):
             os.makedirs(p, exist_ok=True)
         self.machine()
-        image_work = self.only - {"resume", "replay", "uffd"}
-        if image_work or ("uffd" in self.only and
+        image_work = self.only - {"resume", "replay", "uffd", "remote"}
+        if image_work or (self.only & {"uffd", "remote"} and
                           not os.path.exists(os.path.join(self.corpus, "core.raw"))):
             self.make_corpus()
         else:
@@ -1706,6 +1838,12 @@ class Bench:
             self.note_load("uffd")
             self.phase_uffd("core", os.path.join(self.corpus, "core.raw"))
             self.dump()
+        if "remote" in self.only and "snapfs" in self.systems:
+            if not self.a.s3_client:
+                raise SystemExit("bench.py: the remote phase needs --s3-client (run.sh builds it)")
+            self.note_load("remote")
+            self.phase_remote("core", os.path.join(self.corpus, "core.raw"))
+            self.dump()
         if "resume" in self.only:
             self.note_load("resume")
             self.phase_resume()
@@ -1743,6 +1881,45 @@ def _brief(v, metric):
 # ----------------------------------------------------------------------------
 # Report
 # ----------------------------------------------------------------------------
+
+def free_port_pair():
+    """A TCP port on 127.0.0.1 with the next one free too (the cluster's
+    monitor takes PORT + 1)."""
+    import socket
+    for _ in range(100):
+        port = random.randrange(20000, 60000)
+        ok = True
+        for p in (port, port + 1):
+            with socket.socket() as sk:
+                try:
+                    sk.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+        if ok:
+            return port
+    raise RuntimeError("no free port pair")
+
+
+def change_data_pages(src, dst, fraction, seed):
+    """dst: src with fraction of its non-zero pages changed (a random 16 -
+    512 byte span of each overwritten, as a running guest changes them).
+    Returns how many pages changed."""
+    r = random.Random(seed)
+    shutil.copyfile(src, dst)
+    size = os.path.getsize(src)
+    fd = os.open(dst, os.O_RDWR)
+    try:
+        pages = [p for a, b in data_ranges(fd, size)
+                 for p in range(a // PAGE, (b + PAGE - 1) // PAGE)
+                 if os.pread(fd, PAGE, p * PAGE) != ZERO_PAGE]
+        chosen = r.sample(pages, max(1, int(len(pages) * fraction)))
+        for p in chosen:
+            n = r.randint(16, 512)
+            os.pwrite(fd, r.randbytes(n), p * PAGE + r.randrange(PAGE - n))
+    finally:
+        os.close(fd)
+    return len(chosen)
+
 
 def med(xs):
     return statistics.median(xs) if xs else None
@@ -1795,6 +1972,9 @@ def metric_values(img, key):
     if key == "seq_cpu":
         return ({s: med(v) for s, v in img.get("seq_cpu_s_per_gb", {}).items()},
                 lambda x: "-" if x is None else f"{x:.2f} s/GB", False)
+    if key == "seq_reader_cpu":
+        return ({s: med(v) for s, v in img.get("seq_reader_cpu_s_per_gb", {}).items()},
+                lambda x: "-" if x is None else f"{x:.2f} s/GB", False)
     if key == "rand1_disk":
         return ({s: med([x["disk_kib_per_read"] for x in v if "disk_kib_per_read" in x])
                  for s, v in img.get("rand1", {}).items() if s != "null"},
@@ -1828,6 +2008,7 @@ ROWS = [
     ("rand1_disk_reqs", "disk read requests per random 4 KiB read (1 reader)"),
     ("blob_kib", "decoded per cold random read (mean blob size)"),
     ("seq_cpu", "daemon CPU (user+sys) per GB of the cold sequential read"),
+    ("seq_reader_cpu", "reader (dd) CPU per GB of the same read"),
     ("rand8", "random 4 KiB reads, cold, 8 readers"),
     ("rand8_p99", "random 4 KiB read, cold, p99 (8 readers)"),
     ("rand8_disk_reqs", "disk read requests per random 4 KiB read (8 readers)"),
@@ -1916,6 +2097,7 @@ def targets(res):
             out.append(("replay: with the working set faster than the plain file",
                         f"{b * 1e3:.1f} ms", f"{c * 1e3:.1f} ms",
                         f"{b / c:.2f}× time (need < 1.00×)", b < c))
+    out += remote_targets(res.get("remote"))
     d = res.get("dedup", {})
     if "snapfs_1" in d and d.get("first_snapfs"):
         frac = d["snapfs_1"]["added"] / d["first_snapfs"]
@@ -1924,6 +2106,62 @@ def targets(res):
                     f"{fmt_bytes(d['first_snapfs'] * 0.02)} (2 %)", f"{frac / 0.02:.2f}× of the limit",
                     frac <= 0.02))
     return out
+
+
+def remote_medians(r):
+    return {
+        "rand_p50": med([v["p50_us"] for v in r.get("rand1", [])]),
+        "rand_p99": med([v["p99_us"] for v in r.get("rand1", [])]),
+        "seq": med(r.get("seq_mb_s", [])), "stream": med(r.get("stream_mb_s", [])),
+        "ws": med([v["seconds"] for v in r.get("replay_ws", [])]),
+        "nows": med([v["seconds"] for v in r.get("replay_nows", [])]),
+    }
+
+
+def remote_lines(r):
+    """The remote phase's table: medians of its runs."""
+    if not r or not r.get("rand1"):
+        return []
+    m = remote_medians(r)
+    return [f"### A store in an S3 bucket: the core image on a throwaway radosgw (127.0.0.1, "
+            f"memstore), read from a second host's store directory, cold", "",
+            "| measure | snapfs (host B's mount) | radosgw through the same S3 client | ratio |",
+            "|---|---|---|---|",
+            f"| random 4 KiB read p50 ↓ | {fmt_us(m['rand_p50'])} | {fmt_us(r['get_p50_us'])} "
+            f"(ranged 4 KiB GET) | {m['rand_p50'] / r['get_p50_us']:.2f}× |",
+            f"| random 4 KiB read p99 ↓ | {fmt_us(m['rand_p99'])} | {fmt_us(r['get_p99_us'])} "
+            f"| {m['rand_p99'] / r['get_p99_us']:.2f}× |",
+            f"| sequential read ↑ | {m['seq']:.0f} MB/s | {m['stream']:.0f} MB/s (the raw image "
+            f"in 1 MiB ranged GETs) | {m['seq'] / m['stream']:.2f}× |",
+            f"| working-set replay ↓ | {m['ws'] * 1e3:.1f} ms with it | {m['nows'] * 1e3:.1f} ms "
+            f"without | {m['nows'] / m['ws']:.2f}× faster |",
+            f"| uploaded ↓ | child with 1 % of pages changed: {fmt_bytes(r['child_bytes'])} | first "
+            f"snapshot: {fmt_bytes(r['first_bytes'])} | {r['child_bytes'] / r['first_bytes'] * 100:.2f} % |",
+            "", f"Save of the first snapshot (host A, upload included): {fmt_s(r['save_s'])}; of "
+            f"the child (host B): {fmt_s(r['child_save_s'])}. Host B's pack cache emptied and the "
+            f"page cache dropped before every run; medians of {len(r['rand1'])} runs. "
+            + ("Every byte compared right." if r.get("bytes_ok") else
+               "**Some read returned wrong bytes.**"), ""]
+
+
+def remote_targets(r):
+    if not r or not r.get("rand1"):
+        return []
+    m = remote_medians(r)
+    frac = r["child_bytes"] / r["first_bytes"]
+    return [
+        ("remote: random 4 KiB cold p50 ≤ 1.5× radosgw's ranged GET p50", fmt_us(m["rand_p50"]),
+         fmt_us(r["get_p50_us"]), f"{m['rand_p50'] / r['get_p50_us']:.2f}× (need ≤ 1.50×)",
+         m["rand_p50"] <= 1.5 * r["get_p50_us"]),
+        ("remote: sequential ≥ 0.7× a ranged-GET stream of the same bytes", f"{m['seq']:.0f} MB/s",
+         f"{m['stream']:.0f} MB/s", f"{m['seq'] / m['stream']:.2f}× (need ≥ 0.70×)",
+         m["seq"] >= 0.7 * m["stream"]),
+        ("remote: replay with the working set ≥ 3× faster than without", f"{m['ws'] * 1e3:.1f} ms",
+         f"{m['nows'] * 1e3:.1f} ms", f"{m['nows'] / m['ws']:.2f}× faster (need ≥ 3×)",
+         m["nows"] >= 3 * m["ws"]),
+        ("remote: a 1 %-changed child uploads ≤ 2 % of the first", fmt_bytes(r["child_bytes"]),
+         fmt_bytes(r["first_bytes"]), f"{frac * 100:.2f} % (need ≤ 2 %)", frac <= 0.02),
+    ]
 
 
 UFFD_LABELS = {
@@ -1955,7 +2193,7 @@ def uffd_lines(u):
     lines += ["", "uffd and the mount prefetch the working set where shown (uffd's prefetch "
               "races the touches); times run from the first touch to the last (the mount and "
               "the plain file: from open()). The mount's and the plain file's random p50 is "
-              "mostly pages their readahead (1 MiB windows) brought in; uffd brings in 8 "
+              "mostly pages their readahead (1 MiB windows) brought in; uffd brings in 4 "
               "pages around a fault. "
               + ("Every byte compared right." if u.get("bytes_ok") else
                  "**Some system returned wrong bytes.**"), ""]
@@ -2095,6 +2333,7 @@ def report(res):
     if rp and rp.get("samples"):
         lines += replay_lines(rp)
     lines += uffd_lines(res.get("uffd"))
+    lines += remote_lines(res.get("remote"))
     lines += resume_lines(res)
     t = targets(res)
     if t:
@@ -2112,6 +2351,7 @@ def main():
     p.add_argument("--randread")
     p.add_argument("--replay")
     p.add_argument("--uffd-client", help="tests/uffd/uffd_client.c built (the uffd phase)")
+    p.add_argument("--s3-client", help="tests/remote/s3_client_test built (the remote phase)")
     p.add_argument("--dir", default="/var/tmp/snapfs-bench")
     p.add_argument("--quick", action="store_true", help="small corpus, 1 run: a smoke test")
     p.add_argument("--runs", type=int, default=0, help="override the number of runs")

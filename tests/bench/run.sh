@@ -12,7 +12,8 @@
 #                (cold sequential and random reads) and of snapfs save, and
 #                the read request sizes the kernel sends (tests/bench/profile.sh)
 #   --only LIST  only these workloads, comma-separated: save (also "size"),
-#                restore, seq, rand1, rand8, cp, dedup, replay, resume, uffd. Reads need the stores a
+#                restore, seq, rand1, rand8, cp, dedup, replay, resume, uffd,
+#                remote. Reads need the stores a
 #                save made (in this run, or an earlier one in the same
 #                directory). E.g. the layout comparison of BENCHMARKS.md:
 #                --only save,seq,rand1 --systems snapfs,sqfs-zstd,plain
@@ -30,12 +31,17 @@
 # kernel is Debian's linux-image-amd64, fetched with apt-get download and
 # unpacked into $SNAPFS_BENCH_DIR/guest (never installed); its initramfs is
 # busybox-static plus a script (tests/bench/bench.py, GUEST_INIT).
+# remote: the core image in a store on an S3 bucket of a throwaway radosgw
+# (tests/remote/ceph-cluster.sh, Debian's ceph-mon, ceph-osd, radosgw),
+# read from a second store directory on the same bucket, against ranged
+# GETs through the same S3 client (tests/remote/s3_client_test).
 #   --runs N     N runs of every measure
 #
 # Environment:
 #   SNAPFS_BENCH_DIR   where the corpus, stores and results go
 #                      (default /var/tmp/snapfs-bench; a full run leaves ~3 GiB there)
 #   SNAPFS             a snapfs binary to use instead of building one
+#   SNAPFS_S3_CLIENT   an s3_client_test binary (the remote phase) instead of build-bench's
 #
 # Builds snapfs from this tree in build-bench/ (meson, buildtype
 # debugoptimized as the project's default), and the helpers nullfs.c and
@@ -75,6 +81,7 @@ pkgs=(
 	libfuse3-dev fuse3 libsqlite3-dev sqlite3
 	libzstd-dev zstd liblz4-dev libxxhash-dev libssl-dev
 	squashfs-tools squashfuse
+	ceph-mon ceph-osd radosgw ceph-common libcurl4-openssl-dev libexpat1-dev
 	borgbackup python3-pyfuse3
 	hyperfine gdb linux-perf strace
 	qemu-system-x86 busybox-static
@@ -97,7 +104,8 @@ if [[ -z ${SNAPFS:-} ]]; then
 	if [[ ! -f $root/build-bench/build.ninja ]]; then
 		meson setup "$root/build-bench" "$root" >/dev/null
 	fi
-	if ! ninja -C "$root/build-bench" src/cli/snapfs >"$dir/build.log" 2>&1; then
+	if ! ninja -C "$root/build-bench" src/cli/snapfs tests/remote/s3_client_test \
+		>"$dir/build.log" 2>&1; then
 		echo "run.sh: building snapfs failed (see $dir/build.log)" >&2
 		[[ -x $root/build-bench/src/cli/snapfs ]] || exit 1
 		echo "run.sh: using the last build, $root/build-bench/src/cli/snapfs" >&2
@@ -117,9 +125,10 @@ if [[ -d $dir/mnt ]]; then
 	done
 fi
 
+s3_client=${SNAPFS_S3_CLIENT:-$root/build-bench/tests/remote/s3_client_test}
 python3 "$here/bench.py" --snapfs "$SNAPFS" --nullfs "$dir/bin/nullfs" \
 	--randread "$dir/bin/randread" --replay "$dir/bin/replay" \
-	--uffd-client "$dir/bin/uffd_client" --dir "$dir" "${args[@]}"
+	--uffd-client "$dir/bin/uffd_client" --s3-client "$s3_client" --dir "$dir" "${args[@]}"
 
 if $profile; then
 	SNAPFS=$SNAPFS "$here/profile.sh" "$dir"

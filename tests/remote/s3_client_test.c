@@ -12,6 +12,10 @@
  *   s3_client_test churn URL N          N rounds of put 64 KiB, read back, compare
  *   s3_client_test fail URL KEY MS      a read must fail with EIO within MS (+ slack)
  *   s3_client_test bench URL KEY N      N random 4 KiB ranged GETs: p50/p99
+ *   s3_client_test putfile URL KEY FILE put FILE's bytes as object KEY
+ *   s3_client_test stream URL KEY CHUNK read KEY whole in ranged GETs of CHUNK
+ *                                       bytes, one after the other: MB/s
+ *   s3_client_test ls URL PREFIX        objects under PREFIX: "KEY SIZE" a line
  *
  * Exit 0 when every check holds; each failure prints "FAIL: ...".
  */
@@ -361,6 +365,74 @@ static int bench(const char *url, const char *key, int n)
 	return failures;
 }
 
+/* The benchmarks' reference: a file as one object. */
+static int put_file(const char *url, const char *key, const char *path)
+{
+	struct s3 *s3 = open_or_die(url);
+	FILE *f = fopen(path, "rb");
+	unsigned char *data = NULL;
+	long size = -1;
+	int rc;
+
+	if (f && fseek(f, 0, SEEK_END) == 0)
+		size = ftell(f);
+	CHECK(f && size > 0, "%s: cannot read it", path);
+	if (size > 0 && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)size)) &&
+	    fread(data, 1, (size_t)size, f) == (size_t)size) {
+		rc = s3_put(s3, key, data, (size_t)size, false);
+		CHECK(rc == 0, "put %s: %d", key, rc);
+	}
+	free(data);
+	if (f)
+		fclose(f);
+	s3_close(s3);
+	return failures;
+}
+
+/* The benchmarks' reference for a sequential read: the object's bytes in
+ * ranged GETs of chunk bytes, each after the one before. */
+static int stream(const char *url, const char *key, size_t chunk)
+{
+	struct s3 *s3 = open_or_die(url);
+	unsigned char *buf = malloc(chunk ? chunk : 1);
+	uint64_t size = 0, off;
+	double t0;
+	int rc;
+
+	rc = s3_head(s3, key, &size);
+	CHECK(rc == 0 && size > 0 && chunk > 0 && buf, "head %s: %d", key, rc);
+	if (failures)
+		goto out;
+	t0 = now_s();
+	for (off = 0; off < size && rc == 0; off += chunk)
+		rc = s3_get_range(s3, key, off, size - off < chunk ? size - off : chunk, buf);
+	CHECK(rc == 0, "stream get: %d", rc);
+	if (rc == 0)
+		printf("stream %" PRIu64 " bytes in %.6f s\n", size, now_s() - t0);
+out:
+	free(buf);
+	s3_close(s3);
+	return failures;
+}
+
+static int print_key(const char *key, uint64_t size, void *arg)
+{
+	(void)arg;
+	printf("%s %" PRIu64 "\n", key, size);
+	return 0;
+}
+
+/* What the benchmarks count as uploaded: the objects under prefix. */
+static int list_keys(const char *url, const char *prefix)
+{
+	struct s3 *s3 = open_or_die(url);
+	int rc = s3_list(s3, prefix, print_key, NULL);
+
+	CHECK(rc == 0, "list %s: %d", prefix, rc);
+	s3_close(s3);
+	return failures;
+}
+
 int main(int argc, char **argv)
 {
 	struct s3 *s3;
@@ -393,6 +465,12 @@ int main(int argc, char **argv)
 		fail_in_time(argv[2], argv[3], strtol(argv[4], NULL, 0));
 	} else if (strcmp(argv[1], "bench") == 0 && argc == 5) {
 		bench(argv[2], argv[3], atoi(argv[4]));
+	} else if (strcmp(argv[1], "putfile") == 0 && argc == 5) {
+		put_file(argv[2], argv[3], argv[4]);
+	} else if (strcmp(argv[1], "ls") == 0 && argc == 4) {
+		list_keys(argv[2], argv[3]);
+	} else if (strcmp(argv[1], "stream") == 0 && argc == 5) {
+		stream(argv[2], argv[3], strtoull(argv[4], NULL, 0));
 	} else {
 		fprintf(stderr, "s3_client_test: unknown command '%s'\n", argv[1]);
 		return 2;
