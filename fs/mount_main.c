@@ -42,8 +42,8 @@ enum mount_key {
 	KEY_NOPREFETCH,
 	KEY_PREFETCH_WAIT,
 	KEY_PRIVATE_RW,
-	KEY_CACHE_DIR,
-	KEY_CACHE_DIR_SIZE,
+	KEY_CACHE_DIR,                   /* a remote store's pack cache: set as */
+	KEY_CACHE_DIR_SIZE,              /* SNAPFS_CACHE_DIR / _SIZE, which the core reads */
 };
 
 /* What the first pass over the arguments finds. */
@@ -60,8 +60,6 @@ struct mount_args {
 	bool noprefetch;                 /* -o noprefetch */
 	unsigned prefetch_wait_ms;       /* -o prefetch_wait */
 	bool private_rw;                 /* -o private_rw */
-	const char *cache_dir;           /* -o cache_dir (a remote store's packs) */
-	const char *cache_dir_size;      /* -o cache_dir_size */
 	char error[256];                 /* first bad argument, if any */
 };
 
@@ -163,6 +161,15 @@ static int parse_prefetch_wait(struct mount_args *ma, const char *arg)
 	return 0;
 }
 
+/* "1073741824", "512M", "1g": digits and at most one of K M G T (either case). */
+static bool size_text_valid(const char *text)
+{
+	size_t digits = strspn(text, "0123456789");
+
+	return digits > 0 && digits <= 15 &&
+	       (!text[digits] || (strchr("KMGTkmgt", text[digits]) && !text[digits + 1]));
+}
+
 static bool is_cmdline_option(const char *arg)
 {
 	static const char *const known[] = { "-h", "--help", "-V", "--version", "-d", "-f",
@@ -223,12 +230,18 @@ static int opt_proc(void *data, const char *arg, int key,
 		ma->private_rw = true;
 		return 0;
 	case KEY_CACHE_DIR:
-		ma->cache_dir = arg + strlen("cache_dir=");
-		if (!*ma->cache_dir)
+		/* arg lives only as long as this call: set the variable now. */
+		if (!arg[strlen("cache_dir=")])
 			set_error(ma, "option '%s': expected a directory", arg);
+		else if (setenv("SNAPFS_CACHE_DIR", arg + strlen("cache_dir="), 1) < 0)
+			set_error(ma, "option '%s': out of memory", arg);
 		return 0;
 	case KEY_CACHE_DIR_SIZE:
-		ma->cache_dir_size = arg + strlen("cache_dir_size=");
+		if (!size_text_valid(arg + strlen("cache_dir_size=")))
+			set_error(ma, "option '%s': expected a size in bytes, with K, M, G or T "
+				  "for KiB, MiB, GiB, TiB", arg);
+		else if (setenv("SNAPFS_CACHE_SIZE", arg + strlen("cache_dir_size="), 1) < 0)
+			set_error(ma, "option '%s': out of memory", arg);
 		return 0;
 	default:
 		return 1;
@@ -487,15 +500,6 @@ int snapfs_mount_main(int argc, char **argv)
 		fprintf(stderr, "snapfs: mount '%s': bad mount options%s%s "
 			"(see 'snapfs mount --help')\n", ma.store, why[0] ? ": " : "", why);
 		goto out_free_args;
-	}
-
-	/* The pack cache of a remote store is the core's to open, from the
-	 * settings every command reads (restore and uffd take the same
-	 * variables): the mount's options set them for this process. */
-	if ((ma.cache_dir && setenv("SNAPFS_CACHE_DIR", ma.cache_dir, 1) < 0) ||
-	    (ma.cache_dir_size && setenv("SNAPFS_CACHE_SIZE", ma.cache_dir_size, 1) < 0)) {
-		fprintf(stderr, "snapfs: mount '%s': %s\n", ma.store, strerror(errno));
-		goto out_destroy_session;
 	}
 
 	/* Not a store, or a newer one: the command cannot be carried out as

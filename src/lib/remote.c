@@ -82,20 +82,20 @@ static int parse_size(const char *s, uint64_t *ret)
 {
 	char *end;
 	unsigned long long v;
+	const char *units = "kmgt", *u;
+	unsigned shift;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s)
 		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
-	}
-	if (*end)
+	u = *end ? strchr(units, *end | 0x20) : NULL;
+	shift = u ? 10 * (unsigned)(u - units + 1) : 0;
+	if (u)
+		end++;
+	if (*end || v > (UINT64_MAX >> shift))
 		return -EINVAL;
-	*ret = v;
+	*ret = v << shift;
 	return 0;
 }
 

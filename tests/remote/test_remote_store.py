@@ -10,7 +10,7 @@ SNAPFS_S3_TIMEOUT, right bytes again once it is back; a save killed
 midway leaves nothing a reader sees (and its lock is taken over after its
 lease); a damaged object is EIO (never wrong bytes) and verify names it; a
 damaged cached copy is fetched again; the cache stays within
-SNAPFS_CACHE_SIZE; no credential in errors, the store's files or
+SNAPFS_CACHE_SIZE (and the mount's -o cache_dir=, cache_dir_size=); no credential in errors, the store's files or
 /proc/PID/cmdline. Measures a cold random 4 KiB read through the mount
 against a raw ranged GET, and a sequential read against one GET of the
 same stored bytes. Stops exactly the cluster it started.
@@ -339,6 +339,25 @@ def main():
         print(f"cache after a restore of {first_bytes} stored bytes: {used} bytes (bound 2 MiB)")
         check(used <= 2 * MIB + 4 * MIB, f"cache holds {used} bytes")
 
+        print("# the mount's -o cache_dir= and -o cache_dir_size= do the same for a mount")
+        shutil.rmtree(os.path.join(B, "cache"), ignore_errors=True)
+        mcache = os.path.join(work, "mount-cache")
+        mount(env, B, mb, "-o", f"cache_dir={mcache},cache_dir_size=2M")
+        mounts.append(mb)
+        check(same(os.path.join(mb, "vm1", "memory"), img1), "mount with cache_dir: bytes differ")
+        umount(mb)
+        mounts.remove(mb)
+        datas = [f for f in os.listdir(mcache) if f.endswith(".data")] if os.path.isdir(mcache) else []
+        check(datas, f"-o cache_dir: nothing cached in {mcache}")
+        check(not os.path.exists(os.path.join(B, "cache")) or
+              not [f for f in os.listdir(os.path.join(B, "cache")) if f.endswith(".data")],
+              "-o cache_dir: the mount cached in STORE/cache all the same")
+        used = sum(os.stat(os.path.join(mcache, f)).st_blocks * 512 for f in datas)
+        print(f"-o cache_dir: {used} bytes cached (bound 2 MiB)")
+        check(used <= 2 * MIB + 4 * MIB, f"-o cache_dir_size=2M: the cache holds {used} bytes")
+        rc, out = sh(env, "mount", B, mb, "-o", "cache_dir_size=lots", expect=None)
+        check(rc == 2 and "cache_dir_size=lots" in out, f"-o cache_dir_size=lots: {rc} {out}")
+
         print("# a damaged object in the bucket: EIO, never wrong bytes; verify names it")
         key = sorted(first)[0]
         code, orig = s3(env, f"{env['AWS_ENDPOINT_URL']}/{BUCKET}/{key}")
@@ -350,7 +369,7 @@ def main():
         open(badf, "wb").write(bad)
         code, _ = s3(env, "-T", badf, f"{env['AWS_ENDPOINT_URL']}/{BUCKET}/{key}")
         check(code == 200, f"PUT the damaged pack: {code}")
-        shutil.rmtree(os.path.join(B, "cache"))
+        shutil.rmtree(os.path.join(B, "cache"), ignore_errors=True)
         rc, out = sh(env, "restore", B, "vm1", out2, "--force", expect=None)
         check(rc != 0, "restore of a damaged object succeeded")
         rc, out = sh(env, "verify", B, expect=None)
