@@ -400,6 +400,17 @@ static void cache_evict(struct remote *r)
 	atomic_store(&r->cache_bytes, cache_scan(r->cache_dir));
 }
 
+/* Whether a read at off continues the pack's last reads: within RA_GAP
+ * of where they ended (before or after), or inside the last window. */
+static bool follows(const struct rpack *q, uint64_t off)
+{
+	if (off >= q->next_off)
+		return off - q->next_off <= RA_GAP;
+	if (q->next_off - off <= RA_GAP)
+		return true;
+	return q->ra_buf && off >= q->ra_off && off <= q->ra_off + q->ra_len + RA_GAP;
+}
+
 static int backend_read(void *ctx, int64_t pack_id, uint64_t off, size_t len, void *buf,
 			bool fresh)
 {
@@ -430,13 +441,17 @@ static int backend_read(void *ctx, int64_t pack_id, uint64_t off, size_t len, vo
 		return 0;
 	}
 	/* A read that follows the last one grows the window; any other
-	 * read ends it. */
-	if (!fresh && q->next_off && off >= q->next_off && off - q->next_off <= RA_GAP)
+	 * read ends it. Sequential readers come in several threads (the
+	 * decode-ahead workers take their spans in turn), so a read a little
+	 * behind the last one, or inside the window fetched last, still
+	 * follows: only a jump elsewhere ends the window. */
+	if (!fresh && q->next_off && follows(q, off))
 		q->ra_window = q->ra_window ? (q->ra_window * 2 < RA_MAX ? q->ra_window * 2 : RA_MAX)
 					    : RA_MIN;
 	else
 		q->ra_window = 0;
-	q->next_off = off + len;
+	if (off + len > q->next_off || !q->ra_window)
+		q->next_off = off + len;
 	window = q->ra_window;
 	pthread_mutex_unlock(&r->lock);
 
