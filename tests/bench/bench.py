@@ -1633,9 +1633,11 @@ class Bench:
         work = os.path.join(self.dir, "remote")
         rmtree(work)
         os.makedirs(work)
-        cluster = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "remote",
-                               "ceph-cluster.sh")
-        port = free_port_pair()
+        remote_tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "remote")
+        cluster = os.path.join(remote_tests, "ceph-cluster.sh")
+        sys.path.insert(0, remote_tests)
+        from test_ceph_cluster import free_port   # the port pair the cluster needs
+        port = free_port()
         text = run(["bash", cluster, "start", os.path.join(work, "ceph"), str(port)],
                    capture=True).stdout
         env = dict(os.environ)
@@ -1881,24 +1883,6 @@ def _brief(v, metric):
 # ----------------------------------------------------------------------------
 # Report
 # ----------------------------------------------------------------------------
-
-def free_port_pair():
-    """A TCP port on 127.0.0.1 with the next one free too (the cluster's
-    monitor takes PORT + 1)."""
-    import socket
-    for _ in range(100):
-        port = random.randrange(20000, 60000)
-        ok = True
-        for p in (port, port + 1):
-            with socket.socket() as sk:
-                try:
-                    sk.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return port
-    raise RuntimeError("no free port pair")
-
 
 def change_data_pages(src, dst, fraction, seed):
     """dst: src with fraction of its non-zero pages changed (a random 16 -

@@ -12,6 +12,7 @@ daemon and no directory behind. No mock: the real radosgw of Debian 12.
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -72,6 +73,36 @@ def s3(env, *args, secret=None, out=None):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, check=True, timeout=60)
     body, _, code = p.stdout.rpartition(b"\n")
     return int(code), body
+
+
+# For the fault tests: radosgw killed under a reader, and started again.
+
+def rgw_pid(path):
+    with open(os.path.join(path, "pids", "client.rgw.a.pid")) as f:
+        return int(f.read().strip())
+
+
+def kill_rgw(path):
+    pid = rgw_pid(path)
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        if not alive(pid):
+            return
+        time.sleep(0.05)
+    check(False, f"radosgw {pid} still alive after SIGKILL")
+
+
+def start_rgw(path, port, *extra):
+    """radosgw again, from the cluster's own ceph.conf (it rewrites its pid
+    file, so that ceph-cluster.sh stop stops it)."""
+    subprocess.run(["radosgw", "-c", os.path.join(path, "ceph.conf"), "-n", "client.rgw.a",
+                    *extra], check=True, timeout=60)
+    for _ in range(300):
+        if subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]
+                          ).returncode == 0:
+            return
+        time.sleep(0.1)
+    check(False, "radosgw did not come back")
 
 
 def main():

@@ -30,7 +30,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_ceph_cluster import CLUSTER, alive, check, free_port, s3  # noqa: E402
+from test_ceph_cluster import (CLUSTER, check, free_port, kill_rgw, rgw_pid,  # noqa: E402
+                               s3, start_rgw)
 
 SNAPFS = os.environ.get("SNAPFS", "")
 PROG = os.environ.get("S3_CLIENT_TEST", "")
@@ -105,32 +106,6 @@ def mount(env, store, mnt, *opts):
 
 def umount(mnt):
     subprocess.run(["fusermount3", "-u", mnt], check=False)
-
-
-def rgw_pid(path):
-    with open(os.path.join(path, "pids", "client.rgw.a.pid")) as f:
-        return int(f.read().strip())
-
-
-def kill_rgw(path):
-    pid = rgw_pid(path)
-    os.kill(pid, signal.SIGKILL)
-    for _ in range(100):
-        if not alive(pid):
-            return
-        time.sleep(0.05)
-    check(False, f"radosgw {pid} still alive after SIGKILL")
-
-
-def start_rgw(path, port):
-    subprocess.run(["radosgw", "-c", os.path.join(path, "ceph.conf"), "-n", "client.rgw.a"],
-                   check=True, timeout=60)
-    for _ in range(300):
-        if subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]
-                          ).returncode == 0:
-            return
-        time.sleep(0.1)
-    check(False, "radosgw did not come back")
 
 
 def pread_page(path, off):

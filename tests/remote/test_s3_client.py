@@ -23,7 +23,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_ceph_cluster import CLUSTER, alive, check, free_port, s3  # noqa: E402
+from test_ceph_cluster import (CLUSTER, check, free_port, kill_rgw, rgw_pid,  # noqa: E402
+                               s3, start_rgw)
 
 PROG = os.environ.get("S3_CLIENT_TEST", "")
 BUCKET = "snapfs-s3-client"
@@ -39,34 +40,6 @@ def run(env, *args, timeout=120, expect_ok=True):
     if expect_ok:
         check(p.returncode == 0, f"s3_client_test {' '.join(args)}: exit {p.returncode}")
     return p.returncode, out
-
-
-def rgw_pid(path):
-    with open(os.path.join(path, "pids", "client.rgw.a.pid")) as f:
-        return int(f.read().strip())
-
-
-def kill_rgw(path):
-    pid = rgw_pid(path)
-    os.kill(pid, signal.SIGKILL)
-    for _ in range(100):
-        if not alive(pid):
-            return
-        time.sleep(0.05)
-    check(False, f"radosgw {pid} still alive after SIGKILL")
-
-
-def start_rgw(path, port, *extra):
-    """radosgw again, from the cluster's own ceph.conf (it rewrites its pid
-    file, so that ceph-cluster.sh stop stops it)."""
-    subprocess.run(["radosgw", "-c", os.path.join(path, "ceph.conf"), "-n", "client.rgw.a",
-                    *extra], check=True, timeout=60)
-    for _ in range(300):
-        if subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]
-                          ).returncode == 0:
-            return
-        time.sleep(0.1)
-    check(False, "radosgw did not come back")
 
 
 def curl_p50(env, url, size, n):
