@@ -27,10 +27,11 @@ demo_pkgs=(
 	libcurl4-openssl-dev libexpat1-dev
 	python3 util-linux xxd
 )
-# ceph-*, radosgw: the throwaway cluster of the remote-store tests
+# ceph-*, radosgw: the throwaway cluster of the remote-store tests (openssl:
+# its https certificate)
 # chromium: renders snapfs map's SVG headless in tests/e2e/test_map.py
 # runsc, busybox-static: real gVisor checkpoints in tests/capture/test_gvisor_runsc.py
-test_pkgs=(clang attr e2fsprogs criu gdb curl ceph-mon ceph-osd radosgw ceph-common chromium runsc busybox-static)
+test_pkgs=(clang attr e2fsprogs criu gdb curl ceph-mon ceph-osd radosgw ceph-common openssl chromium runsc busybox-static)
 bench_pkgs=(squashfs-tools squashfuse)
 
 case $purpose in

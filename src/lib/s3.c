@@ -39,6 +39,8 @@ struct s3 {
 	char *sigv4;		/* "aws:amz:REGION:s3" */
 	char *userpwd;		/* "KEY:SECRET", wiped on close */
 	char *token_header;	/* "x-amz-security-token: ...", or NULL */
+	char *ca_bundle;	/* AWS_CA_BUNDLE / ca_bundle: PEM file of the CAs to trust
+				 * for https; NULL: the system's (libcurl's default) */
 	long timeout_ms;	/* bound of one call, retries included */
 	unsigned page_keys;	/* max-keys of a list page */
 	CURLSH *share;		/* DNS, TLS sessions and connections of all handles */
@@ -585,6 +587,7 @@ int s3_open(const char *url, struct s3 **ret)
 {
 	struct aws_files f;
 	char region[128];
+	char ca_bundle[4096];
 	struct s3 *s3;
 	int rc, i;
 
@@ -610,6 +613,20 @@ int s3_open(const char *url, struct s3 **ret)
 			rc = error_set(-EINVAL, "aws region '%s': invalid", region);
 			goto out_close;
 		}
+	/* As the AWS tools: a CA bundle for https other than the system's
+	 * (a private endpoint's own CA). */
+	if (setting(&f, (const char *const[]){ "AWS_CA_BUNDLE", NULL }, "ca_bundle", ca_bundle,
+		    sizeof(ca_bundle)) == 0) {
+		if (access(ca_bundle, R_OK) < 0) {
+			rc = error_set(-errno, "AWS_CA_BUNDLE '%s': %s", ca_bundle, errno_text(errno));
+			goto out_close;
+		}
+		s3->ca_bundle = strdup(ca_bundle);
+		if (!s3->ca_bundle) {
+			rc = -ENOMEM;
+			goto out_close;
+		}
+	}
 	s3->timeout_ms = timeout_from_env();
 	if (s3->timeout_ms < 0) {
 		rc = (int)s3->timeout_ms;
@@ -656,6 +673,7 @@ void s3_close(struct s3 *s3)
 	pthread_mutex_destroy(&s3->pool_lock);
 	str_wipe_free(s3->userpwd);
 	str_wipe_free(s3->token_header);
+	free(s3->ca_bundle);
 	free(s3->sigv4);
 	free(s3->base);
 	free(s3->prefix);
@@ -839,6 +857,8 @@ static void setup_handle(struct s3 *s3, struct s3_req *r, long remaining_ms, cha
 	curl_easy_reset(h);
 	curl_easy_setopt(h, CURLOPT_URL, r->url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (s3->ca_bundle)
+		curl_easy_setopt(h, CURLOPT_CAINFO, s3->ca_bundle);
 	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s3->sigv4);
 	curl_easy_setopt(h, CURLOPT_USERPWD, s3->userpwd);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->headers);

@@ -7,8 +7,13 @@
 # authentication inside the cluster, one S3 user. Everything lives in DIR;
 # stop kills exactly the daemons start started (their pids are in DIR).
 #
-#   ceph-cluster.sh start DIR [PORT]   start it; prints the S3 settings
-#                                      (also in DIR/s3.env) on standard output
+#   ceph-cluster.sh start DIR [PORT [TLS_PORT]]
+#                                      start it; prints the S3 settings
+#                                      (also in DIR/s3.env) on standard output;
+#                                      with TLS_PORT radosgw also serves https
+#                                      there, with a certificate for localhost
+#                                      from a CA of its own (S3_TEST_HTTPS_ENDPOINT,
+#                                      S3_TEST_CA_BUNDLE in the settings)
 #   ceph-cluster.sh stop DIR           stop it and remove DIR
 #
 # Settings that matter for a fast start on a small machine: the messenger in
@@ -19,7 +24,7 @@ set -euo pipefail
 
 usage() { echo "usage: $0 start DIR [PORT] | stop DIR" >&2; exit 2; }
 [[ $# -ge 2 ]] || usage
-cmd=$1 dir=$2 port=${3:-7480}
+cmd=$1 dir=$2 port=${3:-7480} tls_port=${4:-}
 
 # true once pid has exited (a zombie waiting for init counts as gone).
 gone() {
@@ -52,6 +57,22 @@ start() {
 	mkdir -p "$dir"/{mon/a,osd/0,run,log,pids}
 	fsid=$(cat /proc/sys/kernel/random/uuid)
 	conf=$dir/ceph.conf
+	tls=
+	if [[ -n $tls_port ]]; then
+		# A CA of the test's own, and a certificate for localhost signed
+		# by it: a client trusts it only when told to (AWS_CA_BUNDLE).
+		mkdir -p "$dir/tls"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=snapfs test CA" \
+			-keyout "$dir/tls/ca.key" -out "$dir/tls/ca.pem" 2>/dev/null
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+			-keyout "$dir/tls/key.pem" -out "$dir/tls/req.pem" 2>/dev/null
+		printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/tls/ext"
+		openssl x509 -req -in "$dir/tls/req.pem" -CA "$dir/tls/ca.pem" \
+			-CAkey "$dir/tls/ca.key" -CAcreateserial -days 2 -extfile "$dir/tls/ext" \
+			-out "$dir/tls/cert.pem" 2>/dev/null
+		tls=" ssl_endpoint=127.0.0.1:$tls_port ssl_certificate=$dir/tls/cert.pem"
+		tls+=" ssl_private_key=$dir/tls/key.pem"
+	fi
 	cat >"$conf" <<CONF
 [global]
 fsid = $fsid
@@ -84,7 +105,7 @@ mon data = $dir/mon/a
 [osd.0]
 osd data = $dir/osd/0
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$port tcp_nodelay=1
+rgw frontends = beast endpoint=127.0.0.1:$port tcp_nodelay=1$tls
 rgw data = $dir/rgw
 CONF
 	ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
@@ -110,6 +131,10 @@ AWS_ACCESS_KEY_ID=SNAPFSTESTKEY
 AWS_SECRET_ACCESS_KEY=snapfs-test-secret
 AWS_DEFAULT_REGION=us-east-1
 ENV
+	if [[ -n $tls_port ]]; then
+		echo "S3_TEST_HTTPS_ENDPOINT=https://localhost:$tls_port" >>"$dir/s3.env"
+		echo "S3_TEST_CA_BUNDLE=$dir/tls/ca.pem" >>"$dir/s3.env"
+	fi
 	cat "$dir/s3.env"
 }
 

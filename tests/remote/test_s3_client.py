@@ -60,15 +60,17 @@ def main():
         check(shutil.which(tool), f"{tool} not found: run scripts/install-deps.sh test")
     work = tempfile.mkdtemp(prefix="snapfs-s3-", dir="/var/tmp")
     path = os.path.join(work, "cluster")
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     started = False
     try:
         started = True
-        p = subprocess.run(["bash", CLUSTER, "start", path, str(port)],
+        p = subprocess.run(["bash", CLUSTER, "start", path, str(port), str(tls_port)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            encoding="utf-8", timeout=60)
         check(p.returncode == 0, f"start: exit {p.returncode}: {p.stderr[-2000:]}")
         s3env = dict(line.split("=", 1) for line in p.stdout.split())
+        https = s3env.pop("S3_TEST_HTTPS_ENDPOINT")
+        ca = s3env.pop("S3_TEST_CA_BUNDLE")
         home = os.path.join(work, "home")
         os.mkdir(home)
         # Nothing from the host's environment or ~/.aws: only what we set.
@@ -80,6 +82,18 @@ def main():
         print("# bucket, then the basic calls")
         run(env, "mkbucket", URL)
         run(env, "basic", URL)
+
+        print("# https: the CA named by AWS_CA_BUNDLE (as the AWS tools take it), or the")
+        print("# system's, which does not know the test's CA: refused, named")
+        tenv = dict(env, AWS_ENDPOINT_URL=https, SNAPFS_S3_TIMEOUT="5")
+        run(dict(tenv, AWS_CA_BUNDLE=ca), "basic", URL + "-tls")
+        run(dict(tenv, AWS_CA_BUNDLE=ca), "put", URL, "tls/obj", "100000")
+        run(dict(tenv, AWS_CA_BUNDLE=ca), "get", URL, "tls/obj", "100000")
+        rc, out = run(tenv, "get", URL, "tls/obj", "100000", expect_ok=False)
+        check(rc != 0 and "certificate" in out, f"https with an unknown CA: {rc} {out[-500:]}")
+        rc, out = run(dict(tenv, AWS_CA_BUNDLE=os.path.join(work, "none.pem")), "get", URL,
+                      "tls/obj", "100000", expect_ok=False)
+        check(rc != 0 and "AWS_CA_BUNDLE" in out, f"a missing CA bundle: {rc} {out[-500:]}")
 
         print("# a wrong secret: EACCES, and the secret in no message")
         wrong = "wrong-secret-5f3a9c"
