@@ -375,13 +375,19 @@ static void cache_evict(struct remote *r)
 		snprintf(files[count].name, sizeof(files[count].name), "%s", e->d_name);
 		files[count++].mtime = st.st_mtime;
 	}
+	if (!files) {                    /* nothing cached (or no memory) */
+		closedir(d);
+		return;
+	}
 	qsort(files, count, sizeof(*files), by_mtime);
 	for (size_t i = 0; i < count && cache_scan(r->cache_dir) > r->cache_limit / 10 * 9; i++) {
-		char map[300];
+		char map[sizeof(files->name)];
+		size_t stem = strlen(files[i].name) - strlen(".data");
 		int fd;
 
-		snprintf(map, sizeof(map), "%.*s.map", (int)(strlen(files[i].name) - 5),
-			 files[i].name);
+		/* NAME.data -> NAME.map (shorter: it fits). */
+		memcpy(map, files[i].name, stem);
+		strcpy(map + stem, ".map");
 		fd = openat(dirfd(d), map, O_RDWR | O_CLOEXEC);
 		if (fd >= 0) {
 			(void)!ftruncate(fd, 0);
