@@ -520,6 +520,9 @@ struct snapfs_gc_result {
 	uint64_t removed_kept;        /* removed snapshots still open: kept */
 	uint64_t kept_blobs;          /* blobs only those still use */
 	uint64_t kept_bytes;          /* their stored bytes */
+	uint64_t remote_objects_removed; /* a remote store: pack objects no index
+	                                  * names (saves killed before publishing) */
+	uint64_t remote_bytes_removed;   /* their bytes */
 };
 
 /* First delete the snapshots that rm hid for their readers and that no

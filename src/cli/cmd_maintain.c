@@ -22,9 +22,11 @@ static void print_gc_json(const char *store, const struct snapfs_gc_result *r)
 	       ",\"packs_removed\":%" PRIu64 ",\"file_bytes_before\":%" PRIu64
 	       ",\"file_bytes_after\":%" PRIu64 ",\"removed_purged\":%" PRIu64
 	       ",\"removed_kept\":%" PRIu64 ",\"kept_blobs\":%" PRIu64
-	       ",\"kept_bytes\":%" PRIu64 "}\n", r->blobs_removed, r->blob_bytes_removed,
-	       r->packs_removed, r->file_bytes_before, r->file_bytes_after, r->removed_purged,
-	       r->removed_kept, r->kept_blobs, r->kept_bytes);
+	       ",\"kept_bytes\":%" PRIu64 ",\"remote_objects_removed\":%" PRIu64
+	       ",\"remote_bytes_removed\":%" PRIu64 "}\n", r->blobs_removed,
+	       r->blob_bytes_removed, r->packs_removed, r->file_bytes_before, r->file_bytes_after,
+	       r->removed_purged, r->removed_kept, r->kept_blobs, r->kept_bytes,
+	       r->remote_objects_removed, r->remote_bytes_removed);
 }
 
 int cmd_gc(int argc, char **argv)
@@ -47,12 +49,6 @@ int cmd_gc(int argc, char **argv)
 	rc = cli_open_store(argv[optind], 0, &store);
 	if (rc)
 		return rc;
-	if (snapfs_store_remote_url(store)) {
-		rc = cli_fail(-ENOTSUP, "gc: the store is remote: its packs are bucket objects, "
-			      "never changed (gc of remote stores is not supported yet)");
-		snapfs_store_close(store);
-		return rc;
-	}
 	bar = progress_bar_new("gc", "blobs", c.quiet);
 	progress = (struct snapfs_progress){ .fn = progress_bar_update, .data = bar,
 					     .cancel = &cli_cancel };
@@ -73,7 +69,11 @@ int cmd_gc(int argc, char **argv)
 			       "%" PRIu64 " blobs (%" PRIu64 " bytes) stay until they are "
 			       "closed\n", result.removed_kept, result.kept_blobs,
 			       result.kept_bytes);
-		if (!c.quiet)
+		if (!c.quiet && snapfs_store_remote_url(store))
+			printf("removed %" PRIu64 " pack objects no index names (%" PRIu64
+			       " bytes) from %s\n", result.remote_objects_removed,
+			       result.remote_bytes_removed, snapfs_store_remote_url(store));
+		else if (!c.quiet)
 			printf("removed %" PRIu64 " unused blobs (%" PRIu64 " bytes); store file "
 			       "%" PRIu64 " -> %" PRIu64 " bytes\n", result.blobs_removed,
 			       result.blob_bytes_removed, result.file_bytes_before,

@@ -2453,6 +2453,22 @@ int catalog_remote_pack_get(struct catalog *cat, int64_t pack_id, char **ret_obj
 	return rc;
 }
 
+int catalog_remote_object_named(struct catalog *cat, const char *object)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(cat->db, "SELECT 1 FROM remote_packs WHERE object = ?1", -1, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return error_sqlite(cat->db, rc, "read remote packs");
+	sqlite3_bind_text(st, 1, object, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : error_sqlite(cat->db, rc, "read remote packs");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int catalog_remote_pack_put(struct catalog *cat, int64_t pack_id, const char *object)
 {
 	sqlite3_stmt *st = NULL;

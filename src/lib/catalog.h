@@ -230,6 +230,8 @@ int catalog_remote_mark_dirty(struct catalog *cat);
 int catalog_remote_pack_get(struct catalog *cat, int64_t pack_id, char **ret_object,
 			    uint64_t *ret_length);
 int catalog_remote_pack_put(struct catalog *cat, int64_t pack_id, const char *object);
+/* Whether object is the object of one of the index's packs: 1, 0, or -errno. */
+int catalog_remote_object_named(struct catalog *cat, const char *object);
 /* Write a compact copy of the database to path (VACUUM INTO). */
 int catalog_vacuum_into(struct catalog *cat, const char *path);
 /* Replace dest's database by the one at src_path, in one write transaction

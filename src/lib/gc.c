@@ -18,6 +18,7 @@
 #include "catalog.h"
 #include "claims.h"
 #include "errors.h"
+#include "remote.h"
 #include "store.h"
 
 /* Blobs deleted per statement, between progress reports. */
@@ -183,6 +184,18 @@ int snapfs_gc(struct snapfs_store *store, const struct snapfs_progress *progress
 	error_clear();
 	if (!cat)
 		return error_set(-EROFS, "store '%s': opened read-only", store_dir(store));
+	/* A remote store: snapshots are never removed there, so no blob is
+	 * unused; what gc gives back is the bucket's objects no index names.
+	 * The local copy of the index is the bucket's: not changed here. */
+	if (store_remote(store)) {
+		rc = remote_gc(store_remote(store), cat, &r.remote_objects_removed,
+			       &r.remote_bytes_removed);
+		if (rc < 0)
+			return error_prefix(rc, "gc");
+		if (ret_result)
+			*ret_result = r;
+		return 0;
+	}
 	r.file_bytes_before = store_file_bytes(store);
 	rc = purge_removed(store, cat, &r);
 	if (rc < 0)

@@ -972,6 +972,75 @@ int remote_save_end(struct remote *r, struct catalog *cat, int64_t pack_id, bool
 	return rc;
 }
 
+/* ---- gc: objects no index names ---- */
+
+struct object_list {
+	char **keys;
+	uint64_t *sizes;
+	size_t count, cap;
+};
+
+static int object_add(const char *key, uint64_t size, void *arg)
+{
+	struct object_list *l = arg;
+
+	if (l->count == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **keys = realloc(l->keys, cap * sizeof(*keys));
+		uint64_t *sizes;
+
+		if (!keys)
+			return -ENOMEM;
+		l->keys = keys;
+		sizes = realloc(l->sizes, cap * sizeof(*sizes));
+		if (!sizes)
+			return -ENOMEM;
+		l->sizes = sizes;
+		l->cap = cap;
+	}
+	l->keys[l->count] = strdup(key);
+	if (!l->keys[l->count])
+		return -ENOMEM;
+	l->sizes[l->count++] = size;
+	return 0;
+}
+
+int remote_gc(struct remote *r, struct catalog *cat, uint64_t *ret_objects,
+	      uint64_t *ret_bytes)
+{
+	struct object_list l = { 0 };
+	uint64_t objects = 0, bytes = 0;
+	int rc = remote_save_begin(r, cat);
+
+	if (rc < 0)
+		return rc;
+	/* Under the lock, every save has published or never will (one whose
+	 * lease was taken over fails at its conditional index create): a
+	 * pack object the newest index does not name is garbage. */
+	rc = s3_list(r->s3, "packs/", object_add, &l);
+	for (size_t i = 0; rc == 0 && i < l.count; i++) {
+		int named = catalog_remote_object_named(cat, l.keys[i]);
+
+		if (named < 0)
+			rc = named;
+		else if (!named && (rc = s3_delete(r->s3, l.keys[i])) == 0) {
+			objects++;
+			bytes += l.sizes[i];
+		}
+	}
+	for (size_t i = 0; i < l.count; i++)
+		free(l.keys[i]);
+	free(l.keys);
+	free(l.sizes);
+	bucket_unlock(r);
+	local_unlock(r);
+	if (rc < 0)
+		return error_prefix(rc, "%s: gc", r->url);
+	*ret_objects = objects;
+	*ret_bytes = bytes;
+	return 0;
+}
+
 /* ---- init ---- */
 
 int remote_init(const char *dir, const char *url, struct catalog *cat)

@@ -56,6 +56,12 @@ int remote_save_end(struct remote *r, struct catalog *cat, int64_t pack_id, bool
 /* snapfs init --remote: bind the new store's cat to url, publish
  * generation 1 if the bucket has no index yet, pull the newest. */
 int remote_init(const char *dir, const char *url, struct catalog *cat);
+/* Delete the pack objects under the bucket's packs/ that the newest index
+ * does not name (left by saves that were killed or lost the bucket's lock
+ * before publishing), holding the host's and the bucket's lock so that no
+ * save is between its upload and its publish; their count and bytes. */
+int remote_gc(struct remote *r, struct catalog *cat, uint64_t *ret_objects,
+	      uint64_t *ret_bytes);
 
 /* Bytes PUT by this process (packs and indexes): for tests. */
 uint64_t remote_bytes_put(const struct remote *r);

@@ -21,7 +21,7 @@ from common import PAGE  # noqa: E402
 
 GC_KEYS = ["store", "blobs_removed", "blob_bytes_removed", "packs_removed",
            "file_bytes_before", "file_bytes_after", "removed_purged", "removed_kept",
-           "kept_blobs", "kept_bytes"]
+           "kept_blobs", "kept_bytes", "remote_objects_removed", "remote_bytes_removed"]
 VERIFY_KEYS = ["store", "snapshots", "ok", "problems", "problem_list"]
 RM_KEYS = ["store", "removed", "still_open"]
 

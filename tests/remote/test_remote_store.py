@@ -8,7 +8,7 @@ pages (bytes of the new pack object measured); saves from A and B at the
 same time both survive; radosgw killed under a mount: EIO within
 SNAPFS_S3_TIMEOUT, right bytes again once it is back; a save killed
 midway leaves nothing a reader sees (and its lock is taken over after its
-lease); a damaged object is EIO (never wrong bytes) and verify names it; a
+lease; gc deletes what it left); a damaged object is EIO (never wrong bytes) and verify names it; a
 damaged cached copy is fetched again; the cache stays within
 SNAPFS_CACHE_SIZE (and the mount's -o cache_dir=, cache_dir_size=); no credential in errors, the store's files or
 /proc/PID/cmdline. Measures a cold random 4 KiB read through the mount
@@ -18,6 +18,7 @@ same stored bytes. Stops exactly the cluster it started.
     SNAPFS=build/src/cli/snapfs S3_CLIENT_TEST=build/tests/remote/s3_client_test \\
         test_remote_store.py
 """
+import json
 import os
 import random
 import re
@@ -426,9 +427,34 @@ def main():
         sh(env, "restore", C, "vm1", out2, "--force")
         check(same(out2, img1), "vm1 on C after the lay-out")
 
-        print("# rm, rename, prune, gc: refused on a remote store")
+        print("# rm: refused on a remote store; gc deletes the pack objects no index names")
         sh(env, "rm", B, "vm2", expect=1)
-        sh(env, "gc", B, expect=1)
+        orphan = os.path.join(work, "orphan.pack")
+        with open(orphan, "wb") as f:
+            f.write(os.urandom(70000))
+        code, _ = s3(env, "-T", orphan,
+                     f"{env['AWS_ENDPOINT_URL']}/{BUCKET}/fleet/packs/99999999-0123456789abcdef.pack")
+        check(code == 200, f"PUT an orphan pack object: HTTP {code}")
+        before_gc = objects(env, "packs/")
+        _, out = sh(env, "gc", B, "--json")
+        got = json.loads(out)
+        named = set(subprocess.run(["sqlite3", os.path.join(B, "snapfs.db"),
+                                    "SELECT object FROM remote_packs"], stdout=subprocess.PIPE,
+                                   encoding="utf-8", check=True).stdout.split())
+        after_gc = objects(env, "packs/")
+        check({k[len("fleet/"):] for k in after_gc} == named,
+              f"gc left objects no index names, or took named ones: {sorted(after_gc)} vs {named}")
+        gone = set(before_gc) - set(after_gc)
+        check("fleet/packs/99999999-0123456789abcdef.pack" in gone, "gc kept the orphan")
+        check(got["remote_objects_removed"] == len(gone) and
+              got["remote_bytes_removed"] == sum(before_gc[k] for k in gone),
+              f"gc --json: {got} against {len(gone)} objects gone")
+        print(f"gc: {len(gone)} orphan objects deleted ({got['remote_bytes_removed']} bytes)")
+        for name, img in (("vm1", img1), ("vm2", img2)):
+            sh(env, "restore", C, name, out2, "--force")
+            check(same(out2, img), f"{name} after gc")
+        _, out = sh(env, "gc", B, "--json")
+        check(json.loads(out)["remote_objects_removed"] == 0, f"a second gc removed: {out}")
 
         print("# credentials: not in errors, the store's files or /proc/PID/cmdline")
         rc, out = sh(dict(env, AWS_SECRET_ACCESS_KEY="wrong-secret-77"), "init",
