@@ -21,6 +21,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "blob_mem.h"
+#include "snapfs.h"
+
 enum entry_state { ENTRY_LOADING, ENTRY_READY, ENTRY_FAILED };
 
 struct entry {
@@ -48,6 +51,7 @@ struct blob_cache {
 	size_t spent_bytes;             /* of entries on the spent list */
 	struct entry lru;               /* sentinel: next is most recent */
 	struct entry spent;             /* sentinel: next is the newest spent */
+	struct blob_mem *mem;           /* where decoded blobs live */
 };
 
 static size_t bucket_of(const struct blob_cache *c, int64_t id)
@@ -65,7 +69,10 @@ struct blob_cache *blob_cache_new(size_t limit_bytes)
 		return NULL;
 	c->bucket_count = 1024;
 	c->buckets = calloc(c->bucket_count, sizeof(*c->buckets));
-	if (!c->buckets) {
+	c->mem = blob_mem_new((size_t)BLOB_PAGES * SNAPFS_PAGE_SIZE);
+	if (!c->buckets || !c->mem) {
+		blob_mem_free(c->mem);
+		free(c->buckets);
 		free(c);
 		return NULL;
 	}
@@ -77,9 +84,9 @@ struct blob_cache *blob_cache_new(size_t limit_bytes)
 	return c;
 }
 
-static void entry_free(struct entry *e)
+static void entry_free(struct blob_cache *c, struct entry *e)
 {
-	free((void *)e->blob.data);
+	blob_mem_put(c->mem, (void *)e->blob.data, e->blob.size);
 	free(e);
 }
 
@@ -92,10 +99,11 @@ void blob_cache_free(struct blob_cache *c)
 
 		for (; e; e = next) {
 			next = e->hash_next;
-			entry_free(e);
+			entry_free(c, e);
 		}
 	}
 	free(c->buckets);
+	blob_mem_free(c->mem);
 	pthread_cond_destroy(&c->loaded);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -179,14 +187,14 @@ static void evict(struct blob_cache *c)
 	       (c->spent_bytes > BLOB_CACHE_SPENT_KEEP || c->bytes > c->limit)) {
 		e = c->spent.lru_prev;
 		table_remove(c, e);
-		entry_free(e);
+		entry_free(c, e);
 	}
 	e = c->lru.lru_prev;
 	while (c->bytes > c->limit && e != &c->lru) {
 		prev = e->lru_prev;
 		if (e->refs == 0) {
 			table_remove(c, e);
-			entry_free(e);
+			entry_free(c, e);
 		}
 		e = prev;
 	}
@@ -198,6 +206,11 @@ void blob_cache_set_limit(struct blob_cache *c, size_t limit_bytes)
 	c->limit = limit_bytes;
 	evict(c);
 	pthread_mutex_unlock(&c->lock);
+}
+
+void blob_cache_prepare(struct blob_cache *c)
+{
+	blob_mem_start(c->mem);
 }
 
 size_t blob_cache_bytes(struct blob_cache *c)
@@ -228,8 +241,8 @@ static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob
 		     blob_load_fn load, void *ctx, const struct cached_blob **ret_blob)
 {
 	int64_t id = loc->id;
-	unsigned char *data = NULL;
-	size_t size = 0, b;
+	size_t size = (size_t)loc->page_count * SNAPFS_PAGE_SIZE, b;
+	unsigned char *data;
 	struct entry *e;
 	int rc;
 
@@ -252,7 +265,7 @@ static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob
 		if (e->state == ENTRY_FAILED) {
 			rc = e->error;
 			if (--e->refs == 0 && !e->in_table)
-				entry_free(e);
+				entry_free(c, e);
 			pthread_mutex_unlock(&c->lock);
 			return rc;
 		}
@@ -286,16 +299,26 @@ static int cache_get(struct blob_cache *c, const struct blob_loc *loc, enum blob
 		table_grow(c);
 	pthread_mutex_unlock(&c->lock);
 
-	rc = load(ctx, loc, use != BLOB_RANDOM, &data, &size);
+	/* A page count out of range is damage the load reports: no memory
+	 * for it (dst NULL). */
+	if (loc->page_count == 0 || loc->page_count > BLOB_PAGES_MAX) {
+		data = NULL;
+		rc = load(ctx, loc, use != BLOB_RANDOM, NULL);
+		rc = rc < 0 ? rc : -EIO;
+	} else {
+		data = blob_mem_get(c->mem, size);
+		rc = data ? load(ctx, loc, use != BLOB_RANDOM, data) : -ENOMEM;
+	}
 
 	pthread_mutex_lock(&c->lock);
 	if (rc < 0) {
+		blob_mem_put(c->mem, data, size);
 		e->state = ENTRY_FAILED;
 		e->error = rc;
 		table_remove(c, e);
 		e->refs--;
 		if (e->refs == 0)
-			entry_free(e);
+			entry_free(c, e);
 		if (c->waiters)
 			pthread_cond_broadcast(&c->loaded);
 		pthread_mutex_unlock(&c->lock);
@@ -341,10 +364,10 @@ void blob_cache_put(struct blob_cache *c, const struct cached_blob *blob)
 	e->refs--;
 	if (e->refs == 0) {
 		if (!e->in_table) {
-			entry_free(e);
+			entry_free(c, e);
 		} else if (e->once) {
 			table_remove(c, e);
-			entry_free(e);
+			entry_free(c, e);
 		} else {
 			if (e->streamed && e->taken && !e->spent) {
 				lru_unlink(e);

@@ -27,15 +27,18 @@ struct cached_blob {
 	size_t size;
 };
 
-/* Fill *ret_data (malloc'ed, handed to the cache) and *ret_size with the
- * decoded blob at loc, or return a negative error. sequential: the reader
- * goes on in order (see blob_store_load()). */
+/* Decode the blob at loc into dst (the cache's memory, loc->page_count
+ * pages), or return a negative error. sequential: the reader goes on in
+ * order (see blob_store_load()). dst is NULL when loc's page count is 0
+ * or over BLOB_PAGES_MAX: the load must fail (the row is damaged). */
 typedef int (*blob_load_fn)(void *ctx, const struct blob_loc *loc, bool sequential,
-			    unsigned char **ret_data, size_t *ret_size);
+			    unsigned char *dst);
 
 struct blob_cache *blob_cache_new(size_t limit_bytes);
 void blob_cache_free(struct blob_cache *cache);
 void blob_cache_set_limit(struct blob_cache *cache, size_t limit_bytes);
+/* Readers are coming: get memory for their blobs ready (blob_mem.h). */
+void blob_cache_prepare(struct blob_cache *cache);
 
 /* How a reader uses the blob it asks for. */
 enum blob_use {

@@ -28,15 +28,15 @@ struct span {
 };
 
 static int load_from_span(void *ctx, const struct blob_loc *loc, bool sequential,
-			  unsigned char **ret_data, size_t *ret_size)
+			  unsigned char *dst)
 {
 	const struct span *sp = ctx;
 
 	if (loc->pack_id == sp->pack_id && loc->offset >= sp->offset &&
 	    loc->length <= sp->len && loc->offset - sp->offset <= sp->len - loc->length)
 		return blob_store_decode(sp->bs, loc, sp->bytes + (loc->offset - sp->offset),
-					 ret_data, ret_size);
-	return blob_store_load(sp->bs, loc, sequential, ret_data, ret_size);
+					 dst);
+	return blob_store_load(sp->bs, loc, sequential, dst);
 }
 
 /* The end of the span that starts at locs[a]: the index after its last

@@ -345,54 +345,61 @@ static int loc_check(struct blob_store *bs, const struct blob_loc *loc,
 	return 0;
 }
 
-/* Check stored (loc->length bytes) and decode it with dict. */
+/* Check stored (loc->length bytes) and decode it with dict into dst. */
 static int decode(const struct blob_loc *loc, const struct codec_ddict *dict,
-		  const unsigned char *stored, unsigned char **ret_data, size_t *ret_size)
+		  const unsigned char *stored, unsigned char *dst)
 {
-	size_t raw = (size_t)loc->page_count * SNAPFS_PAGE_SIZE;
 	struct codec_ctx *codec = thread_codec();
-	unsigned char *out;
 
 	if (!codec)
 		return -ENOMEM;
 	if (blob_checksum(stored, loc->length) != loc->checksum)
 		return damaged(loc, "checksum mismatch");
-	out = malloc(raw);
-	if (!out)
-		return -ENOMEM;
-	if (codec_decompress(codec, loc->codec, dict, stored, loc->length, out, raw) < 0) {
-		free(out);
+	if (codec_decompress(codec, loc->codec, dict, stored, loc->length, dst,
+			     (size_t)loc->page_count * SNAPFS_PAGE_SIZE) < 0)
 		return damaged(loc, "does not decode");
-	}
-	*ret_data = out;
-	*ret_size = raw;
 	return 0;
 }
 
+/* Read blob loc from its pack (fresh: not from a backend's cache) and
+ * decode it into dst. A blob stored as it is is read straight into dst. */
+static int load(struct blob_store *bs, const struct blob_loc *loc, bool sequential,
+		const struct codec_ddict *dict, unsigned char *dst, bool fresh)
+{
+	unsigned char *stored;
+	int rc;
+
+	if (loc->codec == SNAPFS_CODEC_NONE &&
+	    loc->length == (size_t)loc->page_count * SNAPFS_PAGE_SIZE) {
+		rc = pack_read(bs, loc, sequential, dst, loc->length, loc->offset, fresh);
+		if (rc == 0 && blob_checksum(dst, loc->length) != loc->checksum)
+			rc = damaged(loc, "checksum mismatch");
+		return rc;
+	}
+	stored = malloc(loc->length);
+	if (!stored)
+		return -ENOMEM;
+	rc = pack_read(bs, loc, sequential, stored, loc->length, loc->offset, fresh);
+	if (rc == 0)
+		rc = decode(loc, dict, stored, dst);
+	free(stored);
+	return rc;
+}
+
 int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
-		    bool sequential, unsigned char **ret_data, size_t *ret_size)
+		    bool sequential, unsigned char *dst)
 {
 	const struct codec_ddict *dict;
-	unsigned char *stored;
 	int rc;
 
 	rc = loc_check(bs, loc, &dict);
 	if (rc < 0)
 		return rc;
-	stored = malloc(loc->length);
-	if (!stored)
-		return -ENOMEM;
-	rc = pack_read(bs, loc, sequential, stored, loc->length, loc->offset, false);
-	if (rc == 0)
-		rc = decode(loc, dict, stored, ret_data, ret_size);
+	rc = load(bs, loc, sequential, dict, dst, false);
 	/* A cached copy is never trusted blindly: one that fails is fetched
 	 * again from where the pack lives. */
-	if (rc == -SNAPFS_ECORRUPT && bs->has_backend) {
-		rc = pack_read(bs, loc, sequential, stored, loc->length, loc->offset, true);
-		if (rc == 0)
-			rc = decode(loc, dict, stored, ret_data, ret_size);
-	}
-	free(stored);
+	if (rc == -SNAPFS_ECORRUPT && bs->has_backend)
+		rc = load(bs, loc, sequential, dict, dst, true);
 	return rc;
 }
 
@@ -423,7 +430,7 @@ int blob_store_read_span(struct blob_store *bs, const struct blob_loc *first,
 }
 
 int blob_store_decode(struct blob_store *bs, const struct blob_loc *loc,
-		      const unsigned char *stored, unsigned char **ret_data, size_t *ret_size)
+		      const unsigned char *stored, unsigned char *dst)
 {
 	const struct codec_ddict *dict;
 	int rc;
@@ -431,7 +438,7 @@ int blob_store_decode(struct blob_store *bs, const struct blob_loc *loc,
 	rc = loc_check(bs, loc, &dict);
 	if (rc < 0)
 		return rc;
-	return decode(loc, dict, stored, ret_data, ret_size);
+	return decode(loc, dict, stored, dst);
 }
 
 /* fsync the packs folder, so that a new pack's name is durable. */

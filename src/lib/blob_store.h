@@ -67,14 +67,14 @@ void blob_store_close(struct blob_store *bs);
  * afterwards); punching, truncating and removing packs are refused. */
 void blob_store_set_backend(struct blob_store *bs, const struct pack_backend *be);
 
-/* Read blob loc, check it and decode it into a malloc'ed buffer of
- * page_count pages (*ret_data, owned by the caller, and *ret_size).
- * sequential: the reader goes on with the blobs after this one (the
- * kernel may read ahead); otherwise exactly the blob's bytes are read. A
- * missing pack, short read, bad checksum or failed decode is
- * -SNAPFS_ECORRUPT with the detail in snapfs_errmsg(). */
+/* Read blob loc, check it and decode it into dst (the caller's, room for
+ * loc->page_count pages; left undefined on failure). sequential: the
+ * reader goes on with the blobs after this one (the kernel may read
+ * ahead); otherwise exactly the blob's bytes are read. A missing pack,
+ * short read, bad checksum or failed decode is -SNAPFS_ECORRUPT with the
+ * detail in snapfs_errmsg(). */
 int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
-		    bool sequential, unsigned char **ret_data, size_t *ret_size);
+		    bool sequential, unsigned char *dst);
 
 /* Most bytes blob_store_read_span() reads at once. */
 #define BLOB_STORE_SPAN_MAX ((uint64_t)4 << 20)
@@ -86,9 +86,10 @@ int blob_store_load(struct blob_store *bs, const struct blob_loc *loc,
 int blob_store_read_span(struct blob_store *bs, const struct blob_loc *first,
 			 uint64_t len, const unsigned char **ret_bytes);
 /* Check and decode blob loc from its stored bytes (loc->length of them at
- * stored, read by the caller), as blob_store_load() does after its read. */
+ * stored, read by the caller) into dst, as blob_store_load() does after
+ * its read. */
 int blob_store_decode(struct blob_store *bs, const struct blob_loc *loc,
-		      const unsigned char *stored, unsigned char **ret_data, size_t *ret_size);
+		      const unsigned char *stored, unsigned char *dst);
 /* Make dictionary id (its bytes) known for decoding; a dictionary already
  * known is kept as it is. */
 int blob_store_add_dict(struct blob_store *bs, int64_t id, const void *data, size_t len);

@@ -358,16 +358,21 @@ static int run_add(struct blob_writer *w, uint64_t page_no, int64_t blob_id,
 static int stored_page_equals(struct blob_writer *w, int64_t id, int slot,
 			      const unsigned char *page, bool *ret_equal)
 {
-	unsigned char *data;
-	size_t size;
+	unsigned char *data = NULL;
+	size_t size = 0;
 	int rc;
 
 	if (w->seen_id != id || !w->seen) {
 		struct blob_loc loc;
 
 		rc = catalog_blob_loc(w->cat, id, &loc);
-		if (rc == 0)
-			rc = blob_store_load(w->bs, &loc, false, &data, &size);
+		if (rc == 0) {
+			size = (size_t)loc.page_count * SNAPFS_PAGE_SIZE;
+			data = malloc(size ? size : 1);
+			rc = data ? blob_store_load(w->bs, &loc, false, data) : -ENOMEM;
+		}
+		if (rc < 0)
+			free(data);
 		if (rc == -SNAPFS_ECORRUPT || rc == -ENOENT) {
 			*ret_equal = false;
 			return 0;

@@ -121,6 +121,8 @@ int snapfs_image_open(struct snapfs_store *store, int64_t snapshot_id,
 			prev_end = r->map.first_page + r->map.page_count;
 		img->data_pages += r->map.page_count;
 	}
+	if (count)
+		blob_cache_prepare(store_cache(store));
 	*ret_image = img;
 	rc = 0;
 out_end:

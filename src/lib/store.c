@@ -285,9 +285,9 @@ void snapfs_store_set_cache_size(struct snapfs_store *store, size_t bytes)
 }
 
 int store_load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
-		    unsigned char **ret_data, size_t *ret_size)
+		    unsigned char *dst)
 {
-	return blob_store_load(ctx, loc, sequential, ret_data, ret_size);
+	return blob_store_load(ctx, loc, sequential, dst);
 }
 
 static int add_dict(void *ctx, const struct dict_row *row)

@@ -30,7 +30,7 @@ struct blob_store *store_blobs(struct snapfs_store *store);
 int store_blob_loc(struct snapfs_store *store, int64_t id, struct blob_loc *ret_loc);
 /* blob_load_fn for the store's cache: ctx is store_blobs(store). */
 int store_load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
-		    unsigned char **ret_data, size_t *ret_size);
+		    unsigned char *dst);
 /* The store's decode-ahead workers, started on first use; NULL if they
  * could not be started (reads then decode on their own). */
 struct decode_ahead *store_decode_ahead(struct snapfs_store *store);

@@ -78,19 +78,21 @@ static int advance(struct verify_job *job, uint64_t bytes)
 static int check_blob(void *ctx, const struct blob_loc *loc)
 {
 	struct verify_job *job = ctx;
-	unsigned char *data = NULL;
-	size_t size = 0;
+	size_t size = (size_t)loc->page_count * SNAPFS_PAGE_SIZE;
+	unsigned char *data = malloc(size ? size : 1);
 	int rc;
 
-	rc = blob_store_load(store_blobs(job->store), loc, true, &data, &size);
+	if (!data)
+		return -ENOMEM;
+	rc = blob_store_load(store_blobs(job->store), loc, true, data);
 	if (rc == -SNAPFS_ECORRUPT || rc == -EIO)
 		report(job, "blob %" PRId64 " (pack %" PRId64 ", offset %" PRIu64
 		       "): damaged (missing pack, short pack, checksum or decode fails)",
 		       loc->id, loc->pack_id, loc->offset);
-	else if (rc < 0)
-		return rc;
 	free(data);
-	return advance(job, size);
+	if (rc < 0 && rc != -SNAPFS_ECORRUPT && rc != -EIO)
+		return rc;
+	return advance(job, rc < 0 ? 0 : size);
 }
 
 static int check_dict(void *ctx, const struct dict_row *row)

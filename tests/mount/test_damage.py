@@ -10,6 +10,9 @@ where the blobs table (read with the sqlite3 shell) says they are:
   - the pack file cut off inside a blob (that blob and every later one
     lose their bytes);
   - a blob's checksum changed;
+  - a blob's page count set far out of range, or one short (the read path
+    finds no room for it, or a size that does not decode: EIO, never
+    ENOMEM or bytes of the wrong size);
   - a page_map row pointed at another, valid blob (caught by the run hash);
   - a page_map row's slot moved by one.
 For each: every page of the affected runs fails with EIO (pread, mmap is
@@ -161,6 +164,12 @@ def test(work):
          update(f"UPDATE page_map SET blob_id = {other_blob} WHERE snapshot_id = "
                 f"{sid} AND first_page = {target[0]};"),
          set(range(target[0], target[0] + target[1])), False),
+        ("blob row with a page count out of range",
+         update(f"UPDATE blobs SET page_count = 1099511627776 WHERE id = {find_blob};"),
+         pages_of_blob(target[2]), True),
+        ("blob row with a page count one short",
+         update(f"UPDATE blobs SET page_count = page_count - 1 WHERE id = {find_blob};"),
+         pages_of_blob(target[2]), True),
         ("page_map row with a moved slot",
          update(f"UPDATE page_map SET slot = slot + 1 WHERE snapshot_id = {sid} "
                 f"AND first_page = {runs[0][0]};"),
@@ -172,8 +181,8 @@ def test(work):
         packs = {n: hashlib.sha256(open(os.path.join(store, "packs", n), "rb")
                                    .read()).hexdigest() for n in pack_files(store)}
         return (sql(db, "SELECT first_page, blob_id, slot FROM page_map; "
-                    "SELECT id, checksum, pack_id, pack_offset, stored_size "
-                    "FROM blobs"), packs)
+                    "SELECT id, checksum, pack_id, pack_offset, stored_size, "
+                    "page_count FROM blobs"), packs)
 
     mnt = os.path.join(work, "mnt")
     mem = os.path.join(mnt, "vm", "memory")

@@ -5,13 +5,16 @@
  * are dropped soon after their reader lets go (a long sequential read does
  * not grow the cache), but not before the next request that may straddle
  * them; decode-ahead's blobs stay until a reader takes them; a random
- * reader's interest keeps a streamed blob; the limit holds for all.
+ * reader's interest keeps a streamed blob; the limit holds for all. And
+ * the memory blobs live in (blob_mem.c): slots that never overlap, more
+ * of them than the reserve, the last given back reused first.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blob_cache.h"
+#include "blob_mem.h"
 #include "expect.h"
 #include "snapfs.h"
 
@@ -21,28 +24,22 @@
 static unsigned loads;
 
 static int load_blob(void *ctx, const struct blob_loc *loc, bool sequential,
-		     unsigned char **ret_data, size_t *ret_size)
+		     unsigned char *dst)
 {
-	unsigned char *data = malloc(BLOB_BYTES);
-	int64_t id = loc->id;
-
 	(void)ctx;
 	(void)sequential;
-	if (!data)
-		return -12;
-	memset(data, (int)(id & 0xff), BLOB_BYTES);
+	memset(dst, (int)(loc->id & 0xff), (size_t)loc->page_count * SNAPFS_PAGE_SIZE);
 	loads++;
-	*ret_data = data;
-	*ret_size = BLOB_BYTES;
 	return 0;
 }
 
-/* A place that names blob id only (load_blob needs nothing more). */
+/* A place that names blob id and its size only (load_blob needs nothing
+ * more). */
 static const struct blob_loc *loc_of(int64_t id)
 {
 	static __thread struct blob_loc loc;
 
-	loc = (struct blob_loc){ .id = id };
+	loc = (struct blob_loc){ .id = id, .page_count = BLOB_BYTES / SNAPFS_PAGE_SIZE };
 	return &loc;
 }
 
@@ -137,8 +134,63 @@ static void test_limit_holds(void)
 	blob_cache_free(c);
 }
 
+#define SLOT ((size_t)BLOB_PAGES * SNAPFS_PAGE_SIZE)
+#define SLOTS 1000                            /* 15.6 MiB: several chunks */
+
+static void test_pool_slots(void)
+{
+	struct blob_mem *m = blob_mem_new(SLOT);
+	static unsigned char *slots[SLOTS];
+	unsigned char *other;
+
+	EXPECT(m != NULL);
+	blob_mem_start(m);
+	for (size_t i = 0; i < SLOTS; i++) {
+		slots[i] = blob_mem_get(m, SLOT);
+		EXPECT(slots[i] != NULL);
+		memset(slots[i], (int)(i & 0xff), SLOT);
+	}
+	/* Every slot kept its own bytes: none overlaps another. */
+	for (size_t i = 0; i < SLOTS; i++)
+		EXPECT(slots[i][0] == (unsigned char)(i & 0xff) &&
+		       slots[i][SLOT - 1] == (unsigned char)(i & 0xff));
+	blob_mem_put(m, slots[7], SLOT);
+	EXPECT(blob_mem_get(m, SLOT) == slots[7]);
+	/* Other sizes come from malloc and go back to it. */
+	other = blob_mem_get(m, 3 * SNAPFS_PAGE_SIZE);
+	EXPECT(other != NULL);
+	memset(other, 1, 3 * SNAPFS_PAGE_SIZE);
+	blob_mem_put(m, other, 3 * SNAPFS_PAGE_SIZE);
+	for (size_t i = 0; i < SLOTS; i++)
+		blob_mem_put(m, slots[i], SLOT);
+	blob_mem_free(m);
+	blob_mem_free(NULL);
+}
+
+/* Blobs of the slot size: the cache's own pool serves them. */
+static void test_cache_in_slots(void)
+{
+	struct blob_cache *c = blob_cache_new(LIMIT);
+
+	blob_cache_prepare(c);
+	for (int64_t id = 1; id <= SLOTS; id++) {
+		struct blob_loc loc = { .id = id, .page_count = BLOB_PAGES };
+		const struct cached_blob *b = NULL;
+
+		EXPECT_OK(blob_cache_get(c, &loc, BLOB_RANDOM, load_blob, NULL, &b));
+		EXPECT(b && b->size == SLOT && b->data[SLOT - 1] == (unsigned char)(id & 0xff));
+		blob_cache_put(c, b);
+	}
+	EXPECT(blob_cache_bytes(c) == SLOTS * SLOT);
+	blob_cache_set_limit(c, 10 * SLOT);
+	EXPECT(blob_cache_bytes(c) <= 10 * SLOT);
+	blob_cache_free(c);
+}
+
 int main(void)
 {
+	test_pool_slots();
+	test_cache_in_slots();
 	test_random_blobs_stay();
 	test_stream_is_bounded();
 	test_ahead_waits_for_its_reader();
