@@ -42,9 +42,10 @@
 #                      (default /var/tmp/snapfs-bench; a full run leaves ~3 GiB there)
 #   SNAPFS             a snapfs binary to use instead of building one
 #   SNAPFS_S3_CLIENT   an s3_client_test binary (the remote phase) instead of build-bench's
+#   SNAPFS_READCOST    a readcost binary (tests/bench/readcost.c) instead of build-bench's
 #
 # Builds snapfs from this tree in build-bench/ (meson, buildtype
-# debugoptimized as the project's default), and the helpers nullfs.c and
+# debugoptimized as the project's default; with it tests/bench/readcost), and the helpers nullfs.c and
 # randread.c into $SNAPFS_BENCH_DIR/bin. Results: $SNAPFS_BENCH_DIR/results.md
 # (also printed) and results.json (every sample).
 set -euo pipefail
@@ -104,7 +105,7 @@ if [[ -z ${SNAPFS:-} ]]; then
 	if [[ ! -f $root/build-bench/build.ninja ]]; then
 		meson setup "$root/build-bench" "$root" >/dev/null
 	fi
-	if ! ninja -C "$root/build-bench" src/cli/snapfs tests/remote/s3_client_test \
+	if ! ninja -C "$root/build-bench" src/cli/snapfs tests/remote/s3_client_test tests/bench/readcost \
 		>"$dir/build.log" 2>&1; then
 		echo "run.sh: building snapfs failed (see $dir/build.log)" >&2
 		[[ -x $root/build-bench/src/cli/snapfs ]] || exit 1
@@ -126,8 +127,10 @@ if [[ -d $dir/mnt ]]; then
 fi
 
 s3_client=${SNAPFS_S3_CLIENT:-$root/build-bench/tests/remote/s3_client_test}
+readcost=${SNAPFS_READCOST:-$root/build-bench/tests/bench/readcost}
+[[ -x $readcost ]] || readcost=
 python3 "$here/bench.py" --snapfs "$SNAPFS" --nullfs "$dir/bin/nullfs" \
-	--randread "$dir/bin/randread" --replay "$dir/bin/replay" \
+	--randread "$dir/bin/randread" --replay "$dir/bin/replay" ${readcost:+--readcost "$readcost"} \
 	--uffd-client "$dir/bin/uffd_client" --s3-client "$s3_client" --dir "$dir" "${args[@]}"
 
 if $profile; then
