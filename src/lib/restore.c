@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "errors.h"
@@ -30,35 +32,56 @@ struct restore_job {
 	bool sparse;                   /* skip holes (seekable regular file) */
 	const struct snapfs_progress *progress;
 	uint64_t done, total;
-	unsigned char *buf;
+	unsigned char *buf;            /* the core file's bytes on their way */
 };
 
-static int write_full(struct restore_job *job, const unsigned char *buf,
-		      size_t len, uint64_t off)
+/* Write the count buffers of iov (changed as they go out), which hold
+ * the output's bytes from off. */
+static int write_full(struct restore_job *job, struct iovec *iov, int count, uint64_t off)
 {
-	size_t put = 0;
-
-	while (put < len) {
-		ssize_t n = job->sparse ? pwrite(job->fd, buf + put, len - put, (off_t)(off + put))
-					: write(job->fd, buf + put, len - put);
+	while (count > 0) {
+		int n_iov = count < IOV_MAX ? count : IOV_MAX;
+		ssize_t n = job->sparse ? pwritev(job->fd, iov, n_iov, (off_t)off)
+					: writev(job->fd, iov, n_iov);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return error_set(-errno, "output '%s': write at offset 0x%llx: %s",
-					 job->output, (unsigned long long)(off + put),
-					 errno_text(errno));
+					 job->output, (unsigned long long)off, errno_text(errno));
 		}
-		put += (size_t)n;
+		off += (uint64_t)n;
+		/* Past what went out: whole buffers, then part of one. */
+		while (count > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			count--;
+		}
+		if (count > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
 	}
 	return 0;
 }
 
-/* The file written: the memory file, or the core file. */
-static ssize_t job_read(struct restore_job *job, void *buf, size_t len, uint64_t off)
+/* Write len bytes of the image at off straight from the cache of
+ * decoded blobs (the mount's zero-copy slices): no copy in between. */
+static int copy_slices(struct restore_job *job, size_t len, uint64_t off)
 {
-	return job->core ? snapfs_core_read(job->core, buf, len, off)
-			 : snapfs_image_read(job->img, buf, len, off);
+	struct snapfs_read_slices s;
+	int rc;
+
+	rc = snapfs_image_read_slices(job->img, off, len, &s);
+	if (rc < 0)
+		return error_set(rc, "read at offset 0x%llx: %s", (unsigned long long)off,
+				 snapfs_strerror(rc));
+	if (s.len != len)
+		rc = error_set(-EIO, "read at offset 0x%llx: short read", (unsigned long long)off);
+	else
+		rc = write_full(job, s.iov, (int)s.count, off);
+	snapfs_read_slices_release(&s);
+	return rc;
 }
 
 static int64_t job_seek(struct restore_job *job, uint64_t off, int whence)
@@ -82,14 +105,20 @@ static int copy_range(struct restore_job *job, uint64_t start, uint64_t end)
 
 		if (job->progress->cancel && *job->progress->cancel)
 			return error_set(-SNAPFS_ECANCELED, "interrupted");
-		n = job_read(job, job->buf, len, at);
-		if (n < 0)
-			return error_set((int)n, "read at offset 0x%llx: %s",
-					 (unsigned long long)at, snapfs_strerror((int)n));
-		if ((size_t)n != len)
-			return error_set(-EIO, "read at offset 0x%llx: short read",
-					 (unsigned long long)at);
-		rc = write_full(job, job->buf, len, at);
+		if (!job->core) {
+			rc = copy_slices(job, len, at);
+		} else {
+			struct iovec iov = { .iov_base = job->buf, .iov_len = len };
+
+			n = snapfs_core_read(job->core, job->buf, len, at);
+			if (n < 0)
+				return error_set((int)n, "read at offset 0x%llx: %s",
+						 (unsigned long long)at, snapfs_strerror((int)n));
+			if ((size_t)n != len)
+				return error_set(-EIO, "read at offset 0x%llx: short read",
+						 (unsigned long long)at);
+			rc = write_full(job, &iov, 1, at);
+		}
 		if (rc < 0)
 			return rc;
 		at += len;
@@ -239,8 +268,9 @@ static int write_out(struct snapfs_store *store, const char *name, bool core,
 		goto out_close;
 	job.total = job.core ? snapfs_core_data_bytes(job.core)
 			     : snapfs_image_data_pages(job.img) * SNAPFS_PAGE_SIZE;
-	job.buf = malloc(RESTORE_CHUNK);
-	if (!job.buf) {
+	/* The memory file goes out from the cache itself (copy_slices()). */
+	job.buf = job.core ? malloc(RESTORE_CHUNK) : NULL;
+	if (job.core && !job.buf) {
 		rc = -ENOMEM;
 		goto out_close;
 	}
