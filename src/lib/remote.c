@@ -338,6 +338,7 @@ static void blocks_mark(int map_fd, uint64_t first, uint64_t last)
 struct cache_file {
 	char name[256];
 	time_t mtime;
+	uint64_t bytes;              /* on disk */
 };
 
 static int by_mtime(const void *a, const void *b)
@@ -355,6 +356,7 @@ static int by_mtime(const void *a, const void *b)
 static void cache_evict(struct remote *r)
 {
 	struct cache_file *files = NULL, *more;
+	uint64_t total = 0;
 	size_t count = 0;
 	struct dirent *e;
 	struct stat st;
@@ -373,14 +375,18 @@ static void cache_evict(struct remote *r)
 			break;
 		files = more;
 		snprintf(files[count].name, sizeof(files[count].name), "%s", e->d_name);
-		files[count++].mtime = st.st_mtime;
+		files[count].mtime = st.st_mtime;
+		files[count++].bytes = (uint64_t)st.st_blocks * 512;
+		total += (uint64_t)st.st_blocks * 512;
 	}
 	if (!files) {                    /* nothing cached (or no memory) */
 		closedir(d);
 		return;
 	}
 	qsort(files, count, sizeof(*files), by_mtime);
-	for (size_t i = 0; i < count && cache_scan(r->cache_dir) > r->cache_limit / 10 * 9; i++) {
+	/* Each pack emptied takes its bytes off the count; the directory is
+	 * counted again once, at the end (other processes share it). */
+	for (size_t i = 0; i < count && total > r->cache_limit / 10 * 9; i++) {
 		char map[sizeof(files->name)];
 		size_t stem = strlen(files[i].name) - strlen(".data");
 		int fd;
@@ -395,9 +401,10 @@ static void cache_evict(struct remote *r)
 		}
 		fd = openat(dirfd(d), files[i].name, O_RDWR | O_CLOEXEC);
 		if (fd >= 0) {
-			if (fstat(fd, &st) == 0)
-				fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-					  st.st_size);
+			if (fstat(fd, &st) == 0 &&
+			    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				      st.st_size) == 0)
+				total -= files[i].bytes;
 			close(fd);
 		}
 	}
