@@ -586,9 +586,16 @@ static int read_data_header(struct gw_input *in, const struct mf_seg *seg)
 	return 0;
 }
 
+/* pages_meta.img read in order from off, for a gw_input. */
+struct meta_file {
+	int fd;
+	uint64_t off;
+	char shown[4200];            /* "source 'PATH': pages_meta.img" */
+};
+
 static ssize_t file_read(void *ctx, unsigned char *buf, size_t len)
 {
-	struct { int fd; uint64_t off; const char *shown; } *f = ctx;
+	struct meta_file *f = ctx;
 	ssize_t n = pread_full(f->fd, buf, len, f->off);
 
 	if (n < 0)
@@ -596,6 +603,22 @@ static ssize_t file_read(void *ctx, unsigned char *buf, size_t len)
 				 (unsigned long long)f->off, errno_text((int)-n));
 	f->off += (uint64_t)n;
 	return n;
+}
+
+/* A gw_input over pages_meta.img (fd) from off, reading through f (the
+ * caller's, alive as long as the input). Free with free(); NULL when out
+ * of memory. */
+static struct gw_input *meta_input_open(const struct source *src, int fd, uint64_t off,
+					struct meta_file *f)
+{
+	struct gw_input *in = malloc(sizeof(*in));
+
+	f->fd = fd;
+	f->off = off;
+	snprintf(f->shown, sizeof(f->shown), "source '%s': %s", src->path, GVISOR_META_FILE);
+	if (in)
+		gw_input_init(in, file_read, f, f->shown);
+	return in;
 }
 
 /* true if b (10 bytes) is a state graph header: a 10-byte varint with
@@ -773,17 +796,12 @@ out_free:
 
 static int open_state_meta(struct source *src, int meta_fd, int dirfd, struct note_list *notes)
 {
-	struct { int fd; uint64_t off; const char *shown; } f = { meta_fd, 0, NULL };
-	struct gw_input *in;
-	char shown[4200];
+	struct meta_file f;
+	struct gw_input *in = meta_input_open(src, meta_fd, 0, &f);
 	int rc;
 
-	snprintf(shown, sizeof(shown), "source '%s': %s", src->path, GVISOR_META_FILE);
-	f.shown = shown;
-	in = malloc(sizeof(*in));
 	if (!in)
 		return -ENOMEM;
-	gw_input_init(in, file_read, &f, shown);
 	rc = open_state_with_pages(src, dirfd, in, MF_BYTES_AUTO, GVISOR_META_FILE, notes);
 	free(in);
 	return rc;
@@ -1157,18 +1175,14 @@ out_release:
 static int lay_out_private(struct source *src, int fd, uint64_t off, uint64_t st_size,
 			   uint64_t *pages_off, struct note_list *notes)
 {
-	struct { int fd; uint64_t off; const char *shown; } f = { fd, off, NULL };
-	char shown[4200], **labels = NULL;
-	struct gw_input *in;
+	struct meta_file f;
+	struct gw_input *in = meta_input_open(src, fd, off, &f);
+	char **labels = NULL;
 	size_t count = 0;
 	int rc;
 
-	snprintf(shown, sizeof(shown), "source '%s': %s", src->path, GVISOR_META_FILE);
-	f.shown = shown;
-	in = malloc(sizeof(*in));
 	if (!in)
 		return -ENOMEM;
-	gw_input_init(in, file_read, &f, shown);
 	rc = private_owners(in, true, &labels, &count);
 	if (rc < 0)
 		goto out_free;
