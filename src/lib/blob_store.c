@@ -2,10 +2,12 @@
 /*
  * Pack files: append-only files of compressed blobs in STORE/packs/, named
  * after their id in the packs table (never after anything else the
- * database says). Readers keep two descriptors per pack: one with the
- * kernel's readahead off, so that a cold random blob costs exactly one disk
- * request of its own size, and one left to readahead for readers that go
- * on in order.
+ * database says). Readers keep three descriptors per pack: one opened
+ * O_DIRECT, so that a cold random blob costs exactly one disk request for
+ * the sectors that hold it and nothing in the page cache (the blob cache
+ * above keeps the decoded bytes); one with the kernel's readahead off,
+ * for file systems without direct I/O and for spans; and one left to
+ * readahead for readers that go on in order.
  */
 #include "blob_store.h"
 
@@ -30,7 +32,13 @@ struct pack_fds {
 	int64_t id;
 	int random_fd;               /* POSIX_FADV_RANDOM: no readahead */
 	int seq_fd;                  /* default readahead */
+	int direct_fd;               /* O_DIRECT, or -1 where the file system has none */
+	unsigned direct_align;       /* its offsets and lengths in multiples of this */
 };
+
+/* Direct reads go through a buffer aligned to this; a file system that
+ * asks more of memory is read through the page cache. */
+#define DIRECT_MEM_ALIGN 4096u
 
 struct known_dict {
 	int64_t id;
@@ -86,15 +94,21 @@ void blob_store_set_backend(struct blob_store *bs, const struct pack_backend *be
 	bs->has_backend = true;
 }
 
+static void pack_fds_close(const struct pack_fds *fds)
+{
+	close(fds->random_fd);
+	close(fds->seq_fd);
+	if (fds->direct_fd >= 0)
+		close(fds->direct_fd);
+}
+
 void blob_store_close(struct blob_store *bs)
 {
 	if (!bs)
 		return;
 	blob_store_append_end(bs, true);
-	for (size_t i = 0; i < bs->pack_count; i++) {
-		close(bs->packs[i].random_fd);
-		close(bs->packs[i].seq_fd);
-	}
+	for (size_t i = 0; i < bs->pack_count; i++)
+		pack_fds_close(&bs->packs[i]);
 	free(bs->packs);
 	for (size_t i = 0; i < bs->dict_count; i++)
 		codec_ddict_free(bs->dicts[i].ddict);
@@ -112,8 +126,28 @@ static const struct pack_fds *find_pack(const struct blob_store *bs, int64_t id)
 	return NULL;
 }
 
-/* The descriptor to read pack id with, opening the pack on first use. */
-static int pack_fd(struct blob_store *bs, int64_t id, bool sequential, int *ret_fd)
+/* Open path O_DIRECT into fds, if its file system reads that way with
+ * alignments this file can meet (statx STATX_DIOALIGN); else -1. */
+static void direct_open(const char *path, struct pack_fds *fds)
+{
+	struct statx stx;
+
+	fds->direct_fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (fds->direct_fd < 0)
+		return;
+	if (statx(fds->direct_fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) < 0 ||
+	    !(stx.stx_mask & STATX_DIOALIGN) || stx.stx_dio_offset_align == 0 ||
+	    stx.stx_dio_offset_align > DIRECT_MEM_ALIGN ||
+	    stx.stx_dio_mem_align > DIRECT_MEM_ALIGN) {
+		close(fds->direct_fd);
+		fds->direct_fd = -1;
+		return;
+	}
+	fds->direct_align = stx.stx_dio_offset_align;
+}
+
+/* The descriptors of pack id (a copy), opening the pack on first use. */
+static int pack_fds_get(struct blob_store *bs, int64_t id, struct pack_fds *ret_fds)
 {
 	const struct pack_fds *p;
 	struct pack_fds fds;
@@ -123,7 +157,7 @@ static int pack_fd(struct blob_store *bs, int64_t id, bool sequential, int *ret_
 	pthread_rwlock_rdlock(&bs->lock);
 	p = find_pack(bs, id);
 	if (p)
-		*ret_fd = sequential ? p->seq_fd : p->random_fd;
+		*ret_fds = *p;
 	pthread_rwlock_unlock(&bs->lock);
 	if (p)
 		return 0;
@@ -143,6 +177,7 @@ static int pack_fd(struct blob_store *bs, int64_t id, bool sequential, int *ret_
 		return rc;
 	}
 	posix_fadvise(fds.random_fd, 0, 0, POSIX_FADV_RANDOM);
+	direct_open(path, &fds);
 
 	pthread_rwlock_wrlock(&bs->lock);
 	p = find_pack(bs, id);           /* another thread may have won */
@@ -152,8 +187,7 @@ static int pack_fd(struct blob_store *bs, int64_t id, bool sequential, int *ret_
 
 		if (!bigger) {
 			pthread_rwlock_unlock(&bs->lock);
-			close(fds.random_fd);
-			close(fds.seq_fd);
+			pack_fds_close(&fds);
 			return -ENOMEM;
 		}
 		bs->packs = bigger;
@@ -161,12 +195,11 @@ static int pack_fd(struct blob_store *bs, int64_t id, bool sequential, int *ret_
 	}
 	if (!p) {
 		bs->packs[bs->pack_count++] = fds;
-		p = &fds;
+		*ret_fds = fds;
 	} else {
-		close(fds.random_fd);
-		close(fds.seq_fd);
+		*ret_fds = *p;
+		pack_fds_close(&fds);
 	}
-	*ret_fd = sequential ? p->seq_fd : p->random_fd;
 	pthread_rwlock_unlock(&bs->lock);
 	return 0;
 }
@@ -222,6 +255,8 @@ struct thread_state {
 	struct codec_ctx *codec;
 	unsigned char *span;
 	size_t span_cap;
+	unsigned char *direct;       /* DIRECT_MEM_ALIGN-aligned */
+	size_t direct_cap;
 };
 
 static pthread_key_t state_key;
@@ -235,6 +270,7 @@ static void thread_state_free(void *arg)
 		return;
 	codec_ctx_free(ts->codec);
 	free(ts->span);
+	free(ts->direct);
 	free(ts);
 }
 
@@ -283,13 +319,15 @@ static int damaged(const struct blob_loc *loc, const char *why)
 			 "): %s", loc->id, loc->pack_id, loc->offset, why);
 }
 
-/* Read exactly len bytes at off; a short read is damage (a cut pack). */
-static int read_exact(int fd, void *buf, size_t len, uint64_t off, const struct blob_loc *loc)
+/* Read at least need bytes at off, up to want, into buf; a file that
+ * ends first is damage (a cut pack). */
+static int read_at_least(int fd, void *buf, size_t need, size_t want, uint64_t off,
+			 const struct blob_loc *loc)
 {
 	size_t done = 0;
 
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+	while (done < need) {
+		ssize_t n = pread(fd, (char *)buf + done, want - done, (off_t)(off + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -304,22 +342,68 @@ static int read_exact(int fd, void *buf, size_t len, uint64_t off, const struct 
 	return 0;
 }
 
+static int read_exact(int fd, void *buf, size_t len, uint64_t off, const struct blob_loc *loc)
+{
+	return read_at_least(fd, buf, len, len, off, loc);
+}
+
 /* Read len bytes of loc's pack at off: from the pack file, or through the
  * store's backend (fresh: not from its cache). The one place a pack read
  * chooses where it goes. */
 static int pack_read(struct blob_store *bs, const struct blob_loc *loc, bool sequential,
 		     void *buf, size_t len, uint64_t off, bool fresh)
 {
-	int fd, rc;
+	struct pack_fds fds;
+	int rc;
 
 	if (bs->has_backend) {
 		rc = bs->backend.read(bs->backend.ctx, loc->pack_id, off, len, buf, fresh);
 		return rc == -ENOENT ? damaged(loc, "its pack is not in the bucket") : rc;
 	}
-	rc = pack_fd(bs, loc->pack_id, sequential, &fd);
+	rc = pack_fds_get(bs, loc->pack_id, &fds);
 	if (rc < 0)
 		return rc;
-	return read_exact(fd, buf, len, off, loc);
+	return read_exact(sequential ? fds.seq_fd : fds.random_fd, buf, len, off, loc);
+}
+
+/* Read loc's stored bytes O_DIRECT: the sectors that hold them, into the
+ * thread's aligned buffer (*ret_bytes, valid until the thread's next
+ * call). *ret_bytes is NULL when the pack cannot be read that way: read
+ * it through the page cache instead. */
+static int direct_read(struct blob_store *bs, const struct blob_loc *loc,
+		       const unsigned char **ret_bytes)
+{
+	struct thread_state *ts = thread_state();
+	struct pack_fds fds;
+	uint64_t start, need, want;
+	int rc;
+
+	*ret_bytes = NULL;
+	if (!ts)
+		return -ENOMEM;
+	rc = pack_fds_get(bs, loc->pack_id, &fds);
+	if (rc < 0 || fds.direct_fd < 0)
+		return rc;
+	start = loc->offset / fds.direct_align * fds.direct_align;
+	need = loc->offset + loc->length - start;
+	want = (need + fds.direct_align - 1) / fds.direct_align * fds.direct_align;
+	if (ts->direct_cap < want) {
+		size_t cap = (size_t)(want + DIRECT_MEM_ALIGN - 1) / DIRECT_MEM_ALIGN * DIRECT_MEM_ALIGN;
+		unsigned char *bigger = aligned_alloc(DIRECT_MEM_ALIGN, cap);
+
+		if (!bigger)
+			return -ENOMEM;
+		free(ts->direct);
+		ts->direct = bigger;
+		ts->direct_cap = cap;
+	}
+	rc = read_at_least(fds.direct_fd, ts->direct, (size_t)need, (size_t)want, start, loc);
+	if (rc == -EINVAL)
+		return 0;               /* not after all: through the page cache */
+	if (rc < 0)
+		return rc;
+	*ret_bytes = ts->direct + (loc->offset - start);
+	return 0;
 }
 
 /* The dictionary loc needs (NULL for none) in *ret_dict, after checking
@@ -366,9 +450,18 @@ static int decode(const struct blob_loc *loc, const struct codec_ddict *dict,
 static int load(struct blob_store *bs, const struct blob_loc *loc, bool sequential,
 		const struct codec_ddict *dict, unsigned char *dst, bool fresh)
 {
+	const unsigned char *direct;
 	unsigned char *stored;
 	int rc;
 
+	/* A random reader's blob: straight from the disk. Not for a writer,
+	 * whose packs may have dirty pages a direct read would first flush
+	 * (a save's dedup check reads what it just wrote). */
+	if (!sequential && !bs->has_backend && !bs->writable) {
+		rc = direct_read(bs, loc, &direct);
+		if (rc < 0 || direct)
+			return rc < 0 ? rc : decode(loc, dict, direct, dst);
+	}
 	if (loc->codec == SNAPFS_CODEC_NONE &&
 	    loc->length == (size_t)loc->page_count * SNAPFS_PAGE_SIZE) {
 		rc = pack_read(bs, loc, sequential, dst, loc->length, loc->offset, fresh);
