@@ -3,9 +3,11 @@
  * readcost: what snapfs itself spends on a cold random 4 KiB read, without
  * the disk and without FUSE: the reads of randread's offsets through
  * libsnapfs, with the store's packs in the page cache (a first, untimed
- * pass reads every offset) and a decoded-blob cache too small to keep a
- * blob from one read to the next (every timed read finds its blob, reads
- * its stored bytes from the page cache, checks and decodes it).
+ * pass reads every offset; the store is opened read-write, whose random
+ * reads go through the page cache, not O_DIRECT as the mount's) and a
+ * decoded-blob cache too small to keep a blob from one read to the next
+ * (every timed read finds its blob, reads its stored bytes from the page
+ * cache, checks and decodes it).
  *
  *   readcost STORE NAME OFFSETS
  *
@@ -95,7 +97,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "readcost: %s: %s\n", argv[3], strerror(-rc));
 		return 1;
 	}
-	rc = snapfs_store_open(argv[1], SNAPFS_OPEN_READONLY, &store);
+	/* Read-write: a writer reads random blobs through the page cache,
+	 * where a read-only open (the mount's) reads them O_DIRECT from the
+	 * disk, which this helper leaves out. Nothing is written. */
+	rc = snapfs_store_open(argv[1], 0, &store);
 	if (rc == 0)
 		rc = snapfs_snapshot_get(store, argv[2], &snap);
 	if (rc == 0)
