@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * The pool of blob_mem.h: chunks of 2 MiB, faulted in off the readers'
- * path, cut into
- * slots kept on a stack of free slots (the last one given back is the
- * first one reused: it is the warmest in the CPU's cache). A filler
- * thread (SCHED_IDLE) maps and faults in a chunk whenever fewer than
- * RESERVE_BYTES are free; a reader that finds none maps one itself. Chunks are unmapped only when
- * the pool goes: the cache above bounds how many slots are in use.
+ * path, cut into slots kept on a stack of free slots (the last one given
+ * back is the first one reused: it is the warmest in the CPU's cache). A
+ * filler thread (SCHED_IDLE) maps and faults in a chunk whenever fewer
+ * than RESERVE_BYTES are free; a reader that finds none maps one itself.
+ * Chunks are unmapped only when the pool goes: the cache above bounds how
+ * many slots are in use.
  */
 #include "blob_mem.h"
 

@@ -9,6 +9,8 @@
 
 #include <stdlib.h>
 
+#include "snapfs.h"
+
 static int loc_by_place(const void *a, const void *b)
 {
 	const struct blob_loc *x = a, *y = b;
@@ -31,11 +33,20 @@ static int load_from_span(void *ctx, const struct blob_loc *loc, bool sequential
 			  unsigned char *dst)
 {
 	const struct span *sp = ctx;
+	int rc;
 
 	if (loc->pack_id == sp->pack_id && loc->offset >= sp->offset &&
-	    loc->length <= sp->len && loc->offset - sp->offset <= sp->len - loc->length)
-		return blob_store_decode(sp->bs, loc, sp->bytes + (loc->offset - sp->offset),
-					 dst);
+	    loc->length <= sp->len && loc->offset - sp->offset <= sp->len - loc->length) {
+		rc = blob_store_decode(sp->bs, loc, sp->bytes + (loc->offset - sp->offset),
+				       dst);
+		/* The span may have come from a remote store's cache, whose
+		 * copy is never trusted blindly: a blob that fails is loaded
+		 * on its own, which fetches it again from where its pack lives
+		 * (a local pack is only read again). A reader waiting for this
+		 * blob would otherwise take the failure. */
+		if (rc != -SNAPFS_ECORRUPT)
+			return rc;
+	}
 	return blob_store_load(sp->bs, loc, sequential, dst);
 }
 
